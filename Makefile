@@ -1,0 +1,42 @@
+# ztnc — the two commands a new machine needs are `make demo` and `make test`; both install
+# what is missing first (scripts/deps.sh).
+
+GO      ?= go
+BIN     := bin/ztnc-run
+FUZZTIME ?= 20s
+
+.PHONY: all deps build demo test unit vet fuzz bench clean
+
+all: build
+
+deps:
+	./scripts/deps.sh
+
+build:
+	$(GO) build -o $(BIN) ./cmd/ztnc-run
+
+# The main job: an offline demo of ztnc-run.
+demo: deps build
+	./scripts/demo.sh
+
+# Everything CI runs: static checks, unit tests, integration tests with real programs.
+test: deps vet
+	$(GO) test -count=1 -timeout 60m ./...
+
+unit: vet
+	$(GO) test -count=1 -short ./...
+
+vet:
+	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
+		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
+	$(GO) vet ./...
+
+# Runs every fuzz target for FUZZTIME each.
+fuzz:
+	./scripts/fuzz.sh $(FUZZTIME)
+
+bench: deps build
+	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+clean:
+	rm -rf bin
