@@ -1,0 +1,219 @@
+package notify
+
+import (
+	"errors"
+	"fmt"
+	"sync"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// ERESTARTSYS is the kernel's internal "restart this call" error. Answering a notification with
+// it makes the kernel treat the call as interrupted by the signal the thread has pending: the
+// call restarts if the handler has SA_RESTART (or there is no handler) and fails with EINTR
+// otherwise, exactly as a native blocking call would.
+const ERESTARTSYS = unix.Errno(512)
+
+// ErrClosed is returned by Receive after Close.
+var ErrClosed = errors.New("notify: listener closed")
+
+// ErrGone means the notification no longer exists: the trapped thread was interrupted by a
+// signal (the call will come back as a new notification if it restarts) or it died.
+var ErrGone = errors.New("notify: notification gone")
+
+// Notification is one trapped system call (struct seccomp_notif).
+type Notification struct {
+	ID    uint64
+	Pid   uint32 // thread id, in the supervisor's pid namespace
+	Flags uint32
+	Nr    int32
+	Arch  uint32
+	IP    uint64
+	Args  [6]uint64
+}
+
+type notifResp struct {
+	id    uint64
+	val   int64
+	error int32
+	flags uint32
+}
+
+type notifAddFD struct {
+	id         uint64
+	flags      uint32
+	srcfd      uint32
+	newfd      uint32
+	newfdFlags uint32
+}
+
+// Listener is the supervisor's end of a filter: it receives and answers notifications.
+type Listener struct {
+	fd     int
+	wakeFd int // eventfd that makes a blocked Receive return ErrClosed
+
+	// Send is true when the kernel can inject an fd and answer in one step
+	// (SECCOMP_ADDFD_FLAG_SEND, Linux 5.14). Without it AddFD injects, then answers, and an fd
+	// injected into a thread that a signal interrupts in between stays open in that process.
+	Send bool
+	// Killable is true when the filter waits killably after a notification is received
+	// (SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV, Linux 5.19): a thread's other signals then stay
+	// pending until the call is answered (see SignalPending and ERESTARTSYS). Without it a signal
+	// abandons the notification, which Valid then reports.
+	Killable bool
+
+	closeOnce sync.Once
+}
+
+// NewListener wraps a listener fd taken from the stage and probes the kernel's ADDFD support.
+func NewListener(fd int) (*Listener, error) {
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		return nil, fmt.Errorf("notify: eventfd: %w", err)
+	}
+	l := &Listener{fd: fd, wakeFd: wake}
+	// An ADDFD for an id that does not exist fails with ENOENT once the kernel has parsed the
+	// request, and with EINVAL earlier when it does not know the flags (or the ioctl).
+	probe := func(flags uint32) unix.Errno {
+		a := notifAddFD{id: ^uint64(0), flags: flags, srcfd: uint32(wake)}
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(fd), unix.SECCOMP_IOCTL_NOTIF_ADDFD, uintptr(unsafe.Pointer(&a)))
+		return e
+	}
+	if probe(0) != unix.ENOENT {
+		l.Close()
+		return nil, errors.New("kernel lacks SECCOMP_IOCTL_NOTIF_ADDFD (Linux 5.9+ required)")
+	}
+	l.Send = probe(unix.SECCOMP_ADDFD_FLAG_SEND) == unix.ENOENT
+	return l, nil
+}
+
+// Fd is the listener's file descriptor.
+func (l *Listener) Fd() int { return l.fd }
+
+// Close releases the listener; the filter then fails trapped calls with ENOSYS. A blocked
+// Receive returns ErrClosed.
+func (l *Listener) Close() error {
+	l.closeOnce.Do(func() {
+		var one = [8]byte{1}
+		unix.Write(l.wakeFd, one[:])
+		unix.Close(l.fd)
+	})
+	return nil
+}
+
+// Receive waits for the next notification. It returns ErrClosed after Close and unix.EPIPE
+// (wrapped) when no process uses the filter any more.
+func (l *Listener) Receive(n *Notification) error {
+	for {
+		fds := []unix.PollFd{{Fd: int32(l.fd), Events: unix.POLLIN}, {Fd: int32(l.wakeFd), Events: unix.POLLIN}}
+		if _, err := unix.Poll(fds, -1); err != nil {
+			if err == unix.EINTR {
+				continue
+			}
+			return fmt.Errorf("notify: poll: %w", err)
+		}
+		if fds[1].Revents != 0 {
+			return ErrClosed
+		}
+		if fds[0].Revents&unix.POLLIN == 0 {
+			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+				return fmt.Errorf("notify: no process left: %w", unix.EPIPE)
+			}
+			continue
+		}
+		*n = Notification{}
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(n)))
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR, unix.ENOENT:
+			// ENOENT: the thread was interrupted between queueing and our receive.
+			continue
+		default:
+			return fmt.Errorf("notify: receive: %w", e)
+		}
+	}
+}
+
+func (l *Listener) send(r *notifResp) error {
+	for {
+		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(r)))
+		switch e {
+		case 0:
+			return nil
+		case unix.EINTR:
+			continue
+		case unix.ENOENT:
+			return ErrGone
+		default:
+			return fmt.Errorf("notify: respond: %w", e)
+		}
+	}
+}
+
+// Return makes the trapped call return val.
+func (l *Listener) Return(id uint64, val int64) error {
+	return l.send(&notifResp{id: id, val: val})
+}
+
+// Fail makes the trapped call fail with errno (which may be ERESTARTSYS).
+func (l *Listener) Fail(id uint64, errno unix.Errno) error {
+	return l.send(&notifResp{id: id, error: -int32(errno)})
+}
+
+// Continue lets the kernel run the call as if it had not been trapped.
+func (l *Listener) Continue(id uint64) error {
+	return l.send(&notifResp{id: id, flags: unix.SECCOMP_USER_NOTIF_FLAG_CONTINUE})
+}
+
+// Valid reports whether the notification still waits for an answer.
+func (l *Listener) Valid(id uint64) bool {
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
+	return e == 0
+}
+
+// AddFDReturn installs a copy of fd in the trapped process at its lowest free number (with
+// FD_CLOEXEC if cloexec) and makes the trapped call return that number, atomically when the
+// kernel supports it. On ErrGone nothing was installed (with Send) and the call was not answered.
+func (l *Listener) AddFDReturn(id uint64, fd int, cloexec bool) (int, error) {
+	a := notifAddFD{id: id, srcfd: uint32(fd)}
+	if cloexec {
+		a.newfdFlags = unix.O_CLOEXEC
+	}
+	if l.Send {
+		a.flags = unix.SECCOMP_ADDFD_FLAG_SEND
+	}
+	nfd, err := l.addfd(&a)
+	if err != nil || l.Send {
+		return nfd, err
+	}
+	return nfd, l.Return(id, int64(nfd))
+}
+
+// AddFDAt installs a copy of fd in the trapped process at number target, replacing what is
+// there like dup2 (close-on-exec if cloexec). The call stays unanswered.
+func (l *Listener) AddFDAt(id uint64, fd, target int, cloexec bool) error {
+	a := notifAddFD{id: id, srcfd: uint32(fd), newfd: uint32(target), flags: unix.SECCOMP_ADDFD_FLAG_SETFD}
+	if cloexec {
+		a.newfdFlags = unix.O_CLOEXEC
+	}
+	_, err := l.addfd(&a)
+	return err
+}
+
+func (l *Listener) addfd(a *notifAddFD) (int, error) {
+	for {
+		r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_ADDFD, uintptr(unsafe.Pointer(a)))
+		switch e {
+		case 0:
+			return int(r), nil
+		case unix.EINTR:
+			continue
+		case unix.ENOENT, unix.ESRCH:
+			return -1, ErrGone
+		default:
+			return -1, fmt.Errorf("notify: add fd: %w", e)
+		}
+	}
+}
