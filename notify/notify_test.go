@@ -65,6 +65,13 @@ func child(what string) {
 		var params [120]byte
 		_, _, e := syscall.RawSyscall(unix.SYS_IO_URING_SETUP, 1, uintptr(unsafe.Pointer(&params[0])), 0)
 		fmt.Printf("io_uring_setup errno=%d\n", e)
+	case "loop":
+		const n = 20000
+		start := time.Now()
+		for range n {
+			syscall.RawSyscall(unix.SYS_CONNECT, 1002, 0, 0)
+		}
+		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/n)
 	case "restart":
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGUSR1)
@@ -98,7 +105,7 @@ type result struct {
 
 // runChild runs the test binary as behaviour what under the filter, answering notifications with
 // handle, and returns its output and exit status.
-func runChild(t *testing.T, what string, handle func(l *Listener, n *Notification)) result {
+func runChild(t testing.TB, what string, handle func(l *Listener, n *Notification)) result {
 	t.Helper()
 	prog, err := Compile(testSpec())
 	if err != nil {
