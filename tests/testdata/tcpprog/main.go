@@ -135,17 +135,26 @@ func request(addr, req string) (string, error) {
 	return strings.TrimSpace(reply), err
 }
 
+// many makes n sequential connections while busy goroutines churn: they allocate garbage (the
+// collector then preempts every goroutine, including one in a trapped socket call, with
+// SIGURG) and burn CPU in bursts long enough for the scheduler's forced preemption.
 func many(addr string, n int) error {
 	var stop atomic.Bool
+	var sink atomic.Pointer[[]byte]
 	for range runtime.GOMAXPROCS(0) {
 		go func() {
-			x := 0
 			for !stop.Load() {
-				x++
+				end := time.Now().Add(12 * time.Millisecond)
+				for time.Now().Before(end) {
+					b := make([]byte, 64<<10)
+					sink.Store(&b)
+				}
+				time.Sleep(2 * time.Millisecond)
 			}
 		}()
 	}
 	defer stop.Store(true)
+	gc0 := gcCount()
 	failures := 0
 	for i := range n {
 		want := strconv.Itoa(i)
@@ -155,11 +164,17 @@ func many(addr string, n int) error {
 			fmt.Fprintf(os.Stderr, "connection %d: got %q, %v\n", i, got, err)
 		}
 	}
-	fmt.Printf("connections %d failures %d\n", n, failures)
+	fmt.Printf("connections %d failures %d gc_cycles %d\n", n, failures, gcCount()-gc0)
 	if failures > 0 {
 		return fmt.Errorf("%d of %d connections failed", failures, n)
 	}
 	return nil
+}
+
+func gcCount() uint32 {
+	var ms runtime.MemStats
+	runtime.ReadMemStats(&ms)
+	return ms.NumGC
 }
 
 func bulk(addr string, n int) error {
