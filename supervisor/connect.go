@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"net/netip"
 	"os"
 
 	"golang.org/x/sys/unix"
@@ -71,10 +72,25 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		sk.mu.Unlock()
 		return unix.EBADF
 	}
-	defer sk.mu.Unlock()
 	if unspec {
+		sk.mu.Unlock()
 		return nil // AF_UNSPEC on an unconnected socket: nothing to dissolve
 	}
+	if err := sk.startConnect(ap, pc); err != nil {
+		sk.mu.Unlock()
+		return err
+	}
+	sk.mu.Unlock()
+	if nonblocking {
+		return sk.answerInProgress(c)
+	}
+	sk.s.goSafe(func() { sk.waitConnect(c) })
+	return answered
+}
+
+// startConnect starts the handshake, keeping the copy of P to open it when done. sk.mu is
+// held.
+func (sk *socket) startConnect(ap netip.AddrPort, pc **progEnd) error {
 	if err := sk.ensureEndpoint(); err != nil {
 		return err
 	}
@@ -90,18 +106,12 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 	sk.state = stConnecting
 	sk.acked = false
 	sk.held, *pc = *pc, nil
-	sk.cancelNotify = sk.ep.Notify(netstack.EventOut|netstack.EventErr|netstack.EventHUp, func(netstack.Events) {
-		sk.s.goSafe(sk.connectDone)
-	})
-	if sk.ep.Readiness(netstack.EventOut|netstack.EventErr|netstack.EventHUp) != 0 {
+	events := netstack.EventOut | netstack.EventErr | netstack.EventHUp
+	sk.cancelNotify = sk.ep.Notify(events, func(netstack.Events) { sk.s.goSafe(sk.connectDone) })
+	if sk.ep.Readiness(events) != 0 {
 		sk.s.goSafe(sk.connectDone)
 	}
-	if nonblocking {
-		sk.s.goSafe(func() { sk.answerInProgress(c) })
-		return answered
-	}
-	sk.s.goSafe(func() { sk.waitConnect(c) })
-	return answered
+	return nil
 }
 
 // answerInProgress tells a non-blocking connect EINPROGRESS and records that it was told.

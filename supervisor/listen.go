@@ -88,6 +88,10 @@ func (sk *socket) listen(c *call) error {
 func (sk *socket) fill() {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
+	sk.fillLocked()
+}
+
+func (sk *socket) fillLocked() {
 	if sk.state != stListening {
 		return
 	}
@@ -158,8 +162,7 @@ func (sk *socket) pop(p *progEnd) *netstack.TCPEndpoint {
 	sk.pending[0] = nil
 	sk.pending = sk.pending[1:]
 	sk.takeToken(p)
-	sk.topUpTokens()
-	sk.s.goSafe(sk.fill) // room in the queue: take more from the stack
+	sk.fillLocked() // room in the queue: take more from the stack
 	return conn
 }
 
