@@ -278,3 +278,61 @@ time.sleep(60)
 		t.Fatal("host has address 10.9.0.1")
 	}
 }
+
+// TestCloseAndShutdown: half-close each way, FIN on close, RST when a program closes with
+// data unread, EADDRINUSE, close-on-exec and non-blocking flags on new fds.
+func TestCloseAndShutdown(t *testing.T) {
+	python(t, `
+import socket, os, errno, time, fcntl
+srv = socket.socket(); srv.bind(("10.9.0.1", 9200)); srv.listen()
+other = socket.socket()
+try:
+    other.bind(("10.9.0.1", 9200)); raise SystemExit("bound twice")
+except OSError as e:
+    assert e.errno == errno.EADDRINUSE, e
+c = socket.create_connection(("10.9.0.1", 9200))
+a, _ = srv.accept()
+assert not os.get_inheritable(c.fileno()) and not os.get_inheritable(a.fileno())
+# Half-close: the client stops sending, still receives.
+c.sendall(b"request"); c.shutdown(socket.SHUT_WR)
+got = b""
+while True:
+    d = a.recv(100)
+    if not d: break
+    got += d
+assert got == b"request", got
+a.sendall(b"reply"); a.close()
+got = b""
+while True:
+    d = c.recv(100)
+    if not d: break
+    got += d
+assert got == b"reply", got
+c.close()
+# Close with unread data: the peer is reset.
+c = socket.create_connection(("10.9.0.1", 9200))
+a, _ = srv.accept()
+c.sendall(b"never read")
+time.sleep(0.2)
+a.close()
+time.sleep(0.2)
+try:
+    c.sendall(b"x" * 100000); c.recv(10); c.recv(10)
+    raise SystemExit("no reset")
+except (ConnectionResetError, BrokenPipeError):
+    pass
+# accept4 with SOCK_NONBLOCK, through the raw call.
+c = socket.create_connection(("10.9.0.1", 9200))
+srv.setblocking(False)
+import ctypes
+libc = ctypes.CDLL(None, use_errno=True)
+fd = libc.accept4(srv.fileno(), None, None, socket.SOCK_NONBLOCK | socket.SOCK_CLOEXEC)
+assert fd >= 0, ctypes.get_errno()
+assert fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_NONBLOCK
+assert fcntl.fcntl(fd, fcntl.F_GETFD) & fcntl.FD_CLOEXEC
+fd2 = libc.accept4(srv.fileno(), None, None, 0)
+assert fd2 == -1 and ctypes.get_errno() == errno.EAGAIN
+os.close(fd)
+print("OK")
+`)
+}
