@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/ztnc-run
 FUZZTIME ?= 20s
 
-.PHONY: all deps build demo test unit vet fuzz bench clean
+.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor clean
 
 all: build
 
@@ -37,6 +37,10 @@ fuzz:
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Supervisor benchmarks side by side with host loopback (docs/benchmarks.md).
+bench-supervisor: deps
+	./bench/supervisor.sh
 
 clean:
 	rm -rf bin
