@@ -232,6 +232,7 @@ func names(addr string) error {
 // the connection closes. It prints pairs per second and the median duration of one pair.
 func pairs(addr string, n int) error {
 	d := make([]time.Duration, 0, n)
+	dials := make([]time.Duration, 0, n)
 	start := time.Now()
 	for range n {
 		t := time.Now()
@@ -239,6 +240,7 @@ func pairs(addr string, n int) error {
 		if err != nil {
 			return err
 		}
+		dials = append(dials, time.Since(t))
 		if _, err := c.Write([]byte("ping\n")); err != nil {
 			return err
 		}
@@ -249,7 +251,9 @@ func pairs(addr string, n int) error {
 	}
 	total := time.Since(start)
 	slices.Sort(d)
-	fmt.Printf("pairs %d per_second %.0f median_us %.1f\n", n, float64(n)/total.Seconds(), float64(d[len(d)/2].Nanoseconds())/1e3)
+	slices.Sort(dials)
+	fmt.Printf("pairs %d per_second %.0f median_us %.1f dial_median_us %.1f\n", n, float64(n)/total.Seconds(),
+		float64(d[len(d)/2].Nanoseconds())/1e3, float64(dials[len(dials)/2].Nanoseconds())/1e3)
 	return nil
 }
 
