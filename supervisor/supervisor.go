@@ -183,6 +183,12 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 		// Not ours, or no such fd (the kernel reports EBADF/ENOTSOCK itself).
 		return 0, continueErr
 	}
+	if !s.l.Valid(c.ID) {
+		// The thread died and its id may already name another thread, whose fd we just
+		// looked at: do nothing.
+		pc.close()
+		return 0, answered
+	}
 	defer func() {
 		if pc != nil {
 			pc.close()
