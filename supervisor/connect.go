@@ -178,7 +178,7 @@ func (sk *socket) startConnect(ap netip.AddrPort, pc **progEnd) error {
 
 // answerInProgress tells a non-blocking connect EINPROGRESS and records that it was told.
 func (sk *socket) answerInProgress(c *call) error {
-	if err := c.s.l.Fail(c.ID, unix.EINPROGRESS); err != nil {
+	if err := c.answer(0, unix.EINPROGRESS); err != nil {
 		return answered
 	}
 	sk.mu.Lock()
@@ -196,7 +196,7 @@ func (sk *socket) waitConnect(c *call) {
 		switch sk.state {
 		case stConnected, stEnded:
 			sk.mu.Unlock()
-			if c.s.l.Return(c.ID, 0) == nil {
+			if c.answer(0, nil) == nil {
 				sk.setAcked()
 			}
 			return
@@ -207,7 +207,7 @@ func (sk *socket) waitConnect(c *call) {
 			if e == 0 {
 				e = unix.ECONNABORTED
 			}
-			if c.s.l.Fail(c.ID, e) == nil {
+			if c.answer(0, e) == nil {
 				sk.setAcked()
 			} else {
 				sk.mu.Lock()
@@ -218,7 +218,7 @@ func (sk *socket) waitConnect(c *call) {
 		case stConnecting:
 		default:
 			sk.mu.Unlock()
-			c.s.l.Fail(c.ID, unix.EBADF)
+			c.answer(0, unix.EBADF)
 			return
 		}
 		changed := sk.changed
@@ -226,12 +226,12 @@ func (sk *socket) waitConnect(c *call) {
 		switch err := c.block(changed, deadline); err {
 		case nil:
 		case errTimeout:
-			if c.s.l.Fail(c.ID, unix.EINPROGRESS) == nil {
+			if c.answer(0, unix.EINPROGRESS) == nil {
 				sk.setAcked()
 			}
 			return
 		case notify.ERESTARTSYS:
-			c.s.l.Fail(c.ID, notify.ERESTARTSYS)
+			c.answer(0, notify.ERESTARTSYS)
 			return
 		default:
 			return

@@ -156,7 +156,9 @@ func (s *Supervisor) socket(c *call) error {
 		}
 		return err
 	}
-	s.log.Debug("socket", "pid", c.Pid, "ino", sk.ino, "v6", sk.v6)
+	if s.verbose {
+		s.log.Debug("socket", "pid", c.Pid, "ino", sk.ino, "v6", sk.v6)
+	}
 	return answered
 }
 
