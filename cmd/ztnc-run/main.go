@@ -68,7 +68,12 @@ With --local the network exists only inside this ztnc-run: the program gets the 
 addresses, and the processes it starts reach each other through the stack.`,
 		Example: `  ztnc-run --local 10.9.0.1/24 -- python3 -m http.server 8080
   ztnc-run --local 10.9.0.1/24 --local fd00::1/64 -- sh -c 'server & client'`,
-		Args:          cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("no program given: ztnc-run [flags] -- CMD [ARGS...] (see --help)")
+			}
+			return nil
+		},
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
