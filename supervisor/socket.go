@@ -185,7 +185,7 @@ func (s *Supervisor) newSocket(v6, nonblocking bool) (*socket, int, error) {
 	}
 	sk := &socket{s: s, ino: st.Ino, v6: v6, sfd: sfd, junk: junk, changed: make(chan struct{})}
 	s.register(sk)
-	if err := s.hup.watch(sk); err != nil {
+	if err := s.hup.watch(sfd, sk.ino); err != nil {
 		s.unregister(sk)
 		unix.Close(p)
 		unix.Close(sfd)
