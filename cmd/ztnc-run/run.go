@@ -186,7 +186,7 @@ func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program,
 	}
 	sig.target(p.Pid)
 
-	status, err := waitMain(p.Pid, served)
+	status, err := waitMain(p.Pid, served, fg)
 	if err != nil {
 		// The supervisor failed: nothing may run on with a broken network.
 		killTree(syscall.SIGKILL)
