@@ -34,10 +34,11 @@ var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 // goroutine that sends, which the Port contract allows: WriteFrame never calls back into the
 // stack.
 type link struct {
-	port  Port
-	mac   [6]byte
-	mtu   atomic.Uint32
-	stats *counters
+	port     Port
+	mac      [6]byte
+	linkAddr tcpip.LinkAddress // mac as gVisor wants it, made once (the NIC asks per packet)
+	mtu      atomic.Uint32
+	stats    *counters
 
 	// groups is the set of multicast MACs the stack subscribed to, read per frame without a
 	// lock; writers replace the whole set under Stack.mu.
@@ -62,6 +63,7 @@ func newLink(port Port, stats *counters) *link {
 		rx:    make(chan *buffer.View, rxQueueLen),
 		done:  make(chan struct{}),
 	}
+	l.linkAddr = tcpip.LinkAddress(l.mac[:])
 	l.mtu.Store(uint32(port.MTU()))
 	empty := map[[6]byte]struct{}{}
 	l.groups.Store(&empty)
@@ -153,16 +155,16 @@ func (l *link) deliverOne(v *buffer.View) {
 	if !ok {
 		return
 	}
-	eth := header.Ethernet(hdr)
-	switch dst := eth.DestinationAddress(); {
-	case dst == header.EthernetBroadcastAddress:
+	// receive let only frames for us in: ours, broadcast or a joined group.
+	switch {
+	case [6]byte(hdr[0:6]) == broadcastMAC:
 		pkt.PktType = tcpip.PacketBroadcast
-	case header.IsMulticastEthernetAddress(dst):
+	case hdr[0]&1 != 0:
 		pkt.PktType = tcpip.PacketMulticast
 	default:
 		pkt.PktType = tcpip.PacketHost
 	}
-	(*d).DeliverNetworkPacket(eth.Type(), pkt)
+	(*d).DeliverNetworkPacket(header.Ethernet(hdr).Type(), pkt)
 }
 
 // close stops receiving; frames still queued are released.
@@ -183,12 +185,10 @@ func (l *link) setGroups(g map[[6]byte]struct{}) { l.groups.Store(&g) }
 
 // stack.LinkEndpoint
 
-func (l *link) MTU() uint32             { return l.mtu.Load() }
-func (l *link) SetMTU(mtu uint32)       { l.mtu.Store(mtu) }
-func (l *link) MaxHeaderLength() uint16 { return ethHeaderLen }
-func (l *link) LinkAddress() tcpip.LinkAddress {
-	return tcpip.LinkAddress(l.mac[:])
-}
+func (l *link) MTU() uint32                    { return l.mtu.Load() }
+func (l *link) SetMTU(mtu uint32)              { l.mtu.Store(mtu) }
+func (l *link) MaxHeaderLength() uint16        { return ethHeaderLen }
+func (l *link) LinkAddress() tcpip.LinkAddress { return l.linkAddr }
 
 // SetLinkAddress is a no-op: the MAC belongs to the port (it is derived from the node's
 // identity on ZeroTier).
