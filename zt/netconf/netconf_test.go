@@ -254,7 +254,7 @@ func TestCredentials(t *testing.T) {
 }
 
 // sampleConfig is the real 1.14.1 config of zt1-protocol.md §7.4 plus every optional field.
-func sampleConfig(t *testing.T) *NetworkConfig {
+func sampleConfig(t testing.TB) *NetworkConfig {
 	ids := identities(t)
 	ctrl, a := ids[0], ids[1]
 	nwid := ztaddr.NewNetworkID(ctrl.Address(), 0x63a18e)
