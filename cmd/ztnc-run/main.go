@@ -88,5 +88,6 @@ addresses, and the processes it starts reach each other through the stack.`,
 	root.PersistentFlags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of ztnc-run to this file (for benchmarks)")
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.CompletionOptions.DisableDefaultCmd = true
+	root.AddCommand(newIdtoolCmd())
 	return root
 }
