@@ -175,3 +175,42 @@ func TestTCPSoErrorConnect(t *testing.T) {
 		t.Fatalf("SO_ERROR after read: %v, %v", b, err)
 	}
 }
+
+// TestSpliceKeepaliveInvisible: Splice turns keepalive on for the proxy, but the program
+// still reads its own settings (or Linux's defaults).
+func TestSpliceKeepaliveInvisible(t *testing.T) {
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	c := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	s := acceptTCP(t, l)
+	if err := s.SetSockOpt(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, intValue(60)); err != nil {
+		t.Fatal(err)
+	}
+	spliceConn(t, c)
+	spliceConn(t, s)
+	for _, tc := range []struct {
+		e           *TCPEndpoint
+		level, name int
+		want        int32
+	}{
+		{c, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0},
+		{c, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 7200},
+		{c, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 75},
+		{c, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
+		{s, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 60},
+	} {
+		if got, err := tc.e.GetSockOpt(tc.level, tc.name); err != nil || !bytes.Equal(got, intValue(tc.want)) {
+			t.Errorf("opt %d/%d = %v, %v; want %d", tc.level, tc.name, got, err, tc.want)
+		}
+	}
+	if !c.ep.SocketOptions().GetKeepAlive() {
+		t.Error("proxy did not turn keepalive on")
+	}
+	if c.SetSockOpt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, intValue(1)) != nil {
+		t.Fatal("set SO_KEEPALIVE")
+	}
+	// Now the program runs keepalive, with Linux's timers.
+	if got, _ := c.GetSockOpt(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); !bytes.Equal(got, intValue(linuxKeepaliveIdle)) {
+		t.Errorf("after the program enabled keepalive, TCP_KEEPIDLE = %v", got)
+	}
+}

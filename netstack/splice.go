@@ -121,12 +121,18 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 	}
 
 	sp.setUnixBuffer()
-	if !e.keepaliveSet.Load() {
-		idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
-		intvl := tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
-		e.ep.SetSockOpt(&idle)
-		e.ep.SetSockOpt(&intvl)
-		e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, spliceKeepaliveCount)
+	if user := e.keepaliveUser.Load(); user&kaEnable == 0 {
+		if user&kaIdle == 0 {
+			idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
+			e.ep.SetSockOpt(&idle)
+		}
+		if user&kaIntvl == 0 {
+			intvl := tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
+			e.ep.SetSockOpt(&intvl)
+		}
+		if user&kaCnt == 0 {
+			e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, spliceKeepaliveCount)
+		}
 		e.ep.SocketOptions().SetKeepAlive(true)
 	}
 
