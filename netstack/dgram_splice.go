@@ -44,6 +44,17 @@ type dgramSplice struct {
 	stopping chan struct{}
 	done     chan struct{}
 	once     sync.Once
+
+	// Per-direction state kept here rather than in closures, so that the loops do not
+	// allocate per datagram.
+	rbuf       *[dgramBufSize]byte // toNet
+	rn, rflags int
+	rerr       error
+	readFn     func(fd uintptr) bool
+	w          fillWriter // toUnix
+	msg        []byte
+	werr       error
+	writeFn    func(fd uintptr) bool
 }
 
 // Splice starts proxying between the endpoint and f, the proxy's end of an AF_UNIX
@@ -141,25 +152,11 @@ func (sp *dgramSplice) toNet() {
 	sp.e.wq.EventRegister(&entry)
 	defer sp.e.wq.EventUnregister(&entry)
 	var r bytes.Reader
+	sp.readFn = sp.readUnix
 	for {
-		var buf *[dgramBufSize]byte
-		var n, flags int
-		var rerr error
-		err := sp.rc.Read(func(fd uintptr) bool {
-			buf = dgramBufs.Get().(*[dgramBufSize]byte)
-			for {
-				n, _, flags, _, rerr = unix.Recvmsg(int(fd), buf[:maxDatagram+1], nil, 0)
-				if rerr != unix.EINTR {
-					break
-				}
-			}
-			if rerr == unix.EAGAIN {
-				dgramBufs.Put(buf)
-				buf = nil
-				return false
-			}
-			return true
-		})
+		err := sp.rc.Read(sp.readFn)
+		buf, n, flags, rerr := sp.rbuf, sp.rn, sp.rflags, sp.rerr
+		sp.rbuf = nil
 		if err != nil { // closed by stop
 			if buf != nil {
 				dgramBufs.Put(buf)
@@ -203,6 +200,35 @@ func (sp *dgramSplice) toNet() {
 	}
 }
 
+// readUnix receives one datagram from the program into a pooled buffer; false when none
+// is there, so that the poller waits.
+func (sp *dgramSplice) readUnix(fd uintptr) bool {
+	buf := dgramBufs.Get().(*[dgramBufSize]byte)
+	for {
+		sp.rn, _, sp.rflags, _, sp.rerr = unix.Recvmsg(int(fd), buf[:maxDatagram+1], nil, 0)
+		if sp.rerr != unix.EINTR {
+			break
+		}
+	}
+	if sp.rerr == unix.EAGAIN {
+		dgramBufs.Put(buf)
+		return false
+	}
+	sp.rbuf = buf
+	return true
+}
+
+// writeUnix writes sp.msg as one message; false while the socket is full.
+func (sp *dgramSplice) writeUnix(fd uintptr) bool {
+	for {
+		_, sp.werr = unix.Write(int(fd), sp.msg)
+		if sp.werr != unix.EINTR {
+			break
+		}
+	}
+	return sp.werr != unix.EAGAIN
+}
+
 // hungUp reports whether the program closed its end.
 func (sp *dgramSplice) hungUp() bool {
 	hup := false
@@ -221,6 +247,7 @@ func (sp *dgramSplice) toUnix() {
 	entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp)
 	sp.e.wq.EventRegister(&entry)
 	defer sp.e.wq.EventUnregister(&entry)
+	sp.writeFn = sp.writeUnix
 	for {
 		buf := dgramBufs.Get().(*[dgramBufSize]byte)
 		headers := sp.e.headers.Load()
@@ -228,8 +255,8 @@ func (sp *dgramSplice) toUnix() {
 		if headers {
 			off = DatagramHeaderLen
 		}
-		w := fillWriter{b: buf[off : off+maxDatagram]}
-		res, rerr := ep.Read(&w, tcpip.ReadOptions{NeedRemoteAddr: headers})
+		sp.w = fillWriter{b: buf[off : off+maxDatagram]}
+		res, rerr := ep.Read(&sp.w, tcpip.ReadOptions{NeedRemoteAddr: headers})
 		if rerr != nil {
 			dgramBufs.Put(buf)
 			switch rerr.(type) {
@@ -252,17 +279,10 @@ func (sp *dgramSplice) toUnix() {
 			h := sp.e.header(&res)
 			h.Encode(buf[:DatagramHeaderLen])
 		}
-		msg := buf[:off+w.n]
-		var werr error
-		err := sp.rc.Write(func(fd uintptr) bool {
-			for {
-				_, werr = unix.Write(int(fd), msg)
-				if werr != unix.EINTR {
-					break
-				}
-			}
-			return werr != unix.EAGAIN
-		})
+		sp.msg = buf[:off+sp.w.n]
+		err := sp.rc.Write(sp.writeFn)
+		werr := sp.werr
+		sp.msg = nil
 		dgramBufs.Put(buf)
 		if err != nil || werr == unix.EPIPE || werr == unix.ECONNREFUSED || werr == unix.ECONNRESET {
 			sp.stop() // closed by stop, or the program closed its end

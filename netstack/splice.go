@@ -60,6 +60,14 @@ type splice struct {
 	stopping chan struct{} // closed by stop: the goroutines return
 	done     chan struct{} // closed when everything is released
 
+	// State of toNet's socket reads and toUnix's endpoint reads, kept here (not in
+	// closures) so that the loops do not allocate.
+	rbuf   *[spliceBufSize]byte
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+	w      fillWriter
+
 	mu       sync.Mutex
 	netDone  bool  // toNet saw end of file and sent FIN
 	unixDone bool  // toUnix delivered the peer's FIN
@@ -121,12 +129,18 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 	}
 
 	sp.setUnixBuffer()
-	if !e.keepaliveSet.Load() {
-		idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
-		intvl := tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
-		e.ep.SetSockOpt(&idle)
-		e.ep.SetSockOpt(&intvl)
-		e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, spliceKeepaliveCount)
+	if user := e.keepaliveUser.Load(); user&kaEnable == 0 {
+		if user&kaIdle == 0 {
+			idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
+			e.ep.SetSockOpt(&idle)
+		}
+		if user&kaIntvl == 0 {
+			intvl := tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
+			e.ep.SetSockOpt(&intvl)
+		}
+		if user&kaCnt == 0 {
+			e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, spliceKeepaliveCount)
+		}
 		e.ep.SocketOptions().SetKeepAlive(true)
 	}
 
@@ -189,25 +203,11 @@ func (sp *splice) toNet() {
 	sp.e.wq.EventRegister(&entry)
 	defer sp.e.wq.EventUnregister(&entry)
 	var r bytes.Reader
+	sp.readFn = sp.readUnix
 	for {
-		var buf *[spliceBufSize]byte
-		var n int
-		var rerr error
-		err := sp.rc.Read(func(fd uintptr) bool {
-			buf = spliceBufs.Get().(*[spliceBufSize]byte)
-			for {
-				n, rerr = unix.Read(int(fd), buf[:])
-				if rerr != unix.EINTR {
-					break
-				}
-			}
-			if rerr == unix.EAGAIN {
-				spliceBufs.Put(buf)
-				buf = nil
-				return false
-			}
-			return true
-		})
+		err := sp.rc.Read(sp.readFn)
+		buf, n, rerr := sp.rbuf, sp.rn, sp.rerr
+		sp.rbuf = nil
 		if err != nil { // the socket was closed by stop
 			if buf != nil {
 				spliceBufs.Put(buf)
@@ -253,6 +253,24 @@ func (sp *splice) toNet() {
 	}
 }
 
+// readUnix reads the socket into a pooled buffer (sp.rbuf, sp.rn, sp.rerr); false when
+// nothing is there, so that the poller waits. The buffer is taken only when data is.
+func (sp *splice) readUnix(fd uintptr) bool {
+	buf := spliceBufs.Get().(*[spliceBufSize]byte)
+	for {
+		sp.rn, sp.rerr = unix.Read(int(fd), buf[:])
+		if sp.rerr != unix.EINTR {
+			break
+		}
+	}
+	if sp.rerr == unix.EAGAIN {
+		spliceBufs.Put(buf)
+		return false
+	}
+	sp.rbuf = buf
+	return true
+}
+
 // finishToNet sends FIN for the program's end of file, then waits for the program to close
 // its socket (hang-up) unless the peer has finished too.
 func (sp *splice) finishToNet() {
@@ -290,12 +308,12 @@ func (sp *splice) toUnix() {
 	defer sp.e.wq.EventUnregister(&entry)
 	for {
 		buf := spliceBufs.Get().(*[spliceBufSize]byte)
-		w := fillWriter{b: buf[:]}
-		_, rerr := ep.Read(&w, tcpip.ReadOptions{})
+		sp.w = fillWriter{b: buf[:]}
+		_, rerr := ep.Read(&sp.w, tcpip.ReadOptions{})
 		switch rerr.(type) {
 		case nil:
-			ep.ModerateRecvBuf(w.n)
-			_, werr := sp.conn.Write(buf[:w.n])
+			ep.ModerateRecvBuf(sp.w.n)
+			_, werr := sp.conn.Write(buf[:sp.w.n])
 			spliceBufs.Put(buf)
 			if werr != nil {
 				// EPIPE: the program closed its socket and the peer sends more. Or stop

@@ -125,7 +125,7 @@ func New(port Port, cfg Config) (*Stack, error) {
 		return fail(fmt.Errorf("netstack: port MTU %d out of range", mtu))
 	}
 	s.link = newLink(port, &s.stats)
-	if err := st.CreateNICWithOptions(linkNICID, s.link, stack.NICOptions{Name: "zt0"}); err != nil {
+	if err := st.CreateNICWithOptions(linkNICID, s.link, stack.NICOptions{Name: "zt0", QDisc: s.link}); err != nil {
 		return fail(fmt.Errorf("netstack: create NIC: %s", err))
 	}
 	if err := st.CreateNICWithOptions(loopbackNICID, loopback.New(), stack.NICOptions{Name: "lo"}); err != nil {
