@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"sync"
+	"syscall"
 
 	"golang.org/x/sys/unix"
 )
@@ -26,8 +27,9 @@ const maxRecords = 2 * 2 * dgramSndBuf / 512
 const trimCheck = 64
 
 type record struct {
-	h DatagramHeader
-	n int // payload length
+	h   DatagramHeader
+	n   int           // payload length
+	err syscall.Errno // an error marker: an empty message standing for an ICMP error
 }
 
 type records struct {
@@ -38,7 +40,7 @@ type records struct {
 
 // pushLocked records a datagram just written; proxyFD is the proxy's end, to notice when
 // everything delivered has been read.
-func (r *records) pushLocked(h DatagramHeader, n int, proxyFD int) {
+func (r *records) pushLocked(rec record, proxyFD int) {
 	if len(r.q) >= trimCheck {
 		if v, err := unix.IoctlGetInt(proxyFD, unix.SIOCOUTQ); err == nil && v == 0 {
 			r.q, r.bytes = r.q[:0], 0
@@ -48,8 +50,8 @@ func (r *records) pushLocked(h DatagramHeader, n int, proxyFD int) {
 		r.bytes -= r.q[0].n
 		r.q = r.q[1:]
 	}
-	r.q = append(r.q, record{h: h, n: n})
-	r.bytes += n
+	r.q = append(r.q, rec)
+	r.bytes += rec.n
 }
 
 // syncLocked drops the records of datagrams the program has consumed, given queued, the bytes
@@ -72,6 +74,11 @@ func (r *records) syncLocked(queued int) {
 // record matches (a datagram delivered before the splice or while address headers were on,
 // or a race with the program reading the same socket from another thread). EAGAIN when
 // nothing is queued; ENOTCONN before Splice.
+//
+// An ICMP error for a connected endpoint (ECONNREFUSED, EHOSTUNREACH, ENETUNREACH) is
+// delivered as an empty message recorded as that error, so that a program waiting in poll wakes
+// up: ReadQueued then returns the error, as recvmsg would, and clears it from SoError (a native
+// read sees an empty datagram).
 //
 // Records are kept for every spliced endpoint while address headers are off; the proxy then
 // delivers bare datagrams, so programs may mix native reads with trapped ones.
@@ -114,10 +121,14 @@ func (e *DatagramEndpoint) ReadQueued(fd int, b []byte, peek bool) (n, total int
 	if len(r.q) == 0 || r.q[0].n != total {
 		return n, total, h, false, nil
 	}
-	h = r.q[0].h
+	rec := r.q[0]
 	if !peek {
-		r.bytes -= r.q[0].n
+		r.bytes -= rec.n
 		r.q = r.q[1:]
 	}
-	return n, total, h, true, nil
+	if rec.err != 0 {
+		e.pending.CompareAndSwap(uint32(rec.err), 0)
+		return 0, 0, h, false, rec.err
+	}
+	return n, total, rec.h, true, nil
 }

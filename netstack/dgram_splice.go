@@ -54,6 +54,7 @@ type dgramSplice struct {
 	w          fillWriter // toUnix
 	msg        []byte
 	hdr        DatagramHeader
+	merr       syscall.Errno // the message is an error marker (see ReadQueued)
 	inband     bool
 	werr       error
 	writeFn    func(fd uintptr) bool
@@ -234,10 +235,19 @@ func (sp *dgramSplice) writeUnix(fd uintptr) bool {
 		}
 	}
 	if sp.werr == nil && !sp.inband {
-		sp.recs.pushLocked(sp.hdr, len(sp.msg), int(fd))
+		sp.recs.pushLocked(record{h: sp.hdr, n: len(sp.msg), err: sp.merr}, int(fd))
 	}
 	sp.recs.mu.Unlock()
 	return sp.werr != unix.EAGAIN
+}
+
+// deliverError writes an empty message recorded as err, waking a program that polls (see
+// ReadQueued).
+func (sp *dgramSplice) deliverError(err syscall.Errno) {
+	sp.msg, sp.inband, sp.merr = nil, false, err
+	sp.hdr = DatagramHeader{}
+	sp.rc.Write(sp.writeFn)
+	sp.merr = 0
 }
 
 // hungUp reports whether the program closed its end.
@@ -281,6 +291,9 @@ func (sp *dgramSplice) toUnix() {
 			case *tcpip.ErrConnectionRefused, *tcpip.ErrHostUnreachable, *tcpip.ErrNetworkUnreachable:
 				// An ICMP error for a connected socket: Linux reports it on the next call.
 				sp.e.setPending(errno(rerr))
+				if !sp.e.headers.Load() {
+					sp.deliverError(errno(rerr))
+				}
 				continue
 			}
 			sp.stop() // the endpoint was closed

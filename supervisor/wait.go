@@ -37,27 +37,67 @@ func (c *call) block(changed <-chan struct{}, deadline time.Time) error {
 			return notify.ErrGone
 		case <-t.C:
 		}
-		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return errTimeout
+		if err := c.stillWaiting(deadline); err != nil {
+			return err
 		}
-		if c.s.l.Killable {
-			pending, err := notify.SignalPending(c.Pid)
-			if err != nil {
-				return notify.ErrGone
-			}
-			if pending {
-				return notify.ERESTARTSYS
-			}
-		}
-		if !c.s.l.Valid(c.ID) {
-			return notify.ErrGone
-		}
-		interval = min(2*interval, lastWaitCheck)
-		if !deadline.IsZero() {
-			interval = max(min(interval, time.Until(deadline)), time.Microsecond)
-		}
+		interval = nextInterval(interval, deadline)
 		t.Reset(interval)
 	}
+}
+
+// waitFD waits on behalf of the trapped call until fd (a copy of the program's end) has one of
+// events, with block's results. It holds a thread while it waits: blocking calls that need it
+// (a blocking recvfrom with an address) are rare, as programs mostly poll first.
+func (c *call) waitFD(fd int, events int16, deadline time.Time) error {
+	interval := firstWaitCheck
+	for {
+		select {
+		case <-c.s.done:
+			return notify.ErrGone
+		default:
+		}
+		ts := unix.NsecToTimespec(interval.Nanoseconds())
+		p := []unix.PollFd{{Fd: int32(fd), Events: events}}
+		n, err := unix.Ppoll(p, &ts, nil)
+		if err != nil && err != unix.EINTR {
+			return err
+		}
+		if n > 0 {
+			return nil
+		}
+		if err := c.stillWaiting(deadline); err != nil {
+			return err
+		}
+		interval = nextInterval(interval, deadline)
+	}
+}
+
+// stillWaiting checks, between two waits, whether the call should go on waiting.
+func (c *call) stillWaiting(deadline time.Time) error {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return errTimeout
+	}
+	if c.s.l.Killable {
+		pending, err := notify.SignalPending(c.Pid)
+		if err != nil {
+			return notify.ErrGone
+		}
+		if pending {
+			return notify.ERESTARTSYS
+		}
+	}
+	if !c.s.l.Valid(c.ID) {
+		return notify.ErrGone
+	}
+	return nil
+}
+
+func nextInterval(interval time.Duration, deadline time.Time) time.Duration {
+	interval = min(2*interval, lastWaitCheck)
+	if !deadline.IsZero() {
+		interval = max(min(interval, time.Until(deadline)), time.Microsecond)
+	}
+	return interval
 }
 
 // timeout returns the deadline set by the socket's SO_RCVTIMEO or SO_SNDTIMEO (zero: none).
