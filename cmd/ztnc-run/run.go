@@ -17,10 +17,13 @@ import (
 	"github.com/ztnc/ztnc/netstack"
 	"github.com/ztnc/ztnc/notify"
 	"github.com/ztnc/ztnc/supervisor"
+	"github.com/ztnc/ztnc/supervisor/resolver"
 )
 
 type runOptions struct {
 	local      []string
+	dnsName    string
+	addHosts   []string
 	verbose    bool
 	logFormat  string
 	cpuProfile string
@@ -114,6 +117,16 @@ func runProgram(o *runOptions, args []string) error {
 	}
 	log.Debug("local network", "addresses", prefixes)
 
+	names, err := newLocalNames(stack, o.dnsName, o.addHosts)
+	if err != nil {
+		return err
+	}
+	dns, redirects, err := startResolver(log, stack, []resolver.Network{names})
+	if err != nil {
+		return err
+	}
+	defer dns.Close()
+
 	prog, err := notify.Compile(supervisor.Spec())
 	if err != nil {
 		return err
@@ -129,11 +142,11 @@ func runProgram(o *runOptions, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return runSupervised(log, stack, prog, path, args)
+	return runSupervised(log, stack, redirects, prog, path, args)
 }
 
 // runSupervised starts the program under the filter, serves it, and returns its exit status.
-func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program, path string, args []string) error {
+func runSupervised(log *slog.Logger, stack *netstack.Stack, redirects []supervisor.Redirect, prog notify.Program, path string, args []string) error {
 	// Orphaned descendants are reparented to us: we reap them, and can find and stop them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
@@ -169,6 +182,7 @@ func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program,
 		return err
 	}
 	defer sup.Close()
+	sup.SetRedirects(redirects)
 	served := make(chan error, 1)
 	go func() { served <- sup.Serve() }()
 
