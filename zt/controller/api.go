@@ -66,6 +66,7 @@ func AuthToken(home string) (string, error) {
 // X-ZT1-Auth, query parameter auth, or Authorization: Bearer.
 func (c *Controller) Handler(token string) http.Handler {
 	mux := http.NewServeMux()
+	mux.HandleFunc("/", func(w http.ResponseWriter, _ *http.Request) { notFound(w) })
 	mux.HandleFunc("/controller", c.serveStatus)
 	mux.HandleFunc("/controller/network", c.serveNetworks)
 	mux.HandleFunc("/controller/network/{nwid}", c.serveNetwork)
@@ -371,7 +372,7 @@ func (c *Controller) serveMember(w http.ResponseWriter, r *http.Request) {
 			return
 		}
 		if body, ok := readBody(w, r); ok {
-			c.updateMember(w, nwid, addr, body)
+			c.updateMember(w, nwid, addr, as, body)
 		}
 	case r.Method == http.MethodDelete:
 		c.deleteMember(w, nwid, addr)
@@ -382,7 +383,8 @@ func (c *Controller) serveMember(w http.ResponseWriter, r *http.Request) {
 
 // updateMember creates or changes a member record, pushes the change if the member is online
 // and revokes its membership if it lost its authorization.
-func (c *Controller) updateMember(w http.ResponseWriter, nwid ztaddr.NetworkID, addr ztaddr.Address, body map[string]any) {
+// Like zerotier-one it stores the address as written in the path (pathAddr).
+func (c *Controller) updateMember(w http.ResponseWriter, nwid ztaddr.NetworkID, addr ztaddr.Address, pathAddr string, body map[string]any) {
 	now := c.now()
 	c.mu.Lock()
 	var m *member
@@ -398,7 +400,7 @@ func (c *Controller) updateMember(w http.ResponseWriter, nwid ztaddr.NetworkID, 
 		writeError(w, http.StatusBadRequest, err)
 		return
 	}
-	m.ID, m.Address, m.NWID = addr.String(), addr.String(), nwid.String()
+	m.ID, m.Address, m.NWID = pathAddr, pathAddr, nwid.String()
 	changed, err := c.db.saveMember(nwid, addr, m)
 	var b []byte
 	if err == nil {

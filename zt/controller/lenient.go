@@ -180,9 +180,10 @@ type inet struct {
 // maxInetString is the longest "ip/port" text zerotier-one accepts (its buffer holds 63).
 const maxInetString = 63
 
-// parseInet reads "ip" or "ip/port". Like zerotier-one the family is chosen by the presence of
-// ':' (IPv6) or '.' (IPv4) and the port is the decimal prefix after '/', modulo 2^16; unlike
-// zerotier-one, which turns an unparsable address into 0.0.0.0 or ::, it fails.
+// parseInet reads "ip" or "ip/port" as zerotier-one does: the family is chosen by the presence
+// of ':' (IPv6) or '.' (IPv4), an address of that family that does not parse reads as :: or
+// 0.0.0.0, and the port is the decimal prefix after '/', modulo 2^16. Text with neither ':'
+// nor '.', or longer than 63 bytes, is not an address.
 func parseInet(s string) (inet, bool) {
 	if len(s) > maxInetString {
 		return inet{}, false
@@ -195,19 +196,19 @@ func parseInet(s string) (inet, bool) {
 	var err error
 	switch {
 	case strings.Contains(ip, ":"):
-		if strings.Contains(ip, "%") {
-			return inet{}, false
-		}
 		a.IP, err = netip.ParseAddr(ip)
+		if err != nil || a.IP.Zone() != "" || !a.IP.Is6() {
+			a.IP = netip.IPv6Unspecified()
+		}
 	case strings.Contains(ip, "."):
 		a.IP, err = netip.ParseAddr(ip)
-		if err == nil && !a.IP.Is4() {
-			err = fmt.Errorf("not IPv4")
+		if err != nil || !a.IP.Is4() {
+			a.IP = netip.IPv4Unspecified()
 		}
 	default:
 		return inet{}, false
 	}
-	return a, err == nil
+	return a, true
 }
 
 // String is "ip/port", zerotier-one's InetAddress::toString.

@@ -60,13 +60,13 @@ func openStore(dir string) (*store, error) {
 			continue
 		}
 		nwid, err := ztaddr.ParseNetworkID(n.ID)
-		if err != nil || n.ID+".json" != name {
+		if err != nil || nwid.String()+".json" != name {
 			errs = append(errs, fmt.Errorf("%s: \"id\" %q does not match the file name", path, n.ID))
 			continue
 		}
 		recs := &networkRecords{network: n, members: map[ztaddr.Address]*member{}}
 		s.networks[nwid] = recs
-		memberDir := s.path("network", n.ID, "member")
+		memberDir := s.path("network", nwid.String(), "member")
 		for _, mname := range recordFiles(memberDir, 10) {
 			mpath := filepath.Join(memberDir, mname)
 			m := &member{}
@@ -74,8 +74,8 @@ func openStore(dir string) (*store, error) {
 				errs = append(errs, err)
 				continue
 			}
-			addr, err := ztaddr.ParseAddress(m.ID)
-			if err != nil || m.ID+".json" != mname {
+			addr, err := ztaddr.ParseAddress(m.ID) // the API keeps the case it was given
+			if err != nil || addr.String()+".json" != mname {
 				errs = append(errs, fmt.Errorf("%s: \"id\" %q does not match the file name", mpath, m.ID))
 				continue
 			}
