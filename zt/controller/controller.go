@@ -191,6 +191,10 @@ func (c *Controller) enqueue(j job) {
 	select {
 	case <-c.done:
 		c.stats.Dropped.Add(1)
+		return
+	default:
+	}
+	select {
 	case c.queue <- j:
 	default:
 		c.stats.Dropped.Add(1)

@@ -49,11 +49,13 @@ func marshalRecord(v any, extra map[string]json.RawMessage) ([]byte, error) {
 // and returns the keys present and the fields v does not know.
 func unmarshalRecord(b []byte, v any) (present map[string]bool, extra map[string]json.RawMessage, err error) {
 	var m map[string]json.RawMessage
-	if err := json.Unmarshal(b, &m); err != nil {
-		return nil, nil, err
-	}
-	if m == nil {
+	err = json.Unmarshal(b, &m)
+	var te *json.UnmarshalTypeError
+	if errors.As(err, &te) || (err == nil && m == nil) {
 		return nil, nil, errors.New("not a JSON object")
+	}
+	if err != nil {
+		return nil, nil, err
 	}
 	d := json.NewDecoder(bytes.NewReader(b))
 	d.UseNumber()

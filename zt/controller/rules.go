@@ -98,13 +98,13 @@ func ruleFromJSON(v any) (r netconf.Rule, ok bool) {
 		f = m[:]
 	case netconf.MatchIPv4Source, netconf.MatchIPv4Dest, netconf.MatchIPv6Source, netconf.MatchIPv6Dest:
 		v4 := t == netconf.MatchIPv4Source || t == netconf.MatchIPv4Dest
-		a, _ := parseInet(jsonString(o["ip"], ""))
+		a, ok := parseInet(jsonString(o["ip"], ""))
 		zero, bits := netip.IPv6Unspecified(), 128
 		if v4 {
 			zero, bits = netip.IPv4Unspecified(), 32
 		}
-		if a.IP.Is4() != v4 {
-			a.IP = zero // what zerotier-one reads from a sockaddr of the other family
+		if !ok || a.IP.Is4() != v4 {
+			a.IP = zero // no address, or what zerotier-one reads from a sockaddr of the other family
 		}
 		f = append(a.IP.AsSlice(), byte(min(a.Port&0xff, bits)))
 	case netconf.MatchIPTOS:
