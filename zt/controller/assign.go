@@ -9,32 +9,11 @@ import (
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
-// Managed addresses. The arithmetic is zerotier-one's, so that a member gets the same addresses
+// Pool assignment. The arithmetic is zerotier-one's, so that a member gets the same addresses
 // from this controller as from zerotier-one's for the same network records.
 
 // maxAssignTrials bounds the search of a pool for a free address.
 const maxAssignTrials = 1000
-
-// rfc4193 is a member's RFC 4193 address: fd, the network ID, 99 93, the member address; /88.
-func rfc4193(nwid ztaddr.NetworkID, addr ztaddr.Address) netip.Prefix {
-	var a [16]byte
-	a[0] = 0xfd
-	binary.BigEndian.PutUint64(a[1:], uint64(nwid))
-	a[9], a[10] = 0x99, 0x93
-	addr.Put(a[11:])
-	return netip.PrefixFrom(netip.AddrFrom16(a), 88)
-}
-
-// sixPlane is a member's 6PLANE address: fc, the network ID folded to 32 bits, the member
-// address, then ::1; /40 (every member owns a /80 under it).
-func sixPlane(nwid ztaddr.NetworkID, addr ztaddr.Address) netip.Prefix {
-	var a [16]byte
-	a[0] = 0xfc
-	binary.BigEndian.PutUint32(a[1:], uint32(uint64(nwid)^uint64(nwid)>>32))
-	addr.Put(a[5:])
-	a[15] = 0x01
-	return netip.PrefixFrom(netip.AddrFrom16(a), 40)
-}
 
 // assignIPv4 picks a member's address from an IPv4 pool: starting at an offset given by the
 // member's address, the first address that does not end in .255, lies in an on-config route

@@ -18,10 +18,10 @@ func TestManagedIPv6MatchesZeroTierOne(t *testing.T) {
 	}{
 		{0xd9d826a22363a18e, 0x8604bca100, "fdd9:d826:a223:63a1:8e99:9386:4bc:a100/88", "fcfa:bb87:2c86:4bc:a100::1/40"},
 	} {
-		if got := rfc4193(tc.nwid, tc.member).String(); got != tc.rfc {
+		if got := ztaddr.RFC4193(tc.nwid, tc.member).String(); got != tc.rfc {
 			t.Errorf("rfc4193(%s, %s) = %s, want %s", tc.nwid, tc.member, got, tc.rfc)
 		}
-		if got := sixPlane(tc.nwid, tc.member).String(); got != tc.sixP {
+		if got := ztaddr.SixPlane(tc.nwid, tc.member).String(); got != tc.sixP {
 			t.Errorf("6plane(%s, %s) = %s, want %s", tc.nwid, tc.member, got, tc.sixP)
 		}
 	}

@@ -217,11 +217,11 @@ func assignAddresses(q *configRequest, nc *netconf.NetworkConfig) {
 	}
 	if !m.NoAutoAssignIPs {
 		if n.V6AssignMode["rfc4193"] {
-			add(rfc4193(q.nwid, addr))
+			add(ztaddr.RFC4193(q.nwid, addr))
 			nc.Flags |= netconf.FlagIPv6NDPEmulation
 		}
 		if n.V6AssignMode["6plane"] {
-			add(sixPlane(q.nwid, addr))
+			add(ztaddr.SixPlane(q.nwid, addr))
 			nc.Flags |= netconf.FlagIPv6NDPEmulation
 		}
 	}
