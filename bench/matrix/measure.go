@@ -218,9 +218,13 @@ func parseWrk(out string) ([]float64, string, error) {
 	return []float64{v}, strings.Join(wrkErrors.FindAllString(out, -1), "; "), err
 }
 
-var pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
+var (
+	pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
+	pingLoss = regexp.MustCompile(`\d+ packets transmitted, \d+ received, [0-9.]+% packet loss`)
+)
 
-// parsePing yields the mean and median round-trip time of the echoes answered.
+// parsePing yields the mean and median round-trip time of the echoes answered; the note
+// tells the loss, if any.
 func parsePing(out string) ([]float64, string, error) {
 	var rtts []float64
 	for _, m := range pingTime.FindAllStringSubmatch(out, -1) {
@@ -237,7 +241,11 @@ func parsePing(out string) ([]float64, string, error) {
 	for _, v := range rtts {
 		sum += v
 	}
-	return []float64{sum / float64(len(rtts)), median(rtts)}, "", nil
+	note := pingLoss.FindString(out)
+	if strings.Contains(note, " 0% packet loss") {
+		note = ""
+	}
+	return []float64{sum / float64(len(rtts)), median(rtts)}, note, nil
 }
 
 func median(v []float64) float64 {

@@ -22,6 +22,9 @@ Transfer/sec:    106.74MB
 64 bytes from 192.0.2.1: icmp_seq=2 ttl=64 time=0.020 ms
 64 bytes from 192.0.2.1: icmp_seq=3 ttl=64 time=0.090 ms
 64 bytes from 192.0.2.1: icmp_seq=4 ttl=64 time=0.025 ms
+
+--- 192.0.2.1 ping statistics ---
+5 packets transmitted, 4 received, 20% packet loss, time 41ms
 `
 	tcpOut := `{"start":{},"end":{"sum_sent":{"bits_per_second":2.1e9},"sum_received":{"seconds":10.0,"bytes":2.5e9,"bits_per_second":2e9}}}`
 	udpOut := `{"end":{"sum_received":{"seconds":2.0,"bytes":1.4e6,"packets":2000,"lost_packets":500}}}`
@@ -33,7 +36,7 @@ Transfer/sec:    106.74MB
 		note  string
 	}{
 		{"wrk", parseWrk, wrkOut, []float64{137898.12}, "Socket errors: connect 0, read 12, write 0, timeout 0"},
-		{"ping", parsePing, pingOut, []float64{0.0415, 0.028}, ""},
+		{"ping", parsePing, pingOut, []float64{0.0415, 0.028}, "5 packets transmitted, 4 received, 20% packet loss"},
 		{"iperf3 tcp", parseIperfTCP, tcpOut, []float64{2}, ""},
 		{"iperf3 udp", parseIperfUDP, udpOut, []float64{750, 25}, ""},
 	} {
