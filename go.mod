@@ -2,13 +2,15 @@ module github.com/ztnc/ztnc
 
 go 1.26.3
 
-require golang.org/x/crypto v0.59.0
+require (
+	golang.org/x/crypto v0.59.0
+	golang.org/x/sys v0.50.0
+)
 
 require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
 	github.com/seccomp/libseccomp-golang v0.11.1 // indirect
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
-	golang.org/x/sys v0.50.0 // indirect
 	gvisor.dev/gvisor v0.0.0-20260905035102-160fafc42237 // indirect
 )
