@@ -1,6 +1,7 @@
 package zt
 
 import (
+	"bytes"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -259,8 +260,8 @@ func (nw *Network) setFailure(s Status) {
 // loadCachedConfig applies the config saved by an earlier run, if any.
 func (nw *Network) loadCachedConfig() {
 	b, err := nw.node.home.readOptional(networksDir, networkFile(nw.id))
-	if err != nil || len(b) == 0 {
-		return
+	if err != nil || len(bytes.TrimSpace(b)) == 0 {
+		return // none, or zerotier-one's "join at start" marker
 	}
 	if err := nw.applyConfig(b, true); err != nil {
 		nw.log.Warn("ignoring cached config", "err", err)

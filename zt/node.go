@@ -40,6 +40,11 @@ type Config struct {
 	// Planet, if not nil, is a serialized planet that replaces the home's planet file and
 	// the built-in default (ZeroTier's "Earth").
 	Planet []byte
+	// RootEndpoints, if set, makes the node the only root of a planet of its own, reachable
+	// at these UDP endpoints: the planet is created in Home on first start (signed with a
+	// world key kept there, world.secret) and re-signed if the endpoints change. Give that
+	// planet file to the nodes that are to use this root. Planet is ignored.
+	RootEndpoints []netip.AddrPort
 	// AllowLoopback lets loopback addresses be physical paths. zerotier-one never uses them;
 	// enable it only for nodes of ours sharing one machine (tests, the offline demo).
 	AllowLoopback bool
@@ -145,6 +150,13 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 	id, created, err := h.identity(ctx)
 	if err != nil {
 		return nil, err
+	}
+	if len(cfg.RootEndpoints) > 0 {
+		w, err := h.ensureRootPlanet(id, cfg.RootEndpoints)
+		if err != nil {
+			return nil, err
+		}
+		cfg.Planet = w.Bytes()
 	}
 	n := &Node{
 		cfg: cfg, log: log.With("node", id.Address().String()), home: h, id: id, addr: id.Address(),
