@@ -103,11 +103,11 @@ func TestLabCapture(t *testing.T) {
 		verbs: map[string]int{}, punches: map[[2]netip.AddrPort]bool{}, updateIDs: map[uint64]bool{}, coms: map[ztaddr.Address]*netconf.COM{}}
 	var reasm Reassembler
 	for _, d := range dgs {
-		switch {
-		case len(d.payload) == BeaconSize:
+		switch Classify(d.payload) {
+		case DatagramBeacon:
 			s.verbs["beacon"]++
 			continue
-		case IsFragment(d.payload):
+		case DatagramFragment:
 			p, ok, err := reasm.AddFragment(Fragment(append([]byte{}, d.payload...)))
 			if err != nil {
 				t.Fatalf("frame %d: %v", d.index, err)
@@ -117,7 +117,7 @@ func TestLabCapture(t *testing.T) {
 				s.packet(d, p, false)
 			}
 			continue
-		case len(d.payload) < HeaderSize:
+		case DatagramJunk:
 			// A node that learns a peer's address from RENDEZVOUS first sends a few junk bytes
 			// there to open NAT state.
 			if !s.punches[[2]netip.AddrPort{d.src, d.dst}] || len(d.payload) != 4 {
@@ -426,7 +426,7 @@ func checkLabConfig(t *testing.T, c *netconf.NetworkConfig, ids map[ztaddr.Addre
 	for _, p := range c.AssignedPrefixes() {
 		if p.Addr().Is4() {
 			v4 = append(v4, p)
-		} else if want6 := rfc4193(labNetwork, labB); p != want6 {
+		} else if want6 := ztaddr.RFC4193(labNetwork, labB); p != want6 {
 			t.Errorf("IPv6 address %s, want RFC4193 %s", p, want6)
 		}
 	}
@@ -448,15 +448,6 @@ func checkLabConfig(t *testing.T, c *netconf.NetworkConfig, ids map[ztaddr.Addre
 	if c.CredentialTimeMaxDelta != netconf.DefaultCredentialTimeMaxDelta || c.Flags&netconf.FlagIPv6NDPEmulation == 0 {
 		t.Errorf("ctmd %d flags %x", c.CredentialTimeMaxDelta, c.Flags)
 	}
-}
-
-func rfc4193(nwid ztaddr.NetworkID, a ztaddr.Address) netip.Prefix {
-	var ip [16]byte
-	ip[0] = 0xfd
-	binary.BigEndian.PutUint64(ip[1:], uint64(nwid))
-	ip[9], ip[10] = 0x99, 0x93
-	a.Put(ip[11:])
-	return netip.PrefixFrom(netip.AddrFrom16(ip), 88)
 }
 
 // ethernet looks inside frames between the members: ICMP echo requests from B to A, and the

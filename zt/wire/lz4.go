@@ -22,9 +22,10 @@ const (
 // ErrBadCompression is returned for LZ4 data that does not decode within the limits.
 var ErrBadCompression = errors.New("bad LZ4 data")
 
-// Compress LZ4-compresses p's payload into dst (reusing its capacity) like zerotier-one does:
-// only payloads over 64 bytes, and only if the result is smaller. It returns the compressed
-// packet (verb flag set), or p itself with the flag cleared. Call it before Armor.
+// Compress LZ4-compresses p's payload into dst (reusing its capacity; dst must not overlap p)
+// like zerotier-one does: only payloads over 64 bytes, and only if the result is smaller. It
+// returns the compressed packet (verb flag set), or p itself with the flag cleared. Call it
+// before Armor.
 func Compress(dst []byte, p Packet) Packet {
 	p[idxVerb] &^= verbFlagCompressed
 	if len(p.Payload()) <= compressMinPayload {
@@ -40,7 +41,7 @@ func Compress(dst []byte, p Packet) Packet {
 }
 
 // Decompress returns p with its payload decompressed into dst (reusing its capacity) if p is
-// flagged compressed, else p. The result is at most MaxPacketSize bytes.
+// flagged compressed, else p. dst must not overlap p; the result is at most MaxPacketSize bytes.
 func Decompress(dst []byte, p Packet) (Packet, error) {
 	if !p.Compressed() {
 		return p, nil

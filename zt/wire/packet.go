@@ -126,3 +126,27 @@ func (p Packet) Payload() []byte { return p[idxPayload:] }
 func (p Packet) String() string {
 	return fmt.Sprintf("packet %016x %s->%s flags %02x len %d", p.ID(), p.Source(), p.Destination(), p.Flags(), len(p))
 }
+
+// DatagramKind is what a received UDP datagram is, by zerotier-one's dispatch rules.
+type DatagramKind int
+
+// Kinds of datagrams.
+const (
+	DatagramJunk     DatagramKind = iota // too short for anything (e.g. NAT-traversal probes): drop
+	DatagramBeacon                       // 13-byte legacy LAN beacon: ignore
+	DatagramFragment                     // a non-head fragment
+	DatagramPacket                       // a packet, or the head of a fragmented one
+)
+
+// Classify tells fragments, packets, beacons and junk apart.
+func Classify(b []byte) DatagramKind {
+	switch {
+	case len(b) == BeaconSize:
+		return DatagramBeacon
+	case IsFragment(b):
+		return DatagramFragment
+	case len(b) >= HeaderSize:
+		return DatagramPacket
+	}
+	return DatagramJunk
+}
