@@ -20,6 +20,7 @@ import (
 	"github.com/ztnc/ztnc/zt"
 	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/netconf"
+	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
@@ -253,12 +254,12 @@ func (c *Controller) answer(j job) {
 		"addresses", nc.AssignedPrefixes(), "push", j.requestID == 0)
 }
 
-func (c *Controller) sendError(j job, code byte) {
+func (c *Controller) sendError(j job, code wire.ErrorCode) {
 	to := j.from.Address()
 	switch code {
-	case zt.ErrorObjNotFound:
+	case wire.ErrorObjectNotFound:
 		c.stats.NotFound.Add(1)
-	case zt.ErrorNetworkAccessDenied:
+	case wire.ErrorNetworkAccessDenied:
 		c.stats.Denied.Add(1)
 	}
 	// An error cannot answer a push, except to ourselves (a node may be a member of its own
@@ -274,14 +275,14 @@ func (c *Controller) sendError(j job, code byte) {
 
 // configure decides a request under the database lock: an unsigned config to send, an error
 // code, or a local failure. The member record is created or updated as zerotier-one does.
-func (c *Controller) configure(j job) (*netconf.NetworkConfig, byte, error) {
+func (c *Controller) configure(j job) (*netconf.NetworkConfig, wire.ErrorCode, error) {
 	now := c.now()
 	addr := j.from.Address()
 	c.mu.Lock()
 	defer c.mu.Unlock()
 	n, ok := c.db.network(j.nwid)
 	if !ok {
-		return nil, zt.ErrorObjNotFound, nil
+		return nil, wire.ErrorObjectNotFound, nil
 	}
 	stored, existed := c.db.member(j.nwid, addr)
 	var m *member
@@ -295,7 +296,7 @@ func (c *Controller) configure(j job) (*netconf.NetworkConfig, byte, error) {
 		// over its membership.
 		known, err := identity.Parse(m.Identity)
 		if err != nil || !known.Equal(j.from) {
-			return nil, zt.ErrorNetworkAccessDenied, nil
+			return nil, wire.ErrorNetworkAccessDenied, nil
 		}
 	} else {
 		m.Identity = j.from.Public().String()
@@ -313,7 +314,7 @@ func (c *Controller) configure(j job) (*netconf.NetworkConfig, byte, error) {
 		if _, err := c.db.saveMember(j.nwid, addr, m); err != nil {
 			return nil, 0, err
 		}
-		return nil, zt.ErrorNetworkAccessDenied, nil
+		return nil, wire.ErrorNetworkAccessDenied, nil
 	}
 	if j.requestID != 0 {
 		md := j.metadata

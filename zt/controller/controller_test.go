@@ -10,9 +10,9 @@ import (
 	"testing"
 	"time"
 
-	"github.com/ztnc/ztnc/zt"
 	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/netconf"
+	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
@@ -50,7 +50,7 @@ func isConfig(to ztaddr.Address, requestID uint64) func(sent) bool {
 	return func(s sent) bool { return s.config != nil && s.to == to && s.requestID == requestID }
 }
 
-func isError(to ztaddr.Address, requestID uint64, code byte) func(sent) bool {
+func isError(to ztaddr.Address, requestID uint64, code wire.ErrorCode) func(sent) bool {
 	return func(s sent) bool {
 		return s.config == nil && s.rev == nil && s.to == to && s.requestID == requestID && s.code == code
 	}
@@ -64,7 +64,7 @@ func TestRequestUnknownNetwork(t *testing.T) {
 	c, rec, _ := newTestController(t, t.TempDir(), 1e12)
 	ids := identities(t)
 	c.Request(testNetwork, 7, ids[1].Public(), metadata1141())
-	rec.wait(t, 0, isError(ids[1].Address(), 7, zt.ErrorObjNotFound))
+	rec.wait(t, 0, isError(ids[1].Address(), 7, wire.ErrorObjectNotFound))
 	// Networks of another controller are none of our business: no answer at all.
 	c.Request(ztaddr.NewNetworkID(ids[2].Address(), 1), 8, ids[1].Public(), metadata1141())
 	rec.quiet(t, 1, 50*time.Millisecond)
@@ -84,7 +84,7 @@ func TestMembershipLifecycle(t *testing.T) {
 	mustAPI(t, c, "POST", "/controller/network/"+testNetwork.String(), labNetwork)
 
 	c.Request(testNetwork, 1, a.Public(), metadata1141())
-	_, next := rec.wait(t, 0, isError(a.Address(), 1, zt.ErrorNetworkAccessDenied))
+	_, next := rec.wait(t, 0, isError(a.Address(), 1, wire.ErrorNetworkAccessDenied))
 	m := mustAPI(t, c, "GET", "/controller/network/"+testNetwork.String()+"/member/"+a.Address().String(), "")
 	if m["authorized"] != false || m["identity"] != a.Public().String() || m["vMajor"] != -1.0 || m["revision"] != 1.0 {
 		t.Errorf("denied member record: %v", m)
@@ -143,7 +143,7 @@ func TestMembershipLifecycle(t *testing.T) {
 	}
 	clk.advance(1001)
 	c.Request(testNetwork, 4, b.Public(), metadata1141())
-	rec.wait(t, next, isError(b.Address(), 4, zt.ErrorNetworkAccessDenied))
+	rec.wait(t, next, isError(b.Address(), 4, wire.ErrorNetworkAccessDenied))
 
 	// Deleting the network revokes everyone and then it is not found.
 	next = rec.count()
@@ -151,7 +151,7 @@ func TestMembershipLifecycle(t *testing.T) {
 	rec.wait(t, next, isRevocation(a.Address(), a.Address()))
 	clk.advance(1001)
 	c.Request(testNetwork, 5, a.Public(), metadata1141())
-	rec.wait(t, next, isError(a.Address(), 5, zt.ErrorObjNotFound))
+	rec.wait(t, next, isError(a.Address(), 5, wire.ErrorObjectNotFound))
 	if _, err := os.Stat(filepath.Join(home, "controller.d", "network", testNetwork.String())); !os.IsNotExist(err) {
 		t.Errorf("member directory left behind: %v", err)
 	}
@@ -221,7 +221,7 @@ func TestIdentityMismatchDenied(t *testing.T) {
 	os.WriteFile(path, b, 0o600)
 	c, rec, _ = newTestController(t, home, 2e12)
 	c.Request(testNetwork, 2, ids[1].Public(), metadata1141())
-	rec.wait(t, 0, isError(ids[1].Address(), 2, zt.ErrorNetworkAccessDenied))
+	rec.wait(t, 0, isError(ids[1].Address(), 2, wire.ErrorNetworkAccessDenied))
 	if after, _ := os.ReadFile(path); string(after) != string(b) {
 		t.Error("record changed")
 	}
@@ -340,7 +340,7 @@ func TestDeleteMember(t *testing.T) {
 	}
 	clk.advance(1001)
 	c.Request(testNetwork, 2, ids[1].Public(), metadata1141())
-	rec.wait(t, next, isError(ids[1].Address(), 2, zt.ErrorNetworkAccessDenied))
+	rec.wait(t, next, isError(ids[1].Address(), 2, wire.ErrorNetworkAccessDenied))
 }
 
 func TestClosedControllerDrops(t *testing.T) {

@@ -11,6 +11,7 @@ import (
 
 	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/netconf"
+	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
@@ -51,7 +52,7 @@ type sent struct {
 	requestID uint64
 	config    *netconf.NetworkConfig
 	nwid      ztaddr.NetworkID
-	code      byte
+	code      wire.ErrorCode
 	rev       *netconf.Revocation
 }
 
@@ -77,7 +78,7 @@ func (r *recorder) SendConfig(to ztaddr.Address, requestID uint64, nc *netconf.N
 	return r.add(sent{to: to, requestID: requestID, config: got, nwid: nc.NetworkID})
 }
 
-func (r *recorder) SendError(to ztaddr.Address, nwid ztaddr.NetworkID, requestID uint64, code byte) error {
+func (r *recorder) SendError(to ztaddr.Address, nwid ztaddr.NetworkID, requestID uint64, code wire.ErrorCode) error {
 	return r.add(sent{to: to, requestID: requestID, nwid: nwid, code: code})
 }
 
