@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/ztnc-run
 FUZZTIME ?= 20s
 
-.PHONY: all deps build demo test unit vet fuzz bench bench-matrix clean
+.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-matrix clean
 
 all: build
 
@@ -37,6 +37,10 @@ fuzz:
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Supervisor benchmarks side by side with host loopback (docs/benchmarks.md).
+bench-supervisor: deps
+	./bench/supervisor.sh
 
 # Side-by-side benchmark matrix (bench/matrix, needs root): the same programs over plain veth
 # and, when ZT1_BIN points to zerotier-one, over its kernel TAP. Prints a markdown table.

@@ -19,7 +19,8 @@ const PortAny = -1
 // has one dual-stack socket on the wildcard address; with Config.Bind, one per address.
 type socket struct {
 	conn  *net.UDPConn
-	local netip.AddrPort // as bound (the wildcard address unless Bind was given)
+	local netip.AddrPort   // as bound (the wildcard address unless Bind was given)
+	addrs []netip.AddrPort // where peers may reach it (see localAddresses)
 }
 
 // listen binds a socket on every address of bind (the dual-stack wildcard if none) on one
@@ -85,7 +86,8 @@ func listenAll(bind []netip.Addr, port int) ([]*socket, error) {
 		_ = c.SetReadBuffer(4 << 20)
 		_ = c.SetWriteBuffer(4 << 20)
 		local := c.LocalAddr().(*net.UDPAddr).AddrPort()
-		socks = append(socks, &socket{conn: c, local: netip.AddrPortFrom(local.Addr().Unmap(), local.Port())})
+		la := netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
+		socks = append(socks, &socket{conn: c, local: la, addrs: interfaceAddrs(la)})
 		port = int(local.Port())
 	}
 	return socks, nil
@@ -118,11 +120,14 @@ func (s *socket) canReach(to netip.Addr) bool {
 }
 
 // localAddresses lists the addresses a peer could reach this socket at: the bound address, or
-// every interface address for the wildcard.
-func (s *socket) localAddresses() []netip.AddrPort {
-	la := s.local.Addr()
+// for the wildcard every interface address at the time the socket was bound (read then, as the
+// socket may live in another network namespace than the threads that ask later).
+func (s *socket) localAddresses() []netip.AddrPort { return s.addrs }
+
+func interfaceAddrs(local netip.AddrPort) []netip.AddrPort {
+	la := local.Addr()
 	if la.IsValid() && !la.IsUnspecified() {
-		return []netip.AddrPort{s.local}
+		return []netip.AddrPort{local}
 	}
 	addrs, err := net.InterfaceAddrs()
 	if err != nil {
@@ -142,7 +147,7 @@ func (s *socket) localAddresses() []netip.AddrPort {
 		if la.Is4() && !ip.Is4() {
 			continue
 		}
-		out = append(out, netip.AddrPortFrom(ip, s.local.Port()))
+		out = append(out, netip.AddrPortFrom(ip, local.Port()))
 	}
 	return out
 }

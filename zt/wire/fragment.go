@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"math/bits"
+	"sync"
 
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
@@ -81,7 +82,8 @@ func Fragments(p Packet, mtu int, emit func(datagram []byte) error) error {
 	if err := emit(p[:mtu]); err != nil {
 		return err
 	}
-	var buf [FragmentHeaderSize + MaxPacketSize]byte
+	buf := fragmentBuffers.Get().(*[FragmentHeaderSize + MaxPacketSize]byte)
+	defer fragmentBuffers.Put(buf)
 	copy(buf[:13], p[:13])
 	buf[idxFragIndicator] = fragmentIndicator
 	buf[idxFragHops] = 0
@@ -96,6 +98,10 @@ func Fragments(p Packet, mtu int, emit func(datagram []byte) error) error {
 	}
 	return nil
 }
+
+// fragmentBuffers hold the fragments Fragments builds (a local array would escape to the heap
+// through emit: 10 KB per fragmented packet).
+var fragmentBuffers = sync.Pool{New: func() any { return new([FragmentHeaderSize + MaxPacketSize]byte) }}
 
 // Reassembler collects the pieces of fragmented packets addressed to us, with zerotier-one's
 // limits: 2..7 pieces, 32 packets in progress (oldest forgotten), duplicates ignored. It copies

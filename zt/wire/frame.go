@@ -84,17 +84,18 @@ func ParseExtFrame(payload []byte) (*ExtFrame, error) {
 // ExtFrameOK is the body of OK(EXT_FRAME), sent when the frame asked for it.
 type ExtFrameOK struct {
 	NetworkID ztaddr.NetworkID
+	Trailing  []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the body.
-func (o *ExtFrameOK) Append(b []byte) []byte { return bin.AppendU64(b, uint64(o.NetworkID)) }
+func (o *ExtFrameOK) Append(b []byte) []byte {
+	return append(bin.AppendU64(b, uint64(o.NetworkID)), o.Trailing...)
+}
 
 // ParseExtFrameOK decodes the body of OK(EXT_FRAME).
 func ParseExtFrameOK(body []byte) (*ExtFrameOK, error) {
 	r := bin.Reader{B: body}
 	o := &ExtFrameOK{NetworkID: ztaddr.NetworkID(r.U64())}
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after OK(EXT_FRAME)", ErrBadPayload, r.Len()))
-	}
+	o.Trailing = trailing(&r)
 	return o, payloadErr(VerbOK, &r)
 }

@@ -177,3 +177,12 @@ func (m *ErrorMessage) AuthenticationInfo() (*netconf.Dictionary, bool) {
 	}
 	return netconf.ParseDictionary(d), true
 }
+
+// trailing returns the unread bytes, which zerotier-one ignores (later versions may append
+// fields); messages keep them so that they re-encode unchanged.
+func trailing(r *bin.Reader) []byte {
+	if r.Err != nil || r.Len() == 0 {
+		return nil
+	}
+	return r.Copy(r.Len())
+}
