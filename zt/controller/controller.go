@@ -208,7 +208,7 @@ func (c *Controller) enqueue(j job) {
 	case c.queue <- j:
 	default:
 		c.stats.dropped.Add(1)
-		c.log.Warn("controller: request queue full, dropping", "network", j.nwid, "member", j.from.Address())
+		c.log.Debug("controller: request queue full, dropping", "network", j.nwid, "member", j.from.Address())
 	}
 }
 
