@@ -77,7 +77,7 @@ addresses, and the processes it starts reach each other through the stack.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runProgram(&o, args)
+			return runProgram(cmd.Context(), &o, args)
 		},
 	}
 	// Everything from CMD on belongs to CMD, even without "--".
@@ -90,6 +90,7 @@ addresses, and the processes it starts reach each other through the stack.`,
 	root.PersistentFlags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of ztnc-run to this file (for benchmarks)")
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(newIdtoolCmd())
+	o.net.addFlags(root.Flags())
+	root.AddCommand(newIdtoolCmd(), newRootServerCmd())
 	return root
 }

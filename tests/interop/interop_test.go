@@ -30,17 +30,20 @@ var (
 // joinTimeout bounds the time from a member's start to its network being usable.
 const joinTimeout = 60 * time.Second
 
-// memberKind starts a member in host h with a prepared home (planet, identity, networks.d).
+// memberKind starts a member in host h with a prepared home (planet, identity, networks.d)
+// whose address n's controller has authorized.
 type memberKind struct {
 	name  string
-	start func(t *testing.T, h *lab.Host, home *lab.Home) lab.Member
+	start func(t *testing.T, n *network, h *lab.Host, home *lab.Home) lab.Member
 }
 
-// memberKinds are the kinds of node tried as member 1. A ztnc-run kind goes here once
-// ztnc-run exists: a Member whose endpoint wraps programs in
-// `ztnc-run --home <home> --nwid <nwid> --`.
+// memberKinds are the kinds of node tried as member 1. ztnc-run joins this list once it
+// exists, as a lab.WrappedMember: Wrap returns `ztnc-run --home <home> --nwid <nwid> -- argv`,
+// Ready is `true`, and start authorizes the member with a fixed address from ztSubnet
+// (n.ctrl.Authorize(ctx, n.nwid, home.Address(), addr)) since no process asks for one before
+// a program runs.
 var memberKinds = []memberKind{
-	{"zerotier-one", func(t *testing.T, h *lab.Host, home *lab.Home) lab.Member {
+	{"zerotier-one", func(t *testing.T, _ *network, h *lab.Host, home *lab.Home) lab.Member {
 		return lab.StartZT1(t, h, lab.ZT1Config{Home: home})
 	}},
 }
@@ -105,7 +108,7 @@ func testTwoMembers(t *testing.T, kind memberKind) {
 	if err := n.ctrl.Authorize(ctx, n.nwid, home1.Address()); err != nil {
 		t.Fatal(err)
 	}
-	m1 := kind.start(t, n.lab.AddHost("m1", member1Addr), home1)
+	m1 := kind.start(t, n, n.lab.AddHost("m1", member1Addr), home1)
 	// zerotier-one applies the network's 2001:db8:: addresses only when allowed global ones.
 	settings := lab.ZT1Settings{AllowManaged: true, AllowGlobal: true}
 	if zt1, ok := m1.(*lab.ZT1); ok {

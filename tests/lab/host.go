@@ -66,7 +66,12 @@ func (h *Host) Run(t T, name string, args ...string) string {
 
 func execArgv(t T, label string, argv []string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), execTimeout)
+	return execArgvTimeout(t, label, argv, execTimeout)
+}
+
+func execArgvTimeout(t T, label string, argv []string, timeout time.Duration) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := command(ctx, argv)
 	var stdout bytes.Buffer

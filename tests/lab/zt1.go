@@ -34,17 +34,6 @@ func ZT1Bin(t T) string {
 	return bin
 }
 
-// Member is a ZeroTier node in a lab that programs can use: a zerotier-one member with its
-// kernel TAP device (ZT1) or, once it exists, a ztnc-run member. Both keep their state in a
-// Home and join the networks listed in its networks.d.
-type Member interface {
-	// Address is the node's 10-hex-digit ZeroTier address, which a controller authorizes.
-	Address() string
-	// WaitNetwork waits until the node is on network nwid with an IPv4 address and returns
-	// the endpoint where programs run on it; it fails t on timeout.
-	WaitNetwork(t T, nwid string, timeout time.Duration) *Endpoint
-}
-
 // ZT1Config configures StartZT1.
 type ZT1Config struct {
 	// Home is the node's home; nil means NewLabHome(t, ""): LabPlanet and a fresh identity.

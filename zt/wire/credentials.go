@@ -14,6 +14,7 @@ type NetworkCredentials struct {
 	Tags         []*netconf.Tag
 	Revocations  []*netconf.Revocation
 	COOs         []*netconf.COO
+	Trailing     []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the payload in 1.14's form (every section present).
@@ -38,7 +39,7 @@ func (c *NetworkCredentials) Append(b []byte) []byte {
 	for _, x := range c.COOs {
 		b = x.Append(b)
 	}
-	return b
+	return append(b, c.Trailing...)
 }
 
 // parseList reads a [2] count and that many credentials.
@@ -81,9 +82,7 @@ func ParseNetworkCredentials(payload []byte) (*NetworkCredentials, error) {
 	if r.Len() > 0 {
 		c.COOs = parseList(&r, netconf.ParseCOO)
 	}
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after NETWORK_CREDENTIALS", ErrBadPayload, r.Len()))
-	}
+	c.Trailing = trailing(&r)
 	if err := payloadErr(VerbNetworkCredentials, &r); err != nil {
 		return nil, err
 	}

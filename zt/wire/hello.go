@@ -35,6 +35,7 @@ type Hello struct {
 	Destination        ztaddr.InetAddress // the physical address the HELLO was sent to
 	PlanetID, PlanetTS uint64
 	Moons              []MoonRef
+	Trailing           []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 const helloFixedSize = 1 + 1 + 1 + 2 + 8
@@ -54,7 +55,7 @@ func (h *Hello) Append(b []byte) []byte {
 		b = bin.AppendU64(b, m.ID)
 		b = bin.AppendU64(b, m.Timestamp)
 	}
-	return b
+	return append(b, h.Trailing...)
 }
 
 // ParseHelloIdentity reads just the sender's identity, which is needed (to agree on a key and
@@ -131,9 +132,7 @@ func ParseHello(payload []byte) (*Hello, error) {
 			h.Moons = append(h.Moons, MoonRef{Type: world.Type(r.U8()), ID: r.U64(), Timestamp: r.U64()})
 		}
 	}
-	if r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after HELLO", ErrBadPayload, r.Len()))
-	}
+	h.Trailing = trailing(&r)
 	return h, payloadErr(VerbHello, &r)
 }
 
@@ -146,7 +145,8 @@ type HelloOK struct {
 	// PhysicalAddress is where the responder saw the HELLO come from (our external address).
 	PhysicalAddress ztaddr.InetAddress
 	// Worlds holds serialized planet/moon updates (see ParseWorlds), empty if none.
-	Worlds []byte
+	Worlds   []byte
+	Trailing []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the body.
@@ -156,7 +156,7 @@ func (o *HelloOK) Append(b []byte) []byte {
 	b = bin.AppendU16(b, o.Revision)
 	b = o.PhysicalAddress.Append(b)
 	b = bin.AppendU16(b, uint16(len(o.Worlds)))
-	return append(b, o.Worlds...)
+	return append(append(b, o.Worlds...), o.Trailing...)
 }
 
 // ParseHelloOK decodes the body of OK(HELLO).
@@ -169,9 +169,7 @@ func ParseHelloOK(body []byte) (*HelloOK, error) {
 	if r.Err == nil && r.Len() >= 2 {
 		o.Worlds = r.Copy(int(r.U16()))
 	}
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after OK(HELLO)", ErrBadPayload, r.Len()))
-	}
+	o.Trailing = trailing(&r)
 	return o, payloadErr(VerbOK, &r)
 }
 

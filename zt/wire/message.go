@@ -45,7 +45,11 @@ func ParseMessage(v Verb, payload []byte) (Message, error) {
 	case VerbRendezvous:
 		return ParseRendezvous(payload)
 	case VerbFrame:
-		return ParseFrame(payload)
+		f, err := ParseFrame(payload)
+		if err != nil {
+			return nil, err
+		}
+		return &f, nil
 	case VerbExtFrame:
 		return ParseExtFrame(payload)
 	case VerbMulticastLike:
@@ -176,4 +180,13 @@ func (m *ErrorMessage) AuthenticationInfo() (*netconf.Dictionary, bool) {
 		return nil, false
 	}
 	return netconf.ParseDictionary(d), true
+}
+
+// trailing returns the unread bytes, which zerotier-one ignores (later versions may append
+// fields); messages keep them so that they re-encode unchanged.
+func trailing(r *bin.Reader) []byte {
+	if r.Err != nil || r.Len() == 0 {
+		return nil
+	}
+	return r.Copy(r.Len())
 }

@@ -50,6 +50,7 @@ type MulticastGather struct {
 	Group     ztaddr.MulticastGroup
 	Limit     uint32
 	COM       *netconf.COM // sent (flag 0x01) so that roots can check membership
+	Trailing  []byte       // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the payload.
@@ -59,7 +60,7 @@ func (g *MulticastGather) Append(b []byte) []byte {
 	if g.Flags&GatherFlagCOM != 0 {
 		b = g.COM.Append(b)
 	}
-	return b
+	return append(b, g.Trailing...)
 }
 
 // ParseMulticastGather decodes a MULTICAST_GATHER.
@@ -75,9 +76,7 @@ func ParseMulticastGather(payload []byte) (*MulticastGather, error) {
 		}
 		g.COM, r.Off = com, r.Off+n
 	}
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after MULTICAST_GATHER", ErrBadPayload, r.Len()))
-	}
+	g.Trailing = trailing(&r)
 	return g, payloadErr(VerbMulticastGather, &r)
 }
 
@@ -87,12 +86,13 @@ type GatherResult struct {
 	Group      ztaddr.MulticastGroup
 	TotalKnown uint32
 	Members    []ztaddr.Address
+	Trailing   []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the body.
 func (g *GatherResult) Append(b []byte) []byte {
 	b = g.Group.Append(bin.AppendU64(b, uint64(g.NetworkID)))
-	return appendMembers(b, g.TotalKnown, g.Members)
+	return append(appendMembers(b, g.TotalKnown, g.Members), g.Trailing...)
 }
 
 func appendMembers(b []byte, total uint32, members []ztaddr.Address) []byte {
@@ -122,9 +122,7 @@ func ParseGatherResult(body []byte) (*GatherResult, error) {
 	g := &GatherResult{NetworkID: ztaddr.NetworkID(r.U64())}
 	g.Group = r.Group()
 	g.TotalKnown, g.Members = readMembers(&r)
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after OK(MULTICAST_GATHER)", ErrBadPayload, r.Len()))
-	}
+	g.Trailing = trailing(&r)
 	return g, payloadErr(VerbOK, &r)
 }
 
@@ -196,6 +194,7 @@ type MulticastFrameOK struct {
 	COM        *netconf.COM // flag 0x01
 	TotalKnown uint32       // flag 0x02
 	Members    []ztaddr.Address
+	Trailing   []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the body.
@@ -207,7 +206,7 @@ func (o *MulticastFrameOK) Append(b []byte) []byte {
 	if o.Flags&MulticastFlagGatherLimit != 0 {
 		b = appendMembers(b, o.TotalKnown, o.Members)
 	}
-	return b
+	return append(b, o.Trailing...)
 }
 
 // ParseMulticastFrameOK decodes the body of OK(MULTICAST_FRAME).
@@ -226,8 +225,6 @@ func ParseMulticastFrameOK(body []byte) (*MulticastFrameOK, error) {
 	if o.Flags&MulticastFlagGatherLimit != 0 {
 		o.TotalKnown, o.Members = readMembers(&r)
 	}
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after OK(MULTICAST_FRAME)", ErrBadPayload, r.Len()))
-	}
+	o.Trailing = trailing(&r)
 	return o, payloadErr(VerbOK, &r)
 }

@@ -29,13 +29,14 @@ type ConfigRequest struct {
 	Metadata  []byte // Dictionary text (see netconf.RequestMetadata)
 	Revision  uint64 // of the config the member has, 0 if none
 	Timestamp uint64 // of the config the member has, 0 if none
+	Trailing  []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the payload.
 func (q *ConfigRequest) Append(b []byte) []byte {
 	b = bin.AppendU16(bin.AppendU64(b, uint64(q.NetworkID)), uint16(len(q.Metadata)))
 	b = append(b, q.Metadata...)
-	return bin.AppendU64(bin.AppendU64(b, q.Revision), q.Timestamp)
+	return append(bin.AppendU64(bin.AppendU64(b, q.Revision), q.Timestamp), q.Trailing...)
 }
 
 // ParseConfigRequest decodes a NETWORK_CONFIG_REQUEST (the revision and timestamp are optional,
@@ -47,9 +48,7 @@ func ParseConfigRequest(payload []byte) (*ConfigRequest, error) {
 	if r.Len() >= 16 {
 		q.Revision, q.Timestamp = r.U64(), r.U64()
 	}
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after NETWORK_CONFIG_REQUEST", ErrBadPayload, r.Len()))
-	}
+	q.Trailing = trailing(&r)
 	return q, payloadErr(VerbNetworkConfigRequest, &r)
 }
 
@@ -71,6 +70,7 @@ type ConfigChunk struct {
 	TotalLength uint32 // of the whole dictionary
 	Index       uint32 // byte offset of Data in the dictionary
 	Signature   identity.Signature
+	Trailing    []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 func (c *ConfigChunk) appendSigned(b []byte) []byte {
@@ -90,7 +90,7 @@ func (c *ConfigChunk) Append(b []byte) []byte {
 		return b
 	}
 	b = append(b, 1, 0, identity.SignatureSize)
-	return append(b, c.Signature[:]...)
+	return append(append(b, c.Signature[:]...), c.Trailing...)
 }
 
 // ParseConfigChunk decodes a config chunk.
@@ -107,9 +107,7 @@ func ParseConfigChunk(payload []byte) (*ConfigChunk, error) {
 		r.Fail(fmt.Errorf("%w: config chunk signature type %d length %d", ErrBadPayload, t, n))
 	}
 	copy(c.Signature[:], r.Take(identity.SignatureSize))
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after config chunk", ErrBadPayload, r.Len()))
-	}
+	c.Trailing = trailing(&r)
 	return c, payloadErr(VerbNetworkConfig, &r)
 }
 
@@ -227,19 +225,18 @@ func (a *ConfigAssembler) Add(c *ConfigChunk, source ztaddr.Address, controller 
 type ConfigAck struct {
 	NetworkID ztaddr.NetworkID
 	UpdateID  uint64
+	Trailing  []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the body.
 func (c *ConfigAck) Append(b []byte) []byte {
-	return bin.AppendU64(bin.AppendU64(b, uint64(c.NetworkID)), c.UpdateID)
+	return append(bin.AppendU64(bin.AppendU64(b, uint64(c.NetworkID)), c.UpdateID), c.Trailing...)
 }
 
 // ParseConfigAck decodes the body of an OK(ECHO) that acknowledges a config.
 func ParseConfigAck(body []byte) (*ConfigAck, error) {
 	r := bin.Reader{B: body}
 	c := &ConfigAck{NetworkID: ztaddr.NetworkID(r.U64()), UpdateID: r.U64()}
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after config acknowledgement", ErrBadPayload, r.Len()))
-	}
+	c.Trailing = trailing(&r)
 	return c, payloadErr(VerbOK, &r)
 }

@@ -1,7 +1,6 @@
 package wire
 
 import (
-	"fmt"
 	"net/netip"
 
 	"github.com/ztnc/ztnc/zt/internal/bin"
@@ -26,7 +25,8 @@ type PathRecord struct {
 
 // PushDirectPaths lists addresses at which the sender may be reachable directly.
 type PushDirectPaths struct {
-	Paths []PathRecord
+	Paths    []PathRecord
+	Trailing []byte // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // NewPathRecord builds a record for an IPv4 or IPv6 endpoint.
@@ -49,7 +49,7 @@ func (m *PushDirectPaths) Append(b []byte) []byte {
 		}
 		b = append(append(b, p.Type, byte(len(raw))), raw...)
 	}
-	return b
+	return append(b, m.Trailing...)
 }
 
 // ParsePushDirectPaths decodes a PUSH_DIRECT_PATHS.
@@ -71,9 +71,7 @@ func ParsePushDirectPaths(payload []byte) (*PushDirectPaths, error) {
 		}
 		m.Paths = append(m.Paths, p)
 	}
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after PUSH_DIRECT_PATHS", ErrBadPayload, r.Len()))
-	}
+	m.Trailing = trailing(&r)
 	if err := payloadErr(VerbPushDirectPaths, &r); err != nil {
 		return nil, err
 	}

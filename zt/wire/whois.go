@@ -64,6 +64,7 @@ type Rendezvous struct {
 	Flags    uint8
 	Peer     ztaddr.Address
 	Endpoint ztaddr.InetAddress // IPv4 or IPv6 with port
+	Trailing []byte             // bytes after the known fields (ignored by 1.14), kept for re-encoding
 }
 
 // Append appends the payload.
@@ -72,7 +73,7 @@ func (z *Rendezvous) Append(b []byte) []byte {
 	b = bin.AppendU16(b, z.Endpoint.AddrPort.Port())
 	ip := z.Endpoint.AddrPort.Addr().AsSlice()
 	b = append(b, byte(len(ip)))
-	return append(b, ip...)
+	return append(append(b, ip...), z.Trailing...)
 }
 
 // ParseRendezvous decodes a RENDEZVOUS.
@@ -84,9 +85,7 @@ func ParseRendezvous(payload []byte) (*Rendezvous, error) {
 		return nil, fmt.Errorf("%w: RENDEZVOUS address length %d", ErrBadPayload, n)
 	}
 	ip := r.Take(n)
-	if r.Err == nil && r.Len() != 0 {
-		r.Fail(fmt.Errorf("%w: %d bytes after RENDEZVOUS", ErrBadPayload, r.Len()))
-	}
+	z.Trailing = trailing(&r)
 	if err := payloadErr(VerbRendezvous, &r); err != nil {
 		return nil, err
 	}
