@@ -6,11 +6,14 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 
 	"github.com/ztnc/ztnc/netstack"
 	"github.com/ztnc/ztnc/supervisor"
 	"github.com/ztnc/ztnc/supervisor/resolver"
+	"github.com/ztnc/ztnc/zt"
+	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
 // localDomain is the DNS domain of --local networks: ".internal" is reserved for private use
@@ -104,4 +107,64 @@ func startResolver(log *slog.Logger, st *netstack.Stack, nets []resolver.Network
 	}
 	log.Debug("dns responder", "udp", addrs.UDP4, "tcp", addrs.TCP4, "answers for", rs)
 	return srv, rs, nil
+}
+
+// ztNames is the resolver's view of a ZeroTier network: the built-in member names
+// <node>.<nwid>.zt, and the DNS domain and servers of the network's config.
+//
+// A member's name gives its RFC 4193 and 6PLANE addresses when the network assigns those (they
+// are computed from the node address), and its IPv4 addresses as the stack's neighbour table
+// knows them (a member's MAC is computed from its node address; its IPv4 address is the
+// controller's choice, learned by ARP once the two members have talked). ZeroTier 1.x network
+// configs carry no member names.
+type ztNames struct {
+	nw   *zt.Network
+	self ztaddr.Address
+	st   *netstack.Stack
+}
+
+func (n *ztNames) DNS() (string, []netip.Addr) {
+	s := n.nw.State()
+	return s.DNS.Domain, s.DNS.Servers
+}
+
+func (n *ztNames) Lookup(name string) ([]netip.Addr, bool) {
+	node, rest, _ := strings.Cut(name, ".")
+	if rest != n.nw.ID().String()+".zt" {
+		return nil, false
+	}
+	a, err := ztaddr.ParseAddress(node)
+	if err != nil {
+		return nil, false
+	}
+	own := n.st.Addresses()
+	if a == n.self {
+		out := make([]netip.Addr, 0, len(own))
+		for _, p := range own {
+			out = append(out, p.Addr())
+		}
+		return out, true
+	}
+	var out []netip.Addr
+	id := n.nw.ID()
+	for _, p := range own {
+		switch p.Addr() {
+		case ztaddr.RFC4193(id, n.self).Addr():
+			out = append(out, ztaddr.RFC4193(id, a).Addr())
+		case ztaddr.SixPlane(id, n.self).Addr():
+			out = append(out, ztaddr.SixPlane(id, a).Addr())
+		}
+	}
+	mac := ztaddr.NodeMAC(a, id)
+	for ip, m := range n.st.Neighbors() {
+		if m == [6]byte(mac) && ip.Is4() {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, true
+}
+
+func (n *ztNames) Exchange(ctx context.Context, server netip.AddrPort, msg []byte, tcp bool) ([]byte, error) {
+	return resolver.StackExchange(n.st)(ctx, server, msg, tcp)
 }

@@ -107,6 +107,8 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	}
 
 	var stack *netstack.Stack
+	var nets []resolver.Network
+	dnsName := o.dnsName
 	if len(ids) > 0 {
 		node, atts, err := startNetworks(ctx, log, &o.net, ids)
 		if err != nil {
@@ -115,8 +117,10 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		defer node.Close()
 		for _, a := range atts {
 			defer a.stack.Close()
+			nets = append(nets, &ztNames{nw: a.nw, self: node.Address(), st: a.stack})
 		}
 		stack = atts[0].stack
+		dnsName = "" // members are named <node>.<nwid>.zt
 	} else {
 		prefixes, err := localPrefixes(o.local)
 		if err != nil {
@@ -134,11 +138,11 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		log.Debug("local network", "addresses", prefixes)
 	}
 
-	names, err := newLocalNames(stack, o.dnsName, o.addHosts)
+	names, err := newLocalNames(stack, dnsName, o.addHosts)
 	if err != nil {
 		return err
 	}
-	dns, redirects, err := startResolver(log, stack, []resolver.Network{names})
+	dns, redirects, err := startResolver(log, stack, append(nets, names))
 	if err != nil {
 		return err
 	}
