@@ -2,8 +2,8 @@ package selfhosted
 
 import (
 	"crypto/rand"
-	"flag"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
