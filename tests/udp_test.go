@@ -166,3 +166,23 @@ wait
 `)
 	mustContain(t, r, "receiver")
 }
+
+// TestIPv6LinkLocal: TCP and UDP to the network's link-local address with its scope id, from a
+// static Go client, and what the server sees.
+func TestIPv6LinkLocal(t *testing.T) {
+	need(t)
+	r := local(t, tcpprog+` serve '[::]:7300' &
+p1=$!
+`+udpprog+` serve '[::]:7301' &
+p2=$!
+sleep 0.3
+`+tcpprog+` echo '[`+localLinkLocal+`]:7300' tcp-link-local
+`+udpprog+` echo '[`+localLinkLocal+`]:7301' udp-link-local
+`+udpprog+` echoto '[`+localLinkLocal+`]:7301' udp-link-local-unconnected
+`+tcpprog+` names '[`+localLinkLocal+`]:7300'
+kill $p1 $p2
+`)
+	// Go names the zone by the host's interface with that index (netlink is the host's).
+	mustContain(t, r, "tcp-link-local\n", "udp-link-local\n", "udp-link-local-unconnected\n",
+		"remote [fe80::7a:74ff:fe6e:6301%")
+}
