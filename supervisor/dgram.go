@@ -281,7 +281,34 @@ func (d *dgram) bind(c *call) error {
 	if err != nil {
 		return err
 	}
-	return d.ep.Bind(ap)
+	err = d.ep.Bind(ap)
+	if err == unix.EADDRINUSE && ap.Port() != 0 && d.s.releaseClosedDatagrams(ap.Port()) {
+		err = d.ep.Bind(ap)
+	}
+	return err
+}
+
+// releaseClosedDatagrams releases, at once, the datagram sockets on port whose program end is
+// already closed: the proxy notices a close asynchronously, and a program that closes a socket
+// and binds its port again must not find it taken, as on Linux. It reports whether it released
+// any.
+func (s *Supervisor) releaseClosedDatagrams(port uint16) bool {
+	s.mu.Lock()
+	var cands []*dgram
+	for _, e := range s.socks {
+		if d, ok := e.(*dgram); ok && d.ep.LocalAddr().Port() == port {
+			cands = append(cands, d)
+		}
+	}
+	s.mu.Unlock()
+	released := false
+	for _, d := range cands {
+		if !unixSocketExists(d.ino) {
+			d.release()
+			released = true
+		}
+	}
+	return released
 }
 
 // shutdown emulates shutdown(2): accepted on a connected socket, as Linux does for UDP.

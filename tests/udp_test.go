@@ -13,13 +13,13 @@ const localLinkLocal = "fe80::7a:74ff:fe6e:6301%2"
 // directly): datagram boundaries, MSG_PEEK/MSG_TRUNC/MSG_DONTWAIT, FIONREAD, IP_PKTINFO and
 // IPV6_RECVPKTINFO, sendmmsg/recvmmsg, dual-stack and IPV6_V6ONLY, connect/AF_UNSPEC,
 // ECONNREFUSED, broadcast, multicast, link-local scope ids, a socket dup2'ed out of the
-// datagram fd range, SO_RCVTIMEO, raw sockets.
+// datagram fd range, rebinding a closed socket's port, SO_RCVTIMEO, raw sockets.
 func TestUDPSemantics(t *testing.T) {
 	need(t)
 	r := local(t, udpprog+` semantics 10.9.0.1 fd00::a09:1 '`+localLinkLocal+`'`)
 	mustContain(t, r, "ok boundaries", "ok peek-trunc-dontwait-fionread", "ok pktinfo", "ok mmsg",
 		"ok dual-stack", "ok connect-disconnect-refused", "ok broadcast", "ok multicast",
-		"ok link-local", "ok dup-out-of-range", "ok timeout", "ok raw-protocols")
+		"ok link-local", "ok dup-out-of-range", "ok rebind", "ok timeout", "ok raw-protocols")
 }
 
 // TestStaticGoUDP runs a static Go UDP server and clients, connected (Dial) and unconnected

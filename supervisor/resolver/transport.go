@@ -48,9 +48,15 @@ func StackExchange(st *netstack.Stack) func(context.Context, netip.AddrPort, []b
 	}
 }
 
-// exchangeConn writes msg and reads the answer, framed with a length on TCP.
+// udpRetry is how long a UDP query waits for its answer before it is sent again (a lost
+// datagram, or one dropped while the network resolved the server's address).
+const udpRetry = time.Second
+
+// exchangeConn writes msg and reads the answer, framed with a length on TCP; over UDP the
+// query is repeated every udpRetry until ctx ends.
 func exchangeConn(ctx context.Context, c net.Conn, msg []byte, tcp bool) ([]byte, error) {
-	if dl, ok := ctx.Deadline(); ok {
+	dl, hasDeadline := ctx.Deadline()
+	if hasDeadline {
 		c.SetDeadline(dl)
 	}
 	stop := context.AfterFunc(ctx, func() { c.SetDeadline(time.Unix(1, 0)) })
@@ -58,18 +64,28 @@ func exchangeConn(ctx context.Context, c net.Conn, msg []byte, tcp bool) ([]byte
 	if tcp {
 		return exchangeStream(c, msg)
 	}
-	if _, err := c.Write(msg); err != nil {
-		return nil, err
-	}
 	buf := make([]byte, maxMessage)
 	for {
-		n, err := c.Read(buf)
-		if err != nil {
+		if _, err := c.Write(msg); err != nil {
 			return nil, err
 		}
-		// Ignore anything that is not the answer to this message (a stray or late reply).
-		if n >= 12 && buf[0] == msg[0] && buf[1] == msg[1] {
-			return buf[:n], nil
+		retry := time.Now().Add(udpRetry)
+		if hasDeadline && dl.Before(retry) {
+			retry = dl
+		}
+		c.SetReadDeadline(retry)
+		for {
+			n, err := c.Read(buf)
+			if err != nil {
+				if ne, ok := err.(net.Error); ok && ne.Timeout() && ctx.Err() == nil {
+					break // send again
+				}
+				return nil, err
+			}
+			// Ignore anything that is not the answer to this message (a stray or late reply).
+			if n >= 12 && buf[0] == msg[0] && buf[1] == msg[1] {
+				return buf[:n], nil
+			}
 		}
 	}
 }
@@ -181,6 +197,7 @@ type udpConn struct {
 	net.Conn // only the methods below are used
 	ep       *netstack.DatagramEndpoint
 	ctx      context.Context
+	deadline time.Time
 }
 
 func (c *udpConn) Write(b []byte) (int, error) { return c.ep.WriteTo(b, netip.AddrPort{}) }
@@ -191,11 +208,22 @@ func (c *udpConn) Read(b []byte) (int, error) {
 		if err != syscall.EAGAIN {
 			return n, err
 		}
-		if err := waitEvents(c.ctx, c.ep, netstack.EventIn|netstack.EventErr); err != nil {
+		ctx, cancel := c.ctx, context.CancelFunc(func() {})
+		if !c.deadline.IsZero() {
+			ctx, cancel = context.WithDeadline(c.ctx, c.deadline)
+		}
+		err = waitEvents(ctx, c.ep, netstack.EventIn|netstack.EventErr)
+		cancel()
+		if err == context.DeadlineExceeded && c.ctx.Err() == nil {
+			return 0, os.ErrDeadlineExceeded
+		}
+		if err != nil {
 			return 0, err
 		}
 	}
 }
 
-func (c *udpConn) SetDeadline(time.Time) error { return nil } // the context bounds it
-func (c *udpConn) Close() error                { c.ep.Close(); return nil }
+// SetReadDeadline bounds the next reads (the context bounds everything).
+func (c *udpConn) SetReadDeadline(t time.Time) error { c.deadline = t; return nil }
+func (c *udpConn) SetDeadline(t time.Time) error     { return nil }
+func (c *udpConn) Close() error                      { c.ep.Close(); return nil }

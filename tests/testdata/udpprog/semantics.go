@@ -243,8 +243,7 @@ func semantics(a4s, a6s, lls string) (err error) {
 
 	run("connect-disconnect-refused", func() {
 		cli, _ := udpSocket(netip.AddrPortFrom(a4, 0))
-		closed, csa := udpSocket(netip.AddrPortFrom(a4, 0))
-		unix.Close(closed) // a port nobody listens on
+		csa := netip.AddrPortFrom(a4, 9) // discard: nobody listens
 		check(unix.Connect(cli, sockaddr(csa)), "connect")
 		peer, err := unix.Getpeername(cli)
 		check(err, "getpeername")
@@ -316,6 +315,16 @@ func semantics(a4s, a6s, lls string) (err error) {
 		unix.Close(100)
 		unix.Close(srv)
 		unix.Close(cli)
+	})
+
+	run("rebind", func() {
+		// A port is free again as soon as its socket is closed.
+		fd, sa := udpSocket(netip.AddrPortFrom(a4, 0))
+		for range 50 {
+			unix.Close(fd)
+			fd, _ = udpSocket(sa)
+		}
+		unix.Close(fd)
 	})
 
 	run("timeout", func() {
