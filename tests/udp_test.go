@@ -1,6 +1,7 @@
 package tests
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 )
@@ -185,4 +186,25 @@ kill $p1 $p2
 	// Go names the zone by the host's interface with that index (netlink is the host's).
 	mustContain(t, r, "tcp-link-local\n", "udp-link-local\n", "udp-link-local-unconnected\n",
 		"remote [fe80::7a:74ff:fe6e:6301%")
+}
+
+// TestResolvers: the resolvers programs bring resolve a virtual-network name through ztnc-run's
+// responder: Go's own (static, connected UDP, native reads), busybox's (static), glibc's
+// (python), c-ares (Node.js, when installed).
+func TestResolvers(t *testing.T) {
+	need(t, "busybox", "python3")
+	script := `
+` + udpprog + ` lookup web.internal
+busybox nslookup web.internal | grep -A1 'Name:' | grep Address | sed 's/^/busybox: /'
+python3 -c 'import socket; print("glibc:", sorted({a[4][0] for a in socket.getaddrinfo("web.internal", 80)}))'
+`
+	want := []string{"go: [10.9.0.1 fd00::a09:1]", "busybox: Address: 10.9.0.1", "busybox: Address: fd00::a09:1",
+		"glibc: ['10.9.0.1', 'fd00::a09:1']"}
+	if _, err := exec.LookPath("node"); err == nil {
+		script += `node -e 'require("dns").resolve4("web.internal", (e, a) => console.log("c-ares:", e, a))'
+`
+		want = append(want, "c-ares: null [ '10.9.0.1' ]")
+	}
+	r := local(t, script, "--dns-name", "web")
+	mustContain(t, r, want...)
 }

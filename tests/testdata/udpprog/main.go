@@ -8,12 +8,14 @@
 //	udpprog semantics A4 A6 LL      socket-level checks (see semantics.go): prints "ok NAME"
 //	                                per check; A4/A6 are the program's addresses, LL its
 //	                                IPv6 link-local address with its zone
+//	udpprog lookup NAME             resolves NAME with Go's own resolver: prints its addresses
 //	udpprog rate ADDR N MODE        N datagrams of 64 bytes from one socket to another, at most
 //	                                64 in flight; MODE connected (write/read) or unconnected
 //	                                (sendto/recvfrom); prints datagrams/s
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"net"
@@ -39,6 +41,10 @@ func main() {
 		err = echo(os.Args[2], arg(3), false)
 	case "semantics":
 		err = semantics(os.Args[2], arg(3), arg(4))
+	case "lookup":
+		var addrs []string
+		addrs, err = (&net.Resolver{PreferGo: true}).LookupHost(context.Background(), os.Args[2])
+		fmt.Println("go:", addrs)
 	case "rate":
 		n, _ := strconv.Atoi(arg(3))
 		err = rate(os.Args[2], n, arg(4) == "connected")
