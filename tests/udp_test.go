@@ -20,7 +20,7 @@ func TestUDPSemantics(t *testing.T) {
 	r := local(t, udpprog+` semantics 10.9.0.1 fd00::a09:1 '`+localLinkLocal+`'`)
 	mustContain(t, r, "ok boundaries", "ok peek-trunc-dontwait-fionread", "ok pktinfo", "ok mmsg",
 		"ok dual-stack", "ok connect-disconnect-refused", "ok broadcast", "ok multicast",
-		"ok link-local", "ok dup-out-of-range", "ok rebind", "ok timeout", "ok raw-protocols")
+		"ok link-local", "ok dup-out-of-range", "ok rebind", "ok reuseaddr", "ok timeout", "ok raw-protocols")
 }
 
 // TestStaticGoUDP runs a static Go UDP server and clients, connected (Dial) and unconnected
@@ -146,11 +146,18 @@ data, addr = s.recvfrom(1500)
 ihl = (data[0] & 15) * 4
 t, code, _, ident, seq = struct.unpack("!BBHHH", data[ihl:ihl+8])
 print("raw reply type %d id %#x seq %d from %s ttl %d csum %s" % (t, ident, seq, addr[0], data[8], csum(data[ihl:]) == 0))
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s6.settimeout(5)
+s6.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x4321, 9) + b"raw6", ("fd00::a09:1", 0))
+data, addr = s6.recvfrom(1500)
+t, code, _, ident, seq = struct.unpack("!BBHHH", data[:8])
+print("raw6 reply type %d id %#x seq %d from %s" % (t, ident, seq, addr[0]))
 '
 `)
 	mustContain(t, r, "3 packets transmitted, 3 received", "icmp_seq=1 ", "icmp_seq=2 ", "icmp_seq=3 ",
 		"64 bytes from fd00::a09:1: icmp_seq=3",
-		"raw reply type 0 id 0x1234 seq 7 from 10.9.0.1 ttl 64 csum True")
+		"raw reply type 0 id 0x1234 seq 7 from 10.9.0.1 ttl 64 csum True",
+		"raw6 reply type 129 id 0x4321 seq 9 from fd00::a09:1")
 	if strings.Count(r.stdout, "0% packet loss") != 2 {
 		t.Fatalf("packet loss\n%s", r)
 	}

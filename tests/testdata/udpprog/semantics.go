@@ -327,6 +327,14 @@ func semantics(a4s, a6s, lls string) (err error) {
 		unix.Close(fd)
 	})
 
+	run("reuseaddr", func() {
+		reuse := func(fd int) error { return unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1) }
+		a, sa := udpSocket(netip.AddrPortFrom(netip.IPv4Unspecified(), 0), reuse)
+		b, _ := udpSocket(sa, reuse)
+		unix.Close(a)
+		unix.Close(b)
+	})
+
 	run("timeout", func() {
 		srv, _ := udpSocket(netip.AddrPortFrom(a4, 0))
 		tv := unix.NsecToTimeval((100 * time.Millisecond).Nanoseconds())
