@@ -351,6 +351,7 @@ func TestPing(t *testing.T) {
 		{"v6 peer", true, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return addrB6.Addr() }},
 		{"v6 link-local", true, func(n *testNet) *Stack { return n.a }, func(n *testNet) netip.Addr { return n.b.LinkLocal() }},
 		{"v4 self", false, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return addrA4.Addr() }},
+		{"v6 self", true, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return addrA6.Addr() }},
 		{"v4 loopback", false, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return netip.MustParseAddr("127.0.0.1") }},
 		{"v6 loopback", true, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return netip.IPv6Loopback() }},
 	} {
