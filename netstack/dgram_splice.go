@@ -30,8 +30,8 @@ var dgramBufs = sync.Pool{New: func() any { return new([dgramBufSize]byte) }}
 // dgramSplice proxies datagrams between a DatagramEndpoint and the proxy's end of an AF_UNIX
 // SOCK_SEQPACKET (or SOCK_DGRAM) socketpair, one goroutine per direction. Each datagram the
 // program writes is sent to the connected peer; each datagram received is written as one
-// message, after a DatagramHeader while address headers are on. Boundaries are kept both
-// ways.
+// message, after a DatagramHeader while address headers are on, or else bare with its header
+// recorded beside it (ReadQueued). Boundaries are kept both ways.
 //
 // Datagram semantics, not stream semantics: when the program does not read, the endpoint's
 // receive buffer fills and the stack drops further datagrams (SO_RCVBUF), as Linux does.
@@ -53,8 +53,14 @@ type dgramSplice struct {
 	readFn     func(fd uintptr) bool
 	w          fillWriter // toUnix
 	msg        []byte
+	hdr        DatagramHeader
+	merr       syscall.Errno // the message is an error marker (see ReadQueued)
+	inband     bool
 	werr       error
 	writeFn    func(fd uintptr) bool
+
+	// recs holds the headers of the datagrams delivered to the program (ReadQueued).
+	recs records
 }
 
 // Splice starts proxying between the endpoint and f, the proxy's end of an AF_UNIX
@@ -218,15 +224,30 @@ func (sp *dgramSplice) readUnix(fd uintptr) bool {
 	return true
 }
 
-// writeUnix writes sp.msg as one message; false while the socket is full.
+// writeUnix writes sp.msg as one message, and records sp.hdr for it unless the header is
+// in-band; false while the socket is full.
 func (sp *dgramSplice) writeUnix(fd uintptr) bool {
+	sp.recs.mu.Lock()
 	for {
 		_, sp.werr = unix.Write(int(fd), sp.msg)
 		if sp.werr != unix.EINTR {
 			break
 		}
 	}
+	if sp.werr == nil && !sp.inband {
+		sp.recs.pushLocked(record{h: sp.hdr, n: len(sp.msg), err: sp.merr}, int(fd))
+	}
+	sp.recs.mu.Unlock()
 	return sp.werr != unix.EAGAIN
+}
+
+// deliverError writes an empty message recorded as err, waking a program that polls (see
+// ReadQueued).
+func (sp *dgramSplice) deliverError(err syscall.Errno) {
+	sp.msg, sp.inband, sp.merr = nil, false, err
+	sp.hdr = DatagramHeader{}
+	sp.rc.Write(sp.writeFn)
+	sp.merr = 0
 }
 
 // hungUp reports whether the program closed its end.
@@ -256,7 +277,7 @@ func (sp *dgramSplice) toUnix() {
 			off = DatagramHeaderLen
 		}
 		sp.w = fillWriter{b: buf[off : off+maxDatagram]}
-		res, rerr := ep.Read(&sp.w, tcpip.ReadOptions{NeedRemoteAddr: headers})
+		res, rerr := ep.Read(&sp.w, tcpip.ReadOptions{NeedRemoteAddr: true})
 		if rerr != nil {
 			dgramBufs.Put(buf)
 			switch rerr.(type) {
@@ -270,14 +291,18 @@ func (sp *dgramSplice) toUnix() {
 			case *tcpip.ErrConnectionRefused, *tcpip.ErrHostUnreachable, *tcpip.ErrNetworkUnreachable:
 				// An ICMP error for a connected socket: Linux reports it on the next call.
 				sp.e.setPending(errno(rerr))
+				if !sp.e.headers.Load() {
+					sp.deliverError(errno(rerr))
+				}
 				continue
 			}
 			sp.stop() // the endpoint was closed
 			return
 		}
+		sp.hdr = sp.e.header(&res)
+		sp.inband = headers
 		if headers {
-			h := sp.e.header(&res)
-			h.Encode(buf[:DatagramHeaderLen])
+			sp.hdr.Encode(buf[:DatagramHeaderLen])
 		}
 		sp.msg = buf[:off+sp.w.n]
 		err := sp.rc.Write(sp.writeFn)
