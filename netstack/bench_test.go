@@ -221,3 +221,38 @@ func BenchmarkFrame(b *testing.B) {
 		}
 	})
 }
+
+// BenchmarkIdleConnections reports what an idle spliced connection costs: heap bytes and
+// goroutines per connection (both ends of each connection are in the process, so the numbers
+// are per end).
+func BenchmarkIdleConnections(b *testing.B) {
+	const conns = 500
+	for range b.N {
+		n := newNet(b)
+		l := listenTCP(b, n.b, ap("192.0.2.2:80"))
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		g0 := runtime.NumGoroutine()
+		for range conns {
+			cep := dialTCP(b, n.a, false, ap("192.0.2.2:80"))
+			sep := acceptTCP(b, l)
+			c, s := spliceConn(b, cep), spliceConn(b, sep)
+			c.Write([]byte("x"))
+			readAllN(b, s, 1)
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		ends := float64(2 * conns)
+		b.ReportMetric(float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse)/ends, "B/end")
+		b.ReportMetric(float64(runtime.NumGoroutine()-g0)/ends, "goroutines/end")
+	}
+}
+
+func readAllN(b testing.TB, c interface{ Read([]byte) (int, error) }, n int) {
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		b.Fatal(err)
+	}
+}

@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -144,16 +145,18 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		e.ep.SocketOptions().SetKeepAlive(true)
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); sp.toNet() }()
-	go func() { defer wg.Done(); sp.toUnix() }()
-	go func() {
-		wg.Wait()
-		sp.release()
-		close(sp.done)
-		s.spliceDone(sp)
-	}()
+	// The second goroutine to return releases everything: no third one waits for them.
+	var running atomic.Int32
+	running.Store(2)
+	finish := func() {
+		if running.Add(-1) == 0 {
+			sp.release()
+			close(sp.done)
+			s.spliceDone(sp)
+		}
+	}
+	go func() { defer finish(); sp.toNet() }()
+	go func() { defer finish(); sp.toUnix() }()
 	return nil
 }
 
