@@ -274,9 +274,15 @@ func (sp *splice) readUnix(fd uintptr) bool {
 	return true
 }
 
-// finishToNet sends FIN for the program's end of file, then waits for the program to close
-// its socket (hang-up) unless the peer has finished too.
+// finishToNet handles the program's end of file. If the program closed its socket, the
+// endpoint is closed as close(2) closes (FIN; RST with unread data or SO_LINGER 0). If it
+// only shut down writing, FIN goes out, and the socket is watched for the close that
+// follows (hang-up) unless the peer has finished too.
 func (sp *splice) finishToNet() {
+	if sp.hungUp() {
+		sp.stop(false, 0)
+		return
+	}
 	sp.e.ep.Shutdown(tcpip.ShutdownWrite)
 	sp.mu.Lock()
 	sp.netDone = true
@@ -289,18 +295,30 @@ func (sp *splice) finishToNet() {
 	// reads the socket any more, so the poller's read side is ours.
 	hup := false
 	sp.rc.Read(func(fd uintptr) bool {
-		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-		if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
-			hup = true
-			return true
-		}
-		return false
+		hup = pollHUP(fd)
+		return hup
 	})
 	if hup {
 		// The program closed: the endpoint becomes an orphan, closed like Linux closes it
 		// (RST if data came in that the program never read).
 		sp.stop(false, 0)
 	}
+}
+
+// hungUp reports whether the program closed its end of the socket (not only shut it down
+// for writing).
+func (sp *splice) hungUp() bool {
+	hup := false
+	sp.rc.Control(func(fd uintptr) { hup = pollHUP(fd) })
+	return hup
+}
+
+// pollHUP reports whether the socket fd has hung up: both directions shut, as the peer's
+// close leaves an AF_UNIX stream socket.
+func pollHUP(fd uintptr) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, _ := unix.Poll(p, 0)
+	return n == 1 && p[0].Revents&unix.POLLHUP != 0
 }
 
 // toUnix copies network → program.
