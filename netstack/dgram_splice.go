@@ -74,7 +74,8 @@ type dgramSplice struct {
 // address (sendto) go through WriteTo. A send that fails (no route, EMSGSIZE, ECONNREFUSED)
 // is dropped and its error kept for SoError, since the program's write already succeeded.
 //
-// Errors: EBUSY if already spliced, ENOTSOCK if f is not an AF_UNIX datagram socket.
+// Errors: EBUSY if already spliced, ENOTSOCK if f is not an AF_UNIX datagram socket,
+// ENETDOWN if the stack is closed.
 func (e *DatagramEndpoint) Splice(f *os.File) error {
 	c, err := net.FileConn(f)
 	f.Close()

@@ -82,15 +82,19 @@ type splice struct {
 // it closes once both directions have finished (or resets when the connection breaks).
 //
 // The program sees TCP semantics on its end: data both ways with backpressure, half-close
-// each way on its own, end of file when the peer closes, RST to the peer when the program
-// closes with data unread or data arrives after it closed. A peer RST or a timeout shows as
-// end of file (Linux would report ECONNRESET/ETIMEDOUT; a socketpair cannot carry it unless
-// data from the program is still unread): Err gives the error so the supervisor can answer
-// SO_ERROR with it. Unless the program set SO_KEEPALIVE, keepalive is turned on so that
-// vanished peers are noticed.
+// each way on its own (shutdown(SHUT_WR) on its end sends FIN; the peer's FIN reads as end
+// of file), and close(2) on its end closes the connection as Linux does: FIN, or RST when
+// received data was left unread, data arrives after the close, or SO_LINGER is {1, 0}. A
+// peer RST or a timeout shows as end of file (Linux would report ECONNRESET/ETIMEDOUT; a
+// socketpair can carry that only while data from the program is still unread): Err gives
+// the error so the supervisor can answer SO_ERROR with it. Unless the program set
+// SO_KEEPALIVE, keepalive is turned on so that vanished peers are noticed.
+//
+// The program's shutdown(2) and close(2) must act on its socket, not on the endpoint; the
+// supervisor may still Close or Abort the endpoint to end the connection from outside.
 //
 // Errors: ENOTCONN if the endpoint was never connected, EBUSY if already spliced, ENOTSOCK if
-// f is not a stream socket.
+// f is not a stream socket, ENETDOWN if the stack is closed.
 func (e *TCPEndpoint) Splice(f *os.File) error {
 	switch tcp.EndpointState(e.ep.State()) {
 	case tcp.StateInitial, tcp.StateBound, tcp.StateListen, tcp.StateConnecting, tcp.StateSynSent, tcp.StateSynRecv:
