@@ -4,6 +4,7 @@ import (
 	"io"
 	"net/netip"
 	"runtime"
+	"syscall"
 	"testing"
 	"time"
 
@@ -46,7 +47,7 @@ func BenchmarkSpliceThroughput(b *testing.B) {
 				done <- m
 			}()
 			b.ResetTimer()
-			start := time.Now()
+			start, cpu0 := time.Now(), cpuTime()
 			for range b.N {
 				if _, err := client.Write(buf); err != nil {
 					b.Fatal(err)
@@ -54,8 +55,11 @@ func BenchmarkSpliceThroughput(b *testing.B) {
 			}
 			client.CloseWrite()
 			got := <-done
-			elapsed := time.Since(start)
+			elapsed, cpu := time.Since(start), cpuTime()-cpu0
 			b.StopTimer()
+			// CPU seconds per GB (both stacks, both proxies, both "programs"): unlike Gbit/s it
+			// does not depend on what else runs on the machine.
+			b.ReportMetric(cpu.Seconds()/(float64(got)/1e9), "cpu-s/GB")
 			if got != int64(b.N)*chunk {
 				b.Fatalf("received %d of %d bytes", got, b.N*chunk)
 			}
@@ -220,4 +224,46 @@ func BenchmarkFrame(b *testing.B) {
 			}
 		}
 	})
+}
+
+// BenchmarkIdleConnections reports what an idle spliced connection costs: heap bytes and
+// goroutines per connection (both ends of each connection are in the process, so the numbers
+// are per end).
+func BenchmarkIdleConnections(b *testing.B) {
+	const conns = 500
+	for range b.N {
+		n := newNet(b)
+		l := listenTCP(b, n.b, ap("192.0.2.2:80"))
+		runtime.GC()
+		var before runtime.MemStats
+		runtime.ReadMemStats(&before)
+		g0 := runtime.NumGoroutine()
+		for range conns {
+			cep := dialTCP(b, n.a, false, ap("192.0.2.2:80"))
+			sep := acceptTCP(b, l)
+			c, s := spliceConn(b, cep), spliceConn(b, sep)
+			c.Write([]byte("x"))
+			readAllN(b, s, 1)
+		}
+		runtime.GC()
+		var after runtime.MemStats
+		runtime.ReadMemStats(&after)
+		ends := float64(2 * conns)
+		b.ReportMetric(float64(after.HeapInuse+after.StackInuse-before.HeapInuse-before.StackInuse)/ends, "B/end")
+		b.ReportMetric(float64(runtime.NumGoroutine()-g0)/ends, "goroutines/end")
+	}
+}
+
+func readAllN(b testing.TB, c interface{ Read([]byte) (int, error) }, n int) {
+	buf := make([]byte, n)
+	if _, err := io.ReadFull(c, buf); err != nil {
+		b.Fatal(err)
+	}
+}
+
+// cpuTime is the CPU time (user and system) the process has used.
+func cpuTime() time.Duration {
+	var ru syscall.Rusage
+	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }

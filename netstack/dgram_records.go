@@ -132,3 +132,46 @@ func (e *DatagramEndpoint) ReadQueued(fd int, b []byte, peek bool) (n, total int
 	}
 	return n, total, rec.h, true, nil
 }
+
+// Deliver writes a datagram that did not come from the stack (for example a host socket's,
+// in a fall-through mode) into the spliced socket, in order with the stack's datagrams, with
+// h recorded for ReadQueued (or in front of it while address headers are on). It does not
+// wait: EAGAIN when the program's end is full (the datagram is dropped, as a full receive
+// buffer drops), EMSGSIZE when b is larger than a datagram, ENOTCONN before Splice.
+func (e *DatagramEndpoint) Deliver(h DatagramHeader, b []byte) error {
+	sp := e.spliced.Load()
+	if sp == nil {
+		return unix.ENOTCONN
+	}
+	if len(b) > maxDatagram {
+		return unix.EMSGSIZE
+	}
+	msg := b
+	inband := e.headers.Load()
+	if inband {
+		buf := dgramBufs.Get().(*[dgramBufSize]byte)
+		defer dgramBufs.Put(buf)
+		h.Encode(buf[:DatagramHeaderLen])
+		msg = buf[:DatagramHeaderLen+copy(buf[DatagramHeaderLen:], b)]
+	}
+	var werr error
+	if err := sp.rc.Control(func(fd uintptr) {
+		sp.recs.mu.Lock()
+		defer sp.recs.mu.Unlock()
+		for {
+			_, werr = unix.Write(int(fd), msg)
+			if werr != unix.EINTR {
+				break
+			}
+		}
+		if werr == nil && !inband {
+			sp.recs.pushLocked(record{h: h, n: len(msg)}, int(fd))
+		}
+	}); err != nil {
+		return unix.ENOTCONN // the proxy stopped
+	}
+	if werr != nil {
+		return werr
+	}
+	return nil
+}

@@ -69,3 +69,37 @@ func TestReadQueued(t *testing.T) {
 		t.Fatalf("empty queue: %v", err)
 	}
 }
+
+// TestDeliver: datagrams from outside the stack reach the program in order with the stack's,
+// with their headers.
+func TestDeliver(t *testing.T) {
+	n := newNet(t)
+	srv := newUDP(t, n.b, false, "0.0.0.0:5000")
+	if err := srv.Deliver(DatagramHeader{}, nil); !errors.Is(err, syscall.ENOTCONN) {
+		t.Fatalf("Deliver before Splice: %v", err)
+	}
+	prog := seqpacketPair(t, srv)
+	host := DatagramHeader{Remote: ap("198.51.100.7:53")}
+	if err := srv.Deliver(host, []byte("from the host")); err != nil {
+		t.Fatal(err)
+	}
+	cli := newUDP(t, n.a, false, "")
+	cli.WriteTo([]byte("from the stack"), ap("192.0.2.2:5000"))
+	rc, _ := prog.SyscallConn()
+	var pfd int
+	rc.Control(func(fd uintptr) { pfd = int(fd) })
+	buf := make([]byte, 100)
+	nb, _, h, known, err := srv.ReadQueued(pfd, buf, false)
+	if err != nil || !known || string(buf[:nb]) != "from the host" || h.Remote != host.Remote {
+		t.Fatalf("first: %q %v known=%v %v", buf[:nb], h.Remote, known, err)
+	}
+	if m := readMsg(t, prog); string(m) != "from the stack" {
+		t.Fatalf("second: %q", m)
+	}
+	srv.SetAddressHeaders(true)
+	srv.Deliver(host, []byte("x"))
+	m := readMsg(t, prog)
+	if h, err := DecodeDatagramHeader(m); err != nil || h.Remote != host.Remote || string(m[DatagramHeaderLen:]) != "x" {
+		t.Fatalf("in-band: %v %v %q", h.Remote, err, m)
+	}
+}

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -73,7 +74,8 @@ type dgramSplice struct {
 // address (sendto) go through WriteTo. A send that fails (no route, EMSGSIZE, ECONNREFUSED)
 // is dropped and its error kept for SoError, since the program's write already succeeded.
 //
-// Errors: EBUSY if already spliced, ENOTSOCK if f is not an AF_UNIX datagram socket.
+// Errors: EBUSY if already spliced, ENOTSOCK if f is not an AF_UNIX datagram socket,
+// ENETDOWN if the stack is closed.
 func (e *DatagramEndpoint) Splice(f *os.File) error {
 	c, err := net.FileConn(f)
 	f.Close()
@@ -117,16 +119,18 @@ func (e *DatagramEndpoint) Splice(f *os.File) error {
 		return syscall.ENETDOWN
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); sp.toNet() }()
-	go func() { defer wg.Done(); sp.toUnix() }()
-	go func() {
-		wg.Wait()
-		sp.stop()
-		close(sp.done)
-		s.spliceDone(sp)
-	}()
+	// The second goroutine to return releases everything: no third one waits for them.
+	var running atomic.Int32
+	running.Store(2)
+	finish := func() {
+		if running.Add(-1) == 0 {
+			sp.stop()
+			close(sp.done)
+			s.spliceDone(sp)
+		}
+	}
+	go func() { defer finish(); sp.toNet() }()
+	go func() { defer finish(); sp.toUnix() }()
 	return nil
 }
 

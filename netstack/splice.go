@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -81,15 +82,19 @@ type splice struct {
 // it closes once both directions have finished (or resets when the connection breaks).
 //
 // The program sees TCP semantics on its end: data both ways with backpressure, half-close
-// each way on its own, end of file when the peer closes, RST to the peer when the program
-// closes with data unread or data arrives after it closed. A peer RST or a timeout shows as
-// end of file (Linux would report ECONNRESET/ETIMEDOUT; a socketpair cannot carry it unless
-// data from the program is still unread): Err gives the error so the supervisor can answer
-// SO_ERROR with it. Unless the program set SO_KEEPALIVE, keepalive is turned on so that
-// vanished peers are noticed.
+// each way on its own (shutdown(SHUT_WR) on its end sends FIN; the peer's FIN reads as end
+// of file), and close(2) on its end closes the connection as Linux does: FIN, or RST when
+// received data was left unread, data arrives after the close, or SO_LINGER is {1, 0}. A
+// peer RST or a timeout shows as end of file (Linux would report ECONNRESET/ETIMEDOUT; a
+// socketpair can carry that only while data from the program is still unread): Err gives
+// the error so the supervisor can answer SO_ERROR with it. Unless the program set
+// SO_KEEPALIVE, keepalive is turned on so that vanished peers are noticed.
+//
+// The program's shutdown(2) and close(2) must act on its socket, not on the endpoint; the
+// supervisor may still Close or Abort the endpoint to end the connection from outside.
 //
 // Errors: ENOTCONN if the endpoint was never connected, EBUSY if already spliced, ENOTSOCK if
-// f is not a stream socket.
+// f is not a stream socket, ENETDOWN if the stack is closed.
 func (e *TCPEndpoint) Splice(f *os.File) error {
 	switch tcp.EndpointState(e.ep.State()) {
 	case tcp.StateInitial, tcp.StateBound, tcp.StateListen, tcp.StateConnecting, tcp.StateSynSent, tcp.StateSynRecv:
@@ -144,16 +149,18 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		e.ep.SocketOptions().SetKeepAlive(true)
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); sp.toNet() }()
-	go func() { defer wg.Done(); sp.toUnix() }()
-	go func() {
-		wg.Wait()
-		sp.release()
-		close(sp.done)
-		s.spliceDone(sp)
-	}()
+	// The second goroutine to return releases everything: no third one waits for them.
+	var running atomic.Int32
+	running.Store(2)
+	finish := func() {
+		if running.Add(-1) == 0 {
+			sp.release()
+			close(sp.done)
+			s.spliceDone(sp)
+		}
+	}
+	go func() { defer finish(); sp.toNet() }()
+	go func() { defer finish(); sp.toUnix() }()
 	return nil
 }
 
@@ -271,9 +278,15 @@ func (sp *splice) readUnix(fd uintptr) bool {
 	return true
 }
 
-// finishToNet sends FIN for the program's end of file, then waits for the program to close
-// its socket (hang-up) unless the peer has finished too.
+// finishToNet handles the program's end of file. If the program closed its socket, the
+// endpoint is closed as close(2) closes (FIN; RST with unread data or SO_LINGER 0). If it
+// only shut down writing, FIN goes out, and the socket is watched for the close that
+// follows (hang-up) unless the peer has finished too.
 func (sp *splice) finishToNet() {
+	if sp.hungUp() {
+		sp.stop(false, 0)
+		return
+	}
 	sp.e.ep.Shutdown(tcpip.ShutdownWrite)
 	sp.mu.Lock()
 	sp.netDone = true
@@ -286,18 +299,30 @@ func (sp *splice) finishToNet() {
 	// reads the socket any more, so the poller's read side is ours.
 	hup := false
 	sp.rc.Read(func(fd uintptr) bool {
-		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-		if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
-			hup = true
-			return true
-		}
-		return false
+		hup = pollHUP(fd)
+		return hup
 	})
 	if hup {
 		// The program closed: the endpoint becomes an orphan, closed like Linux closes it
 		// (RST if data came in that the program never read).
 		sp.stop(false, 0)
 	}
+}
+
+// hungUp reports whether the program closed its end of the socket (not only shut it down
+// for writing).
+func (sp *splice) hungUp() bool {
+	hup := false
+	sp.rc.Control(func(fd uintptr) { hup = pollHUP(fd) })
+	return hup
+}
+
+// pollHUP reports whether the socket fd has hung up: both directions shut, as the peer's
+// close leaves an AF_UNIX stream socket.
+func pollHUP(fd uintptr) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, _ := unix.Poll(p, 0)
+	return n == 1 && p[0].Revents&unix.POLLHUP != 0
 }
 
 // toUnix copies network → program.
