@@ -345,7 +345,7 @@ func (d *dgram) sendto(c *call, p *progEnd) (int64, error) {
 	if size > maxDgram {
 		return 0, unix.EMSGSIZE
 	}
-	return d.send(c, p, data, to, flags)
+	return d.send(c, p, data, to, netstack.SendOptions{}, flags)
 }
 
 // destination decodes a send's address (an empty one means the connected peer).
@@ -365,13 +365,13 @@ func (d *dgram) destination(b []byte) (netip.AddrPort, error) {
 
 // send sends one datagram for a trapped call, waiting (from a goroutine) while the stack's
 // send buffer is full if the call blocks.
-func (d *dgram) send(c *call, p *progEnd, data []byte, to netip.AddrPort, flags int) (int64, error) {
+func (d *dgram) send(c *call, p *progEnd, data []byte, to netip.AddrPort, o netstack.SendOptions, flags int) (int64, error) {
 	if d.kind == kindRawICMP {
 		if err := d.rawSend(data); err != nil {
 			return 0, err
 		}
 	}
-	n, err := d.ep.WriteTo(data, to)
+	n, err := d.ep.WriteMsg(data, to, o)
 	if err != unix.EAGAIN || !blocking(p, flags) {
 		return int64(n), err
 	}
@@ -397,7 +397,7 @@ func (d *dgram) send(c *call, p *progEnd, data []byte, to netip.AddrPort, flags 
 			default:
 				return
 			}
-			n, err := d.ep.WriteTo(data, to)
+			n, err := d.ep.WriteMsg(data, to, o)
 			if err == unix.EAGAIN {
 				continue
 			}
@@ -420,6 +420,7 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 	}
 	m := decodeMsghdr(raw[:])
 	var to netip.AddrPort
+	var opts netstack.SendOptions
 	if m.name != 0 && m.namelen > 0 {
 		if m.namelen > maxSockaddrLen {
 			return 0, unix.EINVAL
@@ -445,13 +446,9 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 		if err != nil {
 			return 0, err
 		}
-		for _, cm := range cms {
-			if cm.level == unix.SOL_UDP && cm.typ == udpSegment {
-				return 0, unix.EINVAL // no segmentation offload (see udpSegment)
-			}
+		if opts, err = sendOptions(cms); err != nil {
+			return 0, err
 		}
-		// Source address (IP_PKTINFO/IPV6_PKTINFO), TTL and TOS per datagram are not applied:
-		// the stack picks the source by route, as for a socket bound to the wildcard.
 	}
 	segs, size, err := c.readIovecs(&m)
 	if err != nil {
@@ -464,7 +461,39 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	return d.send(c, p, data, to, flags)
+	return d.send(c, p, data, to, opts, flags)
+}
+
+// sendOptions reads what sendmsg's control messages ask for one datagram: a source address
+// (IPV6_PKTINFO; IP_PKTINFO's is left to the route, see netstack.SendOptions) and a TTL or hop
+// limit. Others (IP_TOS, ...) are accepted and not applied; UDP segmentation is refused.
+func sendOptions(cms []cmsg) (netstack.SendOptions, error) {
+	var o netstack.SendOptions
+	for _, cm := range cms {
+		switch {
+		case cm.level == unix.SOL_UDP && cm.typ == udpSegment:
+			return o, unix.EINVAL // no segmentation offload (see udpSegment)
+		case cm.level == unix.IPPROTO_IPV6 && cm.typ == unix.IPV6_PKTINFO:
+			if len(cm.data) < 20 {
+				return o, unix.EINVAL
+			}
+			if a := netip.AddrFrom16([16]byte(cm.data[:16])); !a.IsUnspecified() {
+				o.From = a
+			}
+		case (cm.level == unix.IPPROTO_IP && cm.typ == unix.IP_TTL) || (cm.level == unix.IPPROTO_IPV6 && cm.typ == unix.IPV6_HOPLIMIT):
+			if len(cm.data) < 4 {
+				return o, unix.EINVAL
+			}
+			v := int32(binary.NativeEndian.Uint32(cm.data))
+			if v < -1 || v > 255 {
+				return o, unix.EINVAL
+			}
+			if v > 0 {
+				o.TTL = uint8(v)
+			}
+		}
+	}
+	return o, nil
 }
 
 // sendmmsg emulates sendmmsg(2): datagrams are sent until one fails; the count sent is

@@ -115,8 +115,32 @@ func FuzzControl(f *testing.F) {
 		for _, m := range ms {
 			w.add(m.level, m.typ, m.data)
 		}
+		sendOptions(ms)
 		if len(w.buf) > w.limit {
 			t.Fatalf("wrote %d bytes into %d", len(w.buf), w.limit)
 		}
 	})
+}
+
+func TestSendOptions(t *testing.T) {
+	pktinfo6 := make([]byte, 20)
+	copy(pktinfo6, []byte{0xfd, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1})
+	cms, err := parseCmsgs(append(cmsgBytes(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, pktinfo6), cmsgBytes(unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, intOpt(7))...))
+	if err != nil {
+		t.Fatal(err)
+	}
+	o, err := sendOptions(cms)
+	if err != nil || o.From.String() != "fd00::1" || o.TTL != 7 {
+		t.Fatalf("%+v %v", o, err)
+	}
+	for _, bad := range [][]byte{
+		cmsgBytes(unix.SOL_UDP, udpSegment, []byte{0xdc, 5}),
+		cmsgBytes(unix.IPPROTO_IP, unix.IP_TTL, intOpt(300)),
+		cmsgBytes(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, make([]byte, 8)),
+	} {
+		cms, _ := parseCmsgs(bad)
+		if _, err := sendOptions(cms); err != unix.EINVAL {
+			t.Errorf("%x: %v, want EINVAL", bad, err)
+		}
+	}
 }
