@@ -1,6 +1,6 @@
 module github.com/ztnc/ztnc
 
-go 1.26
+go 1.26.3
 
 require (
 	github.com/inconshreveable/mousetrap v1.1.0 // indirect
@@ -8,6 +8,6 @@ require (
 	github.com/spf13/cobra v1.10.2 // indirect
 	github.com/spf13/pflag v1.0.9 // indirect
 	golang.org/x/crypto v0.59.0 // indirect
-	golang.org/x/sys v0.50.0 // indirect
+	golang.org/x/sys v0.50.0
 	gvisor.dev/gvisor v0.0.0-20260905035102-160fafc42237 // indirect
 )
