@@ -1,0 +1,132 @@
+package compat
+
+import (
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
+)
+
+// localNet is the --local network of the ztnc placements and probes. A documentation range,
+// not the 10.9.0.0/24 of ztnc-run's examples: should a socket ever escape to the host kernel,
+// it must not reach a real network (it runs in a namespace of its own anyway).
+const localNet = "198.51.100.1/24"
+
+// ztncRun is the ztnc-run binary under test and what it says it supports.
+type ztncRun struct {
+	Path string
+	Help string // `ztnc-run --help`, stdout and stderr
+
+	featOnce sync.Once
+	missing  map[Feature]string // why a feature does not work under --local
+}
+
+type ztncState struct {
+	once sync.Once
+	z    *ztncRun
+	err  error
+}
+
+// Ztnc returns ztnc-run: $ZTNC_RUN, else built from this tree's cmd/ztnc-run. An
+// *Unavailable error says why there is none.
+func (e *Env) Ztnc() (*ztncRun, error) {
+	e.ztnc.once.Do(func() { e.ztnc.z, e.ztnc.err = e.findZtnc() })
+	return e.ztnc.z, e.ztnc.err
+}
+
+func (e *Env) findZtnc() (*ztncRun, error) {
+	path := os.Getenv("ZTNC_RUN")
+	if path != "" {
+		if _, err := exec.LookPath(path); err != nil {
+			return nil, unavailable("ZTNC_RUN=%s: %v", path, err)
+		}
+	} else {
+		root, err := moduleRoot()
+		if err != nil {
+			return nil, unavailable("ztnc-run: %v", err)
+		}
+		if _, err := os.Stat(filepath.Join(root, "cmd", "ztnc-run")); err != nil {
+			return nil, unavailable("this tree has no cmd/ztnc-run yet (or set ZTNC_RUN)")
+		}
+		path = filepath.Join(e.Dir, "ztnc-run")
+		start := time.Now()
+		if _, err := run(root, nil, goCommand(), "build", "-o", path, "./cmd/ztnc-run"); err != nil {
+			return nil, fmt.Errorf("build ztnc-run: %w", err)
+		}
+		e.mu.Lock()
+		e.timings = append(e.timings, Timing{What: "go build ./cmd/ztnc-run", Duration: time.Since(start)})
+		e.mu.Unlock()
+	}
+	help, _ := exec.Command(path, "--help").CombinedOutput()
+	return &ztncRun{Path: path, Help: string(help)}, nil
+}
+
+// lacksFlags lists the flags that `ztnc-run --help` does not mention.
+func (z *ztncRun) lacksFlags(flags ...string) []string {
+	var out []string
+	for _, f := range flags {
+		if !strings.Contains(z.Help, f+" ") && !strings.Contains(z.Help, f+"=") {
+			out = append(out, f)
+		}
+	}
+	return out
+}
+
+// hasSubcommand reports whether `ztnc-run NAME --help` succeeds and mentions every flag.
+func (z *ztncRun) hasSubcommand(name string, flags ...string) error {
+	out, err := exec.Command(z.Path, name, "--help").CombinedOutput()
+	if err != nil {
+		return fmt.Errorf("`ztnc-run %s --help`: %v: %s", name, err, firstLine(string(out)))
+	}
+	for _, f := range flags {
+		if !strings.Contains(string(out), f) {
+			return fmt.Errorf("`ztnc-run %s --help` does not mention %s", name, f)
+		}
+	}
+	return nil
+}
+
+// probeLocal checks that `ztnc-run --local` runs a program, in a namespace of its own.
+func (z *ztncRun) probeLocal(t lab.T) error {
+	t.Helper()
+	h := lab.New(t, lab.Config{}).AddHost("probe", "")
+	if _, err := h.Exec(t, z.Path, "--local", localNet, "--", "true"); err != nil {
+		return fmt.Errorf("`ztnc-run --local %s -- true` fails: %v", localNet, err)
+	}
+	return nil
+}
+
+// missingFeatures probes, once, whether UDP and ICMP work under `ztnc-run --local` (in a
+// namespace of its own), and says for each feature that does not work why. agent is the argv
+// of an agent.
+func (z *ztncRun) missingFeatures(t lab.T, agent []string) map[Feature]string {
+	t.Helper()
+	z.featOnce.Do(func() {
+		z.missing = make(map[Feature]string)
+		if err := z.probeLocal(t); err != nil {
+			for _, f := range []Feature{UDP, ICMP} {
+				z.missing[f] = "cannot probe: " + err.Error()
+			}
+			return
+		}
+		h := lab.New(t, lab.Config{}).AddHost("probe", "")
+		addr := strings.Split(localNet, "/")[0]
+		wrap := []string{z.Path, "--local", localNet, "--"}
+		probes := map[Feature][]string{
+			UDP:  append(append(wrap, agent...), "probe-udp", addr),
+			ICMP: append(wrap, "ping", "-n", "-c", "1", "-W", "2", addr),
+		}
+		for f, argv := range probes {
+			if _, err := h.Exec(t, argv[0], argv[1:]...); err != nil {
+				z.missing[f] = fmt.Sprintf("pending issue #5: %s does not work under ztnc-run yet (probe: %s)",
+					f, firstLine(err.Error()))
+			}
+		}
+	})
+	return z.missing
+}
