@@ -39,13 +39,14 @@ func (a *Account) Env() []string {
 func (a *Account) Chown(path string) error { return os.Chown(path, int(a.UID), int(a.GID)) }
 
 // createAccount adds a system user and group named for this process, with home (created here)
-// as its home directory and /bin/sh as its shell. remove deletes both.
+// as its home directory and /bin/sh as its shell. remove deletes both. Its password is "*":
+// no password logs in, but the account is not locked ("!"), which sshd would refuse.
 func createAccount(home string) (a *Account, remove func() error, err error) {
 	reapStaleAccounts()
 	name := accountPrefix + strconv.Itoa(os.Getpid())
 	if err := retryLocked(func() *exec.Cmd {
 		return exec.Command("useradd", "--system", "--user-group", "--no-create-home",
-			"--home-dir", home, "--shell", "/bin/sh", name)
+			"--home-dir", home, "--shell", "/bin/sh", "--password", "*", name)
 	}); err != nil {
 		return nil, nil, err
 	}

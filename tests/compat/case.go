@@ -1,9 +1,12 @@
 package compat
 
 import (
+	"bytes"
+	"context"
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"strings"
 	"sync"
@@ -85,15 +88,49 @@ func (c *Case) Mkdir(name string) string {
 	return p
 }
 
-// Host runs a set-up command directly on the host, outside the placement (key generation,
-// initdb): nothing it does touches the network. It fails the entry if the command fails.
+// Host runs a set-up command as root directly on the host, outside the placement (key
+// generation, initdb): nothing it does touches the network. It fails the entry if the command
+// fails, and returns its standard output.
 func (c *Case) Host(argv ...string) string {
 	c.Helper()
-	out, err := run(c.Dir, nil, argv...)
-	if err != nil {
-		c.Fatalf("set-up: %v", err)
+	return c.HostCmd(Cmd{Argv: argv})
+}
+
+// HostCmd is Host for a Cmd (another user, input, environment).
+func (c *Case) HostCmd(cmd Cmd) string {
+	c.Helper()
+	timeout := cmd.Timeout
+	if timeout == 0 {
+		timeout = execTimeout
 	}
-	return out
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
+	defer cancel()
+	x := exec.CommandContext(ctx, cmd.Argv[0], cmd.Argv[1:]...)
+	x.Dir = cmd.Dir
+	if x.Dir == "" {
+		x.Dir = c.Dir
+	}
+	x.Env = append(os.Environ(), cmd.Env...)
+	if cmd.As != nil {
+		cr := cmd.As.Creds()
+		x.SysProcAttr = &syscall.SysProcAttr{Credential: &syscall.Credential{Uid: cr.UID, Gid: cr.GID, Groups: cr.Groups}}
+		x.Env = append(x.Env, cmd.As.Env()...)
+	}
+	if cmd.Stdin != "" {
+		f, err := os.Open(cmd.Stdin)
+		if err != nil {
+			c.Fatalf("set-up: %v", err)
+		}
+		defer f.Close()
+		x.Stdin = f
+	}
+	var stdout, stderr bytes.Buffer
+	x.Stdout, x.Stderr = &stdout, &stderr
+	c.Logf("host: run: %s", lab.Quote(cmd.Argv))
+	if err := x.Run(); err != nil {
+		c.Fatalf("set-up: %s: %v\n%s", lab.Quote(cmd.Argv), err, lastLines(stderr.String()+stdout.String(), 20))
+	}
+	return stdout.String()
 }
 
 // Cmd is a program to run on a side.

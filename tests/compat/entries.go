@@ -15,10 +15,21 @@ import (
 // Entries is the matrix, in the order docs/compatibility.md lists it.
 func Entries() []*Entry {
 	return []*Entry{
+		sshEntry(),
 		apacheEntry(),
 		nginxEntry(),
 		pythonHTTPEntry(),
 		busyboxHTTPEntry(),
+		redisEntry(),
+		memcachedEntry(),
+		postgresEntry(),
+		mariadbEntry(),
+		mongoEntry(),
+		nodeEntry(),
+		javaEntry(),
+		goEntry(),
+		dnsEntry(),
+		pingEntry(),
 	}
 }
 

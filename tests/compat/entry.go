@@ -33,7 +33,8 @@ type Entry struct {
 }
 
 // Version is a command that prints a program's version, and the pattern that finds it in the
-// output (stdout and stderr): the first submatch, or the whole match.
+// output (stdout and stderr): the first submatch, or the whole match. Without Argv, Label is
+// the version (of what the entry builds or installs at a pinned version).
 type Version struct {
 	Label   string
 	Argv    []string
@@ -75,6 +76,10 @@ func (e *Entry) missingTools() []string {
 func (e *Entry) version() string {
 	var parts []string
 	for _, v := range e.Versions {
+		if len(v.Argv) == 0 {
+			parts = append(parts, v.Label)
+			continue
+		}
 		out, _ := exec.Command(v.Argv[0], v.Argv[1:]...).CombinedOutput()
 		found := "?"
 		if m := v.Pattern.FindStringSubmatch(string(out)); m != nil {
