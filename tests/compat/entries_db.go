@@ -218,7 +218,7 @@ SELECT SUBSTRING_INDEX(USER(), '@', -1);
 const ferretDBVersion = "v1.24.2"
 
 // mongoDriverVersion is the MongoDB Node.js driver release the Mongo entry's client uses.
-const mongoDriverVersion = "7.9.0"
+const mongoDriverVersion = "6.22.0"
 
 func mongoEntry() *Entry {
 	return &Entry{
@@ -231,10 +231,13 @@ func mongoEntry() *Entry {
 		Versions: []Version{{Label: "FerretDB " + ferretDBVersion + ", mongodb driver " + mongoDriverVersion},
 			versionOf("node", `v\S+`, "node", "--version")},
 		Run: func(c *Case) {
-			ferret := c.Env.Install(c, "FerretDB "+ferretDBVersion, func() (string, error) { return buildFerretDB(c.Env) })
-			// The cache is root's; the server runs as the account.
-			ferret = c.Env.Install(c, "copy ferretdb for the account", func() (string, error) {
-				return copyExecutable(ferret, filepath.Join(c.Env.Dir, "bin", "ferretdb"))
+			ferret := c.Env.Install(c, "FerretDB "+ferretDBVersion, func() (string, error) {
+				built, err := buildFerretDB(c.Env)
+				if err != nil {
+					return "", err
+				}
+				// The cache is root's; the server runs as the account.
+				return copyExecutable(built, filepath.Join(c.Env.Dir, "bin", "ferretdb"))
 			})
 			modules := c.Env.Install(c, "npm mongodb@"+mongoDriverVersion, func() (string, error) {
 				return npmInstall(c.Env, "mongodb", mongoDriverVersion)

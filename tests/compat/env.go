@@ -105,9 +105,6 @@ func (e *Env) Install(t lab.T, name string, fn func() (string, error)) string {
 	in.once.Do(func() {
 		start := time.Now()
 		in.result, in.err = fn()
-		e.mu.Lock()
-		e.timings = append(e.timings, Timing{What: name, Duration: time.Since(start)})
-		e.mu.Unlock()
 		if in.err == nil {
 			t.Logf("compat: %s ready in %v: %s", name, time.Since(start).Round(time.Millisecond), in.result)
 		}
@@ -116,6 +113,16 @@ func (e *Env) Install(t lab.T, name string, fn func() (string, error)) string {
 		t.Fatalf("compat: %s: %v", name, in.err)
 	}
 	return in.result
+}
+
+// timed runs fn and records how long it took as what.
+func (e *Env) timed(what string, cached bool, fn func() error) error {
+	start := time.Now()
+	err := fn()
+	e.mu.Lock()
+	e.timings = append(e.timings, Timing{What: what, Duration: time.Since(start), Cached: cached})
+	e.mu.Unlock()
+	return err
 }
 
 // Timings lists the installs this run made, in the order they finished.
@@ -130,6 +137,7 @@ func (e *Env) Timings() []Timing {
 func (e *Env) Cached(key string, build func(dir string) error) (string, error) {
 	final := filepath.Join(e.Cache, key)
 	if _, err := os.Stat(final); err == nil {
+		e.timed(key, true, func() error { return nil })
 		return final, nil
 	}
 	if err := os.MkdirAll(e.Cache, 0o755); err != nil {
@@ -143,7 +151,7 @@ func (e *Env) Cached(key string, build func(dir string) error) (string, error) {
 	if err := os.Chmod(tmp, 0o755); err != nil {
 		return "", err
 	}
-	if err := build(tmp); err != nil {
+	if err := e.timed(key, false, func() error { return build(tmp) }); err != nil {
 		return "", err
 	}
 	if err := os.Rename(tmp, final); err != nil {

@@ -63,16 +63,20 @@ func npmInstall(env *Env, pkg, version string) (string, error) {
 // buildGoProgram builds testdata/NAME as a static binary (CGO_ENABLED=0) for this run.
 func buildGoProgram(env *Env, name string) (string, error) {
 	out := filepath.Join(env.Dir, "bin", name)
-	_, err := run(testdataDir, []string{"CGO_ENABLED=0"}, goCommand(), "build", "-o", out, "./"+name)
-	return out, err
+	return out, env.timed("go build testdata/"+name+" (CGO_ENABLED=0)", false, func() error {
+		_, err := run(testdataDir, []string{"CGO_ENABLED=0"}, goCommand(), "build", "-o", out, "./"+name)
+		return err
+	})
 }
 
 // buildJava compiles testdata/java/NAME.java with javac for this run and returns the class
 // directory.
 func buildJava(env *Env, name string) (string, error) {
 	out := filepath.Join(env.Dir, "java")
-	_, err := run(testdataDir, nil, "javac", "-d", out, filepath.Join("java", name+".java"))
-	return out, err
+	return out, env.timed("javac testdata/java/"+name+".java", false, func() error {
+		_, err := run(testdataDir, nil, "javac", "-d", out, filepath.Join("java", name+".java"))
+		return err
+	})
 }
 
 // copyExecutable copies an executable to dst (mode 0755) and returns dst.

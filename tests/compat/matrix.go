@@ -151,29 +151,36 @@ func (m *Matrix) Run(t *testing.T, placement string, nw Network, e *Entry) {
 			}
 		}
 	}
+	res.Status, res.Detail = judge(status, msg, res.Detail, e, placement)
+	m.record(res)
+	switch res.Status {
+	case Skipped:
+		t.Skip(msg)
+	case KnownBroken:
+		t.Skipf("known broken (%s): %s", res.Detail, msg)
+	case Failed:
+		t.Errorf("%s", msg)
+	case Fixed:
+		t.Logf("%s", res.Detail)
+	}
+}
+
+// judge turns how an entry ended (status, its message, its notes) into the matrix's verdict:
+// a failure in a placement where the entry is marked broken is known broken, and a pass there
+// says that the mark should go.
+func judge(status Status, msg, notes string, e *Entry, placement string) (Status, string) {
 	mark, marked := e.brokenIn(placement)
 	switch {
 	case status == Skipped:
-		res.Status, res.Detail = Skipped, msg
-		m.record(res)
-		t.Skip(msg)
+		return Skipped, msg
 	case status == Failed && marked:
-		res.Status, res.Detail = KnownBroken, mark.String()
-		m.record(res)
-		t.Skipf("known broken (%s): %s", mark, msg)
+		return KnownBroken, mark.String()
 	case status == Failed:
-		res.Status, res.Detail = Failed, firstLine(msg)
-		m.record(res)
-		t.Errorf("%s", msg)
+		return Failed, firstLine(msg)
 	case marked:
-		res.Status = Fixed
-		res.Detail = fmt.Sprintf("remove the mark %s", mark)
-		m.record(res)
-		t.Logf("passes, but is marked known broken (%s): remove the mark", mark)
-	default:
-		res.Status = Passed
-		m.record(res)
+		return Fixed, fmt.Sprintf("passes, but is marked known broken (%s): remove the mark", mark)
 	}
+	return Passed, notes
 }
 
 func firstLine(s string) string {

@@ -151,12 +151,19 @@ func (r Report) Markdown(w io.Writer) error {
 		sort.Slice(installs, func(i, j int) bool { return installs[i].What < installs[j].What })
 		p("\n## Installs and builds in this run\n\n")
 		for _, in := range installs {
-			p("- %s: %s\n", in.What, in.Duration.Round(100*time.Millisecond))
+			if in.Cached {
+				p("- %s: in the cache (%s)\n", in.What, cacheDirNote)
+			} else {
+				p("- %s: %s\n", in.What, in.Duration.Round(100*time.Millisecond))
+			}
 		}
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
 }
+
+// cacheDirNote says where cached installs live, for the report.
+const cacheDirNote = "$ZTNC_COMPAT_CACHE or ~/.cache/ztnc/compat"
 
 func resultCell(res Result) string {
 	switch res.Status {

@@ -7,7 +7,6 @@ import (
 	"path/filepath"
 	"strings"
 	"sync"
-	"time"
 
 	"github.com/ztnc/ztnc/tests/lab"
 )
@@ -54,13 +53,12 @@ func (e *Env) findZtnc() (*ztncRun, error) {
 			return nil, unavailable("this tree has no cmd/ztnc-run yet (or set ZTNC_RUN)")
 		}
 		path = filepath.Join(e.Dir, "ztnc-run")
-		start := time.Now()
-		if _, err := run(root, nil, goCommand(), "build", "-o", path, "./cmd/ztnc-run"); err != nil {
+		if err := e.timed("go build ./cmd/ztnc-run", false, func() error {
+			_, err := run(root, nil, goCommand(), "build", "-o", path, "./cmd/ztnc-run")
+			return err
+		}); err != nil {
 			return nil, fmt.Errorf("build ztnc-run: %w", err)
 		}
-		e.mu.Lock()
-		e.timings = append(e.timings, Timing{What: "go build ./cmd/ztnc-run", Duration: time.Since(start)})
-		e.mu.Unlock()
 	}
 	help, _ := exec.Command(path, "--help").CombinedOutput()
 	return &ztncRun{Path: path, Help: string(help)}, nil
@@ -117,14 +115,20 @@ func (z *ztncRun) missingFeatures(t lab.T, agent []string) map[Feature]string {
 		h := lab.New(t, lab.Config{}).AddHost("probe", "")
 		addr := strings.Split(localNet, "/")[0]
 		wrap := []string{z.Path, "--local", localNet, "--"}
-		probes := map[Feature][]string{
-			UDP:  append(append(wrap, agent...), "probe-udp", addr),
-			ICMP: append(wrap, "ping", "-n", "-c", "1", "-W", "2", addr),
+		probes := map[Feature]struct {
+			what string
+			argv []string
+		}{
+			UDP:  {"a UDP socket on " + addr + " sends to itself", append(append(wrap, agent...), "probe-udp", addr)},
+			ICMP: {"ping -c 1 " + addr, append(wrap, "ping", "-n", "-c", "1", "-W", "2", addr)},
 		}
-		for f, argv := range probes {
-			if _, err := h.Exec(t, argv[0], argv[1:]...); err != nil {
-				z.missing[f] = fmt.Sprintf("pending issue #5: %s does not work under ztnc-run yet (probe: %s)",
-					f, firstLine(err.Error()))
+		for f, p := range probes {
+			argv := h.Argv(p.argv...)
+			t.Logf("probe %s: %s", f, lab.Quote(argv))
+			out, err := exec.Command(argv[0], argv[1:]...).CombinedOutput()
+			if err != nil {
+				z.missing[f] = fmt.Sprintf("pending issue #5: %s does not work under ztnc-run yet (probe: %s: %v: %s)",
+					f, p.what, err, lastLines(strings.TrimSpace(string(out)), 1))
 			}
 		}
 	})
