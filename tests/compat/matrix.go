@@ -38,7 +38,10 @@ type Result struct {
 // PlacementRun says whether a placement ran and, if not, why.
 type PlacementRun struct {
 	Name, About string
+	// Unavailable says why the placement did not run; "" when it ran.
 	Unavailable string
+	// Detail says what it ran with (which ztnc-run).
+	Detail string
 }
 
 // Matrix runs entries in placements and keeps what happened for the report.
@@ -61,11 +64,18 @@ func NewMatrix(env *Env, strict bool) *Matrix {
 	return &Matrix{Env: env, Strict: strict, Start: time.Now(), ports: newPortSet(), versions: make(map[string]string)}
 }
 
-// Opened records that placement p ran, or why it could not (unavailable != "").
-func (m *Matrix) Opened(p Placement, unavailable string) {
+// Opened records that placement p ran as nw, or why it could not (err).
+func (m *Matrix) Opened(p Placement, nw Network, err error) {
+	run := PlacementRun{Name: p.Name(), About: p.About()}
+	if err != nil {
+		run.Unavailable = err.Error()
+	}
+	if d, ok := nw.(interface{ Detail() string }); ok {
+		run.Detail = d.Detail()
+	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
-	m.placements = append(m.placements, PlacementRun{Name: p.Name(), About: p.About(), Unavailable: unavailable})
+	m.placements = append(m.placements, run)
 }
 
 func (m *Matrix) record(r Result) {

@@ -1,6 +1,7 @@
 package compat
 
 import (
+	"errors"
 	"flag"
 	"fmt"
 	"net/netip"
@@ -102,18 +103,18 @@ func TestMatrix(t *testing.T) {
 	for _, p := range placements {
 		t.Run(p.Name(), func(t *testing.T) {
 			if choice == "best" && opened > 0 {
-				m.Opened(p, "a better placement ran")
+				m.Opened(p, nil, errors.New("a better placement ran"))
 				t.Skip("a better placement ran")
 			}
 			nw, err := p.Open(t, env)
 			if err != nil {
-				m.Opened(p, err.Error())
+				m.Opened(p, nil, err)
 				if IsUnavailable(err) && !named {
 					t.Skipf("%s: %v", p.Name(), err)
 				}
 				t.Fatalf("%s: %v", p.Name(), err)
 			}
-			m.Opened(p, "")
+			m.Opened(p, nw, nil)
 			opened++
 			for _, e := range entries {
 				t.Run(e.Name, func(t *testing.T) {

@@ -51,6 +51,7 @@ type localNetwork struct {
 }
 
 func (n *localNetwork) Missing(f Feature) string { return n.missing[f] }
+func (n *localNetwork) Detail() string           { return n.z.Source }
 
 func (n *localNetwork) Pair(t lab.T, dir string) (server, client Endpoint) {
 	h := lab.New(t, lab.Config{}).AddHost("local", "")
@@ -243,6 +244,7 @@ func (n *ztNetwork) api(method, path string, body, answer any) error {
 }
 
 func (n *ztNetwork) Missing(f Feature) string { return n.missing[f] }
+func (n *ztNetwork) Detail() string           { return n.z.Source }
 
 func (n *ztNetwork) Pair(t lab.T, dir string) (server, client Endpoint) {
 	t.Helper()

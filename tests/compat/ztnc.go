@@ -20,6 +20,8 @@ const localNet = "198.51.100.1/24"
 type ztncRun struct {
 	Path string
 	Help string // `ztnc-run --help`, stdout and stderr
+	// Source says where the binary came from, for the report.
+	Source string
 
 	featOnce sync.Once
 	missing  map[Feature]string // why a feature does not work under --local
@@ -40,6 +42,7 @@ func (e *Env) Ztnc() (*ztncRun, error) {
 
 func (e *Env) findZtnc() (*ztncRun, error) {
 	path := os.Getenv("ZTNC_RUN")
+	source := "$ZTNC_RUN=" + path
 	if path != "" {
 		if _, err := exec.LookPath(path); err != nil {
 			return nil, unavailable("ZTNC_RUN=%s: %v", path, err)
@@ -59,9 +62,13 @@ func (e *Env) findZtnc() (*ztncRun, error) {
 		}); err != nil {
 			return nil, fmt.Errorf("build ztnc-run: %w", err)
 		}
+		source = "ztnc-run built from this tree"
+		if rev, err := run(root, nil, "git", "describe", "--always", "--dirty"); err == nil {
+			source += " at " + strings.TrimSpace(rev)
+		}
 	}
 	help, _ := exec.Command(path, "--help").CombinedOutput()
-	return &ztncRun{Path: path, Help: string(help)}, nil
+	return &ztncRun{Path: path, Help: string(help), Source: source}, nil
 }
 
 // lacksFlags lists the flags that `ztnc-run --help` does not mention.
