@@ -148,8 +148,9 @@ type Cmd struct {
 
 // Side is where one end of an entry runs.
 type Side struct {
-	Name string
-	Addr netip.Addr
+	Name  string
+	Addr  netip.Addr
+	Addr6 netip.Addr // when the entry needs IPv6
 
 	c     *Case
 	agent *agent.Client
@@ -302,9 +303,19 @@ func (p *Proc) Stop() {
 // WaitTCP waits until the client side can connect to port on the server side; it fails the
 // entry when that does not happen in time or when the program exits first.
 func (p *Proc) WaitTCP(port int) {
+	p.side.c.Helper()
+	p.waitTCP(p.side.c.Server.HostPort(port))
+}
+
+// WaitTCP6 is WaitTCP over IPv6.
+func (p *Proc) WaitTCP6(port int) {
+	p.side.c.Helper()
+	p.waitTCP(lab.HostPort(p.side.c.Server.Addr6, port))
+}
+
+func (p *Proc) waitTCP(addr string) {
 	c := p.side.c
 	c.Helper()
-	addr := c.Server.HostPort(port)
 	done := make(chan error, 1)
 	go func() { done <- c.Client.agent.Dial(addr, serveTimeout) }()
 	select {

@@ -19,6 +19,7 @@ func Entries() []*Entry {
 		apacheEntry(),
 		nginxEntry(),
 		pythonHTTPEntry(),
+		pythonHTTPIPv6Entry(),
 		busyboxHTTPEntry(),
 		redisEntry(),
 		memcachedEntry(),
@@ -28,6 +29,7 @@ func Entries() []*Entry {
 		nodeEntry(),
 		javaEntry(),
 		goEntry(),
+		goIPv6Entry(),
 		dnsEntry(),
 		pingEntry(),
 	}
@@ -85,7 +87,7 @@ func (c *Case) SameFile(what, path, want string) {
 func (c *Case) Curl(url, want string) {
 	c.Helper()
 	out := c.Path(fmt.Sprintf("curl-%d.out", c.seq.Add(1)))
-	c.Client.Run("curl", "--silent", "--show-error", "--fail", "--max-time", "60", "-o", out, url)
+	c.Client.Run("curl", "--silent", "--show-error", "--fail", "--globoff", "--max-time", "60", "-o", out, url)
 	c.SameFile("curl "+url, out, want)
 }
 

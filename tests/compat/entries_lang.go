@@ -2,7 +2,10 @@ package compat
 
 import (
 	"fmt"
+	"net/netip"
 	"strings"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 // The Node.js, Java and Go entries run a server and a client of their own (testdata) that
@@ -19,14 +22,14 @@ func (c *Case) httpFiles() (blob, blobSum, upload, uploadSum string) {
 }
 
 // checkHTTPClient checks the client's report against the files' SHA-256s and the client's
-// address.
-func (c *Case) checkHTTPClient(out, blobSum, uploadSum string) {
+// address, peer.
+func (c *Case) checkHTTPClient(out, blobSum, uploadSum string, peer netip.Addr) {
 	c.Helper()
 	var want []string
 	for i := 0; i < 8; i++ {
 		want = append(want, "blob "+blobSum)
 	}
-	want = append(want, "upload "+uploadSum, "peer="+c.Client.Addr.String())
+	want = append(want, "upload "+uploadSum, "peer="+peer.String())
 	got := strings.Split(strings.TrimSpace(out), "\n")
 	for i := range got {
 		got[i] = strings.Replace(got[i], "peer=::ffff:", "peer=", 1)
@@ -47,7 +50,7 @@ func nodeEntry() *Entry {
 			srv := c.Server.Start("node-server", "node", testdata("node/http-server.js"), c.Server.Addr.String(), fmt.Sprint(port), blob)
 			srv.WaitTCP(port)
 			out := c.Client.Run("node", testdata("node/http-client.js"), "http://"+c.Server.HostPort(port), upload)
-			c.checkHTTPClient(out, blobSum, uploadSum)
+			c.checkHTTPClient(out, blobSum, uploadSum, c.Client.Addr)
 		},
 	}
 }
@@ -67,28 +70,43 @@ func javaEntry() *Entry {
 			srv := c.Server.Start("java-server", "java", "-cp", classes, "CompatHTTP", "serve", c.Server.Addr.String(), fmt.Sprint(port), blob)
 			srv.WaitTCP(port)
 			out := c.Client.Run("java", "-cp", classes, "CompatHTTP", "fetch", "http://"+c.Server.HostPort(port), upload)
-			c.checkHTTPClient(out, blobSum, uploadSum)
+			c.checkHTTPClient(out, blobSum, uploadSum, c.Client.Addr)
 		},
 	}
 }
 
-func goEntry() *Entry {
-	return &Entry{
+func goEntry() *Entry { return goHTTPEntry(false) }
+
+func goIPv6Entry() *Entry { return goHTTPEntry(true) }
+
+// goHTTPEntry is the static Go entry, over IPv4 or over IPv6.
+func goHTTPEntry(ipv6 bool) *Entry {
+	e := &Entry{
 		Name:     "go-static",
 		Program:  "Go net/http server + client, static (CGO_ENABLED=0)",
 		Checks:   "8 concurrent 1 MiB downloads and a 1.5 MiB upload, by sha256; the server sees the client's address; the binary has no ELF interpreter",
 		Needs:    []string{goCommand()},
 		Versions: []Version{versionOf("", `go\d\S*`, goCommand(), "version")},
-		Short:    true,
-		Run: func(c *Case) {
-			bin := c.Env.Install(c, "go build testdata/goweb (CGO_ENABLED=0)", func() (string, error) { return buildGoProgram(c.Env, "goweb") })
-			c.needStatic(bin)
-			blob, blobSum, upload, uploadSum := c.httpFiles()
-			port := c.Port()
-			srv := c.Server.Start("goweb-server", bin, "serve", c.Server.HostPort(port), blob)
-			srv.WaitTCP(port)
-			out := c.Client.Run(bin, "fetch", "http://"+c.Server.HostPort(port), upload)
-			c.checkHTTPClient(out, blobSum, uploadSum)
-		},
+		Short:    !ipv6,
 	}
+	if ipv6 {
+		e.Name += "-ipv6"
+		e.Program += " over IPv6"
+		e.Features = []Feature{IPv6}
+	}
+	e.Run = func(c *Case) {
+		bin := c.Env.Install(c, "go build testdata/goweb (CGO_ENABLED=0)", func() (string, error) { return buildGoProgram(c.Env, "goweb") })
+		c.needStatic(bin)
+		blob, blobSum, upload, uploadSum := c.httpFiles()
+		server, client := c.Server.Addr, c.Client.Addr
+		if ipv6 {
+			server, client = c.Server.Addr6, c.Client.Addr6
+		}
+		port := c.Port()
+		srv := c.Server.Start("goweb-server", bin, "serve", lab.HostPort(server, port), blob)
+		srv.waitTCP(lab.HostPort(server, port))
+		out := c.Client.Run(bin, "fetch", "http://"+lab.HostPort(server, port), upload)
+		c.checkHTTPClient(out, blobSum, uploadSum, client)
+	}
+	return e
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"regexp"
 	"strings"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 // peerLine is what the entries' "who am I talking to" endpoints answer.
@@ -176,28 +178,46 @@ http {
 	}
 }
 
-func pythonHTTPEntry() *Entry {
-	return &Entry{
+func pythonHTTPEntry() *Entry { return pythonHTTP(false) }
+
+func pythonHTTPIPv6Entry() *Entry { return pythonHTTP(true) }
+
+// pythonHTTP is the http.server entry, over IPv4 or over IPv6.
+func pythonHTTP(ipv6 bool) *Entry {
+	e := &Entry{
 		Name:     "python-http",
 		Program:  "python3 -m http.server + curl",
-		Checks:   "1 MiB file by sha256; directory listing names it",
+		Checks:   "1 MiB file by sha256; directory listing names it; the server logs the client's address",
 		Needs:    []string{"/usr/bin/python3", "curl"},
 		Versions: []Version{versionOf("", `Python \S+`, "/usr/bin/python3", "--version"), versionOf("curl", `curl (\S+)`, "curl", "--version")},
-		Short:    true,
-		Run: func(c *Case) {
-			_, sum := c.Payload("www/blob.bin", 1<<20)
-			port := c.Port()
-			srv := c.Server.Start("http.server", "/usr/bin/python3", "-m", "http.server", fmt.Sprint(port),
-				"--bind", c.Server.Addr.String(), "--directory", c.Path("www"))
-			srv.WaitTCP(port)
-			base := "http://" + c.Server.HostPort(port)
-			c.Curl(base+"/blob.bin", sum)
-			listing := c.Client.Run("curl", "--silent", "--show-error", "--fail", base+"/")
-			if !strings.Contains(listing, `href="blob.bin"`) {
-				c.Fatalf("directory listing does not name blob.bin:\n%s", clip(listing, 400))
-			}
-		},
+		Short:    !ipv6,
 	}
+	if ipv6 {
+		e.Name += "-ipv6"
+		e.Program += " over IPv6"
+		e.Features = []Feature{IPv6}
+	}
+	e.Run = func(c *Case) {
+		server, client := c.Server.Addr, c.Client.Addr
+		if ipv6 {
+			server, client = c.Server.Addr6, c.Client.Addr6
+		}
+		_, sum := c.Payload("www/blob.bin", 1<<20)
+		port := c.Port()
+		srv := c.Server.Start("http.server", "/usr/bin/python3", "-m", "http.server", fmt.Sprint(port),
+			"--bind", server.String(), "--directory", c.Path("www"))
+		srv.waitTCP(lab.HostPort(server, port))
+		base := "http://" + lab.HostPort(server, port)
+		c.Curl(base+"/blob.bin", sum)
+		listing := c.Client.Run("curl", "--silent", "--show-error", "--fail", "--globoff", base+"/")
+		if !strings.Contains(listing, `href="blob.bin"`) {
+			c.Fatalf("directory listing does not name blob.bin:\n%s", clip(listing, 400))
+		}
+		if !strings.Contains(srv.Output(), client.String()+" - - [") {
+			c.Fatalf("http.server did not log a request from %s:\n%s", client, lastLines(srv.Output(), 5))
+		}
+	}
+	return e
 }
 
 func busyboxHTTPEntry() *Entry {

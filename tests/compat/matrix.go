@@ -142,8 +142,8 @@ func (m *Matrix) Run(t *testing.T, placement string, nw Network, e *Entry) {
 		}
 		server, client := nw.Pair(rec, dir)
 		c = &Case{T: rec, Entry: e, Placement: placement, Env: m.Env, User: m.Env.User, Dir: dir, ports: m.ports}
-		c.Server = &Side{Name: "server", Addr: server.Addr, c: c, agent: server.Agent}
-		c.Client = &Side{Name: "client", Addr: client.Addr, c: c, agent: client.Agent}
+		c.Server = &Side{Name: "server", Addr: server.Addr, Addr6: server.Addr6, c: c, agent: server.Agent}
+		c.Client = &Side{Name: "client", Addr: client.Addr, Addr6: client.Addr6, c: c, agent: client.Agent}
 		e.Run(c)
 	}()
 	<-done

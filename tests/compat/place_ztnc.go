@@ -26,7 +26,7 @@ type localPlacement struct{}
 
 func (localPlacement) Name() string { return "local" }
 func (localPlacement) About() string {
-	return "server and client under one `ztnc-run --local " + localNet + "` (in a namespace of its own)"
+	return "server and client under one `ztnc-run --local " + localNet + " --local " + localNet6 + "` (in a namespace of its own)"
 }
 
 func (localPlacement) Open(t lab.T, env *Env) (Network, error) {
@@ -55,15 +55,22 @@ func (n *localNetwork) Detail() string           { return n.z.Source }
 
 func (n *localNetwork) Pair(t lab.T, dir string) (server, client Endpoint) {
 	h := lab.New(t, lab.Config{}).AddHost("local", "")
-	a := launchAgent(t, n.env, "ztnc", h.Argv(n.z.Path, "--local", localNet, "--"), agentReadyTimeout)
-	addr := netip.MustParsePrefix(localNet).Addr()
-	return Endpoint{a, addr}, Endpoint{a, addr}
+	wrapper := []string{n.z.Path, "--local", localNet}
+	ep := Endpoint{Addr: netip.MustParsePrefix(localNet).Addr()}
+	if n.missing[IPv6] == "" {
+		wrapper = append(wrapper, "--local", localNet6)
+		ep.Addr6 = netip.MustParsePrefix(localNet6).Addr()
+	}
+	ep.Agent = launchAgent(t, n.env, "ztnc", h.Argv(append(wrapper, "--")...), agentReadyTimeout)
+	return ep, ep
 }
 
-// ZeroTier network of the zt placement: members get addresses from this documentation range.
+// ZeroTier network of the zt placement: members get addresses from these documentation
+// ranges, the same host number in each.
 var (
-	ztSubnet = netip.MustParsePrefix("203.0.113.0/24")
-	ztPort   = "9993"
+	ztSubnet  = netip.MustParsePrefix("203.0.113.0/24")
+	ztSubnet6 = netip.MustParsePrefix("2001:db8:203::/64")
+	ztPort    = "9993"
 )
 
 // ztPlacement runs the server under one `ztnc-run --nwid N --home H1` and the client under
@@ -172,7 +179,7 @@ func (n *ztNetwork) start(t lab.T) error {
 			"ipRangeStart": ztSubnet.Addr().Next().String(),
 			"ipRangeEnd":   "203.0.113.254",
 		}},
-		"routes": []map[string]any{{"target": ztSubnet.String(), "via": nil}},
+		"routes": []map[string]any{{"target": ztSubnet.String(), "via": nil}, {"target": ztSubnet6.String(), "via": nil}},
 	}, &created)
 	if err != nil {
 		return fmt.Errorf("create network: %w", err)
@@ -269,6 +276,9 @@ func (n *ztNetwork) member(t lab.T, name, home string) Endpoint {
 	if !ztSubnet.Contains(ip) || ip == netip.MustParseAddr("203.0.113.255") {
 		t.Fatalf("zt: %s has no free address left", ztSubnet)
 	}
+	b := ztSubnet6.Addr().As16()
+	b[15] = ip.As4()[3]
+	ip6 := netip.AddrFrom16(b)
 	h := n.lab.AddHost(name, "")
 	wrapper := h.Argv(n.z.Path, "--nwid", n.nwid, "--home", home, "--planet", n.planet,
 		"--wait", memberWait.String(), "--")
@@ -309,11 +319,11 @@ func (n *ztNetwork) member(t lab.T, name, home string) Endpoint {
 		node, _, _ := strings.Cut(string(id), ":")
 		if err := n.api("POST", "/controller/network/"+n.nwid+"/member/"+node, map[string]any{
 			"authorized":    true,
-			"ipAssignments": []string{ip.String()},
+			"ipAssignments": []string{ip.String(), ip6.String()},
 		}, nil); err != nil {
 			t.Fatalf("%s: authorize %s: %v", name, node, err)
 		}
-		t.Logf("%s: node %s authorized as %s on %s", name, node, ip, n.nwid)
+		t.Logf("%s: node %s authorized as %s and %s on %s", name, node, ip, ip6, n.nwid)
 		authorized = true
 	}
 	if l = <-ready; l.err != nil {
@@ -324,5 +334,5 @@ func (n *ztNetwork) member(t lab.T, name, home string) Endpoint {
 			t.Logf("%s: %v", name, err)
 		}
 	})
-	return Endpoint{l.a, ip}
+	return Endpoint{l.a, ip, ip6}
 }

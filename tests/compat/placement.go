@@ -39,6 +39,8 @@ type Endpoint struct {
 	// Addr is where the side is on the placement's network: servers bind to it and clients
 	// connect to it; a server sees its clients connect from theirs.
 	Addr netip.Addr
+	// Addr6 is the side's IPv6 address, when the placement has IPv6 (see Feature IPv6).
+	Addr6 netip.Addr
 }
 
 // Feature is what an entry needs beyond TCP.
@@ -48,6 +50,7 @@ type Feature string
 const (
 	UDP  Feature = "UDP"
 	ICMP Feature = "ICMP"
+	IPv6 Feature = "IPv6"
 )
 
 // Unavailable is the error of a placement that cannot run here.
