@@ -269,9 +269,6 @@ type Proc struct {
 	stop           sync.Once
 }
 
-// Pid is the process (and process group) ID, in the placement's PID namespace.
-func (p *Proc) Pid() int { return p.p.Pid }
-
 // Output returns what the program has written so far (stdout, then stderr).
 func (p *Proc) Output() string {
 	out, _ := os.ReadFile(p.stdout)
@@ -304,16 +301,11 @@ func (p *Proc) Stop() {
 // entry when that does not happen in time or when the program exits first.
 func (p *Proc) WaitTCP(port int) {
 	p.side.c.Helper()
-	p.waitTCP(p.side.c.Server.HostPort(port))
+	p.WaitAddr(p.side.c.Server.HostPort(port))
 }
 
-// WaitTCP6 is WaitTCP over IPv6.
-func (p *Proc) WaitTCP6(port int) {
-	p.side.c.Helper()
-	p.waitTCP(lab.HostPort(p.side.c.Server.Addr6, port))
-}
-
-func (p *Proc) waitTCP(addr string) {
+// WaitAddr is WaitTCP for any address of the server ("ip:port", "[ipv6]:port").
+func (p *Proc) WaitAddr(addr string) {
 	c := p.side.c
 	c.Helper()
 	done := make(chan error, 1)

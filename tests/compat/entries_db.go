@@ -34,7 +34,7 @@ func redisEntry() *Entry {
 		Program: "redis-server + redis-cli + redis-benchmark",
 		Checks:  "SET/GET of a short and a 96 KiB value; CLIENT INFO names the client's address; redis-benchmark -n 10000 -q with 16-deep pipelining, counted by the server",
 		Needs:   []string{"redis-server", "redis-cli", "redis-benchmark"},
-		Versions: []Version{versionOf("", `v=(\S+)`, "redis-server", "--version"),
+		Versions: []Version{versionOf("redis-server", `v=(\S+)`, "redis-server", "--version"),
 			versionOf("redis-cli", `redis-cli (\S+)`, "redis-cli", "--version")},
 		Short: true,
 		Run: func(c *Case) {
@@ -137,7 +137,7 @@ func postgresEntry() *Entry {
 		Program: "PostgreSQL server + psql",
 		Checks:  "initdb as an unprivileged user; psql logs in with SCRAM over TCP, creates a table, inserts 1000 rows, selects their digest; inet_client_addr() is the client",
 		Needs:   []string{bin + "/postgres", bin + "/initdb", bin + "/psql", bin + "/pg_isready"},
-		Versions: []Version{versionOf("", `\(PostgreSQL\) (\S+)`, bin+"/postgres", "--version"),
+		Versions: []Version{versionOf("PostgreSQL", `\(PostgreSQL\) (\S+)`, bin+"/postgres", "--version"),
 			versionOf("psql", `\(PostgreSQL\) (\S+)`, bin+"/psql", "--version")},
 		Run: func(c *Case) {
 			dir := c.Mkdir("pg")
@@ -181,8 +181,8 @@ func mariadbEntry() *Entry {
 		Program: "MariaDB server + mysql client",
 		Checks:  "mariadb-install-db into a temporary directory; mysql logs in with a password over TCP, creates a table, inserts 1000 rows, selects their digest; USER() shows the client's address",
 		Needs:   []string{"mariadbd", "mariadb-install-db", "mysql"},
-		Versions: []Version{versionOf("", `Ver (\S+)`, "mariadbd", "--version"),
-			versionOf("mysql", `(?:Distrib|from) (\S+?),?\s`, "mysql", "--version")},
+		Versions: []Version{versionOf("MariaDB", `Ver (\S+?)-MariaDB`, "mariadbd", "--version"),
+			versionOf("mysql", `(?:Distrib|from) (\S+?)(?:-MariaDB)?,?\s`, "mysql", "--version")},
 		Run: func(c *Case) {
 			dir := c.Mkdir("mariadb")
 			c.HostCmd(Cmd{Timeout: 3 * time.Minute, Argv: []string{"mariadb-install-db", "--no-defaults",
@@ -229,7 +229,7 @@ func mongoEntry() *Entry {
 			"updateMany, aggregate sum, count",
 		Needs: []string{"node", "npm"},
 		Versions: []Version{{Label: "FerretDB " + ferretDBVersion + ", mongodb driver " + mongoDriverVersion},
-			versionOf("node", `v\S+`, "node", "--version")},
+			versionOf("Node.js", `v\S+`, "node", "--version")},
 		Run: func(c *Case) {
 			ferret := c.Env.Install(c, "FerretDB "+ferretDBVersion, func() (string, error) {
 				built, err := buildFerretDB(c.Env)

@@ -43,7 +43,7 @@ func nodeEntry() *Entry {
 		Program:  "Node.js http server + http client",
 		Checks:   "8 concurrent 1 MiB downloads over a keep-alive agent and a 1.5 MiB upload, by sha256; the server sees the client's address",
 		Needs:    []string{"node"},
-		Versions: []Version{versionOf("", `v\S+`, "node", "--version")},
+		Versions: []Version{versionOf("Node.js", `v\S+`, "node", "--version")},
 		Run: func(c *Case) {
 			blob, blobSum, upload, uploadSum := c.httpFiles()
 			port := c.Port()
@@ -61,7 +61,7 @@ func javaEntry() *Entry {
 		Program: "Java com.sun.net.httpserver server + java.net.http.HttpClient (javac in the test)",
 		Checks:  "8 concurrent 1 MiB downloads and a 1.5 MiB upload, by sha256; the server sees the client's address",
 		Needs:   []string{"java", "javac"},
-		Versions: []Version{versionOf("", `version "([^"]+)"`, "java", "-version"),
+		Versions: []Version{versionOf("Java", `version "([^"]+)"`, "java", "-version"),
 			versionOf("javac", `javac (\S+)`, "javac", "-version")},
 		Run: func(c *Case) {
 			classes := c.Env.Install(c, "javac CompatHTTP.java", func() (string, error) { return buildJava(c.Env, "CompatHTTP") })
@@ -104,7 +104,7 @@ func goHTTPEntry(ipv6 bool) *Entry {
 		}
 		port := c.Port()
 		srv := c.Server.Start("goweb-server", bin, "serve", lab.HostPort(server, port), blob)
-		srv.waitTCP(lab.HostPort(server, port))
+		srv.WaitAddr(lab.HostPort(server, port))
 		out := c.Client.Run(bin, "fetch", "http://"+lab.HostPort(server, port), upload)
 		c.checkHTTPClient(out, blobSum, uploadSum, client)
 	}

@@ -206,7 +206,7 @@ func pythonHTTP(ipv6 bool) *Entry {
 		port := c.Port()
 		srv := c.Server.Start("http.server", "/usr/bin/python3", "-m", "http.server", fmt.Sprint(port),
 			"--bind", server.String(), "--directory", c.Path("www"))
-		srv.waitTCP(lab.HostPort(server, port))
+		srv.WaitAddr(lab.HostPort(server, port))
 		base := "http://" + lab.HostPort(server, port)
 		c.Curl(base+"/blob.bin", sum)
 		listing := c.Client.Run("curl", "--silent", "--show-error", "--fail", "--globoff", base+"/")

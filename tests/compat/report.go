@@ -61,16 +61,6 @@ func systemLine() string {
 	return fmt.Sprintf("Linux %s, %s, %d cores", release, runtime.GOARCH, runtime.NumCPU())
 }
 
-// Failed reports whether any result failed.
-func (r Report) Failed() bool {
-	for _, res := range r.Results {
-		if res.Status == Failed {
-			return true
-		}
-	}
-	return false
-}
-
 // Markdown writes the report as docs/compatibility.md has it.
 func (r Report) Markdown(w io.Writer) error {
 	var b strings.Builder

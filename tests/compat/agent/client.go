@@ -146,12 +146,6 @@ func (c *Client) logLine(line string) {
 	}
 }
 
-// Stderr returns the last lines the agent's wrappers wrote to stderr.
-func (c *Client) Stderr() string { return c.stderr.tail() }
-
-// Done is closed when the agent process has exited.
-func (c *Client) Done() <-chan struct{} { return c.exited }
-
 // send registers a channel for req's events and writes req.
 func (c *Client) send(req *Request) (chan Event, error) {
 	ch := make(chan Event, 2)
