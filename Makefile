@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/ztnc-run
 FUZZTIME ?= 20s
 
-.PHONY: all deps build demo test unit vet fuzz bench compat clean
+.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-matrix compat clean
 
 all: build
 
@@ -47,6 +47,17 @@ compat: deps
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Supervisor benchmarks side by side with host loopback (docs/benchmarks.md).
+bench-supervisor: deps
+	./bench/supervisor.sh
+
+# Side-by-side benchmark matrix (bench/matrix, needs root): the same programs over plain veth
+# and, when ZT1_BIN points to zerotier-one, over its kernel TAP. Prints a markdown table.
+# Example: make bench-matrix BENCH_MATRIX_FLAGS="-runs 3 -o /tmp/matrix.md"
+bench-matrix: deps
+	$(GO) build -o bin/bench-matrix ./bench/matrix
+	bin/bench-matrix $(BENCH_MATRIX_FLAGS)
 
 clean:
 	rm -rf bin

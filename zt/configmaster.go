@@ -3,6 +3,7 @@ package zt
 import (
 	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/netconf"
+	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
@@ -21,16 +22,9 @@ type ConfigSender interface {
 	// the member: as OK(NETWORK_CONFIG_REQUEST) quoting requestID, or, when requestID is 0,
 	// as an unsolicited NETWORK_CONFIG push.
 	SendConfig(to ztaddr.Address, requestID uint64, nc *netconf.NetworkConfig) error
-	// SendError answers a request with ERROR(code, nwid): ErrorObjNotFound,
-	// ErrorNetworkAccessDenied, ErrorNetworkAuthenticationRequired.
-	SendError(to ztaddr.Address, nwid ztaddr.NetworkID, requestID uint64, code byte) error
+	// SendError answers a request with ERROR(code, nwid): wire.ErrorObjectNotFound,
+	// wire.ErrorNetworkAccessDenied, wire.ErrorNetworkAuthenticationRequired.
+	SendError(to ztaddr.Address, nwid ztaddr.NetworkID, requestID uint64, code wire.ErrorCode) error
 	// SendRevocation pushes a signed revocation to a member in NETWORK_CREDENTIALS.
 	SendRevocation(to ztaddr.Address, rev *netconf.Revocation) error
 }
-
-// Error codes carried by ERROR packets that a ConfigMaster sends.
-const (
-	ErrorObjNotFound                   byte = 0x03
-	ErrorNetworkAccessDenied           byte = 0x07
-	ErrorNetworkAuthenticationRequired byte = 0x09
-)

@@ -13,5 +13,23 @@
 // machine. Names carry the PID, so concurrent test binaries never collide.
 //
 // The zerotier-one driver (ZT1, Controller) runs only when ZT1_BIN names a zerotier-one 1.14
-// binary; see ZT1Bin.
+// binary; see ZT1Bin. A ZeroTier lab puts the root at LabRootAddr (LabPlanet names it there)
+// and members in other /24s than each other: zerotier-one verifies at most one new identity
+// per source /24 every 2 s and silently drops the rest until their next HELLO, 5 s later.
+// zerotier-one refuses loopback paths, which is why members live in namespaces.
+//
+// A test with a zerotier-one root + controller and one member:
+//
+//	l := lab.New(t, lab.Config{})
+//	root := lab.StartZT1(t, l.AddHost("root", lab.LabRootAddr), lab.ZT1Config{
+//		Home: lab.NewLabHome(t, lab.Identity(1)), Port: lab.LabRootPort})
+//	ctrl := root.Controller()
+//	ctrl.Ready(30 * time.Second)
+//	nw, _ := ctrl.CreateNetwork(ctx, lab.NewNetwork("test", netip.MustParsePrefix("203.0.113.0/24")))
+//	home := lab.NewLabHome(t, lab.Identity(2))
+//	home.PreJoin(t, nw.ID)
+//	ctrl.Authorize(ctx, nw.ID, home.Address())
+//	m := lab.StartZT1(t, l.AddHost("m", "198.51.100.2"), lab.ZT1Config{Home: home})
+//	ep := m.WaitNetwork(t, nw.ID, time.Minute) // programs on ep reach the network at ep.Addr
+//	ep.Run(t, "ping", "-c1", peer.Addr.String())
 package lab

@@ -65,8 +65,8 @@ func (e *Endpoint) WaitTCP(t T, addr netip.Addr, port int, timeout time.Duration
 	if e.Wrap == nil {
 		return e.Host.WaitTCP(target.String(), timeout)
 	}
-	probe := fmt.Sprintf(`end=$((SECONDS+%d)); until exec 3<>/dev/tcp/%s/%d; do
-	  [ $SECONDS -ge $end ] && exit 1; sleep 0.1; done 2>/dev/null`,
+	probe := fmt.Sprintf(`end=$((SECONDS+%d)); until (: <>/dev/tcp/%s/%d) 2>/dev/null; do
+	  [ $SECONDS -ge $end ] && exit 1; sleep 0.1; done`,
 		int(timeout/time.Second)+1, addr, port)
 	if _, err := e.Exec(t, "bash", "-c", probe); err != nil {
 		return fmt.Errorf("%s: %s not reachable after %v: %w", e.Name, target, timeout, err)

@@ -66,7 +66,12 @@ func (h *Host) Run(t T, name string, args ...string) string {
 
 func execArgv(t T, label string, argv []string) (string, error) {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), execTimeout)
+	return execArgvTimeout(t, label, argv, execTimeout)
+}
+
+func execArgvTimeout(t T, label string, argv []string, timeout time.Duration) (string, error) {
+	t.Helper()
+	ctx, cancel := context.WithTimeout(context.Background(), timeout)
 	defer cancel()
 	cmd := command(ctx, argv)
 	var stdout bytes.Buffer
@@ -192,7 +197,30 @@ func udpBound(port int) (bool, error) {
 	return false, nil
 }
 
+// WaitAddr waits until device dev in the host has address a (0 timeout: check once).
+func (h *Host) WaitAddr(dev string, a netip.Addr, timeout time.Duration) error {
+	return poll(timeout, func() error {
+		return h.Do(func() error {
+			ifi, err := net.InterfaceByName(dev)
+			if err != nil {
+				return err
+			}
+			addrs, err := ifi.Addrs()
+			if err != nil {
+				return err
+			}
+			for _, x := range addrs {
+				if n, ok := x.(*net.IPNet); ok && n.IP.Equal(a.AsSlice()) {
+					return nil
+				}
+			}
+			return fmt.Errorf("%s in %s has no address %s", dev, h.Name, a)
+		})
+	})
+}
+
 // poll calls try every 50 ms until it succeeds or timeout passes, and returns its last error.
+// A stopPolling error ends it at once.
 func poll(timeout time.Duration, try func() error) error {
 	deadline := time.Now().Add(timeout)
 	for {
@@ -200,12 +228,21 @@ func poll(timeout time.Duration, try func() error) error {
 		if err == nil {
 			return nil
 		}
+		var stop stopPolling
+		if errors.As(err, &stop) {
+			return stop.err
+		}
 		if time.Now().After(deadline) {
 			return fmt.Errorf("after %v: %w", timeout, err)
 		}
 		time.Sleep(50 * time.Millisecond)
 	}
 }
+
+// stopPolling wraps an error after which polling is pointless.
+type stopPolling struct{ err error }
+
+func (s stopPolling) Error() string { return s.err.Error() }
 
 func baseName(path string) string {
 	if i := strings.LastIndexByte(path, '/'); i >= 0 {

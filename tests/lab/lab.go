@@ -115,6 +115,12 @@ func (l *Lab) AddHost(name, addr string) *Host {
 	l.must("netns", "add", h.NS)
 	l.hosts = append(l.hosts, h)
 	l.must("-n", h.NS, "link", "set", "lo", "up")
+	// Addresses that programs (zerotier-one on its TAP) add later are usable at once.
+	if err := h.Do(func() error {
+		return os.WriteFile("/proc/sys/net/ipv6/conf/default/accept_dad", []byte("0"), 0)
+	}); err != nil {
+		l.t.Fatalf("lab %s: %v", l.Name, err)
+	}
 	l.must("-n", l.Bridge.NS, "link", "add", port, "mtu", mtu, "type", "veth",
 		"peer", "name", "eth0", "mtu", mtu, "netns", h.NS)
 	l.must("-n", l.Bridge.NS, "link", "set", port, "master", "br0", "up")

@@ -129,24 +129,42 @@ s=socket.socket(socket.AF_INET,socket.SOCK_DGRAM); s.bind(("0.0.0.0",5353)); pri
 	}
 }
 
-// TestWrappedEndpoint runs programs through an argv wrapper, as ztnc-run members will.
-func TestWrappedEndpoint(t *testing.T) {
+// TestWrappedMember runs programs through an argv wrapper, as ztnc-run members will.
+func TestWrappedMember(t *testing.T) {
 	t.Parallel()
 	Require(t, "busybox", "bash", "env")
 	l := New(t, Config{})
 	srv, cli := l.AddHost("srv", ""), l.AddHost("cli", "")
-	wrapped := &Endpoint{Name: "wrapped", Host: cli, Addr: cli.Addr, Wrap: func(argv []string) []string {
-		return append([]string{"env", "LAB_WRAPPED=yes"}, argv...)
-	}}
-	if got := wrapped.Run(t, "sh", "-c", "echo $LAB_WRAPPED"); got != "yes\n" {
+	m := &WrappedMember{
+		Host: cli,
+		Home: NewLabHome(t, Identity(4)),
+		Addr: cli.Addr,
+		Wrap: func(nwid string, argv []string) []string {
+			return append([]string{"env", "LAB_NWID=" + nwid}, argv...)
+		},
+		Ready: []string{"sh", "-c", `test "$LAB_NWID" = 0123456789abcdef`},
+	}
+	if got := m.Address(); got != Identity(4)[:10] {
+		t.Errorf("Address() = %s", got)
+	}
+	ep := m.WaitNetwork(t, "0123456789abcdef", 10*time.Second)
+	if got := ep.Run(t, "sh", "-c", "echo $LAB_NWID"); got != "0123456789abcdef\n" {
 		t.Errorf("wrapper not applied: %q", got)
 	}
-	if err := wrapped.WaitTCP(t, srv.Addr, 8081, time.Second); err == nil {
+	if err := ep.WaitTCP(t, srv.Addr, 8081, time.Second); err == nil {
 		t.Errorf("WaitTCP succeeded with no server")
 	}
-	srv.Endpoint().Start(t, "busybox", "nc", "-ll", "-p", "8081", "-e", "echo", "hi")
-	if err := wrapped.WaitTCP(t, srv.Addr, 8081, 10*time.Second); err != nil {
+	// The server comes up while the probe loop runs.
+	srv.Endpoint().Start(t, "sh", "-c", "sleep 1; exec busybox nc -ll -p 8081 -e echo hi")
+	if err := ep.WaitTCP(t, srv.Addr, 8081, 10*time.Second); err != nil {
 		t.Fatal(err)
+	}
+
+	f := &fatalRecorder{T: t}
+	m.Ready = []string{"false"}
+	runAndRecover(func() { m.WaitNetwork(f, "0123456789abcdef", 10*time.Second) }, f)
+	if !strings.Contains(f.msg, "not ready") {
+		t.Errorf("WaitNetwork with a failing Ready: %q", f.msg)
 	}
 }
 

@@ -77,6 +77,8 @@ func TestRules(t *testing.T) {
 	rules := []Rule{
 		MatchEtherTypeRule(0x0800),
 		{Type: MatchIPv4Dest, Not: true, Field: []byte{10, 147, 17, 0, 24}},
+		MatchPrefix(MatchIPv6Source, netip.MustParsePrefix("fd00::/8")),
+		NewRule(MatchIPProtocol, []byte{6}),
 		MatchRange(MatchDestPortRange, 80, 443),
 		MatchAddress(MatchSourceAddress, 0x8604bca100),
 		Forward(ActionTee, 0xd9d826a223, 1, 100),
@@ -91,10 +93,13 @@ func TestRules(t *testing.T) {
 	if !bytes.Equal(AppendRules(nil, got), b) {
 		t.Fatal("re-encode differs")
 	}
-	if got[0].Uint16() != 0x0800 || got[1].Prefix() != netip.MustParsePrefix("10.147.17.0/24") || got[3].Address() != 0x8604bca100 || got[4].Address() != 0xd9d826a223 {
+	if got[0].Uint16() != 0x0800 || got[1].Prefix() != netip.MustParsePrefix("10.147.17.0/24") || got[5].Address() != 0x8604bca100 || got[6].Address() != 0xd9d826a223 {
 		t.Error("accessors")
 	}
-	if s, e := got[2].Range(); s != 80 || e != 443 {
+	if got[2].Prefix() != netip.MustParsePrefix("fd00::/8") || got[3].Uint8() != 6 {
+		t.Error("IPv6 prefix / protocol accessors")
+	}
+	if s, e := got[4].Range(); s != 80 || e != 443 {
 		t.Error("Range")
 	}
 	if b[2] != 0x80|byte(MatchIPv4Dest) && b[4] != 0x80|byte(MatchIPv4Dest) {
@@ -254,7 +259,7 @@ func TestCredentials(t *testing.T) {
 }
 
 // sampleConfig is the real 1.14.1 config of zt1-protocol.md §7.4 plus every optional field.
-func sampleConfig(t *testing.T) *NetworkConfig {
+func sampleConfig(t testing.TB) *NetworkConfig {
 	ids := identities(t)
 	ctrl, a := ids[0], ids[1]
 	nwid := ztaddr.NewNetworkID(ctrl.Address(), 0x63a18e)

@@ -48,20 +48,12 @@ func (c *Cipher) Seek(n uint64) { c.state[8], c.state[9] = uint32(n), uint32(n>>
 // as long as src). It consumes ceil(len(src)/64) blocks: the unused rest of a final partial
 // block is discarded, as in ZeroTier's implementation.
 func (c *Cipher) XORKeyStream(dst, src []byte) {
+	if len(src) == 0 {
+		return
+	}
 	dst = dst[:len(src)]
-	full := len(src) &^ (BlockSize - 1)
-	if full > 0 {
-		xorBlocks(dst[:full], src[:full], &c.state, c.rounds)
-		c.Seek(c.Counter() + uint64(full/BlockSize))
-	}
-	if tail := len(src) - full; tail > 0 {
-		var ks [BlockSize]byte
-		block(&ks, &c.state, c.rounds)
-		c.Seek(c.Counter() + 1)
-		for i := range tail {
-			dst[full+i] = src[full+i] ^ ks[i]
-		}
-	}
+	xorKeyStream(dst, src, &c.state, c.rounds)
+	c.Seek(c.Counter() + uint64((len(src)+BlockSize-1)/BlockSize))
 }
 
 // KeyStream fills dst with keystream.
@@ -70,15 +62,21 @@ func (c *Cipher) KeyStream(dst []byte) {
 	c.XORKeyStream(dst, dst)
 }
 
-// xorBlocksGeneric XORs whole blocks of keystream into dst, starting at the counter in state; it
-// does not advance the counter.
-func xorBlocksGeneric(dst, src []byte, state *[16]uint32, rounds int) {
+// xorKeyStreamGeneric XORs keystream starting at the counter in state into dst, without
+// advancing the counter in state.
+func xorKeyStreamGeneric(dst, src []byte, state *[16]uint32, rounds int) {
 	in := *state
 	ctr := uint64(in[8]) | uint64(in[9])<<32
 	var ks [BlockSize]byte
-	for len(src) >= BlockSize {
+	for len(src) > 0 {
 		in[8], in[9] = uint32(ctr), uint32(ctr>>32)
 		block(&ks, &in, rounds)
+		if len(src) < BlockSize {
+			for i := range src {
+				dst[i] = src[i] ^ ks[i]
+			}
+			return
+		}
 		d, s := dst[:BlockSize], src[:BlockSize]
 		for i := 0; i < BlockSize; i += 8 {
 			binary.LittleEndian.PutUint64(d[i:], binary.LittleEndian.Uint64(s[i:])^binary.LittleEndian.Uint64(ks[i:]))

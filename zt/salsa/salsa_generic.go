@@ -1,5 +1,7 @@
+//go:build !amd64 || purego
+
 package salsa
 
-func xorBlocks(dst, src []byte, state *[16]uint32, rounds int) {
-	xorBlocksGeneric(dst, src, state, rounds)
+func xorKeyStream(dst, src []byte, state *[16]uint32, rounds int) {
+	xorKeyStreamGeneric(dst, src, state, rounds)
 }

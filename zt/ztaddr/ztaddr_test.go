@@ -166,3 +166,13 @@ func TestIPScope(t *testing.T) {
 		}
 	}
 }
+
+func TestManagedIPv6(t *testing.T) {
+	// The lab network's config assigns member d2007d3b7d this RFC4193 address (lab-capture).
+	if got := RFC4193(0xd9d826a22363a18e, 0xd2007d3b7d).String(); got != "fdd9:d826:a223:63a1:8e99:93d2:7d:3b7d/88" {
+		t.Errorf("RFC4193 = %s", got)
+	}
+	if got := SixPlane(0xd9d826a22363a18e, 0xd2007d3b7d).String(); got != "fcfa:bb87:2cd2:7d:3b7d::1/40" {
+		t.Errorf("6PLANE = %s", got)
+	}
+}

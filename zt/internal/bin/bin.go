@@ -122,3 +122,11 @@ var (
 	AppendU32 = binary.BigEndian.AppendUint32
 	AppendU64 = binary.BigEndian.AppendUint64
 )
+
+// Group reads a 10-byte multicast group (MAC, ADI).
+func (r *Reader) Group() ztaddr.MulticastGroup {
+	if b := r.Take(ztaddr.MulticastGroupLength); b != nil {
+		return ztaddr.MulticastGroupFrom(b)
+	}
+	return ztaddr.MulticastGroup{}
+}

@@ -1,0 +1,259 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"slices"
+	"strconv"
+	"strings"
+	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
+)
+
+// row is one line of the report.
+type row struct {
+	name        string
+	unit        string
+	lowerBetter bool
+}
+
+// measurement runs a client on B against a server on A and yields one value per row.
+type measurement struct {
+	rows   []row
+	server string   // "iperf3", "nginx" or "" (none)
+	argv   []string // client command; "{A}" stands for A's address
+	// parse reads the client's output: a value per row and a note on anything odd.
+	parse func(stdout string) (vals []float64, note string, err error)
+}
+
+const (
+	iperfPort = 5201
+	httpPort  = 8080
+)
+
+// measurements returns the benchmark programs for runs of d each.
+func measurements(d time.Duration) []measurement {
+	secs := strconv.Itoa(int(d.Round(time.Second) / time.Second))
+	iperf := func(extra ...string) []string {
+		return append([]string{"iperf3", "-c", "{A}", "-p", strconv.Itoa(iperfPort), "-t", secs, "-J"}, extra...)
+	}
+	url := fmt.Sprintf("http://{A}:%d/index.html", httpPort)
+	wrk := func(threads, conns int, extra ...string) []string {
+		argv := []string{"wrk", fmt.Sprintf("-t%d", threads), fmt.Sprintf("-c%d", conns), "-d" + secs + "s"}
+		return append(append(argv, extra...), url)
+	}
+	tcp := func(name string, extra ...string) measurement {
+		return measurement{rows: []row{{name, "Gbit/s", false}}, server: "iperf3", argv: iperf(extra...), parse: parseIperfTCP}
+	}
+	http := func(name string, argv []string) measurement {
+		return measurement{rows: []row{{name, "req/s", false}}, server: "nginx", argv: argv, parse: parseWrk}
+	}
+	return []measurement{
+		tcp("TCP 1 stream B→A"),
+		tcp("TCP 1 stream A→B", "-R"),
+		tcp("TCP 4 streams B→A", "-P", "4"),
+		tcp("TCP 4 streams A→B", "-P", "4", "-R"),
+		{
+			rows: []row{
+				{"UDP 1400 B B→A received", "datagrams/s", false},
+				{"UDP 1400 B B→A loss", "%", true},
+			},
+			server: "iperf3", argv: iperf("-u", "-l", "1400", "-b", "0"), parse: parseIperfUDP,
+		},
+		http("HTTP keep-alive -c32", wrk(2, 32)),
+		http("HTTP new connection -c1", wrk(1, 1, "-H", "Connection: close")),
+		http("HTTP new connection -c32", wrk(2, 32, "-H", "Connection: close")),
+		{
+			rows:  []row{{"ping RTT avg", "ms", true}, {"ping RTT p50", "ms", true}},
+			argv:  []string{"ping", "-c", "200", "-i", "0.01", "-W", "1", "{A}"},
+			parse: parsePing,
+		},
+	}
+}
+
+// run measures once on a pair: server on a, client on b.
+func (m measurement) run(t lab.T, a, b *lab.Endpoint) ([]float64, string, error) {
+	switch m.server {
+	case "iperf3":
+		srv := a.Start(t, "iperf3", "-s", "-B", a.Addr.String(), "-p", strconv.Itoa(iperfPort))
+		defer srv.Stop()
+		if err := b.WaitTCP(t, a.Addr, iperfPort, 30*time.Second); err != nil {
+			return nil, "", err
+		}
+	case "nginx":
+		srv := startNginx(t, a)
+		defer srv.Stop()
+		if err := b.WaitTCP(t, a.Addr, httpPort, 30*time.Second); err != nil {
+			return nil, "", err
+		}
+	}
+	argv := m.command(a.Addr.String())
+	out, err := b.Exec(t, argv[0], argv[1:]...)
+	if err != nil {
+		return nil, "", err
+	}
+	return m.parse(out)
+}
+
+// command is the client argv with A's address filled in.
+func (m measurement) command(addr string) []string {
+	argv := slices.Clone(m.argv)
+	for i := range argv {
+		argv[i] = strings.ReplaceAll(argv[i], "{A}", addr)
+	}
+	return argv
+}
+
+// nginxConf: two workers (one per core), no logs, keep-alive without limits, every path under
+// the run's own directory.
+const nginxConf = `daemon off;
+master_process on;
+worker_processes 2;
+user root root;
+pid %[1]s/nginx.pid;
+error_log stderr warn;
+events { worker_connections 4096; }
+http {
+	access_log off;
+	sendfile on;
+	keepalive_requests 100000000;
+	keepalive_timeout 65;
+	client_body_temp_path %[1]s/tmp;
+	proxy_temp_path %[1]s/tmp;
+	fastcgi_temp_path %[1]s/tmp;
+	uwsgi_temp_path %[1]s/tmp;
+	scgi_temp_path %[1]s/tmp;
+	server {
+		listen %[2]s:%[3]d;
+		root %[1]s/html;
+	}
+}
+`
+
+// indexHTML is a small static page, the size of nginx's own default index.html.
+var indexHTML = strings.Repeat("ztnc bench matrix: a small static file served by nginx.\n", 11)
+
+func startNginx(t lab.T, a *lab.Endpoint) *lab.Proc {
+	dir := t.TempDir()
+	for _, d := range []string{"html", "tmp"} {
+		if err := os.Mkdir(filepath.Join(dir, d), 0o755); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	conf := filepath.Join(dir, "nginx.conf")
+	files := map[string]string{
+		conf:                                     fmt.Sprintf(nginxConf, dir, a.Addr, httpPort),
+		filepath.Join(dir, "html", "index.html"): indexHTML,
+	}
+	for name, data := range files {
+		if err := os.WriteFile(name, []byte(data), 0o644); err != nil {
+			t.Fatalf("%v", err)
+		}
+	}
+	return a.Start(t, "nginx", "-p", dir, "-c", conf, "-e", "stderr")
+}
+
+type iperfResult struct {
+	End struct {
+		SumReceived struct {
+			Seconds       float64 `json:"seconds"`
+			Bytes         float64 `json:"bytes"`
+			BitsPerSecond float64 `json:"bits_per_second"`
+			Packets       float64 `json:"packets"`
+			LostPackets   float64 `json:"lost_packets"`
+		} `json:"sum_received"`
+	} `json:"end"`
+	Error string `json:"error"`
+}
+
+func parseIperf(out string) (iperfResult, error) {
+	var r iperfResult
+	if err := json.Unmarshal([]byte(out), &r); err != nil {
+		return r, fmt.Errorf("iperf3 output: %w", err)
+	}
+	if r.Error != "" {
+		return r, fmt.Errorf("iperf3: %s", r.Error)
+	}
+	if r.End.SumReceived.Seconds <= 0 {
+		return r, fmt.Errorf("iperf3 output has no received sum")
+	}
+	return r, nil
+}
+
+func parseIperfTCP(out string) ([]float64, string, error) {
+	r, err := parseIperf(out)
+	return []float64{r.End.SumReceived.BitsPerSecond / 1e9}, "", err
+}
+
+// parseIperfUDP yields datagrams received per second and the loss in percent.
+func parseIperfUDP(out string) ([]float64, string, error) {
+	r, err := parseIperf(out)
+	s := r.End.SumReceived
+	if err == nil && s.Packets <= 0 {
+		err = fmt.Errorf("iperf3: no datagrams sent")
+	}
+	if err != nil {
+		return nil, "", err
+	}
+	received := s.Packets - s.LostPackets
+	return []float64{received / s.Seconds, 100 * s.LostPackets / s.Packets}, "", nil
+}
+
+var (
+	wrkRate   = regexp.MustCompile(`Requests/sec:\s+([0-9.]+)`)
+	wrkErrors = regexp.MustCompile(`(Socket errors:.*|Non-2xx or 3xx responses: \d+)`)
+)
+
+// parseWrk yields requests per second, with wrk's error counts as the note.
+func parseWrk(out string) ([]float64, string, error) {
+	m := wrkRate.FindStringSubmatch(out)
+	if m == nil {
+		return nil, "", fmt.Errorf("wrk output has no Requests/sec: %q", out)
+	}
+	v, err := strconv.ParseFloat(m[1], 64)
+	return []float64{v}, strings.Join(wrkErrors.FindAllString(out, -1), "; "), err
+}
+
+var (
+	pingTime = regexp.MustCompile(`time=([0-9.]+) ms`)
+	pingLoss = regexp.MustCompile(`\d+ packets transmitted, \d+ received, [0-9.]+% packet loss`)
+)
+
+// parsePing yields the mean and median round-trip time of the echoes answered; the note
+// tells the loss, if any.
+func parsePing(out string) ([]float64, string, error) {
+	var rtts []float64
+	for _, m := range pingTime.FindAllStringSubmatch(out, -1) {
+		v, err := strconv.ParseFloat(m[1], 64)
+		if err != nil {
+			return nil, "", err
+		}
+		rtts = append(rtts, v)
+	}
+	if len(rtts) == 0 {
+		return nil, "", fmt.Errorf("ping: no replies")
+	}
+	var sum float64
+	for _, v := range rtts {
+		sum += v
+	}
+	note := pingLoss.FindString(out)
+	if strings.Contains(note, " 0% packet loss") {
+		note = ""
+	}
+	return []float64{sum / float64(len(rtts)), median(rtts)}, note, nil
+}
+
+func median(v []float64) float64 {
+	s := slices.Clone(v)
+	slices.Sort(s)
+	n := len(s)
+	if n%2 == 1 {
+		return s[n/2]
+	}
+	return (s[n/2-1] + s[n/2]) / 2
+}
