@@ -79,14 +79,10 @@ func buildJava(env *Env, name string) (string, error) {
 	})
 }
 
-// copyExecutable copies an executable to dst (mode 0755) and returns dst.
+// copyExecutable copies an executable to dst (mode 0755) and returns dst. A child process
+// does the writing: a program forked by this process while it held the file open for writing
+// would keep the file busy (ETXTBSY) for whoever executes it next.
 func copyExecutable(src, dst string) (string, error) {
-	b, err := os.ReadFile(src)
-	if err != nil {
-		return "", err
-	}
-	if err := os.MkdirAll(filepath.Dir(dst), 0o755); err != nil {
-		return "", err
-	}
-	return dst, os.WriteFile(dst, b, 0o755)
+	_, err := run("", nil, "install", "-D", "-m", "0755", src, dst)
+	return dst, err
 }
