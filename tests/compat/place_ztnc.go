@@ -1,11 +1,8 @@
 package compat
 
 import (
-	"bytes"
-	"encoding/json"
+	"context"
 	"fmt"
-	"io"
-	"net/http"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -76,7 +73,8 @@ var (
 // ztPlacement runs the server under one `ztnc-run --nwid N --home H1` and the client under
 // another with its own home, each in a network namespace of a lab segment, on a network of our
 // own controller and root (`ztnc-run controller`, `ztnc-run root`) in two more namespaces. The
-// server's address is the one the controller assigned to its member.
+// server's address is the one the controller assigned to its member. Until ztnc-run has a
+// controller, zerotier-one's stands in when $ZT1_BIN names one (the report says so).
 type ztPlacement struct{}
 
 func (ztPlacement) Name() string { return "zt" }
@@ -97,13 +95,17 @@ func (ztPlacement) Open(t lab.T, env *Env) (Network, error) {
 	if missing := z.lacksFlags("--nwid", "--home", "--planet", "--wait"); len(missing) > 0 {
 		return nil, unavailable("`ztnc-run --help` has no %s", strings.Join(missing, ", "))
 	}
-	for _, sub := range []string{"root", "controller"} {
-		if err := z.hasSubcommand(sub, "--home", "--bind", "--port"); err != nil {
-			return nil, unavailable("%v", err)
-		}
+	if err := z.hasSubcommand("root", "--home", "--bind", "--port"); err != nil {
+		return nil, unavailable("%v", err)
 	}
-	n := &ztNetwork{env: env, z: z, lab: lab.New(t, lab.Config{}), missing: z.missingFeatures(t, env.Agent)}
-	if err := n.start(t); err != nil {
+	ownController := z.hasSubcommand("controller", "--home", "--bind", "--port", "--planet")
+	zt1 := os.Getenv(lab.ZT1BinEnv)
+	if ownController != nil && zt1 == "" {
+		return nil, unavailable("%v (set %s to a zerotier-one 1.14 binary to use its controller meanwhile)", ownController, lab.ZT1BinEnv)
+	}
+	n := &ztNetwork{env: env, z: z, lab: lab.New(t, lab.Config{}), missing: z.missingFeatures(t, env.Agent),
+		nextIP: ztSubnet.Addr().Next()}
+	if err := n.start(t, ownController == nil); err != nil {
 		return nil, err
 	}
 	return n, nil
@@ -115,11 +117,9 @@ type ztNetwork struct {
 	missing map[Feature]string
 	lab     *lab.Lab
 	planet  string
-
-	ctl      *lab.Host
-	ctlAddr  string // the controller's ZeroTier address
-	apiToken string
-	nwid     string
+	ctl     *lab.Controller
+	nwid    string
+	detail  string
 
 	mu      sync.Mutex
 	nextIP  netip.Addr
@@ -127,70 +127,63 @@ type ztNetwork struct {
 }
 
 // start brings up the root and the controller and creates the network.
-func (n *ztNetwork) start(t lab.T) error {
+func (n *ztNetwork) start(t lab.T, ownController bool) error {
 	t.Helper()
-	root := n.lab.AddHost("root", "")
-	n.ctl = n.lab.AddHost("ctl", "")
-	rootHome, ctlHome := filepath.Join(n.env.Dir, "zt-root"), filepath.Join(n.env.Dir, "zt-controller")
-	for _, d := range []string{rootHome, ctlHome} {
-		if err := os.MkdirAll(d, 0o700); err != nil {
-			return err
-		}
+	rootHost, ctlHost := n.lab.AddHost("root", ""), n.lab.AddHost("ctl", "")
+	rootHome := filepath.Join(n.env.Dir, "zt-root")
+	if err := os.MkdirAll(rootHome, 0o700); err != nil {
+		return err
 	}
-	rootProc := root.Start(t, n.z.Path, "root", "--home", rootHome, "--bind", root.Addr.String(), "--port", ztPort)
+	root := rootHost.Start(t, n.z.Path, "root", "--home", rootHome, "--bind", rootHost.Addr.String(), "--port", ztPort)
 	n.planet = filepath.Join(rootHome, "planet")
-	if _, err := waitFileWhile(rootProc, n.planet); err != nil {
+	planet, err := waitFileWhile(root, n.planet)
+	if err != nil {
 		return fmt.Errorf("ztnc-run root wrote no planet: %w", err)
 	}
-	ctlProc := n.ctl.Start(t, n.z.Path, "controller", "--home", ctlHome, "--bind", n.ctl.Addr.String(),
-		"--port", ztPort, "--planet", n.planet)
-	token, err := waitFileWhile(ctlProc, filepath.Join(ctlHome, "authtoken.secret"))
-	if err != nil {
-		return fmt.Errorf("ztnc-run controller: %w", err)
-	}
-	n.apiToken = strings.TrimSpace(string(token))
-	id, err := waitFileWhile(ctlProc, filepath.Join(ctlHome, "identity.public"))
-	if err != nil {
-		return fmt.Errorf("ztnc-run controller: %w", err)
-	}
-	n.ctlAddr, _, _ = strings.Cut(string(id), ":")
-
-	// The API comes up with the controller; poll it until it answers.
-	deadline := time.Now().Add(30 * time.Second)
-	for {
-		var status map[string]any
-		err = n.api("GET", "/controller", nil, &status)
-		if err == nil || time.Now().After(deadline) {
-			break
+	if ownController {
+		n.detail = n.z.Source
+		if n.ctl, err = n.startController(t, ctlHost); err != nil {
+			return err
 		}
-		time.Sleep(200 * time.Millisecond)
+	} else {
+		n.detail = n.z.Source + "; controller: zerotier-one ($" + lab.ZT1BinEnv + "), as ztnc-run has none yet"
+		home := lab.NewHome(t)
+		home.SetPlanet(t, planet)
+		n.ctl = lab.StartZT1(t, ctlHost, lab.ZT1Config{Home: home}).Controller()
 	}
-	if err != nil {
+	if err := n.ctl.Ready(30 * time.Second); err != nil {
 		return fmt.Errorf("controller API: %w", err)
 	}
-	var created struct {
-		ID string `json:"id"`
-	}
-	err = n.api("POST", "/controller/network/"+n.ctlAddr+"______", map[string]any{
-		"name":         "ztnc-compat",
-		"private":      true,
-		"v4AssignMode": map[string]bool{"zt": true},
-		"ipAssignmentPools": []map[string]string{{
-			"ipRangeStart": ztSubnet.Addr().Next().String(),
-			"ipRangeEnd":   "203.0.113.254",
-		}},
-		"routes": []map[string]any{{"target": ztSubnet.String(), "via": nil}, {"target": ztSubnet6.String(), "via": nil}},
-	}, &created)
+	network := lab.NewNetwork("ztnc-compat", ztSubnet)
+	network.Routes = append(network.Routes, lab.Route{Target: ztSubnet6.String()})
+	created, err := n.ctl.CreateNetwork(context.Background(), network)
 	if err != nil {
-		return fmt.Errorf("create network: %w", err)
-	}
-	if len(created.ID) != 16 {
-		return fmt.Errorf("create network: answer has id %q", created.ID)
+		return err
 	}
 	n.nwid = created.ID
-	n.nextIP = ztSubnet.Addr().Next()
-	t.Logf("zt: network %s on controller %s, planet %s", n.nwid, n.ctlAddr, n.planet)
+	t.Logf("zt: network %s on controller %s, planet %s", n.nwid, n.ctl.Address, n.planet)
 	return nil
+}
+
+// startController runs `ztnc-run controller` in h and returns a client for its API.
+func (n *ztNetwork) startController(t lab.T, h *lab.Host) (*lab.Controller, error) {
+	t.Helper()
+	home := filepath.Join(n.env.Dir, "zt-controller")
+	if err := os.MkdirAll(home, 0o700); err != nil {
+		return nil, err
+	}
+	p := h.Start(t, n.z.Path, "controller", "--home", home, "--bind", h.Addr.String(), "--port", ztPort, "--planet", n.planet)
+	token, err := waitFileWhile(p, filepath.Join(home, "authtoken.secret"))
+	if err != nil {
+		return nil, fmt.Errorf("ztnc-run controller: %w", err)
+	}
+	id, err := waitFileWhile(p, filepath.Join(home, "identity.public"))
+	if err != nil {
+		return nil, fmt.Errorf("ztnc-run controller: %w", err)
+	}
+	addr, _, _ := strings.Cut(string(id), ":")
+	return &lab.Controller{Address: addr, URL: "http://127.0.0.1:" + ztPort,
+		Token: strings.TrimSpace(string(token)), Client: h.HTTPClient()}, nil
 }
 
 // waitFileWhile waits for a file that a program writes, and stops waiting if it exits.
@@ -211,47 +204,8 @@ func waitFileWhile(p *lab.Proc, path string) ([]byte, error) {
 	}
 }
 
-// api calls the controller's HTTP API (zerotier-one's /controller subset) from inside the
-// controller's namespace.
-func (n *ztNetwork) api(method, path string, body, answer any) error {
-	var rd io.Reader
-	if body != nil {
-		b, err := json.Marshal(body)
-		if err != nil {
-			return err
-		}
-		rd = bytes.NewReader(b)
-	}
-	req, err := http.NewRequest(method, "http://127.0.0.1:"+ztPort+path, rd)
-	if err != nil {
-		return err
-	}
-	req.Header.Set("X-ZT1-Auth", n.apiToken)
-	if body != nil {
-		req.Header.Set("Content-Type", "application/json")
-	}
-	resp, err := n.ctl.HTTPClient().Do(req)
-	if err != nil {
-		return err
-	}
-	defer resp.Body.Close()
-	b, err := io.ReadAll(resp.Body)
-	if err != nil {
-		return err
-	}
-	if resp.StatusCode != http.StatusOK {
-		return fmt.Errorf("%s %s: %s: %s", method, path, resp.Status, clip(string(b), 200))
-	}
-	if answer != nil {
-		if err := json.Unmarshal(b, answer); err != nil {
-			return fmt.Errorf("%s %s: %v", method, path, err)
-		}
-	}
-	return nil
-}
-
 func (n *ztNetwork) Missing(f Feature) string { return n.missing[f] }
-func (n *ztNetwork) Detail() string           { return n.z.Source }
+func (n *ztNetwork) Detail() string           { return n.detail }
 
 func (n *ztNetwork) Pair(t lab.T, dir string) (server, client Endpoint) {
 	t.Helper()
@@ -317,10 +271,7 @@ func (n *ztNetwork) member(t lab.T, name, home string) Endpoint {
 			continue
 		}
 		node, _, _ := strings.Cut(string(id), ":")
-		if err := n.api("POST", "/controller/network/"+n.nwid+"/member/"+node, map[string]any{
-			"authorized":    true,
-			"ipAssignments": []string{ip.String(), ip6.String()},
-		}, nil); err != nil {
+		if err := n.ctl.Authorize(context.Background(), n.nwid, node, ip, ip6); err != nil {
 			t.Fatalf("%s: authorize %s: %v", name, node, err)
 		}
 		t.Logf("%s: node %s authorized as %s and %s on %s", name, node, ip, ip6, n.nwid)
