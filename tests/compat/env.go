@@ -7,8 +7,10 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"strconv"
 	"strings"
 	"sync"
+	"syscall"
 	"time"
 
 	"github.com/ztnc/ztnc/tests/lab"
@@ -53,7 +55,8 @@ func NewEnv(t lab.T, agentArgv []string) *Env {
 	if os.Geteuid() != 0 {
 		t.Skipf("compat: the matrix needs root (accounts, servers that switch users, namespaces)")
 	}
-	dir, err := os.MkdirTemp("", "ztnc-compat-")
+	reapStaleDirs()
+	dir, err := os.MkdirTemp("", fmt.Sprintf("%s%d-", accountPrefix, os.Getpid()))
 	if err != nil {
 		t.Fatalf("compat: %v", err)
 	}
@@ -77,6 +80,18 @@ func NewEnv(t lab.T, agentArgv []string) *Env {
 		Agent:    agentArgv,
 		Cache:    cacheDir(),
 		installs: make(map[string]*install),
+	}
+}
+
+// reapStaleDirs removes the work directories of runs that no longer exist (named like their
+// accounts: ztnc-compat-PID-*).
+func reapStaleDirs() {
+	dirs, _ := filepath.Glob(filepath.Join(os.TempDir(), accountPrefix+"*-*"))
+	for _, d := range dirs {
+		pidText, _, _ := strings.Cut(strings.TrimPrefix(filepath.Base(d), accountPrefix), "-")
+		if pid, err := strconv.Atoi(pidText); err == nil && pid != os.Getpid() && syscall.Kill(pid, 0) == syscall.ESRCH {
+			os.RemoveAll(d)
+		}
 	}
 }
 
