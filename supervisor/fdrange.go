@@ -37,8 +37,6 @@ var datagramFDs = sync.OnceValue(func() fdRange {
 	return fdRange{base: limit / 2, size: limit / 4}
 })
 
-func (r fdRange) contains(fd int) bool { return fd >= r.base && fd < r.base+r.size }
-
 // mask and value of the filter's test (fd & mask) == value, on the low 32 bits (the kernel
 // reads fd arguments as int).
 func (r fdRange) mask() uint64  { return uint64(0xffffffff &^ (r.size - 1)) }

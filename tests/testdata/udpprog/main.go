@@ -16,7 +16,6 @@ package main
 
 import (
 	"context"
-	"errors"
 	"fmt"
 	"net"
 	"net/netip"
@@ -213,5 +212,3 @@ func rate(addr string, n int, connected bool) error {
 	fmt.Printf("datagrams %d received %d seconds %.3f per_second %.0f\n", n, got.Load(), el.Seconds(), float64(got.Load())/el.Seconds())
 	return nil
 }
-
-var errSkip = errors.New("skip")
