@@ -80,7 +80,7 @@ func (d *dgram) receiver(c *call, pc **progEnd, block bool, recv func(pfd int) (
 	d.s.goSafe(func() {
 		defer p.close()
 		for {
-			switch werr := c.waitFD(p.fd, unix.POLLIN, deadline); werr {
+			switch werr := c.waitFD(p.fd, deadline); werr {
 			case nil:
 			case errTimeout:
 				c.answer(0, unix.EAGAIN)

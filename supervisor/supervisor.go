@@ -29,8 +29,9 @@ type Supervisor struct {
 	redirects atomic.Pointer[redirectTable]
 	fdCursor  atomic.Uint32 // where the search for a free number in the datagram range starts
 
-	hup     *hangups
-	verbose bool // debug logging is on: log every call
+	hup      *hangups
+	readable *readable
+	verbose  bool // debug logging is on: log every call
 
 	fatal     chan error // a failure the programs must not outlive
 	fatalOnce sync.Once
@@ -58,6 +59,10 @@ func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervis
 		return nil, err
 	}
 	s.hup = h
+	if s.readable, err = newReadable(s); err != nil {
+		h.close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -106,6 +111,7 @@ func (s *Supervisor) Close() {
 		close(s.done)
 		s.l.Close()
 		s.hup.close()
+		s.readable.close()
 		s.mu.Lock()
 		socks := s.socks
 		s.socks = map[uint64]emulated{}

@@ -45,31 +45,15 @@ func (c *call) block(changed <-chan struct{}, deadline time.Time) error {
 	}
 }
 
-// waitFD waits on behalf of the trapped call until fd (a copy of the program's end) has one of
-// events, with block's results. It holds a thread while it waits: blocking calls that need it
-// (a blocking recvfrom with an address) are rare, as programs mostly poll first.
-func (c *call) waitFD(fd int, events int16, deadline time.Time) error {
-	interval := firstWaitCheck
-	for {
-		select {
-		case <-c.s.done:
-			return notify.ErrGone
-		default:
-		}
-		ts := unix.NsecToTimespec(interval.Nanoseconds())
-		p := []unix.PollFd{{Fd: int32(fd), Events: events}}
-		n, err := unix.Ppoll(p, &ts, nil)
-		if err != nil && err != unix.EINTR {
-			return err
-		}
-		if n > 0 {
-			return nil
-		}
-		if err := c.stillWaiting(deadline); err != nil {
-			return err
-		}
-		interval = nextInterval(interval, deadline)
+// waitFD waits on behalf of the trapped call until fd (a copy of the program's end) is
+// readable, with block's results.
+func (c *call) waitFD(fd int, deadline time.Time) error {
+	ready, stop, err := c.s.readable.watch(fd)
+	if err != nil {
+		return err
 	}
+	defer stop()
+	return c.block(ready, deadline)
 }
 
 // stillWaiting checks, between two waits, whether the call should go on waiting.
