@@ -72,7 +72,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
 	w("## Benchmark matrix, %s\n\n", env.start.Format("2006-01-02 15:04 MST"))
-	w("Command: `%s` (`make bench-matrix` runs `go run ./bench/matrix`)  \n", lab.Quote(os.Args))
+	w("Command: `%s` (`make bench-matrix BENCH_MATRIX_FLAGS=...` builds bin/bench-matrix from bench/matrix and runs it)  \n", lab.Quote(os.Args))
 	w("Machine: Linux %s, %d × %s  \n", env.kernel, env.cpus, env.cpu)
 	w("Load: average %s before, %s after; %.0f%% of all CPUs busy in the second before start (other users' jobs)  \n",
 		env.loadBefore, env.loadAfter, 100*env.busyBefore)
