@@ -156,7 +156,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 		w("- %s: `%s`", m.rows[0].name, lab.Quote(m.command("A")))
 		switch m.server {
 		case "iperf3":
-			w(" against `iperf3 -s -B A -p %d`", iperfPort)
+			w(" against `iperf3 -s -B A -p %d --forceflush`", iperfPort)
 		case "nginx":
 			w(" against nginx (2 workers, access log off) serving a %d-byte file", len(indexHTML))
 		}

@@ -280,3 +280,18 @@ func runAndRecover(fn func(), f *fatalRecorder) {
 	}()
 	fn()
 }
+
+func TestWaitOutput(t *testing.T) {
+	t.Parallel()
+	l := New(t, Config{})
+	h := l.AddHost("h", "")
+	p := h.Start(t, "sh", "-c", "sleep 0.3; echo ready; sleep 100")
+	if err := p.WaitOutput("ready", 10*time.Second); err != nil {
+		t.Error(err)
+	}
+	q := h.Start(t, "sh", "-c", "echo bye")
+	start := time.Now()
+	if err := q.WaitOutput("ready", 10*time.Second); err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("WaitOutput on an exited process: %v after %v", err, time.Since(start))
+	}
+}
