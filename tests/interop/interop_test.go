@@ -92,6 +92,8 @@ func startNetwork(t *testing.T) *network {
 // over the network (ICMP, IPv6, HTTP) on a direct path, and a member is refused until the
 // controller authorizes it. Member 1 runs as each memberKind; member 2 is always zerotier-one.
 func TestTwoMembers(t *testing.T) {
+	t.Parallel()
+	lab.ZT1Bin(t)
 	for _, kind := range memberKinds {
 		t.Run(kind.name, func(t *testing.T) { testTwoMembers(t, kind) })
 	}
@@ -187,6 +189,7 @@ func testTwoMembers(t *testing.T, kind memberKind) {
 // TestDeauthorize checks that a deauthorized member loses the network at its next config
 // refresh (zerotier-one members re-request every 60 s).
 func TestDeauthorize(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("waits for a config refresh (up to a minute)")
 	}
@@ -209,9 +212,10 @@ func TestDeauthorize(t *testing.T) {
 	t.Logf("member denied %v after deauthorization", time.Since(start).Round(time.Millisecond))
 }
 
-// TestRootAndController checks the root's view: online members see it as their PLANET, and
-// the controller refuses unknown networks.
+// TestRootAndController checks the root's view (online members see it as their PLANET), a
+// public network (no authorization needed) and the controller's answer for unknown networks.
 func TestRootAndController(t *testing.T) {
+	t.Parallel()
 	n := startNetwork(t)
 	ctx := t.Context()
 	st, err := n.root.Status(ctx)
@@ -233,6 +237,24 @@ func TestRootAndController(t *testing.T) {
 	if i < 0 || peers[i].Role != "PLANET" {
 		t.Errorf("member's peers %+v: want root %s as PLANET", peers, n.root.Address())
 	}
+
+	spec := lab.NewNetwork("public", ztSubnet)
+	spec.Private = false
+	public, err := n.ctrl.CreateNetwork(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Join(ctx, public.ID); err != nil {
+		t.Fatal(err)
+	}
+	nw, err := m.WaitNetworkOK(public.ID, joinTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nw.Type != "PUBLIC" || nw.Name != "public" {
+		t.Errorf("public network as the member sees it: %+v", nw)
+	}
+
 	// A network ID under the controller that does not exist.
 	missing := n.root.Address() + "ffffff"
 	if err := m.Join(ctx, missing); err != nil {
@@ -244,8 +266,16 @@ func TestRootAndController(t *testing.T) {
 	if err := m.Leave(ctx, missing); err != nil {
 		t.Error(err)
 	}
-	if ids, err := n.ctrl.Networks(ctx); err != nil || !slices.Equal(ids, []string{n.nwid}) {
-		t.Errorf("controller networks %v %v, want [%s]", ids, err, n.nwid)
+	nets, err := m.Networks(ctx)
+	if err != nil || slices.ContainsFunc(nets, func(x lab.ZT1Network) bool { return x.ID == missing }) {
+		t.Errorf("after leave: %+v %v", nets, err)
+	}
+	ids, err := n.ctrl.Networks(ctx)
+	slices.Sort(ids)
+	want := []string{n.nwid, public.ID}
+	slices.Sort(want)
+	if err != nil || !slices.Equal(ids, want) {
+		t.Errorf("controller networks %v %v, want %v", ids, err, want)
 	}
 }
 
