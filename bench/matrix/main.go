@@ -61,6 +61,11 @@ func main() {
 			fmt.Fprintf(os.Stderr, "matrix: setting up %s\n", p.name)
 			a, b, st := p.setup(t)
 			eps[i] = endpoints{a, b}
+			for _, h := range []*lab.Host{a.Host, b.Host} {
+				if err := h.Sysctl(portRange[0], portRange[1]); err != nil {
+					t.Fatalf("%v", err)
+				}
+			}
 			res.startup[i] = st
 			// Warm up paths and neighbour caches; not measured.
 			if _, err := b.Exec(t, "ping", "-c", "3", "-i", "0.2", "-w", "10", a.Addr.String()); err != nil {
@@ -91,6 +96,11 @@ func main() {
 		}
 	}
 }
+
+// portRange widens the ephemeral ports of every endpoint's namespace: a new-connection run
+// opens more connections than the default 28232 ports, and reusing a port whose previous
+// connection the server still holds in TIME-WAIT can stall a client for a second.
+var portRange = [2]string{"net.ipv4.ip_local_port_range", "1024 65535"}
 
 // selectPairs returns the pairs named in list (comma-separated), or every available pair.
 func selectPairs(list string) ([]pair, error) {

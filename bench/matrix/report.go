@@ -81,7 +81,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	if runs > 1 {
 		w(" with [min–max]")
 	}
-	w(".\n\n")
+	w(".  \nEvery endpoint's namespace has %s = %s.\n\n", portRange[0], portRange[1])
 
 	// Header: one column per pair, then a ratio for every later pair over every earlier one.
 	type ratio struct{ num, den int }

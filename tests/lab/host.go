@@ -191,6 +191,18 @@ func udpBound(port int) (bool, error) {
 	return false, nil
 }
 
+// Sysctl sets a kernel parameter of the host's network namespace, such as
+// "net.ipv4.ip_local_port_range" (net.* parameters are per namespace).
+func (h *Host) Sysctl(key, value string) error {
+	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	return h.Do(func() error {
+		if err := os.WriteFile(path, []byte(value), 0); err != nil {
+			return fmt.Errorf("sysctl %s in %s: %w", key, h.Name, err)
+		}
+		return nil
+	})
+}
+
 // WaitAddr waits until device dev in the host has address a (0 timeout: check once).
 func (h *Host) WaitAddr(dev string, a netip.Addr, timeout time.Duration) error {
 	return poll(timeout, func() error {
