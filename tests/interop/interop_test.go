@@ -277,6 +277,33 @@ func TestRootAndController(t *testing.T) {
 	if err != nil || !slices.Equal(ids, want) {
 		t.Errorf("controller networks %v %v, want %v", ids, err, want)
 	}
+
+	// Update, member deletion, network deletion.
+	spec.Name = "renamed"
+	if got, err := n.ctrl.SetNetwork(ctx, public.ID, spec); err != nil || got.Name != "renamed" || got.Revision <= public.Revision {
+		t.Errorf("SetNetwork: %+v %v", got, err)
+	}
+	if got, err := n.ctrl.Network(ctx, public.ID); err != nil || got.Name != "renamed" {
+		t.Errorf("Network after SetNetwork: %+v %v", got, err)
+	}
+	if _, err := n.ctrl.Member(ctx, public.ID, m.Address()); err != nil {
+		t.Errorf("public network member: %v", err)
+	}
+	if err := n.ctrl.DeleteMember(ctx, public.ID, m.Address()); err != nil {
+		t.Error(err)
+	}
+	if members, err := n.ctrl.Members(ctx, public.ID); err != nil || len(members) != 0 {
+		t.Errorf("members after DeleteMember: %v %v", members, err)
+	}
+	if err := n.ctrl.DeleteNetwork(ctx, public.ID); err != nil {
+		t.Error(err)
+	}
+	if ids, err := n.ctrl.Networks(ctx); err != nil || !slices.Equal(ids, []string{n.nwid}) {
+		t.Errorf("networks after DeleteNetwork: %v %v", ids, err)
+	}
+	if _, err := n.ctrl.Network(ctx, public.ID); err == nil {
+		t.Errorf("deleted network still readable")
+	}
 }
 
 func waitStatus(z *lab.ZT1, nwid, status string, timeout time.Duration) error {
