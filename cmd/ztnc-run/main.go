@@ -1,0 +1,94 @@
+// Command ztnc-run runs unmodified programs with their TCP/IP sockets on a virtual network
+// inside this process instead of the host's.
+//
+//	ztnc-run [flags] -- CMD [ARGS...]
+//
+// Exit status: CMD's own (128+N when a signal N killed it), 125 when ztnc-run itself fails, 126
+// when CMD cannot be executed, 127 when it is not found.
+package main
+
+import (
+	"errors"
+	"fmt"
+	"os"
+
+	"github.com/spf13/cobra"
+)
+
+// Exit codes of ztnc-run's own failures (the shell's conventions).
+const (
+	exitFailure     = 125
+	exitCannotExec  = 126
+	exitNotFound    = 127
+	exitSignalsBase = 128
+)
+
+// exitError carries an exit status out of a command; msg (if any) is printed first.
+type exitError struct {
+	code int
+	msg  string
+}
+
+func (e *exitError) Error() string { return e.msg }
+
+func main() {
+	os.Exit(execute(os.Args[1:]))
+}
+
+func execute(args []string) int {
+	root := newRootCmd()
+	root.SetArgs(args)
+	err := root.Execute()
+	var ee *exitError
+	switch {
+	case err == nil:
+		return 0
+	case errors.As(err, &ee):
+		if ee.msg != "" {
+			fmt.Fprintln(os.Stderr, "ztnc-run: "+ee.msg)
+		}
+		return ee.code
+	default:
+		// Flag and usage errors, and failures before the program started.
+		fmt.Fprintln(os.Stderr, "ztnc-run: "+err.Error())
+		return exitFailure
+	}
+}
+
+func newRootCmd() *cobra.Command {
+	var o runOptions
+	root := &cobra.Command{
+		Use:   "ztnc-run [flags] -- CMD [ARGS...]",
+		Short: "Run a program with its sockets on a virtual network",
+		Long: `ztnc-run runs CMD, and every process it starts, with all their IPv4/IPv6 TCP sockets
+on a user-space network stack inside ztnc-run instead of the host: no root, no TUN device, no
+change to the host. Dynamically and statically linked programs both work.
+
+With --local the network exists only inside this ztnc-run: the program gets the given
+addresses, and the processes it starts reach each other through the stack.`,
+		Example: `  ztnc-run --local 10.9.0.1/24 -- python3 -m http.server 8080
+  ztnc-run --local 10.9.0.1/24 --local fd00::1/64 -- sh -c 'server & client'`,
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("no program given: ztnc-run [flags] -- CMD [ARGS...] (see --help)")
+			}
+			return nil
+		},
+		SilenceErrors: true,
+		SilenceUsage:  true,
+		RunE: func(cmd *cobra.Command, args []string) error {
+			return runProgram(cmd.Context(), &o, args)
+		},
+	}
+	// Everything from CMD on belongs to CMD, even without "--".
+	root.Flags().SetInterspersed(false)
+	root.Flags().StringArrayVar(&o.local, "local", nil, "run on a private network inside ztnc-run with this address/prefix (repeatable: IPv4 and IPv6)")
+	root.PersistentFlags().BoolVarP(&o.verbose, "verbose", "v", false, "log every emulated socket call (debug level)")
+	root.PersistentFlags().StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
+	root.PersistentFlags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of ztnc-run to this file (for benchmarks)")
+	root.PersistentFlags().MarkHidden("cpuprofile")
+	root.CompletionOptions.DisableDefaultCmd = true
+	o.net.addFlags(root.Flags())
+	root.AddCommand(newIdtoolCmd(), newRootServerCmd())
+	return root
+}

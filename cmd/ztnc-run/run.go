@@ -1,0 +1,240 @@
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io/fs"
+	"log/slog"
+	"net/netip"
+	"os"
+	"os/exec"
+	"runtime/pprof"
+	"strings"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/notify"
+	"github.com/ztnc/ztnc/supervisor"
+)
+
+type runOptions struct {
+	net        netOptions
+	local      []string
+	verbose    bool
+	logFormat  string
+	cpuProfile string
+}
+
+// localMTU is the MTU of --local networks: ZeroTier's, so that programs see what they will on
+// a real network.
+const localMTU = 2800
+
+// localMAC is the Ethernet address of the --local stack's port (locally administered).
+var localMAC = [6]byte{0x02, 0x7a, 0x74, 0x6e, 0x63, 0x01}
+
+func newLogger(o *runOptions) (*slog.Logger, error) {
+	level := slog.LevelInfo
+	if o.verbose {
+		level = slog.LevelDebug
+	}
+	opts := &slog.HandlerOptions{Level: level}
+	switch o.logFormat {
+	case "text":
+		return slog.New(slog.NewTextHandler(os.Stderr, opts)), nil
+	case "json":
+		return slog.New(slog.NewJSONHandler(os.Stderr, opts)), nil
+	}
+	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
+}
+
+// localPrefixes parses --local. When no IPv6 prefix is given, fd00::/64 with the first IPv4
+// address in the low 32 bits is added (10.9.0.1 → fd00::a09:1), so IPv6 programs work too.
+func localPrefixes(vals []string) ([]netip.Prefix, error) {
+	var out []netip.Prefix
+	var first4 netip.Addr
+	has6 := false
+	for _, v := range vals {
+		for _, s := range strings.Split(v, ",") {
+			p, err := netip.ParsePrefix(strings.TrimSpace(s))
+			if err != nil {
+				return nil, fmt.Errorf("--local %q: want an address with its prefix length, like 10.9.0.1/24", s)
+			}
+			if p.Addr().Is4In6() {
+				return nil, fmt.Errorf("--local %q: use the plain IPv4 form", s)
+			}
+			if p.Addr().Is4() && !first4.IsValid() {
+				first4 = p.Addr()
+			}
+			has6 = has6 || p.Addr().Is6()
+			out = append(out, p)
+		}
+	}
+	if !has6 && first4.IsValid() {
+		a4 := first4.As4()
+		a16 := [16]byte{0: 0xfd}
+		copy(a16[12:], a4[:])
+		out = append(out, netip.PrefixFrom(netip.AddrFrom16(a16), 64))
+	}
+	return out, nil
+}
+
+func runProgram(ctx context.Context, o *runOptions, args []string) error {
+	log, err := newLogger(o)
+	if err != nil {
+		return err
+	}
+	ids, err := o.net.networkIDs()
+	if err != nil {
+		return err
+	}
+	switch {
+	case len(ids) == 0 && len(o.local) == 0:
+		return errors.New("no network: give --nwid NETWORK_ID, or --local ADDRESS/PREFIX for a private one (e.g. --local 10.9.0.1/24)")
+	case len(ids) > 0 && len(o.local) > 0:
+		return errors.New("--nwid and --local cannot be combined")
+	case len(ids) > 1:
+		return errors.New("one --nwid at a time for now")
+	}
+	path, err := lookPath(args[0])
+	if err != nil {
+		return err
+	}
+
+	var stack *netstack.Stack
+	if len(ids) > 0 {
+		node, atts, err := startNetworks(ctx, log, &o.net, ids)
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		for _, a := range atts {
+			defer a.stack.Close()
+		}
+		stack = atts[0].stack
+	} else {
+		prefixes, err := localPrefixes(o.local)
+		if err != nil {
+			return err
+		}
+		hub := netstack.NewHub()
+		port := hub.NewPort(localMAC, localMTU)
+		if stack, err = netstack.New(port, netstack.Config{}); err != nil {
+			return fmt.Errorf("network stack: %w", err)
+		}
+		defer stack.Close()
+		if err := stack.SetAddresses(prefixes); err != nil {
+			return fmt.Errorf("--local: %w", err)
+		}
+		log.Debug("local network", "addresses", prefixes)
+	}
+
+	prog, err := notify.Compile(supervisor.Spec())
+	if err != nil {
+		return err
+	}
+	if o.cpuProfile != "" {
+		f, err := os.Create(o.cpuProfile)
+		if err != nil {
+			return err
+		}
+		defer f.Close()
+		if err := pprof.StartCPUProfile(f); err != nil {
+			return err
+		}
+		defer pprof.StopCPUProfile()
+	}
+	return runSupervised(log, stack, prog, path, args)
+}
+
+// lookPath finds the program like a shell does, failing with the shell's exit codes.
+func lookPath(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path, nil
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return "", &exitError{exitCannotExec, name + ": permission denied"}
+	}
+	if errors.Is(err, exec.ErrNotFound) && !strings.Contains(name, "/") {
+		return "", &exitError{exitNotFound, name + ": command not found"}
+	}
+	return "", &exitError{exitNotFound, name + ": no such file or directory"}
+}
+
+// runSupervised starts the program under the filter, serves it, and returns its exit status.
+func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program, path string, args []string) error {
+	// Orphaned descendants are reparented to us: we reap them, and can find and stop them.
+	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
+		return fmt.Errorf("become subreaper: %w", err)
+	}
+	sig := forwardSignals()
+	defer sig.stop()
+
+	fg := foregroundTTY()
+	p, err := notify.Start(prog, notify.Command{
+		Path:  path,
+		Args:  args,
+		Env:   os.Environ(),
+		Files: []*os.File{os.Stdin, os.Stdout, os.Stderr},
+		Sys: &syscall.SysProcAttr{
+			Setpgid:    true,
+			Foreground: fg,
+			Ctty:       0,
+			// If ztnc-run dies, the program must not run on without its network.
+			Pdeathsig: syscall.SIGKILL,
+		},
+	})
+	if err != nil {
+		return err
+	}
+	defer p.Release()
+	if fg {
+		defer restoreForeground()
+	}
+
+	sup, err := supervisor.New(p.Listener, stack, log)
+	if err != nil {
+		killTree(syscall.SIGKILL)
+		return err
+	}
+	defer sup.Close()
+	served := make(chan error, 1)
+	go func() { served <- sup.Serve() }()
+
+	if err := p.WaitExec(); err != nil {
+		reapAll()
+		var ee *notify.ExecError
+		if errors.As(err, &ee) {
+			code := exitCannotExec
+			if ee.Errno == unix.ENOENT {
+				code = exitNotFound
+			}
+			return &exitError{code, err.Error()}
+		}
+		return err
+	}
+	sig.target(p.Pid)
+
+	status, err := waitMain(p.Pid, served, fg)
+	if err != nil {
+		// The supervisor failed: nothing may run on with a broken network.
+		killTree(syscall.SIGKILL)
+		reapAll()
+		return &exitError{exitFailure, err.Error()}
+	}
+	stopDescendants()
+	code := 0
+	switch {
+	case status.Exited():
+		code = status.ExitStatus()
+	case status.Signaled():
+		code = exitSignalsBase + int(status.Signal())
+	}
+	if code != 0 {
+		return &exitError{code: code}
+	}
+	return nil
+}

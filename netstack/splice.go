@@ -1,0 +1,395 @@
+package netstack
+
+import (
+	"bytes"
+	"io"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+const (
+	// spliceBufSize is the unit of copying between the socketpair and the endpoint. A buffer
+	// is taken from the pool only while data is in hand: idle connections hold none.
+	spliceBufSize = 64 << 10
+
+	// unixSndBuf is the send buffer asked for on the proxy's end of the socketpair, which on
+	// AF_UNIX stream sockets bounds the data queued toward the program. It keeps a fast
+	// stream from stalling on every read the program makes (Linux's default is 208 KiB);
+	// without CAP_NET_ADMIN the kernel clamps it to net.core.wmem_max.
+	unixSndBuf = 4 << 20
+
+	// Keepalive for spliced connections whose program did not choose SO_KEEPALIVE itself: a
+	// ZeroTier peer can vanish without a FIN or RST (host suspended, network left), and
+	// without keepalive the program would wait on the connection forever while it holds two
+	// goroutines here. After 2 minutes of silence, 9 probes 30 s apart: a dead peer is
+	// noticed within 7 minutes and the program sees the connection end.
+	spliceKeepaliveIdle     = 2 * time.Minute
+	spliceKeepaliveInterval = 30 * time.Second
+	spliceKeepaliveCount    = 9
+)
+
+var spliceBufs = sync.Pool{New: func() any { return new([spliceBufSize]byte) }}
+
+// splice is the proxy between an established endpoint and the proxy's end of an AF_UNIX
+// stream socketpair whose other end the program holds. Two goroutines, one per direction:
+//
+//   - toNet reads the socket and writes the endpoint. End of file (the program shut down
+//     writing or closed) sends FIN; ECONNRESET (the program closed with data unread) sends
+//     RST. After FIN it watches the socket for hang-up: a program that closed its socket
+//     turns the endpoint into an orphan, as Linux does (FIN_WAIT2 timeout, RST on data).
+//   - toUnix reads the endpoint and writes the socket. FIN from the peer shuts the socket
+//     down for writing (the program reads end of file); a write the program can no longer
+//     receive (EPIPE) resets the connection, as Linux resets data sent to a closed socket.
+//
+// Backpressure is end to end: a full send buffer stops toNet from reading the socket, so the
+// program blocks in write; a program that does not read fills the socket, toUnix stops
+// reading, and the endpoint advertises a zero window.
+type splice struct {
+	e    *TCPEndpoint
+	conn *net.UnixConn
+	rc   syscall.RawConn
+
+	stopping chan struct{} // closed by stop: the goroutines return
+	done     chan struct{} // closed when everything is released
+
+	mu       sync.Mutex
+	netDone  bool  // toNet saw end of file and sent FIN
+	unixDone bool  // toUnix delivered the peer's FIN
+	stopped  bool  // stop ran
+	err      error // what ended the connection, if not an orderly close
+}
+
+// Splice starts proxying between the established endpoint and f, a connected AF_UNIX
+// SOCK_STREAM socket (the supervisor's end of a socketpair whose other end the program
+// holds), and returns. It takes ownership of f, which it closes, and of the endpoint, which
+// it closes once both directions have finished (or resets when the connection breaks).
+//
+// The program sees TCP semantics on its end: data both ways with backpressure, half-close
+// each way on its own, end of file when the peer closes, RST to the peer when the program
+// closes with data unread or data arrives after it closed. A peer RST or a timeout shows as
+// end of file (Linux would report ECONNRESET/ETIMEDOUT; a socketpair cannot carry it unless
+// data from the program is still unread): Err gives the error so the supervisor can answer
+// SO_ERROR with it. Unless the program set SO_KEEPALIVE, keepalive is turned on so that
+// vanished peers are noticed.
+//
+// Errors: ENOTCONN if the endpoint was never connected, EBUSY if already spliced, ENOTSOCK if
+// f is not a stream socket.
+func (e *TCPEndpoint) Splice(f *os.File) error {
+	switch tcp.EndpointState(e.ep.State()) {
+	case tcp.StateInitial, tcp.StateBound, tcp.StateListen, tcp.StateConnecting, tcp.StateSynSent, tcp.StateSynRecv:
+		f.Close()
+		return syscall.ENOTCONN
+	}
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return syscall.ENOTSOCK
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return syscall.ENOTSOCK
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return syscall.ENOTSOCK
+	}
+	sp := &splice{e: e, conn: conn, rc: rc, stopping: make(chan struct{}), done: make(chan struct{})}
+	if typ, _ := sp.sockopt(unix.SOL_SOCKET, unix.SO_TYPE); typ != unix.SOCK_STREAM {
+		conn.Close()
+		return syscall.ENOTSOCK
+	}
+	s := e.s
+	if !e.spliced.CompareAndSwap(nil, sp) {
+		conn.Close()
+		return syscall.EBUSY
+	}
+	if !s.startSplice(sp) {
+		conn.Close()
+		e.once.Do(e.ep.Abort)
+		close(sp.done)
+		return syscall.ENETDOWN
+	}
+
+	sp.setUnixBuffer()
+	if !e.keepaliveSet.Load() {
+		idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
+		intvl := tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
+		e.ep.SetSockOpt(&idle)
+		e.ep.SetSockOpt(&intvl)
+		e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, spliceKeepaliveCount)
+		e.ep.SocketOptions().SetKeepAlive(true)
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); sp.toNet() }()
+	go func() { defer wg.Done(); sp.toUnix() }()
+	go func() {
+		wg.Wait()
+		sp.release()
+		close(sp.done)
+		s.spliceDone(sp)
+	}()
+	return nil
+}
+
+// Done is closed when a spliced connection has ended and its endpoint and socket are
+// released. It is nil before Splice.
+func (e *TCPEndpoint) Done() <-chan struct{} {
+	if sp := e.spliced.Load(); sp != nil {
+		return sp.done
+	}
+	return nil
+}
+
+// Err returns the error that ended a spliced connection (ECONNRESET, ETIMEDOUT, ...), or nil
+// if it ended in order or is still running.
+func (e *TCPEndpoint) Err() error {
+	sp := e.spliced.Load()
+	if sp == nil {
+		return nil
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.err
+}
+
+func (sp *splice) sockopt(level, name int) (int, error) {
+	var v int
+	var serr error
+	if err := sp.rc.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), level, name) }); err != nil {
+		return 0, err
+	}
+	return v, serr
+}
+
+// setUnixBuffer enlarges the socket's send buffer, beyond wmem_max when we may.
+func (sp *splice) setUnixBuffer() {
+	sp.rc.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, unixSndBuf) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, unixSndBuf)
+		}
+	})
+}
+
+// toNet copies program → network.
+func (sp *splice) toNet() {
+	ep := sp.e.ep
+	entry, ready := waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
+	sp.e.wq.EventRegister(&entry)
+	defer sp.e.wq.EventUnregister(&entry)
+	var r bytes.Reader
+	for {
+		var buf *[spliceBufSize]byte
+		var n int
+		var rerr error
+		err := sp.rc.Read(func(fd uintptr) bool {
+			buf = spliceBufs.Get().(*[spliceBufSize]byte)
+			for {
+				n, rerr = unix.Read(int(fd), buf[:])
+				if rerr != unix.EINTR {
+					break
+				}
+			}
+			if rerr == unix.EAGAIN {
+				spliceBufs.Put(buf)
+				buf = nil
+				return false
+			}
+			return true
+		})
+		if err != nil { // the socket was closed by stop
+			if buf != nil {
+				spliceBufs.Put(buf)
+			}
+			return
+		}
+		switch {
+		case rerr == unix.ECONNRESET:
+			// The program closed its socket without reading everything: Linux resets.
+			spliceBufs.Put(buf)
+			sp.stop(true, 0)
+			return
+		case rerr != nil:
+			spliceBufs.Put(buf)
+			sp.stop(true, 0)
+			return
+		case n == 0:
+			spliceBufs.Put(buf)
+			sp.finishToNet()
+			return
+		}
+		data := buf[:n]
+		for len(data) > 0 {
+			r.Reset(data)
+			m, werr := ep.Write(&r, tcpip.WriteOptions{})
+			data = data[m:]
+			switch werr.(type) {
+			case nil:
+			case *tcpip.ErrWouldBlock:
+				select {
+				case <-ready:
+				case <-sp.stopping:
+					spliceBufs.Put(buf)
+					return
+				}
+			default:
+				spliceBufs.Put(buf)
+				sp.stop(true, errno(werr))
+				return
+			}
+		}
+		spliceBufs.Put(buf)
+	}
+}
+
+// finishToNet sends FIN for the program's end of file, then waits for the program to close
+// its socket (hang-up) unless the peer has finished too.
+func (sp *splice) finishToNet() {
+	sp.e.ep.Shutdown(tcpip.ShutdownWrite)
+	sp.mu.Lock()
+	sp.netDone = true
+	both := sp.unixDone
+	sp.mu.Unlock()
+	if both {
+		return
+	}
+	// Wait until the socket hangs up (the program closed it) or stop closes it. Nothing else
+	// reads the socket any more, so the poller's read side is ours.
+	hup := false
+	sp.rc.Read(func(fd uintptr) bool {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+		if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
+			hup = true
+			return true
+		}
+		return false
+	})
+	if hup {
+		// The program closed: the endpoint becomes an orphan, closed like Linux closes it
+		// (RST if data came in that the program never read).
+		sp.stop(false, 0)
+	}
+}
+
+// toUnix copies network → program.
+func (sp *splice) toUnix() {
+	ep := sp.e.ep
+	entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp)
+	sp.e.wq.EventRegister(&entry)
+	defer sp.e.wq.EventUnregister(&entry)
+	for {
+		buf := spliceBufs.Get().(*[spliceBufSize]byte)
+		w := fillWriter{b: buf[:]}
+		_, rerr := ep.Read(&w, tcpip.ReadOptions{})
+		switch rerr.(type) {
+		case nil:
+			ep.ModerateRecvBuf(w.n)
+			_, werr := sp.conn.Write(buf[:w.n])
+			spliceBufs.Put(buf)
+			if werr != nil {
+				// EPIPE: the program closed its socket and the peer sends more. Or stop
+				// closed the socket.
+				sp.stop(true, 0)
+				return
+			}
+			continue
+		case *tcpip.ErrWouldBlock:
+			spliceBufs.Put(buf)
+			select {
+			case <-ready:
+			case <-sp.stopping:
+				return
+			}
+			continue
+		case *tcpip.ErrClosedForReceive:
+			spliceBufs.Put(buf)
+			sp.conn.CloseWrite()
+			sp.mu.Lock()
+			sp.unixDone = true
+			both := sp.netDone
+			sp.mu.Unlock()
+			if both {
+				// Both directions are finished: release now (this also ends toNet's wait
+				// for hang-up).
+				sp.stop(false, 0)
+			}
+			return
+		default:
+			spliceBufs.Put(buf)
+			sp.stop(true, errno(rerr))
+			return
+		}
+	}
+}
+
+// stop ends the proxy: the socket is closed (both goroutines return) and the endpoint is
+// reset (abort) or closed. cause is kept for Err if it says the connection broke.
+func (sp *splice) stop(abort bool, cause syscall.Errno) {
+	sp.mu.Lock()
+	if connectionError(cause) && (sp.err == nil || sp.err == syscall.EPIPE) {
+		// Kept even when the other direction stopped first: both see the broken
+		// connection, and which of them reports it first is a race. A reset shows to one
+		// direction as ECONNRESET and to the other as EPIPE: keep the precise one.
+		sp.err = cause
+	}
+	if sp.stopped {
+		sp.mu.Unlock()
+		return
+	}
+	sp.stopped = true
+	sp.mu.Unlock()
+	close(sp.stopping)
+	sp.conn.Close()
+	if abort {
+		sp.e.once.Do(sp.e.ep.Abort)
+	} else {
+		sp.e.once.Do(sp.e.ep.Close)
+	}
+}
+
+// shutdown implements stopper: the stack is closing, the connection is reset.
+func (sp *splice) shutdown() { sp.stop(true, 0) }
+
+// connectionError reports whether e says the connection broke (rather than that it was
+// closed, which is what the endpoint reports after the proxy itself closed or reset it).
+func connectionError(e syscall.Errno) bool {
+	switch e {
+	case syscall.EPIPE, // a reset in CLOSE_WAIT, as on Linux
+		syscall.ECONNRESET, syscall.ETIMEDOUT, syscall.EHOSTUNREACH, syscall.ENETUNREACH, syscall.EHOSTDOWN:
+		return true
+	}
+	return false
+}
+
+// release runs when both goroutines have returned.
+func (sp *splice) release() {
+	sp.stop(false, 0)
+	sp.e.once.Do(sp.e.ep.Close)
+}
+
+// fillWriter collects what Endpoint.Read hands it into a fixed buffer; a short write tells
+// Read to stop, and Read consumes exactly what was taken.
+type fillWriter struct {
+	b []byte
+	n int
+}
+
+func (w *fillWriter) Write(p []byte) (int, error) {
+	n := copy(w.b[w.n:], p)
+	w.n += n
+	if n < len(p) {
+		return n, io.ErrShortWrite
+	}
+	return n, nil
+}

@@ -1,0 +1,83 @@
+package netstack
+
+import (
+	"fmt"
+	"time"
+
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/transport/tcp"
+)
+
+// Settings of every stack, each with the reason it differs from gVisor's default (or why the
+// default is restated).
+const (
+	// defaultCongestionControl: see BenchmarkSpliceThroughput/{reno,cubic} (the lead's
+	// docs/benchmarks.md has the numbers). On the lossless hub both fill the pipe; reno is
+	// what gVisor and Tailscale ship and had no overflow bugs (gvisor#11632 hit cubic), and
+	// cubic's faster window regrowth matters only on long-RTT lossy paths.
+	defaultCongestionControl = "reno"
+
+	// Receive buffers 4 KiB / 1 MiB / 8 MiB and send buffers 4 KiB / 1 MiB / 6 MiB: overlay
+	// paths cross the internet, so the bandwidth-delay product is large (100 ms at 500 Mbit/s
+	// is 6 MB); gVisor's 4 MiB ceiling capped Tailscale's throughput at 151 Mbit/s at 100 ms
+	// (tailscale d9d9d525d: 249 Mbit/s with these). Buffers are limits, not allocations: an
+	// idle connection costs ~5.5 KiB, and the receive buffer grows only as the proxy reads
+	// (moderate-rcvbuf, driven by Splice's ModerateRecvBuf calls).
+	rcvBufMin, rcvBufDefault, rcvBufMax = 4 << 10, 1 << 20, 8 << 20
+	sndBufMin, sndBufDefault, sndBufMax = 4 << 10, 1 << 20, 6 << 20
+
+	// timeWait is 15 s instead of 60 s: every active close holds an ephemeral port that
+	// long, and programs that open a connection per request (curl loops, HTTP/1.0 clients,
+	// the connection benchmarks) exhaust the 49,000-port range at ~800 connections/s with
+	// 60 s. Two maximum segment lifetimes of 7.5 s are still far beyond any overlay RTT.
+	timeWait = 15 * time.Second
+)
+
+func tune(st *stack.Stack, cfg Config) error {
+	set := func(what string, opt tcpip.SettableTransportProtocolOption) error {
+		if err := st.SetTransportProtocolOption(tcp.ProtocolNumber, opt); err != nil {
+			return fmt.Errorf("netstack: set TCP %s: %s", what, err)
+		}
+		return nil
+	}
+	cc := tcpip.CongestionControlOption(cfg.CongestionControl)
+	if cc == "" {
+		cc = defaultCongestionControl
+	}
+	// SACK is gVisor's default already; restated so that a change of default upstream does
+	// not silently cost an order of magnitude of throughput under loss.
+	sack := tcpip.TCPSACKEnabled(true)
+	// RACK off: gVisor's RACK loss detection retransmits spuriously and shrinks the window
+	// (gvisor#9707; Tailscale 83808029d); the research probe for this project saw 20-40
+	// spurious retransmissions per 200 MB on a lossless in-process link with RACK and none
+	// without. Loss is still recovered by SACK and dup-ack fast retransmit.
+	recovery := tcpip.TCPRecovery(0)
+	// Nagle on by default, as on Linux (TCP_NODELAY reads 0 on a new socket, and programs
+	// that want it off say so); gVisor's default is off.
+	delay := tcpip.TCPDelayEnabled(true)
+	// Moderate receive buffer (auto-tuning) on: windows grow to the BDP only for connections
+	// that need it.
+	moderate := tcpip.TCPModerateReceiveBufferOption(true)
+	rcv := tcpip.TCPReceiveBufferSizeRangeOption{Min: rcvBufMin, Default: rcvBufDefault, Max: rcvBufMax}
+	snd := tcpip.TCPSendBufferSizeRangeOption{Min: sndBufMin, Default: sndBufDefault, Max: sndBufMax}
+	tw := tcpip.TCPTimeWaitTimeoutOption(timeWait)
+	for _, o := range []struct {
+		what string
+		opt  tcpip.SettableTransportProtocolOption
+	}{
+		{"congestion control " + string(cc), &cc},
+		{"SACK", &sack},
+		{"recovery", &recovery},
+		{"delay", &delay},
+		{"moderate receive buffer", &moderate},
+		{"receive buffer", &rcv},
+		{"send buffer", &snd},
+		{"TIME_WAIT", &tw},
+	} {
+		if err := set(o.what, o.opt); err != nil {
+			return err
+		}
+	}
+	return nil
+}

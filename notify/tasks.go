@@ -1,0 +1,116 @@
+package notify
+
+import (
+	"bufio"
+	"bytes"
+	"errors"
+	"fmt"
+	"os"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+)
+
+// Tasks takes copies of trapped threads' file descriptors (pidfd_getfd). It caches one pidfd per
+// thread id; a cached pidfd whose thread has died fails and is replaced, so a reused id never
+// reaches the wrong file table.
+type Tasks struct {
+	mu     sync.Mutex
+	pidfds map[uint32]int
+	thread bool // PIDFD_THREAD works (Linux 6.9): a pidfd names the thread and its own fd table
+}
+
+// maxCachedPidfds bounds the cache; past it the cache is emptied (short-lived processes would
+// otherwise accumulate dead entries).
+const maxCachedPidfds = 1024
+
+// NewTasks makes an empty cache.
+func NewTasks() *Tasks {
+	t := &Tasks{pidfds: make(map[uint32]int), thread: true}
+	return t
+}
+
+// GetFD returns a copy (close-on-exec) of file descriptor fd of thread tid. The caller closes it.
+// EBADF means the thread has no such fd.
+func (t *Tasks) GetFD(tid uint32, fd int) (int, error) {
+	if fd < 0 || fd > 1<<30 {
+		return -1, unix.EBADF
+	}
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	if p, ok := t.pidfds[tid]; ok {
+		c, err := unix.PidfdGetfd(p, fd, 0)
+		if err == nil {
+			return c, nil
+		}
+		// The cached pidfd may name a dead thread whose id was reused: retry with a fresh one.
+		unix.Close(p)
+		delete(t.pidfds, tid)
+	}
+	p, err := t.open(tid)
+	if err != nil {
+		return -1, err
+	}
+	c, err := unix.PidfdGetfd(p, fd, 0)
+	if err != nil {
+		unix.Close(p)
+		return -1, err
+	}
+	if len(t.pidfds) >= maxCachedPidfds {
+		t.flushLocked()
+	}
+	t.pidfds[tid] = p
+	return c, nil
+}
+
+func (t *Tasks) open(tid uint32) (int, error) {
+	if t.thread {
+		p, err := unix.PidfdOpen(int(tid), unix.PIDFD_THREAD)
+		if err == nil {
+			return p, nil
+		}
+		if err != unix.EINVAL {
+			return -1, fmt.Errorf("pidfd_open %d: %w", tid, err)
+		}
+		t.thread = false // before Linux 6.9: name the thread group instead
+	}
+	tgid, err := threadGroup(tid)
+	if err != nil {
+		return -1, err
+	}
+	p, err := unix.PidfdOpen(tgid, 0)
+	if err != nil {
+		return -1, fmt.Errorf("pidfd_open %d: %w", tgid, err)
+	}
+	return p, nil
+}
+
+// Close releases every cached pidfd.
+func (t *Tasks) Close() {
+	t.mu.Lock()
+	defer t.mu.Unlock()
+	t.flushLocked()
+}
+
+func (t *Tasks) flushLocked() {
+	for k, p := range t.pidfds {
+		unix.Close(p)
+		delete(t.pidfds, k)
+	}
+}
+
+// threadGroup maps a thread id to its process id (Tgid in /proc/<tid>/status).
+func threadGroup(tid uint32) (int, error) {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
+	if err != nil {
+		return -1, err
+	}
+	s := bufio.NewScanner(bytes.NewReader(b))
+	for s.Scan() {
+		if v, ok := bytes.CutPrefix(s.Bytes(), []byte("Tgid:")); ok {
+			return strconv.Atoi(string(bytes.TrimSpace(v)))
+		}
+	}
+	return -1, errors.New("no Tgid in /proc status")
+}

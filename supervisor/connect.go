@@ -1,0 +1,312 @@
+package supervisor
+
+import (
+	"maps"
+	"net/netip"
+	"os"
+	"strconv"
+	"strings"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/notify"
+)
+
+// Linux TCP states the endpoint reports (include/net/tcp_states.h).
+const (
+	tcpEstablished = 1
+	tcpSynSent     = 2
+	tcpCloseWait   = 8
+)
+
+// connect emulates connect(2). A non-blocking connect answers EINPROGRESS at once; P opens
+// (EPOLLOUT) when the handshake ends, and SO_ERROR tells how. A blocking connect is answered
+// from a goroutine when the handshake ends. A restarted call (a signal interrupted a blocking
+// connect, or the answer to a non-blocking one was lost) finds the connect in progress and
+// carries on, as Linux does.
+func (sk *socket) connect(c *call, pc **progEnd) error {
+	b, err := c.readSockaddr(c.Args[1], c.Args[2])
+	if err != nil {
+		return err
+	}
+	ap, unspec, err := decodeSockaddr(b, sk.v6)
+	if err != nil {
+		return err
+	}
+	nonblocking := (*pc).nonblocking()
+
+	sk.mu.Lock()
+	switch sk.state {
+	case stConnecting:
+		if nonblocking && sk.acked {
+			sk.mu.Unlock()
+			return unix.EALREADY
+		}
+		if nonblocking {
+			sk.mu.Unlock()
+			return sk.answerInProgress(c)
+		}
+		sk.mu.Unlock()
+		sk.s.goSafe(func() { sk.waitConnect(c) })
+		return answered
+	case stConnected, stEnded:
+		acked := sk.acked
+		sk.acked = true
+		sk.mu.Unlock()
+		if !acked {
+			return nil // the call that started it never learned the outcome
+		}
+		return unix.EISCONN
+	case stListening:
+		sk.mu.Unlock()
+		return unix.EISCONN
+	case stFailed:
+		e := sk.soErr
+		sk.soErr = 0
+		sk.acked = true
+		sk.mu.Unlock()
+		if e != 0 {
+			return e // the pending error first, as Linux reports it
+		}
+		return sk.reconnect(c, ap, unspec, nonblocking)
+	case stClosed:
+		sk.mu.Unlock()
+		return unix.EBADF
+	}
+	if unspec {
+		sk.mu.Unlock()
+		return nil // AF_UNSPEC on an unconnected socket: nothing to dissolve
+	}
+	if err := sk.startConnect(ap, pc); err != nil {
+		sk.mu.Unlock()
+		return err
+	}
+	sk.mu.Unlock()
+	if nonblocking {
+		return sk.answerInProgress(c)
+	}
+	sk.s.goSafe(func() { sk.waitConnect(c) })
+	return answered
+}
+
+// reconnect starts a new attempt on a socket whose last connect failed, as Linux allows. The
+// spent socketpair cannot carry it: a fresh one replaces it at the same fd number (ADDFD with
+// SETFD, close-on-exec as before). Epoll registrations of the old file do not carry over, and
+// other fds the program holds for the old socket keep the failed one.
+func (sk *socket) reconnect(c *call, ap netip.AddrPort, unspec, nonblocking bool) error {
+	if unspec {
+		return nil
+	}
+	cloexec, err := fdCloexec(c.Pid, c.fd)
+	if err != nil {
+		return unix.EBADF
+	}
+	nsk, p, err := sk.s.newSocket(sk.v6, nonblocking)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(p)
+	sk.mu.Lock()
+	nsk.opts = maps.Clone(sk.opts)
+	sk.mu.Unlock()
+	if err := sk.s.l.AddFDAt(c.ID, p, c.fd, cloexec); err != nil {
+		if err == notify.ErrGone {
+			return answered
+		}
+		return err
+	}
+	held, err := unix.Dup(p)
+	if err != nil {
+		return err
+	}
+	pc := &progEnd{fd: held}
+	nsk.mu.Lock()
+	err = nsk.startConnect(ap, &pc)
+	nsk.mu.Unlock()
+	pc.close() // still ours if the connect did not start
+	if err != nil {
+		return err
+	}
+	if nonblocking {
+		return nsk.answerInProgress(c)
+	}
+	sk.s.goSafe(func() { nsk.waitConnect(c) })
+	return answered
+}
+
+// fdCloexec reads whether fd of thread tid is close-on-exec (flags in /proc/<tid>/fdinfo/<fd>).
+func fdCloexec(tid uint32, fd int) (bool, error) {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return false, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return flags&unix.O_CLOEXEC != 0, err
+		}
+	}
+	return false, unix.EINVAL
+}
+
+// startConnect starts the handshake, keeping the copy of P to open it when done. sk.mu is
+// held.
+func (sk *socket) startConnect(ap netip.AddrPort, pc **progEnd) error {
+	if err := sk.ensureEndpoint(); err != nil {
+		return err
+	}
+	switch err := sk.ep.Connect(ap); err {
+	case nil, unix.EINPROGRESS:
+	default:
+		// Refused before any packet left (no route, bad address): the endpoint is spent,
+		// the socket is not.
+		sk.ep.Close()
+		sk.ep = nil
+		return err
+	}
+	sk.state = stConnecting
+	sk.acked = false
+	sk.held, *pc = *pc, nil
+	events := netstack.EventOut | netstack.EventErr | netstack.EventHUp
+	sk.cancelNotify = sk.ep.Notify(events, func(netstack.Events) { sk.s.goSafe(sk.connectDone) })
+	if sk.ep.Readiness(events) != 0 {
+		sk.s.goSafe(sk.connectDone)
+	}
+	return nil
+}
+
+// answerInProgress tells a non-blocking connect EINPROGRESS and records that it was told.
+func (sk *socket) answerInProgress(c *call) error {
+	if err := c.answer(0, unix.EINPROGRESS); err != nil {
+		return answered
+	}
+	sk.mu.Lock()
+	sk.acked = true
+	sk.mu.Unlock()
+	return answered
+}
+
+// waitConnect answers a blocking connect when its handshake ends, when a signal interrupts it,
+// or when SO_SNDTIMEO passes (EINPROGRESS, as Linux).
+func (sk *socket) waitConnect(c *call) {
+	sk.mu.Lock()
+	deadline := sk.timeout(true)
+	for {
+		switch sk.state {
+		case stConnected, stEnded:
+			sk.mu.Unlock()
+			if c.answer(0, nil) == nil {
+				sk.setAcked()
+			}
+			return
+		case stFailed:
+			e := sk.soErr
+			sk.soErr = 0
+			sk.mu.Unlock()
+			if e == 0 {
+				e = unix.ECONNABORTED
+			}
+			if c.answer(0, e) == nil {
+				sk.setAcked()
+			} else {
+				sk.mu.Lock()
+				sk.soErr = e // the restarted call reports it
+				sk.mu.Unlock()
+			}
+			return
+		case stConnecting:
+		default:
+			sk.mu.Unlock()
+			c.answer(0, unix.EBADF)
+			return
+		}
+		changed := sk.changed
+		sk.mu.Unlock()
+		switch err := c.block(changed, deadline); err {
+		case nil:
+		case errTimeout:
+			if c.answer(0, unix.EINPROGRESS) == nil {
+				sk.setAcked()
+			}
+			return
+		case notify.ERESTARTSYS:
+			c.answer(0, notify.ERESTARTSYS)
+			return
+		default:
+			return
+		}
+		sk.mu.Lock()
+	}
+}
+
+func (sk *socket) setAcked() {
+	sk.mu.Lock()
+	sk.acked = true
+	sk.mu.Unlock()
+}
+
+// connectDone runs when the connecting endpoint reports an event: it opens P and either
+// splices the connection or records the error for SO_ERROR.
+func (sk *socket) connectDone() {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if sk.state != stConnecting {
+		return
+	}
+	switch st := sk.ep.State(); st {
+	case tcpSynSent:
+		return // not yet
+	case tcpEstablished, tcpCloseWait:
+		sk.cancelNotify()
+		sk.cancelNotify = nil
+		sk.local = sk.ep.LocalAddr()
+		sk.peer, _ = sk.ep.RemoteAddr()
+		if err := sk.openProgEnd(sk.held.fd); err != nil {
+			sk.s.log.Warn("open socket", "ino", sk.ino, "err", err)
+		}
+		sk.held.close()
+		sk.held = nil
+		sk.startSplice()
+		sk.setState(stConnected)
+	default:
+		sk.cancelNotify()
+		sk.cancelNotify = nil
+		e := sk.ep.SoError()
+		if e == 0 {
+			e = unix.ECONNREFUSED
+		}
+		sk.soErr = e
+		sk.ep.Close()
+		sk.ep = nil
+		// P becomes writable (select and poll callers wake) and reads end of file.
+		sk.openProgEnd(sk.held.fd)
+		sk.held.close()
+		sk.held = nil
+		unix.Shutdown(sk.sfd, unix.SHUT_WR)
+		sk.setState(stFailed)
+	}
+}
+
+// startSplice hands S and the established endpoint to the stack's proxy. sk.mu is held.
+func (sk *socket) startSplice() {
+	sk.s.hup.unwatch(sk)
+	f := os.NewFile(uintptr(sk.sfd), "ztnc-splice")
+	sk.sfd = -1
+	ep := sk.ep
+	if err := ep.Splice(f); err != nil {
+		sk.s.log.Warn("splice", "ino", sk.ino, "err", err)
+		ep.Abort()
+		sk.s.goSafe(sk.release)
+		return
+	}
+	sk.s.goSafe(func() {
+		<-ep.Done()
+		sk.mu.Lock()
+		if sk.state == stConnected {
+			sk.setState(stEnded)
+		}
+		sk.mu.Unlock()
+		sk.s.hup.ended(sk)
+	})
+}

@@ -1,0 +1,139 @@
+package supervisor
+
+import (
+	"fmt"
+	"sync"
+	"time"
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// hangups notices when programs let go of their sockets.
+//
+// Before a socket is connected, S hangs up exactly when P's last reference is closed (nothing
+// else shuts S down), so S sits in an epoll set with no events requested: EPOLLHUP is always
+// reported. A connected socket is the splice's business; when the connection has ended, P may
+// still be open (both directions shut down look like a hang-up on S too), so the supervisor
+// asks the kernel whether P still exists (sock_diag for AF_UNIX by inode) and, while it does,
+// asks again every lingerCheck.
+type hangups struct {
+	s    *Supervisor
+	epfd int
+	wake int // eventfd: stops the loop
+
+	mu        sync.Mutex
+	lingering map[*socket]struct{}
+}
+
+const lingerCheck = 2 * time.Second
+
+func newHangups(s *Supervisor) (*hangups, error) {
+	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	if err != nil {
+		return nil, fmt.Errorf("epoll: %w", err)
+	}
+	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
+	if err != nil {
+		unix.Close(epfd)
+		return nil, fmt.Errorf("eventfd: %w", err)
+	}
+	wev := unix.EpollEvent{Events: unix.EPOLLIN}
+	setEventData(&wev, wakeData)
+	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &wev); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return nil, err
+	}
+	h := &hangups{s: s, epfd: epfd, wake: wake, lingering: make(map[*socket]struct{})}
+	s.goSafe(h.loop)
+	s.goSafe(h.sweep)
+	return h, nil
+}
+
+// watch adds a socket's S (sfd) to the set. The event data is the socket's inode (the key of
+// s.socks).
+func (h *hangups) watch(sfd int, ino uint64) error {
+	var ev unix.EpollEvent
+	setEventData(&ev, ino)
+	return unix.EpollCtl(h.epfd, unix.EPOLL_CTL_ADD, sfd, &ev)
+}
+
+// unwatch removes S (before it is handed to the splice).
+func (h *hangups) unwatch(sk *socket) {
+	unix.EpollCtl(h.epfd, unix.EPOLL_CTL_DEL, sk.sfd, nil)
+}
+
+func (h *hangups) loop() {
+	evs := make([]unix.EpollEvent, 64)
+	for {
+		n, err := unix.EpollWait(h.epfd, evs, -1)
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			h.s.fail(fmt.Errorf("epoll_wait: %w", err))
+			return
+		}
+		for _, ev := range evs[:n] {
+			ino := eventData(&ev)
+			if ino == wakeData {
+				return
+			}
+			h.s.mu.Lock()
+			sk := h.s.socks[ino]
+			h.s.mu.Unlock()
+			if sk != nil {
+				sk.release()
+			}
+		}
+	}
+}
+
+// ended is called when a connected socket's splice has finished.
+func (h *hangups) ended(sk *socket) {
+	if !unixSocketExists(sk.ino) {
+		sk.release()
+		return
+	}
+	h.mu.Lock()
+	h.lingering[sk] = struct{}{}
+	h.mu.Unlock()
+}
+
+func (h *hangups) sweep() {
+	t := time.NewTicker(lingerCheck)
+	defer t.Stop()
+	for {
+		select {
+		case <-h.s.done:
+			return
+		case <-t.C:
+		}
+		h.mu.Lock()
+		var gone []*socket
+		for sk := range h.lingering {
+			if !unixSocketExists(sk.ino) {
+				gone = append(gone, sk)
+				delete(h.lingering, sk)
+			}
+		}
+		h.mu.Unlock()
+		for _, sk := range gone {
+			sk.release()
+		}
+	}
+}
+
+func (h *hangups) close() {
+	var one = [8]byte{1}
+	unix.Write(h.wake, one[:])
+}
+
+// wakeData tags the eventfd in the epoll set (no inode is all ones).
+const wakeData = ^uint64(0)
+
+// The 64-bit epoll_data of an event is split by x/sys into Fd and Pad.
+func setEventData(ev *unix.EpollEvent, v uint64) { *(*uint64)(unsafe.Pointer(&ev.Fd)) = v }
+
+func eventData(ev *unix.EpollEvent) uint64 { return *(*uint64)(unsafe.Pointer(&ev.Fd)) }

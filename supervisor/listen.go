@@ -1,0 +1,295 @@
+package supervisor
+
+import (
+	"encoding/binary"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/notify"
+)
+
+// maxBacklog is Linux's default net.core.somaxconn.
+const maxBacklog = 4096
+
+// bind emulates bind(2).
+func (sk *socket) bind(c *call) error {
+	b, err := c.readSockaddr(c.Args[1], c.Args[2])
+	if err != nil {
+		return err
+	}
+	ap, unspec, err := decodeSockaddr(b, sk.v6)
+	if err != nil {
+		return err
+	}
+	if unspec {
+		// Linux takes AF_UNSPEC as AF_INET on an AF_INET socket when the address is "any".
+		if sk.v6 || len(b) < sizeofSockaddrIn {
+			return unix.EAFNOSUPPORT
+		}
+		binary.NativeEndian.PutUint16(b[sockaddrFamilyOffset:], unix.AF_INET)
+		if ap, _, err = decodeSockaddr(b, false); err != nil {
+			return err
+		}
+		if !ap.Addr().IsUnspecified() {
+			return unix.EAFNOSUPPORT
+		}
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if sk.state != stFresh || sk.bound {
+		return unix.EINVAL
+	}
+	if err := sk.ensureEndpoint(); err != nil {
+		return err
+	}
+	if err := sk.ep.Bind(ap); err != nil {
+		return err
+	}
+	sk.bound = true
+	return nil
+}
+
+// listen emulates listen(2).
+func (sk *socket) listen(c *call) error {
+	backlog := int(int32(c.Args[1]))
+	backlog = min(max(backlog, 0), maxBacklog)
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	switch sk.state {
+	case stListening:
+		if err := sk.ep.Listen(backlog); err != nil {
+			return err
+		}
+		sk.backlog = backlog
+		return nil
+	case stFresh:
+	default:
+		return unix.EINVAL
+	}
+	if err := sk.ensureEndpoint(); err != nil {
+		return err
+	}
+	if err := sk.ep.Listen(backlog); err != nil {
+		return err
+	}
+	sk.backlog = backlog
+	sk.bound = true
+	sk.setState(stListening)
+	sk.cancelNotify = sk.ep.Notify(netstack.EventIn, func(netstack.Events) { sk.s.goSafe(sk.fill) })
+	if sk.ep.Readiness(netstack.EventIn) != 0 {
+		sk.s.goSafe(sk.fill)
+	}
+	return nil
+}
+
+// fill moves established connections from the stack's accept queue to the socket's (up to the
+// backlog; Linux accepts one more than it) and writes tokens for them.
+func (sk *socket) fill() {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	sk.fillLocked()
+}
+
+func (sk *socket) fillLocked() {
+	if sk.state != stListening {
+		return
+	}
+	n := len(sk.pending)
+	for len(sk.pending) <= sk.backlog {
+		conn, err := sk.ep.Accept()
+		if err != nil {
+			break
+		}
+		sk.pending = append(sk.pending, conn)
+	}
+	sk.topUpTokens()
+	if len(sk.pending) != n {
+		sk.wake()
+	}
+}
+
+// topUpTokens keeps min(pending, maxTokens) tokens queued to P. sk.mu is held.
+func (sk *socket) topUpTokens() {
+	var one = [1]byte{'t'}
+	for sk.tokens < min(len(sk.pending), maxTokens) {
+		if _, err := unix.Write(sk.sfd, one[:]); err != nil {
+			return
+		}
+		sk.tokens++
+	}
+}
+
+// takeToken consumes one token through a copy of P. sk.mu is held.
+func (sk *socket) takeToken(p *progEnd) {
+	if sk.tokens == 0 {
+		return
+	}
+	var b [1]byte
+	if n, _, err := unix.Recvfrom(p.fd, b[:], unix.MSG_DONTWAIT); err == nil && n == 1 {
+		sk.tokens--
+	}
+}
+
+// accept emulates accept(2) and accept4(2).
+func (sk *socket) accept(c *call, pc **progEnd, flags int) error {
+	if flags&^(unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != 0 {
+		return unix.EINVAL
+	}
+	sk.mu.Lock()
+	if sk.state != stListening {
+		sk.mu.Unlock()
+		return unix.EINVAL
+	}
+	if len(sk.pending) == 0 {
+		sk.mu.Unlock()
+		if (*pc).nonblocking() {
+			return unix.EAGAIN
+		}
+		p := *pc
+		*pc = nil
+		sk.s.goSafe(func() { sk.waitAccept(c, p, flags) })
+		return answered
+	}
+	conn := sk.pop(*pc)
+	sk.mu.Unlock()
+	return sk.deliver(c, *pc, conn, flags)
+}
+
+// pop takes the oldest pending connection and its token. sk.mu is held.
+func (sk *socket) pop(p *progEnd) *netstack.TCPEndpoint {
+	conn := sk.pending[0]
+	sk.pending[0] = nil
+	sk.pending = sk.pending[1:]
+	sk.takeToken(p)
+	sk.fillLocked() // room in the queue: take more from the stack
+	return conn
+}
+
+// requeue puts back a connection whose delivery failed, first in line: it is never lost.
+func (sk *socket) requeue(conn *netstack.TCPEndpoint) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if sk.state != stListening {
+		conn.Abort()
+		return
+	}
+	sk.pending = append([]*netstack.TCPEndpoint{conn}, sk.pending...)
+	sk.topUpTokens()
+	sk.wake()
+}
+
+// waitAccept answers a blocking accept once a connection is pending, or a signal interrupts it,
+// or SO_RCVTIMEO passes (EAGAIN).
+func (sk *socket) waitAccept(c *call, p *progEnd, flags int) {
+	defer p.close()
+	sk.mu.Lock()
+	deadline := sk.timeout(false)
+	for {
+		if sk.state != stListening {
+			sk.mu.Unlock()
+			c.answer(0, unix.EINVAL)
+			return
+		}
+		if len(sk.pending) > 0 {
+			conn := sk.pop(p)
+			sk.mu.Unlock()
+			c.answer(0, sk.deliver(c, p, conn, flags))
+			return
+		}
+		changed := sk.changed
+		sk.mu.Unlock()
+		switch err := c.block(changed, deadline); err {
+		case nil:
+		case errTimeout:
+			c.answer(0, unix.EAGAIN)
+			return
+		case notify.ERESTARTSYS:
+			c.answer(0, notify.ERESTARTSYS)
+			return
+		default:
+			return
+		}
+		sk.mu.Lock()
+	}
+}
+
+// deliver gives conn to the program: the peer's address into accept's buffers, a new
+// socketpair end as the return value, the other end spliced to conn.
+func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags int) error {
+	peer, err := conn.RemoteAddr()
+	if err != nil {
+		// Reset before it was accepted; Linux hands it out anyway and the first read fails.
+		peer = sk.peer
+	}
+	if c.Args[1] != 0 {
+		if err := c.writeSockaddr(c.Args[1], c.Args[2], encodeSockaddr(peer, sk.v6)); err != nil {
+			sk.requeue(conn)
+			return err
+		}
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		sk.requeue(conn)
+		return err
+	}
+	pfd, sfd := fds[0], fds[1]
+	defer unix.Close(pfd)
+	var st unix.Stat_t
+	if flags&unix.SOCK_NONBLOCK == 0 {
+		_, err = unix.FcntlInt(uintptr(pfd), unix.F_SETFL, unix.O_RDWR)
+	}
+	if err == nil {
+		err = unix.Fstat(pfd, &st)
+	}
+	if err != nil {
+		unix.Close(sfd)
+		sk.requeue(conn)
+		return err
+	}
+	nsk := &socket{
+		s: sk.s, ino: st.Ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, bound: true,
+		ep: conn, local: conn.LocalAddr(), peer: peer, changed: make(chan struct{}),
+	}
+	sk.s.register(nsk)
+	if _, err := sk.s.l.AddFDReturn(c.ID, pfd, flags&unix.SOCK_CLOEXEC != 0); err != nil {
+		sk.s.unregister(nsk)
+		unix.Close(sfd)
+		sk.requeue(conn)
+		if err == notify.ErrGone {
+			return answered
+		}
+		return err
+	}
+	nsk.mu.Lock()
+	nsk.startSplice()
+	nsk.mu.Unlock()
+	if sk.s.verbose {
+		sk.s.log.Debug("accept", "pid", c.Pid, "fd", c.fd, "peer", peer, "ino", nsk.ino)
+	}
+	return answered
+}
+
+// stopListening closes the listener (shutdown(2) on a listening socket, as Linux does it:
+// pending connections are reset and blocked accepts fail with EINVAL). sk.mu is held.
+func (sk *socket) stopListening(p *progEnd) {
+	if sk.cancelNotify != nil {
+		sk.cancelNotify()
+		sk.cancelNotify = nil
+	}
+	for _, conn := range sk.pending {
+		conn.Abort()
+	}
+	sk.pending = nil
+	for sk.tokens > 0 {
+		before := sk.tokens
+		sk.takeToken(p)
+		if sk.tokens == before {
+			break
+		}
+	}
+	sk.ep.Close()
+	sk.ep = nil
+	sk.bound = false
+	sk.setState(stFresh)
+}

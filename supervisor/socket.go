@@ -1,0 +1,254 @@
+package supervisor
+
+import (
+	"net/netip"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/notify"
+)
+
+// An emulated socket is an AF_UNIX stream socketpair: the program holds one end (P) under the
+// fd number socket() returned, the supervisor the other (S). Its identity is P's inode, so it
+// follows the open file through dup, fork, SCM_RIGHTS and exec, and the program's last close of
+// P shows as a hang-up on S.
+//
+// Until the socket is connected, P must look like a TCP socket that is not: no EPOLLOUT (a
+// non-blocking connect's caller waits for it), no EPOLLIN unless a connection can be accepted.
+// af_unix reports P writable while (its queued bytes << 2) <= its SO_SNDBUF, so the supervisor
+// shrinks P's send buffer to the minimum and writes some bytes from P into S that it does not
+// read ("junk"): P then is neither writable nor readable, and writes to it fail with EAGAIN
+// or block, as on a TCP socket in SYN_SENT. Opening P restores its send buffer and drains
+// exactly the junk from S, which raises the EPOLLOUT edge. A listener's P stays closed for
+// writing; it is readable exactly while S has written it "tokens", one per connection waiting
+// to be accepted, so poll, epoll (EPOLLEXCLUSIVE included), and prefork servers work natively,
+// and no other process can reach the listener.
+type socket struct {
+	s   *Supervisor
+	ino uint64
+	v6  bool
+	sfd int // S; -1 once handed to Splice or closed
+
+	mu       sync.Mutex
+	state    sockState
+	ep       *netstack.TCPEndpoint
+	bound    bool
+	junk     int      // bytes in S's queue keeping P closed; 0 once open
+	held     *progEnd // a copy of P kept while connecting, to open P when done
+	acked    bool     // the program has been told EINPROGRESS for the current connect
+	soErr    unix.Errno
+	errTaken bool           // SO_ERROR reported why the spliced connection ended
+	local    netip.AddrPort // fixed once connected (the endpoint may be gone later)
+	peer     netip.AddrPort
+	opts     map[optKey][]byte // options the stack does not handle, remembered for getsockopt
+	changed  chan struct{}     // closed and replaced when the state changes
+
+	// Listening.
+	backlog      int
+	pending      []*netstack.TCPEndpoint
+	tokens       int
+	cancelNotify func()
+}
+
+type sockState uint8
+
+const (
+	stFresh      sockState = iota // created, maybe bound
+	stConnecting                  // connect in progress
+	stConnected                   // spliced to the stack
+	stListening
+	stFailed // connect failed: the pair is spent
+	stEnded  // connected, and the connection has ended
+	stClosed // the program's end is gone
+)
+
+// maxTokens bounds the tokens written to a listener's P: each is a queued skb charged to S's
+// send buffer; P needs only one to be readable.
+const maxTokens = 64
+
+// progEnd is a copy of the program's end P taken from a trapped thread (pidfd_getfd).
+type progEnd struct{ fd int }
+
+func (p *progEnd) close() {
+	if p != nil && p.fd >= 0 {
+		unix.Close(p.fd)
+		p.fd = -1
+	}
+}
+
+func (p *progEnd) nonblocking() bool {
+	fl, err := unix.FcntlInt(uintptr(p.fd), unix.F_GETFL, 0)
+	return err == nil && fl&unix.O_NONBLOCK != 0
+}
+
+// defaultSndbuf is the send buffer a fresh AF_UNIX socket gets (SO_SNDBUF as getsockopt reports
+// it, i.e. doubled); opening P restores it.
+var defaultSndbuf = sync.OnceValue(func() int {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		return 212992
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	v, err := unix.GetsockoptInt(fds[0], unix.SOL_SOCKET, unix.SO_SNDBUF)
+	if err != nil {
+		return 212992
+	}
+	return v
+})
+
+var junkBuf [4608]byte
+
+// closeProgEnd makes P unwritable (see socket) and returns the number of junk bytes in S.
+func closeProgEnd(p int) (int, error) {
+	if err := unix.SetsockoptInt(p, unix.SOL_SOCKET, unix.SO_SNDBUF, 1); err != nil {
+		return 0, err
+	}
+	return unix.SendmsgN(p, junkBuf[:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+}
+
+// openProgEnd restores P's send buffer (p is a copy of P) and drains the junk from S.
+func (sk *socket) openProgEnd(p int) error {
+	if sk.junk == 0 {
+		return nil
+	}
+	if err := unix.SetsockoptInt(p, unix.SOL_SOCKET, unix.SO_SNDBUF, defaultSndbuf()/2); err != nil {
+		return err
+	}
+	var buf [len(junkBuf)]byte
+	for sk.junk > 0 {
+		n, err := unix.Read(sk.sfd, buf[:min(sk.junk, len(buf))])
+		if err == unix.EINTR {
+			continue
+		}
+		if err != nil {
+			return err
+		}
+		if n == 0 {
+			break
+		}
+		sk.junk -= n
+	}
+	sk.junk = 0
+	return nil
+}
+
+// socket emulates socket(AF_INET/AF_INET6, SOCK_STREAM, 0|IPPROTO_TCP).
+func (s *Supervisor) socket(c *call) error {
+	domain, typ, proto := int(int32(c.Args[0])), int(int32(c.Args[1])), int(int32(c.Args[2]))
+	if typ&^(sockTypeMask|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != 0 {
+		return unix.EINVAL
+	}
+	if proto != 0 && proto != unix.IPPROTO_TCP {
+		return unix.EPROTONOSUPPORT
+	}
+	sk, p, err := s.newSocket(domain == unix.AF_INET6, typ&unix.SOCK_NONBLOCK != 0)
+	if err != nil {
+		return err // ENFILE, EMFILE, ENOMEM: the program's socket() would fail the same way
+	}
+	defer unix.Close(p)
+	if _, err := s.l.AddFDReturn(c.ID, p, typ&unix.SOCK_CLOEXEC != 0); err != nil {
+		// Nothing was installed. The socketpair goes when p closes (hang-up on S).
+		if err == notify.ErrGone {
+			return answered
+		}
+		return err
+	}
+	if s.verbose {
+		s.log.Debug("socket", "pid", c.Pid, "ino", sk.ino, "v6", sk.v6)
+	}
+	return answered
+}
+
+// newSocket makes the socketpair of a new socket, P closed (see socket), and starts tracking
+// it. The caller injects P and closes its copy.
+func (s *Supervisor) newSocket(v6, nonblocking bool) (*socket, int, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, -1, err
+	}
+	p, sfd := fds[0], fds[1]
+	junk, err := closeProgEnd(p)
+	if err == nil && !nonblocking {
+		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
+	}
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(p, &st)
+	}
+	if err != nil {
+		unix.Close(p)
+		unix.Close(sfd)
+		return nil, -1, err
+	}
+	sk := &socket{s: s, ino: st.Ino, v6: v6, sfd: sfd, junk: junk, changed: make(chan struct{})}
+	s.register(sk)
+	if err := s.hup.watch(sfd, sk.ino); err != nil {
+		s.unregister(sk)
+		unix.Close(p)
+		unix.Close(sfd)
+		return nil, -1, err
+	}
+	return sk, p, nil
+}
+
+// ensureEndpoint creates the stack endpoint on first need (bind, connect, listen, options).
+// sk.mu is held.
+func (sk *socket) ensureEndpoint() error {
+	if sk.ep != nil {
+		return nil
+	}
+	ep, err := sk.s.stack.NewTCP(sk.v6)
+	if err != nil {
+		return err
+	}
+	for k, v := range sk.opts {
+		ep.SetSockOpt(k.level, k.name, v)
+	}
+	sk.ep = ep
+	return nil
+}
+
+// setState changes the state and wakes whoever waits on it. sk.mu is held.
+func (sk *socket) setState(st sockState) {
+	sk.state = st
+	sk.wake()
+}
+
+func (sk *socket) wake() {
+	close(sk.changed)
+	sk.changed = make(chan struct{})
+}
+
+// release frees everything the socket holds once the program's end is gone or the supervisor
+// stops.
+func (sk *socket) release() {
+	sk.mu.Lock()
+	if sk.state == stClosed {
+		sk.mu.Unlock()
+		return
+	}
+	prev := sk.state
+	sk.setState(stClosed)
+	if sk.cancelNotify != nil {
+		sk.cancelNotify()
+		sk.cancelNotify = nil
+	}
+	for _, p := range sk.pending {
+		p.Abort()
+	}
+	sk.pending = nil
+	if sk.ep != nil && prev != stConnected && prev != stEnded {
+		sk.ep.Close()
+	}
+	sk.held.close()
+	sk.held = nil
+	if sk.sfd >= 0 {
+		unix.Close(sk.sfd)
+		sk.sfd = -1
+	}
+	sk.mu.Unlock()
+	sk.s.unregister(sk)
+}

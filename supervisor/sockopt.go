@@ -1,0 +1,147 @@
+package supervisor
+
+import (
+	"encoding/binary"
+	"errors"
+
+	"golang.org/x/sys/unix"
+)
+
+type optKey struct{ level, name int }
+
+// maxOptLen bounds the option values read from a program (Linux's largest socket options are
+// well under it).
+const maxOptLen = 4096
+
+func intOpt(v int) []byte {
+	b := make([]byte, 4)
+	binary.NativeEndian.PutUint32(b, uint32(int32(v)))
+	return b
+}
+
+// getsockopt emulates getsockopt(2).
+func (sk *socket) getsockopt(c *call) error {
+	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
+	n, err := c.readUint32(c.Args[4])
+	if err != nil {
+		return err
+	}
+	if int32(n) < 0 {
+		return unix.EINVAL
+	}
+	val, err := sk.option(level, name)
+	if err != nil {
+		return err
+	}
+	val = val[:min(int(n), len(val))]
+	if err := c.write(c.Args[3], val); err != nil {
+		return err
+	}
+	return c.writeUint32(c.Args[4], uint32(len(val)))
+}
+
+func (sk *socket) option(level, name int) ([]byte, error) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if level == unix.SOL_SOCKET {
+		switch name {
+		case unix.SO_ERROR:
+			e := sk.soErr
+			sk.soErr = 0
+			if e == 0 && sk.state == stEnded && !sk.errTaken {
+				sk.errTaken = true
+				errors.As(sk.ep.Err(), &e)
+			}
+			return intOpt(int(e)), nil
+		case unix.SO_ACCEPTCONN:
+			if sk.state == stListening {
+				return intOpt(1), nil
+			}
+			return intOpt(0), nil
+		case unix.SO_TYPE:
+			return intOpt(unix.SOCK_STREAM), nil
+		case unix.SO_PROTOCOL:
+			return intOpt(unix.IPPROTO_TCP), nil
+		case unix.SO_DOMAIN:
+			if sk.v6 {
+				return intOpt(unix.AF_INET6), nil
+			}
+			return intOpt(unix.AF_INET), nil
+		}
+	}
+	if sk.state == stClosed {
+		return nil, unix.EBADF
+	}
+	if err := sk.ensureEndpoint(); err != nil {
+		return nil, err
+	}
+	val, err := sk.ep.GetSockOpt(level, name)
+	if err == unix.ENOPROTOOPT {
+		if v, ok := sk.opts[optKey{level, name}]; ok {
+			return v, nil
+		}
+	}
+	return val, err
+}
+
+// setsockopt emulates setsockopt(2): the stack applies what it knows; the rest is remembered
+// and reported back by getsockopt, never refused (Linux programs set options freely).
+// Options that govern the data path on the program's end (timeouts, low-water marks) are also
+// set on P, where reads and writes happen.
+func (sk *socket) setsockopt(c *call, p *progEnd) error {
+	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
+	n := int(int32(c.Args[4]))
+	if n < 0 {
+		return unix.EINVAL
+	}
+	val := make([]byte, min(n, maxOptLen))
+	if err := c.read(c.Args[3], val); err != nil {
+		return err
+	}
+	if level == unix.SOL_SOCKET {
+		switch name {
+		case unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW, unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW, unix.SO_RCVLOWAT:
+			if err := unix.SetsockoptString(p.fd, level, name, string(val)); err != nil {
+				return err
+			}
+		}
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if sk.state == stClosed {
+		return unix.EBADF
+	}
+	if err := sk.ensureEndpoint(); err != nil {
+		return err
+	}
+	err := sk.ep.SetSockOpt(level, name, val)
+	if err != nil && err != unix.ENOPROTOOPT {
+		return err
+	}
+	if sk.opts == nil {
+		sk.opts = make(map[optKey][]byte)
+	}
+	sk.opts[optKey{level, name}] = val
+	return nil
+}
+
+// shutdown emulates shutdown(2). On a connected socket the kernel shuts P down itself (the
+// splice sees end of file and sends FIN); a listener stops listening.
+func (sk *socket) shutdown(c *call, p *progEnd) error {
+	how := int(int32(c.Args[1]))
+	if how < unix.SHUT_RD || how > unix.SHUT_RDWR {
+		return unix.EINVAL
+	}
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	switch sk.state {
+	case stConnected, stEnded:
+		return continueErr
+	case stListening:
+		if how != unix.SHUT_WR {
+			sk.stopListening(p)
+		}
+		return nil
+	}
+	return unix.ENOTCONN
+}

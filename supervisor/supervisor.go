@@ -1,0 +1,304 @@
+package supervisor
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"log/slog"
+	"runtime/debug"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/notify"
+)
+
+// Supervisor answers the trapped socket calls of every process under one filter, backing their
+// AF_INET/AF_INET6 stream sockets with one stack.
+type Supervisor struct {
+	l     *notify.Listener
+	tasks *notify.Tasks
+	stack *netstack.Stack
+	log   *slog.Logger
+
+	mu    sync.Mutex
+	socks map[uint64]*socket // by inode of the program's end of the socketpair
+
+	hup     *hangups
+	verbose bool // debug logging is on: log every call
+
+	fatal     chan error // a failure the programs must not outlive
+	fatalOnce sync.Once
+	done      chan struct{}
+	closeOnce sync.Once
+}
+
+// New makes a supervisor for the processes behind l, on stack.
+func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervisor, error) {
+	if log == nil {
+		log = slog.New(slog.DiscardHandler)
+	}
+	s := &Supervisor{
+		l:     l,
+		tasks: notify.NewTasks(),
+		stack: stack,
+		log:   log,
+		socks: make(map[uint64]*socket),
+		fatal: make(chan error, 1),
+		done:  make(chan struct{}),
+	}
+	s.verbose = log.Enabled(context.Background(), slog.LevelDebug)
+	h, err := newHangups(s)
+	if err != nil {
+		return nil, err
+	}
+	s.hup = h
+	return s, nil
+}
+
+// Serve answers notifications until Close, until no process is left (nil), or until the
+// supervisor fails (the error; the caller must then kill the programs, whose sockets no longer
+// work).
+func (s *Supervisor) Serve() error {
+	recvErr := make(chan error, 1)
+	go func() {
+		// One goroutine receives and answers: the short handlers run inline. It is not locked
+		// to its thread: a locked goroutine that blocks on a lock inside the stack needs its own
+		// thread woken to go on, which costs tens of microseconds per call on virtual machines.
+		recvErr <- s.receive()
+	}()
+	select {
+	case err := <-recvErr:
+		if errors.Is(err, notify.ErrClosed) || errors.Is(err, unix.EPIPE) {
+			return nil
+		}
+		return err
+	case err := <-s.fatal:
+		return err
+	}
+}
+
+func (s *Supervisor) receive() (err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			err = fmt.Errorf("supervisor panic: %v\n%s", r, debug.Stack())
+		}
+	}()
+	for {
+		// Each call gets its own notification: blocking calls are answered from goroutines.
+		n := new(notify.Notification)
+		if err := s.l.Receive(n); err != nil {
+			return err
+		}
+		s.dispatch(n)
+	}
+}
+
+// Close stops serving and releases every emulated socket; programs still running see their
+// connections end and further socket calls fail (ENOSYS).
+func (s *Supervisor) Close() {
+	s.closeOnce.Do(func() {
+		close(s.done)
+		s.l.Close()
+		s.hup.close()
+		s.mu.Lock()
+		socks := s.socks
+		s.socks = map[uint64]*socket{}
+		s.mu.Unlock()
+		for _, sk := range socks {
+			sk.release()
+		}
+		s.tasks.Close()
+	})
+}
+
+// goSafe runs f on its own goroutine; a panic there is a supervisor failure.
+func (s *Supervisor) goSafe(f func()) {
+	go func() {
+		defer func() {
+			if r := recover(); r != nil {
+				s.fail(fmt.Errorf("supervisor panic: %v\n%s", r, debug.Stack()))
+			}
+		}()
+		f()
+	}()
+}
+
+func (s *Supervisor) fail(err error) {
+	s.fatalOnce.Do(func() { s.fatal <- err })
+}
+
+// call is one trapped call being answered.
+type call struct {
+	*notify.Notification
+	s  *Supervisor
+	fd int // the socket fd argument (all trapped calls but socket)
+}
+
+// continueErr marks a call that is not ours: the kernel runs it.
+var continueErr = errors.New("continue")
+
+// answered marks a call a handler has answered itself (or handed to a goroutine that will).
+var answered = errors.New("answered")
+
+func (s *Supervisor) dispatch(n *notify.Notification) {
+	c := &call{Notification: n, s: s}
+	var val int64
+	var err error
+	if n.Nr == unix.SYS_SOCKET {
+		err = s.socket(c)
+	} else {
+		val, err = s.onSocket(c)
+	}
+	c.answer(val, err)
+}
+
+// answer sends the reply for val/err unless the handler already did. It returns the send's
+// error: notify.ErrGone when the call had gone meanwhile.
+func (c *call) answer(val int64, err error) error {
+	var serr error
+	switch {
+	case err == nil:
+		c.debug("0")
+		serr = c.s.l.Return(c.ID, val)
+	case err == answered:
+		return nil
+	case err == continueErr:
+		serr = c.s.l.Continue(c.ID)
+	default:
+		var errno unix.Errno
+		if !errors.As(err, &errno) {
+			c.s.log.Error("socket call failed", "call", callName(c.Nr), "pid", c.Pid, "err", err)
+			errno = unix.EIO
+		}
+		c.debug(errno.Error())
+		serr = c.s.l.Fail(c.ID, errno)
+	}
+	if serr != nil && serr != notify.ErrGone {
+		c.s.log.Warn("answer", "call", callName(c.Nr), "pid", c.Pid, "err", serr)
+	}
+	return serr
+}
+
+// debug logs an emulated call's result (at debug level, i.e. with -v).
+func (c *call) debug(result string) {
+	if c.s.verbose {
+		c.s.log.Debug(callName(c.Nr), "pid", c.Pid, "fd", c.fd, "result", result)
+	}
+}
+
+// onSocket handles the calls whose first argument is a socket fd.
+func (s *Supervisor) onSocket(c *call) (int64, error) {
+	c.fd = int(int32(c.Args[0]))
+	sk, pc, err := s.lookup(c.Pid, c.fd)
+	if err != nil || sk == nil {
+		// Not ours, or no such fd (the kernel reports EBADF/ENOTSOCK itself).
+		return 0, continueErr
+	}
+	if !s.l.Valid(c.ID) {
+		// The thread died and its id may already name another thread, whose fd we just
+		// looked at: do nothing.
+		pc.close()
+		return 0, answered
+	}
+	defer func() {
+		if pc != nil {
+			pc.close()
+		}
+	}()
+	switch c.Nr {
+	case unix.SYS_CONNECT:
+		return 0, sk.connect(c, &pc)
+	case unix.SYS_BIND:
+		return 0, sk.bind(c)
+	case unix.SYS_LISTEN:
+		return 0, sk.listen(c)
+	case unix.SYS_ACCEPT:
+		return 0, sk.accept(c, &pc, 0)
+	case unix.SYS_ACCEPT4:
+		return 0, sk.accept(c, &pc, int(int32(c.Args[3])))
+	case unix.SYS_GETSOCKNAME:
+		return 0, sk.getsockname(c)
+	case unix.SYS_GETPEERNAME:
+		return 0, sk.getpeername(c)
+	case unix.SYS_GETSOCKOPT:
+		return 0, sk.getsockopt(c)
+	case unix.SYS_SETSOCKOPT:
+		return 0, sk.setsockopt(c, pc)
+	case unix.SYS_SHUTDOWN:
+		return 0, sk.shutdown(c, pc)
+	}
+	return 0, continueErr
+}
+
+// lookup finds the emulated socket behind fd of thread tid, returning with it a copy of the
+// program's end (the caller closes it, or takes it over by setting *pc to nil).
+func (s *Supervisor) lookup(tid uint32, fd int) (*socket, *progEnd, error) {
+	cfd, err := s.tasks.GetFD(tid, fd)
+	if err != nil {
+		return nil, nil, err
+	}
+	var st unix.Stat_t
+	if err := unix.Fstat(cfd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		unix.Close(cfd)
+		return nil, nil, err
+	}
+	s.mu.Lock()
+	sk := s.socks[st.Ino]
+	s.mu.Unlock()
+	if sk == nil {
+		unix.Close(cfd)
+		return nil, nil, nil
+	}
+	return sk, &progEnd{fd: cfd}, nil
+}
+
+func (s *Supervisor) register(sk *socket) {
+	s.mu.Lock()
+	s.socks[sk.ino] = sk
+	s.mu.Unlock()
+}
+
+func (s *Supervisor) unregister(sk *socket) {
+	s.mu.Lock()
+	if s.socks[sk.ino] == sk {
+		delete(s.socks, sk.ino)
+	}
+	s.mu.Unlock()
+}
+
+// Sockets returns how many emulated sockets are alive (for tests and status).
+func (s *Supervisor) Sockets() int {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	return len(s.socks)
+}
+
+func callName(nr int32) string {
+	switch nr {
+	case unix.SYS_SOCKET:
+		return "socket"
+	case unix.SYS_CONNECT:
+		return "connect"
+	case unix.SYS_BIND:
+		return "bind"
+	case unix.SYS_LISTEN:
+		return "listen"
+	case unix.SYS_ACCEPT:
+		return "accept"
+	case unix.SYS_ACCEPT4:
+		return "accept4"
+	case unix.SYS_GETSOCKNAME:
+		return "getsockname"
+	case unix.SYS_GETPEERNAME:
+		return "getpeername"
+	case unix.SYS_GETSOCKOPT:
+		return "getsockopt"
+	case unix.SYS_SETSOCKOPT:
+		return "setsockopt"
+	case unix.SYS_SHUTDOWN:
+		return "shutdown"
+	}
+	return fmt.Sprintf("syscall %d", nr)
+}

@@ -1,0 +1,81 @@
+package supervisor
+
+import (
+	"errors"
+	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/notify"
+)
+
+// errTimeout ends a wait whose SO_RCVTIMEO/SO_SNDTIMEO deadline passed.
+var errTimeout = errors.New("timeout")
+
+// Polling intervals while a blocking call waits: the thread's pending signals (killable
+// filters) or the notification's validity (otherwise) are checked at these, doubling from the
+// first to the last.
+const (
+	firstWaitCheck = 500 * time.Microsecond
+	lastWaitCheck  = 20 * time.Millisecond
+)
+
+// block waits on behalf of the trapped call until changed is closed. It returns
+// notify.ERESTARTSYS when the thread has an unblocked signal pending (answer it with that: the
+// kernel then runs the handler and restarts the call or fails it with EINTR, as for a native
+// blocking call), notify.ErrGone when the call no longer waits (the thread died, or without a
+// killable filter a signal interrupted it), errTimeout after deadline (zero: none).
+func (c *call) block(changed <-chan struct{}, deadline time.Time) error {
+	interval := firstWaitCheck
+	t := time.NewTimer(interval)
+	defer t.Stop()
+	for {
+		select {
+		case <-changed:
+			return nil
+		case <-c.s.done:
+			return notify.ErrGone
+		case <-t.C:
+		}
+		if !deadline.IsZero() && !time.Now().Before(deadline) {
+			return errTimeout
+		}
+		if c.s.l.Killable {
+			pending, err := notify.SignalPending(c.Pid)
+			if err != nil {
+				return notify.ErrGone
+			}
+			if pending {
+				return notify.ERESTARTSYS
+			}
+		}
+		if !c.s.l.Valid(c.ID) {
+			return notify.ErrGone
+		}
+		interval = min(2*interval, lastWaitCheck)
+		if !deadline.IsZero() {
+			interval = max(min(interval, time.Until(deadline)), time.Microsecond)
+		}
+		t.Reset(interval)
+	}
+}
+
+// timeout returns the deadline set by the socket's SO_RCVTIMEO or SO_SNDTIMEO (zero: none).
+// sk.mu is held.
+func (sk *socket) timeout(send bool) time.Time {
+	names := [2]int{unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW}
+	if send {
+		names = [2]int{unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW}
+	}
+	for _, name := range names {
+		v, ok := sk.opts[optKey{unix.SOL_SOCKET, name}]
+		if !ok || len(v) < 16 {
+			continue
+		}
+		tv := unix.Timeval{Sec: int64(nativeUint64(v[0:])), Usec: int64(nativeUint64(v[8:]))}
+		if d := time.Duration(tv.Nano()); d > 0 {
+			return time.Now().Add(d)
+		}
+	}
+	return time.Time{}
+}

@@ -1,0 +1,5 @@
+//go:build !race
+
+package zt
+
+const raceSlowdown = 1
