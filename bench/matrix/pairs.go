@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -66,14 +67,28 @@ var pairs = []pair{
 			return lab.StartZT1(t, h, lab.ZT1Config{Home: home})
 		}),
 	},
-	// ztnc-run members join here as
-	//	setup: zeroTierPair(func(t lab.T, h *lab.Host, home *lab.Home, addr netip.Addr) lab.Member {
-	//		return &lab.WrappedMember{Host: h, Home: home, Addr: addr, Ready: []string{"true"},
-	//			Wrap: func(nwid string, argv []string) []string {
-	//				return append([]string{ztncRun, "--home", home.Dir, "--nwid", nwid, "--"}, argv...)
-	//			}}
-	//	}),
+	{
+		name:  "ztnc",
+		about: "ztnc-run members (user-space stack, no TAP device; each program is its own node process) with the zt1 pair's zerotier-one root + controller",
+		available: func() string {
+			if os.Getenv(lab.ZT1BinEnv) == "" {
+				return lab.ZT1BinEnv + " not set (its root + controller serve this pair)"
+			}
+			if fi, err := os.Stat(*ztncRun); err != nil || fi.Mode()&0o111 == 0 {
+				return fmt.Sprintf("no ztnc-run binary at %s (make build, or -ztnc-run PATH)", *ztncRun)
+			}
+			return ""
+		},
+		setup: zeroTierPair(func(t lab.T, h *lab.Host, home *lab.Home, addr netip.Addr) lab.Member {
+			return &lab.WrappedMember{Host: h, Home: home, Addr: addr, Ready: []string{"true"},
+				Wrap: func(nwid string, argv []string) []string {
+					return append([]string{*ztncRun, "--home", home.Dir, "--nwid", nwid, "--"}, argv...)
+				}}
+		}),
+	},
 }
+
+var ztncRun = flag.String("ztnc-run", "bin/ztnc-run", "ztnc-run binary for the ztnc pair")
 
 // newMember starts (or, for a wrapper, prepares) a member in h with a provisioned home whose
 // address the controller has authorized with address addr on the network.

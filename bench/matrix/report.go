@@ -36,7 +36,7 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 	label := r.pairs[pi].name + ", " + r.ms[mi].rows[0].name
 	if err != nil {
 		r.errs[mi][pi] = append(r.errs[mi][pi], err.Error())
-		r.notes = append(r.notes, fmt.Sprintf("%s: failed: %v", label, err))
+		r.notes = append(r.notes, fmt.Sprintf("%s: failed: %s", label, shorten(err.Error(), noteLimit)))
 		fmt.Fprintf(os.Stderr, "matrix: %s: %v\n", label, err)
 		return
 	}
@@ -44,6 +44,17 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 		r.notes = append(r.notes, label+": "+note)
 	}
 	r.samples[mi][pi] = append(r.samples[mi][pi], vals)
+}
+
+// noteLimit bounds a note in the report (failures carry the program's stderr).
+const noteLimit = 400
+
+func shorten(s string, n int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= n {
+		return s
+	}
+	return s[:n] + "…"
 }
 
 // cell is one table entry: the median over runs (NaN when there is none) and the range.
