@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ztnc/ztnc/tests/lab"
 )
@@ -53,6 +54,9 @@ func shorten(s string, n int) string {
 	s = strings.Join(strings.Fields(s), " ")
 	if len(s) <= n {
 		return s
+	}
+	for !utf8.ValidString(s[:n]) {
+		n--
 	}
 	return s[:n] + "…"
 }
