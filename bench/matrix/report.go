@@ -37,7 +37,6 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 	label := r.pairs[pi].name + ", " + r.ms[mi].rows[0].name
 	if err != nil {
 		r.errs[mi][pi] = append(r.errs[mi][pi], err.Error())
-		r.notes = append(r.notes, fmt.Sprintf("%s: failed: %s", label, shorten(err.Error(), noteLimit)))
 		fmt.Fprintf(os.Stderr, "matrix: %s: %v\n", label, err)
 		return
 	}
@@ -47,18 +46,37 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 	r.samples[mi][pi] = append(r.samples[mi][pi], vals)
 }
 
-// noteLimit bounds a note in the report (failures carry the program's stderr).
-const noteLimit = 400
+// failures returns a note per pair and measurement that failed: how often, and the last error
+// (its start names the command, its end is where programs print why they failed).
+func (r *results) failures() []string {
+	var notes []string
+	for mi, m := range r.ms {
+		for pi, p := range r.pairs {
+			errs := r.errs[mi][pi]
+			if len(errs) == 0 {
+				continue
+			}
+			notes = append(notes, fmt.Sprintf("%s, %s: failed in %d of %d runs: %s", p.name, m.rows[0].name,
+				len(errs), len(errs)+len(r.samples[mi][pi]), elide(errs[len(errs)-1], 160, 240)))
+		}
+	}
+	return notes
+}
 
-func shorten(s string, n int) string {
+// elide keeps the first head and the last tail bytes of s (whitespace collapsed).
+func elide(s string, head, tail int) string {
 	s = strings.Join(strings.Fields(s), " ")
-	if len(s) <= n {
+	if len(s) <= head+tail {
 		return s
 	}
-	for !utf8.ValidString(s[:n]) {
-		n--
+	h, t := head, len(s)-tail
+	for !utf8.ValidString(s[:h]) {
+		h--
 	}
-	return s[:n] + "…"
+	for !utf8.ValidString(s[t:]) {
+		t++
+	}
+	return s[:h] + " … " + s[t:]
 }
 
 // cell is one table entry: the median over runs (NaN when there is none) and the range.
@@ -180,9 +198,9 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	w("- cold start: B's node process starts with identity and network pre-provisioned and pre-authorized; " +
 		"network OK = status OK with its IPv4 address on the interface; first byte = first successful " +
 		"`curl` from B of a 6-byte file served by busybox httpd on A, retried every 50 ms\n")
-	if len(r.notes) > 0 {
+	if notes := append(r.failures(), r.notes...); len(notes) > 0 {
 		w("\nNotes:\n")
-		for _, n := range r.notes {
+		for _, n := range notes {
 			w("- %s\n", n)
 		}
 	}

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -37,15 +38,49 @@ type memberKind struct {
 	start func(t *testing.T, n *network, h *lab.Host, home *lab.Home) lab.Member
 }
 
-// memberKinds are the kinds of node tried as member 1. ztnc-run joins this list once it
-// exists, as a lab.WrappedMember: Wrap returns `ztnc-run --home <home> --nwid <nwid> -- argv`,
-// Ready is `true`, and start authorizes the member with a fixed address from ztSubnet
-// (n.ctrl.Authorize(ctx, n.nwid, home.Address(), addr)) since no process asks for one before
-// a program runs.
+// memberKinds are the kinds of node tried as member 1.
 var memberKinds = []memberKind{
 	{"zerotier-one", func(t *testing.T, _ *network, h *lab.Host, home *lab.Home) lab.Member {
 		return lab.StartZT1(t, h, lab.ZT1Config{Home: home})
 	}},
+	// ztnc-run has no process until a program runs, so nothing asks the controller for an
+	// address in advance: the member is authorized with a fixed one.
+	{"ztnc-run", func(t *testing.T, n *network, h *lab.Host, home *lab.Home) lab.Member {
+		addr := netip.MustParseAddr("203.0.113.50")
+		if err := n.ctrl.Authorize(t.Context(), n.nwid, home.Address(), addr); err != nil {
+			t.Fatal(err)
+		}
+		return &lab.WrappedMember{Host: h, Home: home, Addr: addr, Ready: []string{"true"},
+			Wrap: func(nwid string, argv []string) []string {
+				return append([]string{ztncRun, "--home", home.Dir, "--nwid", nwid, "--"}, argv...)
+			}}
+	}},
+}
+
+// ztncRun is the ztnc-run binary under test, built by TestMain when ZT1_BIN is set.
+var ztncRun string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	if os.Getenv(lab.ZT1BinEnv) != "" {
+		dir, err := os.MkdirTemp("", "ztnc-interop-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		ztncRun = filepath.Join(dir, "ztnc-run")
+		cmd := exec.Command("go", "build", "-o", ztncRun, "../../cmd/ztnc-run")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
+			return 1
+		}
+	}
+	return m.Run()
 }
 
 // network is a running zerotier-one root + controller with one network.
