@@ -130,7 +130,10 @@ func TestTwoMembers(t *testing.T) {
 	t.Parallel()
 	lab.ZT1Bin(t)
 	for _, kind := range memberKinds {
-		t.Run(kind.name, func(t *testing.T) { testTwoMembers(t, kind) })
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testTwoMembers(t, kind)
+		})
 	}
 }
 
@@ -189,17 +192,19 @@ func testTwoMembers(t *testing.T, kind memberKind) {
 		}
 	}
 
-	// ICMP from the zerotier-one member, over its TAP device (the first echo may wait for
-	// address resolution through the network's multicast).
-	ep2.Run(t, "ping", "-c", "3", "-i", "0.2", "-w", "20", ep1.Addr.String())
-
-	// HTTP from member 2 to a server on member 1.
+	// An HTTP server on member 1 (which also keeps a wrapped member's node running).
 	dir := t.TempDir()
 	token := randomToken(t)
 	if err := os.WriteFile(filepath.Join(dir, "token.txt"), []byte(token), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ep1.Start(t, "busybox", "httpd", "-f", "-p", lab.HostPort(ep1.Addr, 8080), "-h", dir)
+
+	// ICMP from the zerotier-one member, over its TAP device (the first echo may wait for
+	// address resolution through the network's multicast).
+	ep2.Run(t, "ping", "-c", "3", "-i", "0.2", "-w", "20", ep1.Addr.String())
+
+	// HTTP from member 2.
 	if err := ep2.WaitTCP(t, ep1.Addr, 8080, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
