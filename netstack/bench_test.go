@@ -166,6 +166,9 @@ func BenchmarkUDPSplice(b *testing.B) {
 	b.StopTimer()
 	b.ReportMetric(float64(received)/elapsed.Seconds(), "dgrams/s")
 	b.ReportMetric(100*float64(b.N-received)/float64(b.N), "%lost")
+	// Where they were lost: the receiving link's queue, or the socket's receive buffer.
+	b.ReportMetric(float64(n.b.Counters().DropQueueFull), "rxdrops")
+	b.ReportMetric(float64(n.b.st.Stats().UDP.ReceiveBufferErrors.Value()), "rcvbufdrops")
 }
 
 // BenchmarkFrame measures the cost and allocations of one frame through the link: "rx" is
