@@ -435,3 +435,23 @@ func (s *Stack) Close() {
 	s.link.close()
 	s.st.Wait()
 }
+
+// Neighbors returns what the link's neighbour tables (ARP, NDP) know: IP address → MAC, for
+// entries with a MAC (reachable, stale, delayed or probing). The supervisor's DNS responder
+// names other members by it.
+func (s *Stack) Neighbors() map[netip.Addr][6]byte {
+	out := map[netip.Addr][6]byte{}
+	for _, proto := range []tcpip.NetworkProtocolNumber{ipv4.ProtocolNumber, ipv6.ProtocolNumber} {
+		entries, err := s.st.Neighbors(linkNICID, proto)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if len(e.LinkAddr) != 6 {
+				continue
+			}
+			out[netipAddr(e.Addr, false)] = [6]byte([]byte(e.LinkAddr))
+		}
+	}
+	return out
+}
