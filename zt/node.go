@@ -388,10 +388,10 @@ func (n *Node) Networks() []*Network {
 // receiveLoop reads datagrams from one socket until Close.
 func (n *Node) receiveLoop(s *socket) {
 	defer n.wg.Done()
-	buf := make([]byte, 64<<10)
+	r := newBatchReader()
 	var scratch []byte
 	for {
-		k, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		k, err := s.read(r)
 		if err != nil {
 			if n.closed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -399,8 +399,14 @@ func (n *Node) receiveLoop(s *socket) {
 			n.log.Debug("udp receive", "err", err)
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		scratch = n.receive(s, from, buf[:k], scratch)
+		for i := range k {
+			b, from, ok := r.datagram(i)
+			if !ok {
+				n.stats.drop(dropMalformed)
+				continue
+			}
+			scratch = n.receive(s, from, b, scratch)
+		}
 	}
 }
 

@@ -494,10 +494,21 @@ func (n *Node) armorAndSend(pr *peer, p wire.Packet, s *socket, to netip.AddrPor
 	if opt&optExpect != 0 {
 		n.expect(p.ID())
 	}
-	err := wire.Fragments(p, physicalMTU, func(d []byte) error {
-		n.stats.out(len(d))
-		return s.writeTo(d, to)
-	})
+	var err error
+	if len(p) <= physicalMTU {
+		n.stats.out(len(p))
+		err = s.writeTo(p, to)
+	} else {
+		w := batchWriters.Get().(*batchWriter)
+		w.n = 0
+		if err = wire.Fragments(p, physicalMTU, w.add); err == nil {
+			for _, d := range w.data[:w.n] {
+				n.stats.out(len(d))
+			}
+			err = s.writeBatch(w, to)
+		}
+		batchWriters.Put(w)
+	}
 	if x != nil {
 		x.lastOut.Store(now)
 	}

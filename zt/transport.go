@@ -19,6 +19,7 @@ const PortAny = -1
 // has one dual-stack socket on the wildcard address; with Config.Bind, one per address.
 type socket struct {
 	conn  *net.UDPConn
+	raw   syscall.RawConn
 	local netip.AddrPort   // as bound (the wildcard address unless Bind was given)
 	addrs []netip.AddrPort // where peers may reach it (see localAddresses)
 }
@@ -87,7 +88,12 @@ func listenAll(bind []netip.Addr, port int) ([]*socket, error) {
 		_ = c.SetWriteBuffer(4 << 20)
 		local := c.LocalAddr().(*net.UDPAddr).AddrPort()
 		la := netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
-		socks = append(socks, &socket{conn: c, local: la, addrs: interfaceAddrs(la)})
+		raw, err := c.SyscallConn()
+		if err != nil {
+			c.Close()
+			return fail(err)
+		}
+		socks = append(socks, &socket{conn: c, raw: raw, local: la, addrs: interfaceAddrs(la)})
 		port = int(local.Port())
 	}
 	return socks, nil
