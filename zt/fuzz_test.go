@@ -120,6 +120,7 @@ func FuzzReceive(f *testing.F) {
 	s := ft.n.socks[0]
 	var id uint64
 	f.Fuzz(func(t *testing.T, in []byte) {
+		ft.reset()
 		var scratch []byte
 		for len(in) >= 4 {
 			mode, verb, n := in[0], wire.Verb(in[1]), int(binary.BigEndian.Uint16(in[2:]))
@@ -146,6 +147,35 @@ func FuzzReceive(f *testing.F) {
 		}
 		ft.checkBounded(t)
 	})
+}
+
+// reset forgets what earlier inputs left behind, so that each input runs alike.
+func (ft *fuzzTarget) reset() {
+	n := ft.n
+	n.whoisMu.Lock()
+	n.txQueue, n.whois = nil, map[ztaddr.Address]*whoisWait{}
+	clear(n.queuedFor)
+	n.queued.Store(0)
+	n.whoisMu.Unlock()
+	n.reasmMu.Lock()
+	n.reasm = wire.Reassembler{}
+	n.reasmMu.Unlock()
+	for i := range n.expecting {
+		n.expecting[i].Store(0)
+	}
+	n.mcast = newMulticaster()
+	ft.nw.deferMu.Lock()
+	ft.nw.deferred = nil
+	ft.nw.deferMu.Unlock()
+	ft.nw.membersMu.Lock()
+	clear(ft.nw.members)
+	ft.nw.membersMu.Unlock()
+	ft.member.paths = nil
+	ft.member.pathsIn = rateWindow{}
+	ft.member.credentialsIn = rateWindow{}
+	for len(n.validateQ) > 0 {
+		n.doneValidating((<-n.validateQ).peer.addr)
+	}
 }
 
 func (ft *fuzzTarget) checkBounded(t *testing.T) {

@@ -77,17 +77,21 @@ type lab struct {
 	ids    []*identity.Identity
 	root   *Node
 	planet []byte
+	bind   netip.Addr
 }
 
-// newLab starts a root (identity 0) serving a fresh planet that names it.
-func newLab(t testing.TB) *lab {
-	l := &lab{t: t, ids: testIdentities(t)}
+// newLab starts a root (identity 0) on 127.0.0.1 serving a fresh planet that names it.
+func newLab(t testing.TB) *lab { return newLabAt(t, "127.0.0.1") }
+
+// newLabAt is newLab on another loopback address (::1 for IPv6 paths).
+func newLabAt(t testing.TB, bind string) *lab {
+	l := &lab{t: t, ids: testIdentities(t), bind: netip.MustParseAddr(bind)}
 	l.root = l.node(homeWith(t, l.ids[0]), nil)
 	pub, priv, err := identity.GenerateKeyPair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := ztaddr.InetAddressOf(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(l.root.Port())))
+	ep := ztaddr.InetAddressOf(netip.AddrPortFrom(l.bind, uint16(l.root.Port())))
 	w, err := world.New(world.TypePlanet, 1234567, uint64(time.Now().UnixMilli()), pub,
 		[]world.Root{{Identity: l.ids[0].Public(), StableEndpoints: []ztaddr.InetAddress{ep}}}, &priv)
 	if err != nil {
@@ -115,7 +119,7 @@ func forcePlanet(t testing.TB, n *Node, w *world.World) {
 // node creates (but does not start) a node on 127.0.0.1 with the lab's planet.
 func (l *lab) node(home string, tweak func(*Config)) *Node {
 	l.t.Helper()
-	cfg := Config{Home: home, Port: PortAny, Bind: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+	cfg := Config{Home: home, Port: PortAny, Bind: []netip.Addr{l.bind},
 		AllowLoopback: true, Logger: testLogger(l.t), Planet: l.planet}
 	if tweak != nil {
 		tweak(&cfg)

@@ -2,6 +2,7 @@ package zt
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -187,6 +188,33 @@ func (nw *Network) Notify() <-chan struct{} {
 	}
 	nw.watchers = append(nw.watchers, ch)
 	return ch
+}
+
+// WaitReady waits until the network is usable: status OK with at least one assigned address.
+// It returns the state then, or the last state and ctx's error (or ErrNetworkLeft).
+func (nw *Network) WaitReady(ctx context.Context) (NetworkState, error) {
+	ch := nw.Notify()
+	defer nw.unwatch(ch)
+	for {
+		st := nw.State()
+		if st.Status == StatusOK && len(st.Addresses) > 0 {
+			return st, nil
+		}
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return nw.State(), ErrNetworkLeft
+			}
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
+}
+
+func (nw *Network) unwatch(ch <-chan struct{}) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	nw.watchers = slices.DeleteFunc(nw.watchers, func(c chan struct{}) bool { return c == ch })
 }
 
 // notifyLocked wakes the watchers; nw.mu is held.

@@ -44,7 +44,11 @@ type twoMembers struct {
 }
 
 func newTwoMembers(t *testing.T, tweak func(*testController)) *twoMembers {
-	l := newLab(t)
+	return newTwoMembersOn(newLab(t), tweak)
+}
+
+func newTwoMembersOn(l *lab, tweak func(*testController)) *twoMembers {
+	t := l.t
 	s := &twoMembers{lab: l, ipA: netip.MustParseAddr("10.147.17.2"), ipB: netip.MustParseAddr("10.147.17.3")}
 	s.ctl = newTestController(l.leaf(1), 1)
 	if tweak != nil {
@@ -128,6 +132,24 @@ func TestFramesRelayedThenDirect(t *testing.T) {
 	})
 	if r := s.root.Counters().Relayed; r > relayed+2 {
 		t.Errorf("root relayed %d more packets after the direct path was up", r-relayed)
+	}
+}
+
+func TestIPv6Paths(t *testing.T) {
+	s := newTwoMembersOn(newLabAt(t, "::1"), nil)
+	sinkB := attachSink(s.nwB)
+	frame := ipv4Packet(s.ipA, s.ipB, 17, make([]byte, 2000))
+	for range 3 {
+		s.nwA.WriteFrame(s.nwB.MAC(), s.nwA.MAC(), ztaddr.EtherTypeIPv4, frame)
+	}
+	waitFor(t, "a frame over IPv6", 5*time.Second, func() bool { return sinkB.count() > 0 })
+	waitFor(t, "a direct IPv6 path", 10*time.Second, func() bool { return hasDirectPath(s.a, s.b) })
+	for _, p := range s.a.Peers() {
+		for _, x := range p.Paths {
+			if !x.Address.Addr().Is6() {
+				t.Errorf("peer %s has a non-IPv6 path %s", p.Address, x.Address)
+			}
+		}
 	}
 }
 
