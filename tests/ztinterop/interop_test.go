@@ -3,7 +3,6 @@
 package ztinterop
 
 import (
-	"context"
 	"log/slog"
 	"net/netip"
 	"os"
@@ -29,24 +28,15 @@ const joinTimeout = 60 * time.Second
 // startNode runs one of our nodes in lab host h.
 func startNode(t *testing.T, h *lab.Host, cfg zt.Config) *zt.Node {
 	t.Helper()
-	if cfg.Logger == nil {
-		level := slog.LevelInfo
-		if os.Getenv("ZT_TEST_DEBUG") != "" {
-			level = slog.LevelDebug
-		}
-		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
+	return startNodeWith(t, h, cfg, func(*zt.Node) {})
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("ZT_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
 	}
-	var n *zt.Node
-	err := h.Do(func() (err error) {
-		n, err = zt.NewNode(context.Background(), cfg)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("node in %s: %v", h.Name, err)
-	}
-	t.Cleanup(func() { n.Close() })
-	n.Start()
-	return n
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
 }
 
 func waitOK(t *testing.T, nw *zt.Network, timeout time.Duration) zt.NetworkState {
