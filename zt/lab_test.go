@@ -91,7 +91,11 @@ func newLabAt(t testing.TB, bind string) *lab {
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := ztaddr.InetAddressOf(netip.AddrPortFrom(l.bind, uint16(l.root.Port())))
+	at := l.bind
+	if at.IsUnspecified() {
+		at = netip.MustParseAddr("127.0.0.1")
+	}
+	ep := ztaddr.InetAddressOf(netip.AddrPortFrom(at, uint16(l.root.Port())))
 	w, err := world.New(world.TypePlanet, 1234567, uint64(time.Now().UnixMilli()), pub,
 		[]world.Root{{Identity: l.ids[0].Public(), StableEndpoints: []ztaddr.InetAddress{ep}}}, &priv)
 	if err != nil {

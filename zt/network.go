@@ -65,6 +65,7 @@ type Network struct {
 	subs        map[ztaddr.MulticastGroup]int
 	watchers    []chan struct{}
 	closed      bool
+	left        atomic.Bool // closed, for the frame path
 
 	membersMu sync.RWMutex
 	members   map[ztaddr.Address]*membership
@@ -231,6 +232,7 @@ func (nw *Network) close() {
 	nw.mu.Lock()
 	if !nw.closed {
 		nw.closed = true
+		nw.left.Store(true)
 		for _, ch := range nw.watchers {
 			close(ch)
 		}
@@ -238,12 +240,6 @@ func (nw *Network) close() {
 	}
 	nw.mu.Unlock()
 	nw.SetReceiver(nil)
-}
-
-func (nw *Network) isClosed() bool {
-	nw.mu.Lock()
-	defer nw.mu.Unlock()
-	return nw.closed
 }
 
 func (nw *Network) assignedPrefixes() []netip.Prefix {
@@ -479,11 +475,11 @@ func (nw *Network) deliver(dst, src ztaddr.MAC, etherType uint16, payload []byte
 // cannot carry (no config yet, rules, unknown destinations) are dropped and counted, as an
 // Ethernet would; an error means the network is gone or the frame is malformed.
 func (nw *Network) WriteFrame(dst, src [6]byte, etherType uint16, payload []byte) error {
+	if nw.left.Load() {
+		return ErrNetworkLeft
+	}
 	st := nw.state.Load()
 	if st == nil {
-		if nw.isClosed() {
-			return ErrNetworkLeft
-		}
 		nw.stats.drop(dropNoConfig)
 		return nil
 	}

@@ -153,6 +153,19 @@ func TestIPv6Paths(t *testing.T) {
 	}
 }
 
+// TestDualStackSocket runs the lab on wildcard (dual-stack) sockets: IPv4 peers appear as
+// v4-mapped addresses to the socket, and fragmented packets leave through sendmmsg with them.
+func TestDualStackSocket(t *testing.T) {
+	s := newTwoMembersOn(newLabAt(t, "::"), nil)
+	sinkB := attachSink(s.nwB)
+	payload := make([]byte, 2800)
+	for range 3 {
+		s.nwA.WriteFrame(s.nwB.MAC(), s.nwA.MAC(), 0x88b5, payload)
+	}
+	waitFor(t, "a fragmented frame", 5*time.Second, func() bool { return sinkB.count() > 0 })
+	waitFor(t, "a direct path", 10*time.Second, func() bool { return hasDirectPath(s.a, s.b) })
+}
+
 func hasDirectPath(from, to *Node) bool {
 	for _, p := range from.Peers() {
 		if p.Address != to.Address() {

@@ -72,13 +72,11 @@ func listenAll(bind []netip.Addr, port int) ([]*socket, error) {
 	}
 	for _, a := range bind {
 		network, laddr := "udp", &net.UDPAddr{Port: port}
-		if a.IsValid() {
-			laddr.IP = a.AsSlice()
-			if laddr.Zone = a.Zone(); a.Is4() {
-				network = "udp4"
-			} else {
-				network = "udp6"
-			}
+		switch {
+		case a.Is4():
+			network, laddr.IP = "udp4", a.AsSlice()
+		case a.Is6() && !a.IsUnspecified(): // "::" stays dual-stack, like no address
+			network, laddr.IP, laddr.Zone = "udp6", a.AsSlice(), a.Zone()
 		}
 		c, err := net.ListenUDP(network, laddr)
 		if err != nil {
