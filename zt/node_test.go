@@ -365,6 +365,9 @@ func TestRestartReusesIdentityAndCachedConfig(t *testing.T) {
 	if a2.Address() != a.Address() {
 		t.Fatalf("address changed across restart: %s -> %s", a.Address(), a2.Address())
 	}
+	if a2.topo.peer(ctlNode.Address()) == nil {
+		t.Error("the restarted node does not know the controller from its peer cache")
+	}
 	nw2, err := a2.Join(ctl.nwid)
 	if err != nil {
 		t.Fatal(err)
