@@ -153,7 +153,7 @@ func FuzzReceive(f *testing.F) {
 func (ft *fuzzTarget) reset() {
 	n := ft.n
 	n.whoisMu.Lock()
-	n.txQueue, n.whois = nil, map[ztaddr.Address]*whoisWait{}
+	n.txQueue, n.whois, n.parked = nil, map[ztaddr.Address]*whoisWait{}, 0
 	clear(n.queuedFor)
 	n.queued.Store(0)
 	n.whoisMu.Unlock()
@@ -189,7 +189,7 @@ func (ft *fuzzTarget) checkBounded(t *testing.T) {
 	n.mcast.mu.Lock()
 	g := len(n.mcast.groups)
 	n.mcast.mu.Unlock()
-	if q > maxQueued || w > maxWhoisPending || d > maxDeferred || g > maxGroupsTotal || len(n.validateQ) > validateQueueLength {
+	if q > maxQueued || w > maxWhoisPending || n.parked > maxParked || d > maxDeferred || g > maxGroupsTotal || len(n.validateQ) > validateQueueLength {
 		t.Fatalf("unbounded state: queue %d whois %d deferred %d groups %d", q, w, d, g)
 	}
 }

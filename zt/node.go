@@ -72,6 +72,7 @@ type Node struct {
 
 	whoisMu   sync.Mutex
 	whois     map[ztaddr.Address]*whoisWait // unknown addresses we asked roots about
+	parked    int                           // packets parked in whois, in all
 	txQueue   []*queuedPacket               // packets waiting for a peer's identity or a path
 	queuedFor map[ztaddr.Address]int        // how many of them per destination
 	flushMu   sync.Mutex                    // one flush at a time keeps per-destination order
@@ -292,8 +293,8 @@ func (n *Node) LocalAddresses() []netip.AddrPort {
 // Port is the UDP port the node is bound to.
 func (n *Node) Port() int { return int(n.socks[0].local.Port()) }
 
-// Online reports whether a root has been heard from recently.
-func (n *Node) Online() bool { return n.online.Load() }
+// Online reports whether a root has been heard from recently (a root counts itself online).
+func (n *Node) Online() bool { return n.online.Load() || n.topo.isRoot() }
 
 // IsRoot reports whether this node is a root of its planet or of a moon.
 func (n *Node) IsRoot() bool { return n.topo.isRoot() }

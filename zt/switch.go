@@ -20,6 +20,7 @@ import (
 const (
 	expectSlots      = 1024 // recently sent packet IDs that may be answered with OK
 	maxParkedPerPeer = 32
+	maxParked        = 512 // in all: parked packets are copies of up to 10 KB
 	maxWhoisPending  = 1024
 	maxQueued        = 1024
 	physicalMTU      = wire.DefaultPhysicalMTU
@@ -278,8 +279,9 @@ func (n *Node) park(s *socket, from netip.AddrPort, p wire.Packet) {
 		w = &whoisWait{since: now}
 		n.whois[p.Source()] = w
 	}
-	if len(w.parked) < maxParkedPerPeer {
+	if len(w.parked) < maxParkedPerPeer && n.parked < maxParked {
 		w.parked = append(w.parked, parkedPacket{s, from, append(wire.Packet(nil), p...)})
+		n.parked++
 	} else {
 		n.stats.drop(dropUnknownPeer)
 	}
@@ -330,6 +332,9 @@ func (n *Node) identityLearned(pr *peer) {
 	n.whoisMu.Lock()
 	w := n.whois[pr.addr]
 	delete(n.whois, pr.addr)
+	if w != nil {
+		n.parked -= len(w.parked)
+	}
 	n.whoisMu.Unlock()
 	if w != nil {
 		var scratch []byte
