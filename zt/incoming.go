@@ -315,7 +315,7 @@ func (n *Node) onError(in *inbound) {
 			n.mcast.remove(id, g, pr.addr)
 		}
 	case wire.ErrorIdentityCollision:
-		if pr.isRoot() {
+		if pr.isRoot() && !n.collided.Swap(true) {
 			n.log.Error("a root reports that another node has our address with a different key; make a new identity")
 		}
 	}

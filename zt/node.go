@@ -95,6 +95,7 @@ type Node struct {
 	selfMu         sync.Mutex
 	surface        map[netip.AddrPort]int64 // our addresses as roots see them
 	online         atomic.Bool
+	collided       atomic.Bool   // a root reported an identity collision
 	parkedReplayed atomic.Uint64 // packets from unknown senders handled after WHOIS
 	lastRootIn     atomic.Int64
 	stats          counters
@@ -293,8 +294,9 @@ func (n *Node) LocalAddresses() []netip.AddrPort {
 // Port is the UDP port the node is bound to.
 func (n *Node) Port() int { return int(n.socks[0].local.Port()) }
 
-// Online reports whether a root has been heard from recently (a root counts itself online).
-func (n *Node) Online() bool { return n.online.Load() || n.topo.isRoot() }
+// Online reports whether a root has been heard from recently (a root counts itself online),
+// and has not reported that our address belongs to another node.
+func (n *Node) Online() bool { return (n.online.Load() || n.topo.isRoot()) && !n.collided.Load() }
 
 // IsRoot reports whether this node is a root of its planet or of a moon.
 func (n *Node) IsRoot() bool { return n.topo.isRoot() }

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/netconf"
 	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
@@ -420,5 +421,30 @@ func TestRulesEnforcedBothWays(t *testing.T) {
 func TestNodeRefusesMissingHome(t *testing.T) {
 	if _, err := NewNode(context.Background(), Config{}); err == nil {
 		t.Fatal("NewNode without a home succeeded")
+	}
+}
+
+func TestIdentityCollision(t *testing.T) {
+	l := newLab(t)
+	a := l.leaf(1)
+	waitFor(t, "A online", 10*time.Second, a.Online)
+	// Another key pair claiming A's address (it cannot pass the address derivation, but the
+	// collision is caught before that check).
+	pub, priv, err := identity.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := identity.New(a.Address(), pub, &priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := l.node(homeWith(t, forged), nil)
+	x.Start()
+	waitFor(t, "the root to refuse the colliding HELLO", 5*time.Second, func() bool {
+		return l.root.Counters().Drops["identity"] >= 1
+	})
+	time.Sleep(200 * time.Millisecond)
+	if x.Online() {
+		t.Fatal("the impostor came online")
 	}
 }

@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
@@ -246,10 +247,20 @@ func (n *Node) allowIdentityCheck(ip netip.Addr, now int64) bool {
 	return true
 }
 
-// identityCollision answers a HELLO claiming a known address with another key.
-func (n *Node) identityCollision(s *socket, from netip.AddrPort, p wire.Packet, id interface{ Address() ztaddr.Address }) {
+// identityCollision answers a HELLO claiming a known address with another key: if the HELLO
+// authenticates with its own identity, ERROR(IDENTITY_COLLISION) goes back to the sender,
+// armored for that identity.
+func (n *Node) identityCollision(s *socket, from netip.AddrPort, p wire.Packet, id *identity.Identity) {
 	n.stats.drop(dropIdentity)
-	n.log.Warn("identity collision: HELLO with a different key for a known address", "address", id.Address().String(), "from", from)
+	other, err := newPeer(n.id, id)
+	if err != nil || wire.Dearmor(p, other.key) != nil {
+		return
+	}
+	n.log.Warn("identity collision: a HELLO with another key for a known address", "address", id.Address().String(), "from", from)
+	q, b := n.newPacket(id.Address(), wire.VerbError)
+	defer putBuffer(b)
+	q = wire.Packet((&wire.ErrorMessage{InReVerb: wire.VerbHello, InReID: p.ID(), Code: wire.ErrorIdentityCollision}).Append(q))
+	n.armorAndSend(other, q, s, from, nil, 0, n.now())
 }
 
 // whoisWait tracks an unknown address: packets from it waiting for its identity, and when
