@@ -1,6 +1,7 @@
 package zt
 
 import (
+	"net/netip"
 	"strconv"
 	"sync/atomic"
 	"testing"
@@ -75,4 +76,51 @@ func newTwoMembersB(b *testing.B) *twoMembers {
 	s.nwA.WriteFrame(s.nwB.MAC(), s.nwA.MAC(), ztaddr.EtherTypeIPv4, []byte{0})
 	s.nwB.WriteFrame(s.nwA.MAC(), s.nwB.MAC(), ztaddr.EtherTypeIPv4, []byte{0})
 	return s
+}
+
+// BenchmarkLoopbackUDP is the ceiling BenchmarkFrames runs against: one goroutine sending
+// datagrams of the frame size over loopback, another receiving them, no ZeroTier.
+func BenchmarkLoopbackUDP(b *testing.B) {
+	for _, size := range []int{1400, 2800} {
+		b.Run(strconv.Itoa(size), func(b *testing.B) {
+			socks, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rx := socks[0]
+			defer rx.conn.Close()
+			tx, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tx[0].conn.Close()
+			var got atomic.Int64
+			go func() {
+				r := newBatchReader()
+				for {
+					k, err := rx.read(r)
+					if err != nil {
+						return
+					}
+					got.Add(int64(k))
+				}
+			}()
+			payload := make([]byte, size)
+			b.SetBytes(int64(size))
+			b.ResetTimer()
+			start := time.Now()
+			for range b.N {
+				tx[0].writeTo(payload, rx.local)
+			}
+			for last := int64(-1); got.Load() != int64(b.N) && got.Load() != last; {
+				last = got.Load()
+				time.Sleep(100 * time.Millisecond)
+			}
+			elapsed := time.Since(start)
+			n := float64(got.Load())
+			b.ReportMetric(n/elapsed.Seconds(), "frames/s")
+			b.ReportMetric(n*float64(size)*8/elapsed.Seconds()/1e9, "Gbit/s")
+			b.ReportMetric(100*(1-n/float64(b.N)), "%lost")
+		})
+	}
 }
