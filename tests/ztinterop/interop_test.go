@@ -6,6 +6,7 @@ import (
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -61,6 +62,15 @@ func waitOK(t *testing.T, nw *zt.Network, timeout time.Duration) zt.NetworkState
 	}
 }
 
+func mustAddress(t *testing.T, s string) ztaddr.Address {
+	t.Helper()
+	a, err := ztaddr.ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func ipv4Of(st zt.NetworkState) netip.Addr {
 	for _, p := range st.Addresses {
 		if p.Addr().Is4() {
@@ -98,7 +108,9 @@ func TestJoinZeroTierOneNetwork(t *testing.T) {
 	if err := ctrl.Ready(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := ctrl.CreateNetwork(ctx, lab.NewNetwork("interop", ztSubnet))
+	want := lab.NewNetwork("interop", ztSubnet)
+	want.V6AssignMode.RFC4193 = true
+	spec, err := ctrl.CreateNetwork(ctx, want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -128,7 +140,21 @@ func TestJoinZeroTierOneNetwork(t *testing.T) {
 		t.Fatalf("config: %+v", st)
 	}
 	t.Logf("our node %s on %s: %v", ours.Address(), nwid, st.Addresses)
-	exchange(t, newHost(nw, ip), ep.Addr, ep)
+	ip6 := ztaddr.RFC4193(id, ours.Address())
+	if !slices.Contains(st.Addresses, ip6) {
+		t.Fatalf("no RFC4193 address %s in %v", ip6, st.Addresses)
+	}
+	h := newHost(nw, ip)
+	h.ip6 = ip6.Addr()
+	exchange(t, h, ep.Addr, ep)
+
+	// IPv6: NDP to the member's solicited-node group (a multicast), then ICMPv6 both ways.
+	memberAddr6 := ztaddr.RFC4193(id, mustAddress(t, member.Address())).Addr()
+	mac := h.resolve6(t, memberAddr6, 30*time.Second)
+	h.ping6(t, memberAddr6, mac, 30*time.Second)
+	if out := ep.Run(t, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "5", h.ip6.String()); !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping -6 from the zerotier-one member:\n%s", out)
+	}
 	if d := nw.Counters().Drops["not-member"]; d != 0 {
 		t.Errorf("%d frames from members refused", d)
 	}
