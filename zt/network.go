@@ -315,11 +315,6 @@ func (nw *Network) applyConfig(dict []byte, cached bool) error {
 	old := nw.state.Load()
 	if old != nil {
 		st.gen = old.gen + 1
-		if old.config.Timestamp > c.Timestamp && old.config.Revision >= c.Revision && !cached {
-			nw.mu.Unlock()
-			nw.log.Debug("ignoring an older config", "revision", c.Revision)
-			return nil
-		}
 	}
 	nw.state.Store(st)
 	nw.failure = 0
