@@ -304,6 +304,32 @@ func (n *Node) IsRoot() bool { return n.topo.isRoot() }
 // Planet is the serialized planet the node uses.
 func (n *Node) Planet() []byte { return n.topo.getPlanet().Bytes() }
 
+// NodeInfo describes a node, like zerotier-cli info.
+type NodeInfo struct {
+	Address         ztaddr.Address
+	PublicIdentity  string
+	Online          bool
+	Root            bool   // serving as a root of its planet or a moon
+	Version         string // the zerotier-one version we speak as
+	PlanetID        uint64
+	PlanetTimestamp uint64
+	Moons           []uint64
+	LocalAddresses  []netip.AddrPort // bound UDP sockets
+}
+
+// Info describes the node.
+func (n *Node) Info() NodeInfo {
+	i := NodeInfo{Address: n.addr, PublicIdentity: n.id.String(), Online: n.Online(), Root: n.IsRoot(),
+		Version: fmt.Sprintf("%d.%d.%d", versionMajor, versionMinor, versionRevision), LocalAddresses: n.LocalAddresses()}
+	if p := n.topo.getPlanet(); p != nil {
+		i.PlanetID, i.PlanetTimestamp = p.ID, p.Timestamp
+	}
+	for _, m := range n.topo.getMoons() {
+		i.Moons = append(i.Moons, m.ID)
+	}
+	return i
+}
+
 // Counters returns the node's packet counters.
 func (n *Node) Counters() Counters { return n.stats.snapshot() }
 
