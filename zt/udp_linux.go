@@ -23,6 +23,9 @@ const (
 	maxDatagram = 16 << 10 // zerotier-one's largest unfragmented packets are 10 KB
 )
 
+// batchIO can be turned off to compare (see BenchmarkFrames): one datagram per call then.
+var batchIO = true
+
 // batchReader is the receive side's buffers and message headers.
 type batchReader struct {
 	msgs  [batchSize]unix.Mmsghdr
@@ -53,7 +56,11 @@ func (s *socket) read(r *batchReader) (int, error) {
 			r.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 			r.msgs[i].Hdr.Flags = 0
 		}
-		r0, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), batchSize, 0, 0, 0)
+		vlen := uintptr(batchSize)
+		if !batchIO {
+			vlen = 1
+		}
+		r0, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), vlen, 0, 0, 0)
 		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 			return false
 		}
@@ -127,6 +134,14 @@ func (w *batchWriter) add(d []byte) error {
 
 // writeBatch sends the datagrams collected in w to one address.
 func (s *socket) writeBatch(w *batchWriter, to netip.AddrPort) error {
+	if !batchIO {
+		for _, d := range w.data[:w.n] {
+			if err := s.writeTo(d, to); err != nil {
+				return err
+			}
+		}
+		return nil
+	}
 	var name unsafe.Pointer
 	var namelen uint32
 	if s.local.Addr().Is4() {

@@ -12,6 +12,8 @@ import (
 
 // Portable UDP I/O, one datagram per system call (see udp_linux.go for the batched version).
 
+var batchIO = false
+
 type batchReader struct {
 	buf  []byte
 	n    int
