@@ -95,6 +95,12 @@ func (n *Node) handle(in *inbound) {
 		if _, isNew := pr.learnPath(in.sock, in.from, now); isNew {
 			n.log.Debug("learned path", "peer", pr.addr.String(), "at", in.from)
 			n.flushQueue()
+			if pr.isRoot() {
+				// Subscriptions announced while no root was reachable were lost.
+				for _, nw := range n.Networks() {
+					nw.announceLikes(now)
+				}
+			}
 		}
 	} else if pr.shouldTry(in.from, now) {
 		n.sendHello(pr, in.sock, in.from, now)
