@@ -155,9 +155,29 @@ func TestJoinZeroTierOneNetwork(t *testing.T) {
 	if out := ep.Run(t, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "5", h.ip6.String()); !strings.Contains(out, " 0% packet loss") {
 		t.Fatalf("ping -6 from the zerotier-one member:\n%s", out)
 	}
+
 	if d := nw.Counters().Drops["not-member"]; d != 0 {
-		t.Errorf("%d frames from members refused", d)
+		t.Errorf("%d frames from an authorized member refused", d)
 	}
+
+	// Deauthorized, the member is revoked: the controller pushes a revocation of its
+	// certificate to us, and its frames are refused from then on.
+	if err := ctrl.Deauthorize(ctx, nwid, member.Address()); err != nil {
+		t.Fatal(err)
+	}
+	before := nw.Counters().Drops["not-member"]
+	answered := h.answered()
+	deadline := time.Now().Add(30 * time.Second)
+	for nw.Counters().Drops["not-member"] == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the deauthorized member's frames are still accepted")
+		}
+		ep.Exec(t, "ping", "-c", "1", "-W", "1", ip.String())
+	}
+	if out, err := ep.Exec(t, "ping", "-c", "2", "-W", "2", ip.String()); err == nil {
+		t.Fatalf("the deauthorized member still reaches us:\n%s", out)
+	}
+	t.Logf("revoked: %d echo requests answered before, %d after", answered, h.answered())
 }
 
 // (b) Our root, a zerotier-one node (controller of a network it is also a member of, over
