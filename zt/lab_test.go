@@ -180,15 +180,26 @@ type testController struct {
 	mtu        int
 	rules      []netconf.Rule
 	members    map[ztaddr.Address]*identity.Identity
+	// minInterval, like real controllers' 1 s, makes it ignore a member's requests that come
+	// sooner than this after the last one (ms).
+	minInterval int64
+	last        map[ztaddr.Address]int64
 }
 
 func newTestController(n *Node, number uint32) *testController {
 	c := &testController{node: n, nwid: ztaddr.NewNetworkID(n.Address(), number),
 		authorized: map[ztaddr.Address]netip.Addr{}, requests: map[ztaddr.Address]int{},
 		members: map[ztaddr.Address]*identity.Identity{}, revision: 1, mtu: netconf.DefaultMTU,
+		last:  map[ztaddr.Address]int64{},
 		rules: []netconf.Rule{netconf.Action(netconf.ActionAccept)}}
 	n.SetConfigMaster(c)
 	return c
+}
+
+func (c *testController) deauthorize(a ztaddr.Address) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.authorized, a)
 }
 
 func (c *testController) authorize(a ztaddr.Address, ip string) {
@@ -222,6 +233,12 @@ func (c *testController) config(member *identity.Identity, ip netip.Addr) *netco
 
 func (c *testController) Request(nwid ztaddr.NetworkID, requestID uint64, from *identity.Identity, _ *netconf.Dictionary) {
 	c.mu.Lock()
+	now := time.Now().UnixMilli()
+	if now-c.last[from.Address()] < c.minInterval {
+		c.mu.Unlock()
+		return
+	}
+	c.last[from.Address()] = now
 	c.requests[from.Address()]++
 	c.members[from.Address()] = from
 	ip, ok := c.authorized[from.Address()]

@@ -61,6 +61,7 @@ type Network struct {
 	status      Status
 	assembler   wire.ConfigAssembler
 	lastRequest int64
+	answered    bool // the controller sent a config or an error since we joined
 	lastLikes   int64
 	subs        map[ztaddr.MulticastGroup]int
 	watchers    []chan struct{}
@@ -277,7 +278,7 @@ func (nw *Network) setStatusLocked() {
 func (nw *Network) setFailure(s Status) {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
-	nw.failure = s
+	nw.failure, nw.answered = s, true
 	nw.setStatusLocked()
 }
 
@@ -318,6 +319,7 @@ func (nw *Network) applyConfig(dict []byte, cached bool) error {
 	}
 	nw.state.Store(st)
 	nw.failure = 0
+	nw.answered = nw.answered || !cached
 	changed := old == nil || !slices.Equal(old.prefixes, st.prefixes) || old.config.MTU != c.MTU ||
 		old.config.Name != c.Name || old.config.Revision != c.Revision
 	if changed {
@@ -426,13 +428,15 @@ func (n *Node) onNetworkConfig(in *inbound) {
 	}
 }
 
-// timers does the network's periodic work: config requests (every few seconds until we have
-// a config, then a refresh every minute) and multicast announcements.
+// timers does the network's periodic work: config requests (every few seconds until the
+// controller answered, or while it refuses us, then a refresh every minute) and multicast
+// announcements. A config from the cache does not count as an answer: the controller may have
+// deauthorized us meanwhile.
 func (nw *Network) timers(now int64) {
 	t := nw.node.t
 	nw.mu.Lock()
 	interval := t.configRefresh
-	if nw.state.Load() == nil || nw.failure != 0 {
+	if !nw.answered || nw.failure != 0 {
 		interval = t.configRetry
 	}
 	due := now-nw.lastRequest >= interval

@@ -448,3 +448,72 @@ func TestIdentityCollision(t *testing.T) {
 		t.Fatal("the impostor came online")
 	}
 }
+
+// A node restarted with a cached config shows it at once, but keeps asking the controller
+// every few seconds until it answers: here the first request comes too soon after the last
+// one and is ignored, and the member has been deauthorized meanwhile.
+func TestCachedConfigRecheckedAfterRestart(t *testing.T) {
+	l := newLab(t)
+	ctl := newTestController(l.leaf(1), 1)
+	ctl.minInterval = 1000
+	home := homeWith(t, l.ids[2])
+	a := l.node(home, nil)
+	a.Start()
+	ctl.authorize(a.Address(), "10.147.17.2")
+	nw, err := a.Join(ctl.nwid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, nw, StatusOK)
+	a.Close()
+	ctl.deauthorize(a.Address())
+
+	a2 := l.node(home, nil)
+	a2.Start()
+	nw2, err := a2.Join(ctl.nwid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := nw2.State().Status; st != StatusOK {
+		t.Fatalf("cached config not applied: %v", st)
+	}
+	waitStatus(t, nw2, StatusAccessDenied) // within seconds, not a refresh period
+}
+
+// A peer restarted on another port (without its peer cache) reaches us through the root; we
+// must stop answering to its old direct path and not wait for that path to time out.
+func TestPeerRestartedOnNewPort(t *testing.T) {
+	s := newTwoMembers(t, nil)
+	sinkA := attachSink(s.nwA)
+	s.nwA.WriteFrame(s.nwB.MAC(), s.nwA.MAC(), 0x88b5, []byte("hi"))
+	s.nwB.WriteFrame(s.nwA.MAC(), s.nwB.MAC(), 0x88b5, []byte("hi"))
+	waitFor(t, "a direct path", 10*time.Second, func() bool { return hasDirectPath(s.a, s.b) && hasDirectPath(s.b, s.a) })
+	homeB := s.b.cfg.Home
+	s.b.Close()
+	os.RemoveAll(homeB + "/peers.d")
+	os.Mkdir(homeB+"/peers.d", 0o700)
+	time.Sleep(2500 * time.Millisecond) // longer than staleAfterRelayed
+
+	b2 := s.node(homeB, nil)
+	b2.Start()
+	nwB2, err := b2.Join(s.ctl.nwid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, nwB2, StatusOK)
+	sinkB2 := attachSink(nwB2)
+	start := time.Now()
+	waitFor(t, "A to hear from restarted B", 5*time.Second, func() bool {
+		nwB2.WriteFrame(s.nwA.MAC(), nwB2.MAC(), 0x88b5, []byte("back"))
+		time.Sleep(50 * time.Millisecond)
+		_, ok := sinkA.find(func(f sunkFrame) bool { return string(f.payload) == "back" })
+		return ok
+	})
+	waitFor(t, "restarted B to hear from A", 5*time.Second, func() bool {
+		s.nwA.WriteFrame(nwB2.MAC(), s.nwA.MAC(), 0x88b5, []byte("welcome"))
+		time.Sleep(50 * time.Millisecond)
+		_, ok := sinkB2.find(func(f sunkFrame) bool { return string(f.payload) == "welcome" })
+		return ok
+	})
+	t.Logf("both ways after %v", time.Since(start))
+}
