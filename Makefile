@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/ztnc-run
 FUZZTIME ?= 20s
 
-.PHONY: all deps build demo test unit vet fuzz bench bench-matrix clean
+.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-matrix compat clean
 
 all: build
 
@@ -35,8 +35,22 @@ vet:
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+# The compatibility matrix (tests/compat): real servers and clients in every placement that
+# runs here (COMPAT_PLACEMENTS=best, or a list of host,netns,local,zt); writes and prints
+# docs/compatibility.md.
+COMPAT_PLACEMENTS ?= all
+compat: deps
+	@mkdir -p docs
+	$(GO) test -count=1 -timeout 30m -run '^TestMatrix$$' ./tests/compat/ \
+		-args -compat.placements=$(COMPAT_PLACEMENTS) -compat.report=$(CURDIR)/docs/compatibility.md; \
+		status=$$?; cat docs/compatibility.md; exit $$status
+
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
+
+# Supervisor benchmarks side by side with host loopback (docs/benchmarks.md).
+bench-supervisor: deps
+	./bench/supervisor.sh
 
 # Side-by-side benchmark matrix (bench/matrix, needs root): the same programs over plain veth
 # and, when ZT1_BIN points to zerotier-one, over its kernel TAP. Prints a markdown table.

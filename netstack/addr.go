@@ -37,9 +37,13 @@ func netipAddr(a tcpip.Address, v6 bool) netip.Addr {
 
 // endpointAddress converts a socket address given by the program for an endpoint of the given
 // family, with Linux's errors: EAFNOSUPPORT for an IPv6 address on an IPv4 socket, EINVAL for
-// a link-local IPv6 address without a scope (zone). The zone names no particular interface: a
-// stack has one link.
+// a link-local IPv6 address without a scope (zone) where Linux needs one (bind, connect;
+// not sendto). The zone names no particular interface: a stack has one link.
 func endpointAddress(ap netip.AddrPort, v6 bool) (tcpip.FullAddress, error) {
+	return socketAddress(ap, v6, true)
+}
+
+func socketAddress(ap netip.AddrPort, v6, needScope bool) (tcpip.FullAddress, error) {
 	a := ap.Addr()
 	fa := tcpip.FullAddress{Port: ap.Port()}
 	switch {
@@ -54,7 +58,7 @@ func endpointAddress(ap netip.AddrPort, v6 bool) (tcpip.FullAddress, error) {
 		a = netip.AddrFrom16(a.As16())
 	}
 	if a.Is6() && !a.Is4In6() && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
-		if a.Zone() == "" {
+		if a.Zone() == "" && needScope {
 			return fa, syscall.EINVAL
 		}
 		fa.NIC = linkNICID

@@ -16,6 +16,10 @@ type Counters struct {
 	// DropTxError counts outbound frames the port refused.
 	DropTxError uint64
 
+	// Datagrams of spliced UDP/ICMP endpoints dropped by the proxy: sends that failed (the
+	// error is pending on the endpoint), and receptions the program's socket refused.
+	DropDatagramSend, DropDatagramRecv uint64
+
 	// From the TCP layer.
 	TCPRetransmits   uint64
 	TCPResetsSent    uint64
@@ -29,6 +33,7 @@ type counters struct {
 	bytesIn, bytesOut                                        atomic.Uint64
 	dropEtherType, dropNotForUs, dropOversize, dropQueueFull atomic.Uint64
 	dropTxError                                              atomic.Uint64
+	dropDatagramSend, dropDatagramRecv                       atomic.Uint64
 }
 
 // Counters returns the stack's counters.
@@ -44,6 +49,8 @@ func (s *Stack) Counters() Counters {
 		DropOversize:     s.stats.dropOversize.Load(),
 		DropQueueFull:    s.stats.dropQueueFull.Load(),
 		DropTxError:      s.stats.dropTxError.Load(),
+		DropDatagramSend: s.stats.dropDatagramSend.Load(),
+		DropDatagramRecv: s.stats.dropDatagramRecv.Load(),
 		TCPRetransmits:   st.TCP.Retransmits.Value(),
 		TCPResetsSent:    st.TCP.ResetsSent.Value(),
 		TCPChecksumError: st.TCP.ChecksumErrors.Value(),

@@ -109,19 +109,16 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		return syscall.ENOTSOCK
 	}
 	s := e.s
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
-		conn.Close()
-		return syscall.ENETDOWN
-	}
 	if !e.spliced.CompareAndSwap(nil, sp) {
-		s.mu.Unlock()
 		conn.Close()
 		return syscall.EBUSY
 	}
-	s.splices.Add(1)
-	s.mu.Unlock()
+	if !s.startSplice(sp) {
+		conn.Close()
+		e.once.Do(e.ep.Abort)
+		close(sp.done)
+		return syscall.ENETDOWN
+	}
 
 	sp.setUnixBuffer()
 	if !e.keepaliveSet.Load() {
@@ -141,7 +138,7 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		wg.Wait()
 		sp.release()
 		close(sp.done)
-		s.splices.Done()
+		s.spliceDone(sp)
 	}()
 	return nil
 }
@@ -360,6 +357,9 @@ func (sp *splice) stop(abort bool, cause syscall.Errno) {
 		sp.e.once.Do(sp.e.ep.Close)
 	}
 }
+
+// shutdown implements stopper: the stack is closing, the connection is reset.
+func (sp *splice) shutdown() { sp.stop(true, 0) }
 
 // connectionError reports whether e says the connection broke (rather than that it was
 // closed, which is what the endpoint reports after the proxy itself closed or reset it).

@@ -64,8 +64,33 @@ type Stack struct {
 	closed    bool
 	routable  atomic.Pointer[[]netip.Prefix] // snapshot for Routable
 
-	// splices counts running proxies so that Close returns only when they have stopped.
+	// running holds the proxies that run (guarded by mu), splices counts them, so that
+	// Close can stop them all and return only when they have.
+	running map[stopper]struct{}
 	splices sync.WaitGroup
+}
+
+// stopper is a running proxy, which Stack.Close stops.
+type stopper interface{ shutdown() }
+
+// startSplice registers a proxy about to start; false when the stack is closed.
+func (s *Stack) startSplice(p stopper) bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.running[p] = struct{}{}
+	s.splices.Add(1)
+	return true
+}
+
+// spliceDone unregisters a proxy whose goroutines have returned.
+func (s *Stack) spliceDone(p stopper) {
+	s.mu.Lock()
+	delete(s.running, p)
+	s.mu.Unlock()
+	s.splices.Done()
 }
 
 // New creates a stack attached to port. The Ethernet NIC takes the port's MAC and MTU and an
@@ -80,10 +105,11 @@ func New(port Port, cfg Config) (*Stack, error) {
 		HandleLocal: true,
 	})
 	s := &Stack{
-		st:     st,
-		port:   port,
-		joined: map[netip.Addr]int{},
-		subs:   map[multicastGroup]struct{}{},
+		st:      st,
+		port:    port,
+		joined:  map[netip.Addr]int{},
+		subs:    map[multicastGroup]struct{}{},
+		running: map[stopper]struct{}{},
 	}
 	fail := func(err error) (*Stack, error) {
 		if s.link != nil {
@@ -166,6 +192,7 @@ func (s *Stack) SetAddresses(prefixes []netip.Prefix) error {
 			if err := s.st.RemoveAddress(linkNICID, tcpipAddr(p.Addr())); err != nil {
 				return fmt.Errorf("netstack: remove address %s: %s", p, err)
 			}
+			s.st.RemoveAddress(loopbackNICID, tcpipAddr(p.Addr()))
 		}
 	}
 	kept := s.addrs[:0]
@@ -180,6 +207,14 @@ func (s *Stack) SetAddresses(prefixes []netip.Prefix) error {
 			continue
 		}
 		if err := s.addAddress(linkNICID, p); err != nil {
+			s.reconfigureLocked()
+			return err
+		}
+		// gVisor loops traffic to our own addresses through the loopback NIC, and answers
+		// it (ICMP echo replies, port unreachable) from the NIC it arrived on: that NIC
+		// must own the address too, or pinging yourself gets no reply.
+		if err := s.addAddress(loopbackNICID, netip.PrefixFrom(p.Addr(), p.Addr().BitLen())); err != nil {
+			s.st.RemoveAddress(linkNICID, tcpipAddr(p.Addr()))
 			s.reconfigureLocked()
 			return err
 		}
@@ -311,6 +346,32 @@ func (s *Stack) reconfigureLocked() {
 	}
 }
 
+// joinGroup subscribes the port to a multicast group a socket joined (counted: the last
+// leaveGroup unsubscribes).
+func (s *Stack) joinGroup(g netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	s.joined[g]++
+	if s.joined[g] == 1 && !s.closed {
+		s.reconfigureLocked()
+	}
+}
+
+func (s *Stack) leaveGroup(g netip.Addr) {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.joined[g] == 0 {
+		return
+	}
+	s.joined[g]--
+	if s.joined[g] == 0 {
+		delete(s.joined, g)
+		if !s.closed {
+			s.reconfigureLocked()
+		}
+	}
+}
+
 func subnet(p netip.Prefix) tcpip.Subnet {
 	a := tcpipAddr(p.Addr())
 	return tcpip.AddressWithPrefix{Address: a, PrefixLen: p.Bits()}.Subnet()
@@ -346,7 +407,14 @@ func (s *Stack) Close() {
 		s.port.Unsubscribe(g.mac, g.adi)
 	}
 	s.subs = map[multicastGroup]struct{}{}
+	running := make([]stopper, 0, len(s.running))
+	for p := range s.running {
+		running = append(running, p)
+	}
 	s.mu.Unlock()
+	for _, p := range running {
+		p.shutdown()
+	}
 	s.st.Close()
 	s.splices.Wait()
 	s.link.close()

@@ -177,3 +177,24 @@ func TestErrno(t *testing.T) {
 		}
 	}
 }
+
+// FuzzReceiveFrame feeds arbitrary frames to a stack with listening TCP, UDP and ping
+// endpoints: nothing may panic, leak or hang, whatever the bytes.
+func FuzzReceiveFrame(f *testing.F) {
+	hub := NewHub()
+	s, _ := newStackPort(f, hub, 1, Config{}, addrA4, addrA6)
+	l := listenTCP(f, s, ap("[::]:80"))
+	_ = l
+	u := newUDP(f, s, true, "[::]:53")
+	_ = u
+	own := s.MAC()
+	f.Add(own[:], uint16(0x0800), []byte{0x45, 0, 0, 28, 0, 0, 0, 0, 64, 17, 0, 0, 192, 0, 2, 2, 192, 0, 2, 1, 0, 53, 0, 53, 0, 8, 0, 0})
+	f.Add(broadcastMAC[:], uint16(0x0806), []byte{0, 1, 8, 0, 6, 4, 0, 1, 2, 0, 0, 0, 0, 2, 192, 0, 2, 2, 0, 0, 0, 0, 0, 0, 192, 0, 2, 1})
+	f.Add([]byte{0x33, 0x33, 0, 0, 0, 1}, uint16(0x86dd), make([]byte, 60))
+	f.Fuzz(func(t *testing.T, dst []byte, etherType uint16, payload []byte) {
+		if len(dst) < 6 {
+			return
+		}
+		s.link.receive([6]byte(dst[:6]), testMAC(2), etherType, payload)
+	})
+}

@@ -36,6 +36,8 @@ func Install(prog Program) (fd int, killable bool, err error) {
 				return -1, false, fmt.Errorf("seccomp: set no_new_privs: %w", err)
 			}
 			nnp = true
+		case errno == unix.ENOSYS:
+			return -1, false, errors.New("seccomp: kernel without seccomp filters (CONFIG_SECCOMP_FILTER)")
 		case errno == unix.EBUSY:
 			return -1, false, errors.New("seccomp: another supervisor already listens on this process's filters (nested ztnc-run or a runtime's agent); the kernel allows only one")
 		case errno == unix.EINVAL:

@@ -102,9 +102,6 @@ func NewListener(fd int) (*Listener, error) {
 	return l, nil
 }
 
-// Fd is the listener's file descriptor.
-func (l *Listener) Fd() int { return l.fd }
-
 // Close releases the listener; the filter then fails trapped calls with ENOSYS. A waiting
 // Receive returns ErrClosed.
 func (l *Listener) Close() error {

@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"strconv"
 	"strings"
 	"syscall"
 	"testing"
@@ -65,13 +66,17 @@ func child(what string) {
 		var params [120]byte
 		_, _, e := syscall.RawSyscall(unix.SYS_IO_URING_SETUP, 1, uintptr(unsafe.Pointer(&params[0])), 0)
 		fmt.Printf("io_uring_setup errno=%d\n", e)
+	case "setfd":
+		r, _, e := syscall.RawSyscall(unix.SYS_CONNECT, 1003, 0, 0)
+		n, err := unix.Write(50, []byte("at fifty"))
+		fmt.Printf("connect=%d errno=%d write=%d %v\n", int(r), e, n, err)
 	case "loop":
-		const n = 20000
+		n, _ := strconv.Atoi(os.Getenv("ZTNC_NOTIFY_LOOPS"))
 		start := time.Now()
 		for range n {
 			syscall.RawSyscall(unix.SYS_CONNECT, 1002, 0, 0)
 		}
-		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/n)
+		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/float64(max(n, 1)))
 	case "restart":
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGUSR1)
@@ -203,6 +208,33 @@ func TestInjectFDWithoutSend(t *testing.T) {
 	})
 	if !strings.Contains(r.out, `read="bye"`) || !strings.Contains(r.out, "cloexec=false") {
 		t.Fatalf("child output %q", r.out)
+	}
+}
+
+func TestInjectFDAtNumber(t *testing.T) {
+	got := make([]byte, 8)
+	r := runChild(t, "setfd", func(l *Listener, n *Notification) {
+		if n.Nr != unix.SYS_CONNECT {
+			l.Continue(n.ID)
+			return
+		}
+		fds, _ := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		defer unix.Close(fds[0])
+		defer unix.Close(fds[1])
+		if err := l.AddFDAt(n.ID, fds[0], 50, false); err != nil {
+			t.Error(err)
+		}
+		l.Return(n.ID, 0)
+		for off := 0; off < len(got); {
+			k, err := unix.Read(fds[1], got[off:])
+			if err != nil || k == 0 {
+				break
+			}
+			off += k
+		}
+	})
+	if !strings.Contains(r.out, "connect=0 errno=0 write=8 <nil>") || string(got) != "at fifty" {
+		t.Fatalf("child output %q, read %q", r.out, got)
 	}
 }
 

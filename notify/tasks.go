@@ -86,16 +86,6 @@ func (t *Tasks) open(tid uint32) (int, error) {
 	return p, nil
 }
 
-// Forget drops the cached pidfd of tid (call when the thread is known to have exited).
-func (t *Tasks) Forget(tid uint32) {
-	t.mu.Lock()
-	defer t.mu.Unlock()
-	if p, ok := t.pidfds[tid]; ok {
-		unix.Close(p)
-		delete(t.pidfds, tid)
-	}
-}
-
 // Close releases every cached pidfd.
 func (t *Tasks) Close() {
 	t.mu.Lock()

@@ -1,8 +1,11 @@
 package supervisor
 
 import (
+	"maps"
 	"net/netip"
 	"os"
+	"strconv"
+	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -63,11 +66,10 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		sk.soErr = 0
 		sk.acked = true
 		sk.mu.Unlock()
-		if e == 0 {
-			// A socketpair cannot be reconnected; programs open a new socket to retry.
-			e = unix.ECONNABORTED
+		if e != 0 {
+			return e // the pending error first, as Linux reports it
 		}
-		return e
+		return sk.reconnect(c, ap, unspec, nonblocking)
 	case stClosed:
 		sk.mu.Unlock()
 		return unix.EBADF
@@ -86,6 +88,66 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 	}
 	sk.s.goSafe(func() { sk.waitConnect(c) })
 	return answered
+}
+
+// reconnect starts a new attempt on a socket whose last connect failed, as Linux allows. The
+// spent socketpair cannot carry it: a fresh one replaces it at the same fd number (ADDFD with
+// SETFD, close-on-exec as before). Epoll registrations of the old file do not carry over, and
+// other fds the program holds for the old socket keep the failed one.
+func (sk *socket) reconnect(c *call, ap netip.AddrPort, unspec, nonblocking bool) error {
+	if unspec {
+		return nil
+	}
+	cloexec, err := fdCloexec(c.Pid, c.fd)
+	if err != nil {
+		return unix.EBADF
+	}
+	nsk, p, err := sk.s.newSocket(sk.v6, nonblocking)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(p)
+	sk.mu.Lock()
+	nsk.opts = maps.Clone(sk.opts)
+	sk.mu.Unlock()
+	if err := sk.s.l.AddFDAt(c.ID, p, c.fd, cloexec); err != nil {
+		if err == notify.ErrGone {
+			return answered
+		}
+		return err
+	}
+	held, err := unix.Dup(p)
+	if err != nil {
+		return err
+	}
+	pc := &progEnd{fd: held}
+	nsk.mu.Lock()
+	err = nsk.startConnect(ap, &pc)
+	nsk.mu.Unlock()
+	pc.close() // still ours if the connect did not start
+	if err != nil {
+		return err
+	}
+	if nonblocking {
+		return nsk.answerInProgress(c)
+	}
+	sk.s.goSafe(func() { nsk.waitConnect(c) })
+	return answered
+}
+
+// fdCloexec reads whether fd of thread tid is close-on-exec (flags in /proc/<tid>/fdinfo/<fd>).
+func fdCloexec(tid uint32, fd int) (bool, error) {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/fdinfo/" + strconv.Itoa(fd))
+	if err != nil {
+		return false, err
+	}
+	for line := range strings.Lines(string(b)) {
+		if v, ok := strings.CutPrefix(line, "flags:"); ok {
+			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
+			return flags&unix.O_CLOEXEC != 0, err
+		}
+	}
+	return false, unix.EINVAL
 }
 
 // startConnect starts the handshake, keeping the copy of P to open it when done. sk.mu is
@@ -116,7 +178,7 @@ func (sk *socket) startConnect(ap netip.AddrPort, pc **progEnd) error {
 
 // answerInProgress tells a non-blocking connect EINPROGRESS and records that it was told.
 func (sk *socket) answerInProgress(c *call) error {
-	if err := c.s.l.Fail(c.ID, unix.EINPROGRESS); err != nil {
+	if err := c.answer(0, unix.EINPROGRESS); err != nil {
 		return answered
 	}
 	sk.mu.Lock()
@@ -134,7 +196,7 @@ func (sk *socket) waitConnect(c *call) {
 		switch sk.state {
 		case stConnected, stEnded:
 			sk.mu.Unlock()
-			if c.s.l.Return(c.ID, 0) == nil {
+			if c.answer(0, nil) == nil {
 				sk.setAcked()
 			}
 			return
@@ -145,7 +207,7 @@ func (sk *socket) waitConnect(c *call) {
 			if e == 0 {
 				e = unix.ECONNABORTED
 			}
-			if c.s.l.Fail(c.ID, e) == nil {
+			if c.answer(0, e) == nil {
 				sk.setAcked()
 			} else {
 				sk.mu.Lock()
@@ -156,7 +218,7 @@ func (sk *socket) waitConnect(c *call) {
 		case stConnecting:
 		default:
 			sk.mu.Unlock()
-			c.s.l.Fail(c.ID, unix.EBADF)
+			c.answer(0, unix.EBADF)
 			return
 		}
 		changed := sk.changed
@@ -164,12 +226,12 @@ func (sk *socket) waitConnect(c *call) {
 		switch err := c.block(changed, deadline); err {
 		case nil:
 		case errTimeout:
-			if c.s.l.Fail(c.ID, unix.EINPROGRESS) == nil {
+			if c.answer(0, unix.EINPROGRESS) == nil {
 				sk.setAcked()
 			}
 			return
 		case notify.ERESTARTSYS:
-			c.s.l.Fail(c.ID, notify.ERESTARTSYS)
+			c.answer(0, notify.ERESTARTSYS)
 			return
 		default:
 			return

@@ -51,11 +51,12 @@ func newHangups(s *Supervisor) (*hangups, error) {
 	return h, nil
 }
 
-// watch adds sk's S to the set. The event data is the inode (the key of s.socks).
-func (h *hangups) watch(sk *socket) error {
+// watch adds a socket's S (sfd) to the set. The event data is the socket's inode (the key of
+// s.socks).
+func (h *hangups) watch(sfd int, ino uint64) error {
 	var ev unix.EpollEvent
-	setEventData(&ev, sk.ino)
-	return unix.EpollCtl(h.epfd, unix.EPOLL_CTL_ADD, sk.sfd, &ev)
+	setEventData(&ev, ino)
+	return unix.EpollCtl(h.epfd, unix.EPOLL_CTL_ADD, sfd, &ev)
 }
 
 // unwatch removes S (before it is handed to the splice).

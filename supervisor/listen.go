@@ -188,7 +188,7 @@ func (sk *socket) waitAccept(c *call, p *progEnd, flags int) {
 	for {
 		if sk.state != stListening {
 			sk.mu.Unlock()
-			c.s.l.Fail(c.ID, unix.EINVAL)
+			c.answer(0, unix.EINVAL)
 			return
 		}
 		if len(sk.pending) > 0 {
@@ -202,10 +202,10 @@ func (sk *socket) waitAccept(c *call, p *progEnd, flags int) {
 		switch err := c.block(changed, deadline); err {
 		case nil:
 		case errTimeout:
-			c.s.l.Fail(c.ID, unix.EAGAIN)
+			c.answer(0, unix.EAGAIN)
 			return
 		case notify.ERESTARTSYS:
-			c.s.l.Fail(c.ID, notify.ERESTARTSYS)
+			c.answer(0, notify.ERESTARTSYS)
 			return
 		default:
 			return
@@ -264,7 +264,9 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 	nsk.mu.Lock()
 	nsk.startSplice()
 	nsk.mu.Unlock()
-	sk.s.log.Debug("accept", "pid", c.Pid, "peer", peer, "ino", nsk.ino)
+	if sk.s.verbose {
+		sk.s.log.Debug("accept", "pid", c.Pid, "fd", c.fd, "peer", peer, "ino", nsk.ino)
+	}
 	return answered
 }
 

@@ -144,31 +144,11 @@ func (s *Supervisor) socket(c *call) error {
 	if proto != 0 && proto != unix.IPPROTO_TCP {
 		return unix.EPROTONOSUPPORT
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	sk, p, err := s.newSocket(domain == unix.AF_INET6, typ&unix.SOCK_NONBLOCK != 0)
 	if err != nil {
 		return err // ENFILE, EMFILE, ENOMEM: the program's socket() would fail the same way
 	}
-	p, sfd := fds[0], fds[1]
 	defer unix.Close(p)
-	junk, err := closeProgEnd(p)
-	if err == nil && typ&unix.SOCK_NONBLOCK == 0 {
-		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
-	}
-	var st unix.Stat_t
-	if err == nil {
-		err = unix.Fstat(p, &st)
-	}
-	if err != nil {
-		unix.Close(sfd)
-		return err
-	}
-	sk := &socket{s: s, ino: st.Ino, v6: domain == unix.AF_INET6, sfd: sfd, junk: junk, changed: make(chan struct{})}
-	s.register(sk)
-	if err := s.hup.watch(sk); err != nil {
-		s.unregister(sk)
-		unix.Close(sfd)
-		return err
-	}
 	if _, err := s.l.AddFDReturn(c.ID, p, typ&unix.SOCK_CLOEXEC != 0); err != nil {
 		// Nothing was installed. The socketpair goes when p closes (hang-up on S).
 		if err == notify.ErrGone {
@@ -176,8 +156,42 @@ func (s *Supervisor) socket(c *call) error {
 		}
 		return err
 	}
-	s.log.Debug("socket", "pid", c.Pid, "ino", sk.ino, "v6", sk.v6)
+	if s.verbose {
+		s.log.Debug("socket", "pid", c.Pid, "ino", sk.ino, "v6", sk.v6)
+	}
 	return answered
+}
+
+// newSocket makes the socketpair of a new socket, P closed (see socket), and starts tracking
+// it. The caller injects P and closes its copy.
+func (s *Supervisor) newSocket(v6, nonblocking bool) (*socket, int, error) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		return nil, -1, err
+	}
+	p, sfd := fds[0], fds[1]
+	junk, err := closeProgEnd(p)
+	if err == nil && !nonblocking {
+		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
+	}
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(p, &st)
+	}
+	if err != nil {
+		unix.Close(p)
+		unix.Close(sfd)
+		return nil, -1, err
+	}
+	sk := &socket{s: s, ino: st.Ino, v6: v6, sfd: sfd, junk: junk, changed: make(chan struct{})}
+	s.register(sk)
+	if err := s.hup.watch(sfd, sk.ino); err != nil {
+		s.unregister(sk)
+		unix.Close(p)
+		unix.Close(sfd)
+		return nil, -1, err
+	}
+	return sk, p, nil
 }
 
 // ensureEndpoint creates the stack endpoint on first need (bind, connect, listen, options).

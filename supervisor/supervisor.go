@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -24,7 +25,8 @@ type Supervisor struct {
 	mu    sync.Mutex
 	socks map[uint64]*socket // by inode of the program's end of the socketpair
 
-	hup *hangups
+	hup     *hangups
+	verbose bool // debug logging is on: log every call
 
 	fatal     chan error // a failure the programs must not outlive
 	fatalOnce sync.Once
@@ -46,6 +48,7 @@ func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervis
 		fatal: make(chan error, 1),
 		done:  make(chan struct{}),
 	}
+	s.verbose = log.Enabled(context.Background(), slog.LevelDebug)
 	h, err := newHangups(s)
 	if err != nil {
 		return nil, err
@@ -151,14 +154,16 @@ func (s *Supervisor) dispatch(n *notify.Notification) {
 	c.answer(val, err)
 }
 
-// answer sends the reply for val/err unless the handler already did.
-func (c *call) answer(val int64, err error) {
+// answer sends the reply for val/err unless the handler already did. It returns the send's
+// error: notify.ErrGone when the call had gone meanwhile.
+func (c *call) answer(val int64, err error) error {
 	var serr error
 	switch {
 	case err == nil:
+		c.debug("0")
 		serr = c.s.l.Return(c.ID, val)
 	case err == answered:
-		return
+		return nil
 	case err == continueErr:
 		serr = c.s.l.Continue(c.ID)
 	default:
@@ -167,11 +172,19 @@ func (c *call) answer(val int64, err error) {
 			c.s.log.Error("socket call failed", "call", callName(c.Nr), "pid", c.Pid, "err", err)
 			errno = unix.EIO
 		}
-		c.s.log.Debug(callName(c.Nr), "pid", c.Pid, "errno", errno.Error())
+		c.debug(errno.Error())
 		serr = c.s.l.Fail(c.ID, errno)
 	}
 	if serr != nil && serr != notify.ErrGone {
 		c.s.log.Warn("answer", "call", callName(c.Nr), "pid", c.Pid, "err", serr)
+	}
+	return serr
+}
+
+// debug logs an emulated call's result (at debug level, i.e. with -v).
+func (c *call) debug(result string) {
+	if c.s.verbose {
+		c.s.log.Debug(callName(c.Nr), "pid", c.Pid, "fd", c.fd, "result", result)
 	}
 }
 
@@ -182,6 +195,12 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 	if err != nil || sk == nil {
 		// Not ours, or no such fd (the kernel reports EBADF/ENOTSOCK itself).
 		return 0, continueErr
+	}
+	if !s.l.Valid(c.ID) {
+		// The thread died and its id may already name another thread, whose fd we just
+		// looked at: do nothing.
+		pc.close()
+		return 0, answered
 	}
 	defer func() {
 		if pc != nil {

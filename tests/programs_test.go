@@ -50,8 +50,14 @@ retry busybox wget -q -O /dev/null http://10.9.0.1:8080/index.html
 busybox wget -q -O - http://10.9.0.1:8080/index.html
 busybox wget -q -O - 'http://[fd00::a09:1]:8080/index.html' 2>/dev/null && echo "v4-only server answered v6" || true
 kill $!
+# A dual-stack server (bound to the IPv6 any address) answers both.
+busybox httpd -f -p 8081 -h `+dir+` &
+retry busybox wget -q -O /dev/null 'http://[fd00::a09:1]:8081/index.html'
+busybox wget -q -O - 'http://[fd00::a09:1]:8081/index.html' | sed 's/^/v6: /'
+busybox wget -q -O - 'http://10.9.0.1:8081/index.html' | sed 's/^/v4: /'
+kill $!
 `)
-	mustContain(t, r, "hello from the virtual network")
+	mustContain(t, r, "hello from the virtual network", "v6: hello", "v4: hello")
 	if strings.Contains(r.stdout, "answered v6") {
 		t.Fatal("a server bound to 10.9.0.1 answered on IPv6")
 	}

@@ -75,6 +75,20 @@ assert w == [s]
 assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
 assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
 assert s.recv(10) == b""
+# A failed socket can connect again, as on Linux, blocking or not.
+s = socket.socket()
+assert s.connect_ex(("10.9.0.1", 9300)) == errno.ECONNREFUSED
+srv = socket.socket(); srv.bind(("10.9.0.1", 9300)); srv.listen()
+assert s.connect_ex(("10.9.0.1", 9300)) == 0
+a, _ = srv.accept(); s.sendall(b"again"); assert a.recv(5) == b"again"
+n = socket.socket(); n.setblocking(False)
+assert n.connect_ex(("10.9.0.1", 9301)) == errno.EINPROGRESS
+select.select([], [n], [], 5)
+assert n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
+assert n.connect_ex(("10.9.0.1", 9300)) == errno.EINPROGRESS
+select.select([], [n], [], 5)
+assert n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
+a, _ = srv.accept(); n.send(b"nb"); assert a.recv(2) == b"nb"
 # Outside the virtual network: unreachable, at once.
 s = socket.socket()
 assert s.connect_ex(("192.0.2.1", 80)) == errno.ENETUNREACH

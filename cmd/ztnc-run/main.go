@@ -68,11 +68,16 @@ With --local the network exists only inside this ztnc-run: the program gets the 
 addresses, and the processes it starts reach each other through the stack.`,
 		Example: `  ztnc-run --local 10.9.0.1/24 -- python3 -m http.server 8080
   ztnc-run --local 10.9.0.1/24 --local fd00::1/64 -- sh -c 'server & client'`,
-		Args:          cobra.MinimumNArgs(1),
+		Args: func(cmd *cobra.Command, args []string) error {
+			if len(args) == 0 {
+				return errors.New("no program given: ztnc-run [flags] -- CMD [ARGS...] (see --help)")
+			}
+			return nil
+		},
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
-			return runProgram(&o, args)
+			return runProgram(cmd.Context(), &o, args)
 		},
 	}
 	// Everything from CMD on belongs to CMD, even without "--".
@@ -83,6 +88,7 @@ addresses, and the processes it starts reach each other through the stack.`,
 	root.PersistentFlags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of ztnc-run to this file (for benchmarks)")
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.CompletionOptions.DisableDefaultCmd = true
-	root.AddCommand(newIdtoolCmd())
+	o.net.addFlags(root.Flags())
+	root.AddCommand(newIdtoolCmd(), newRootServerCmd())
 	return root
 }

@@ -66,22 +66,36 @@ func (f *signalForwarder) stop() {
 
 // waitMain reaps children (the program and any orphan reparented to us) until the program
 // exits, and returns its status; an error from the supervisor ends the wait first.
-func waitMain(pid int, served <-chan error) (syscall.WaitStatus, error) {
+//
+// With the terminal (fg), a program stopped from it (^Z) stops ztnc-run too, as a shell's job:
+// the terminal goes back to ztnc-run's group, ztnc-run stops itself so the shell sees the job
+// stopped, and when continued it hands the terminal back and continues the program.
+func waitMain(pid int, served <-chan error, fg bool) (syscall.WaitStatus, error) {
 	chld := make(chan os.Signal, 1)
 	signal.Notify(chld, syscall.SIGCHLD)
 	defer signal.Stop(chld)
 	for {
 		for {
 			var ws syscall.WaitStatus
-			got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG, nil)
+			got, err := syscall.Wait4(-1, &ws, syscall.WNOHANG|syscall.WUNTRACED, nil)
 			if err == syscall.EINTR {
 				continue
 			}
 			if err != nil || got <= 0 {
 				break
 			}
-			if got == pid && (ws.Exited() || ws.Signaled()) {
+			if got != pid {
+				continue
+			}
+			if ws.Exited() || ws.Signaled() {
 				return ws, nil
+			}
+			if ws.Stopped() && fg {
+				restoreForeground()
+				syscall.Kill(os.Getpid(), syscall.SIGSTOP)
+				// Continued.
+				giveForeground(pid)
+				syscall.Kill(-pid, syscall.SIGCONT)
 			}
 		}
 		select {
@@ -199,8 +213,11 @@ func foregroundTTY() bool {
 }
 
 // restoreForeground gives the terminal back to ztnc-run's process group.
-func restoreForeground() {
+func restoreForeground() { giveForeground(unix.Getpgrp()) }
+
+// giveForeground makes process group pgrp the terminal's foreground.
+func giveForeground(pgrp int) {
 	signal.Ignore(syscall.SIGTTOU)
 	defer signal.Reset(syscall.SIGTTOU)
-	unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, unix.Getpgrp())
+	unix.IoctlSetPointerInt(0, unix.TIOCSPGRP, pgrp)
 }

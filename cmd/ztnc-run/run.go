@@ -1,6 +1,7 @@
 package main
 
 import (
+	"context"
 	"errors"
 	"fmt"
 	"io/fs"
@@ -20,6 +21,7 @@ import (
 )
 
 type runOptions struct {
+	net        netOptions
 	local      []string
 	verbose    bool
 	logFormat  string
@@ -79,40 +81,55 @@ func localPrefixes(vals []string) ([]netip.Prefix, error) {
 	return out, nil
 }
 
-func runProgram(o *runOptions, args []string) error {
+func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	log, err := newLogger(o)
 	if err != nil {
 		return err
 	}
-	if len(o.local) == 0 {
-		return errors.New("no network: give --local ADDRESS/PREFIX (e.g. --local 10.9.0.1/24)")
-	}
-	prefixes, err := localPrefixes(o.local)
+	ids, err := o.net.networkIDs()
 	if err != nil {
 		return err
 	}
-	path, err := exec.LookPath(args[0])
+	switch {
+	case len(ids) == 0 && len(o.local) == 0:
+		return errors.New("no network: give --nwid NETWORK_ID, or --local ADDRESS/PREFIX for a private one (e.g. --local 10.9.0.1/24)")
+	case len(ids) > 0 && len(o.local) > 0:
+		return errors.New("--nwid and --local cannot be combined")
+	case len(ids) > 1:
+		return errors.New("one --nwid at a time for now")
+	}
+	path, err := lookPath(args[0])
 	if err != nil {
-		if errors.Is(err, fs.ErrPermission) {
-			return &exitError{exitCannotExec, args[0] + ": permission denied"}
-		}
-		if errors.Is(err, exec.ErrNotFound) && !strings.Contains(args[0], "/") {
-			return &exitError{exitNotFound, args[0] + ": command not found"}
-		}
-		return &exitError{exitNotFound, args[0] + ": no such file or directory"}
+		return err
 	}
 
-	hub := netstack.NewHub()
-	port := hub.NewPort(localMAC, localMTU)
-	stack, err := netstack.New(port, netstack.Config{})
-	if err != nil {
-		return fmt.Errorf("network stack: %w", err)
+	var stack *netstack.Stack
+	if len(ids) > 0 {
+		node, atts, err := startNetworks(ctx, log, &o.net, ids)
+		if err != nil {
+			return err
+		}
+		defer node.Close()
+		for _, a := range atts {
+			defer a.stack.Close()
+		}
+		stack = atts[0].stack
+	} else {
+		prefixes, err := localPrefixes(o.local)
+		if err != nil {
+			return err
+		}
+		hub := netstack.NewHub()
+		port := hub.NewPort(localMAC, localMTU)
+		if stack, err = netstack.New(port, netstack.Config{}); err != nil {
+			return fmt.Errorf("network stack: %w", err)
+		}
+		defer stack.Close()
+		if err := stack.SetAddresses(prefixes); err != nil {
+			return fmt.Errorf("--local: %w", err)
+		}
+		log.Debug("local network", "addresses", prefixes)
 	}
-	defer stack.Close()
-	if err := stack.SetAddresses(prefixes); err != nil {
-		return fmt.Errorf("--local: %w", err)
-	}
-	log.Debug("local network", "addresses", prefixes)
 
 	prog, err := notify.Compile(supervisor.Spec())
 	if err != nil {
@@ -130,6 +147,21 @@ func runProgram(o *runOptions, args []string) error {
 		defer pprof.StopCPUProfile()
 	}
 	return runSupervised(log, stack, prog, path, args)
+}
+
+// lookPath finds the program like a shell does, failing with the shell's exit codes.
+func lookPath(name string) (string, error) {
+	path, err := exec.LookPath(name)
+	if err == nil {
+		return path, nil
+	}
+	if errors.Is(err, fs.ErrPermission) {
+		return "", &exitError{exitCannotExec, name + ": permission denied"}
+	}
+	if errors.Is(err, exec.ErrNotFound) && !strings.Contains(name, "/") {
+		return "", &exitError{exitNotFound, name + ": command not found"}
+	}
+	return "", &exitError{exitNotFound, name + ": no such file or directory"}
 }
 
 // runSupervised starts the program under the filter, serves it, and returns its exit status.
@@ -186,7 +218,7 @@ func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program,
 	}
 	sig.target(p.Pid)
 
-	status, err := waitMain(p.Pid, served)
+	status, err := waitMain(p.Pid, served, fg)
 	if err != nil {
 		// The supervisor failed: nothing may run on with a broken network.
 		killTree(syscall.SIGKILL)

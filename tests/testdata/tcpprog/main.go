@@ -8,6 +8,8 @@
 //	tcpprog bulk ADDR BYTES        receive BYTES from the server; prints its sha256 and rate
 //	tcpprog names ADDR             checks getsockname/getpeername against the server's view
 //	tcpprog pairs ADDR N           N connect+accept round trips; prints rate and median
+//	tcpprog calls ADDR N           N getsockname calls on a connected socket (one trapped
+//	                               call each under ztnc-run); prints rate and median
 //
 // The server answers one request line per connection: "echo MSG", "bulk N" (N bytes of a
 // seeded stream, then its sha256 on stderr), "names" (its view of both addresses).
@@ -27,12 +29,13 @@ import (
 	"strconv"
 	"strings"
 	"sync/atomic"
+	"syscall"
 	"time"
 )
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: tcpprog serve|echo|many|bulk|names|pairs ADDR [ARG]")
+		fmt.Fprintln(os.Stderr, "usage: tcpprog serve|echo|many|bulk|names|pairs|calls ADDR [ARG]")
 		os.Exit(2)
 	}
 	addr := os.Args[2]
@@ -56,6 +59,8 @@ func main() {
 		err = names(addr)
 	case "pairs":
 		err = pairs(addr, atoi(arg))
+	case "calls":
+		err = calls(addr, atoi(arg))
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -227,6 +232,7 @@ func names(addr string) error {
 // the connection closes. It prints pairs per second and the median duration of one pair.
 func pairs(addr string, n int) error {
 	d := make([]time.Duration, 0, n)
+	dials := make([]time.Duration, 0, n)
 	start := time.Now()
 	for range n {
 		t := time.Now()
@@ -234,6 +240,7 @@ func pairs(addr string, n int) error {
 		if err != nil {
 			return err
 		}
+		dials = append(dials, time.Since(t))
 		if _, err := c.Write([]byte("ping\n")); err != nil {
 			return err
 		}
@@ -244,6 +251,41 @@ func pairs(addr string, n int) error {
 	}
 	total := time.Since(start)
 	slices.Sort(d)
-	fmt.Printf("pairs %d per_second %.0f median_us %.1f\n", n, float64(n)/total.Seconds(), float64(d[len(d)/2].Nanoseconds())/1e3)
+	slices.Sort(dials)
+	fmt.Printf("pairs %d per_second %.0f median_us %.1f dial_median_us %.1f\n", n, float64(n)/total.Seconds(),
+		float64(d[len(d)/2].Nanoseconds())/1e3, float64(dials[len(dials)/2].Nanoseconds())/1e3)
+	return nil
+}
+
+// calls measures the round trip of one socket call that ztnc-run emulates (getsockname).
+func calls(addr string, n int) error {
+	c, err := net.Dial("tcp", addr)
+	if err != nil {
+		return err
+	}
+	defer c.Close()
+	rc, err := c.(*net.TCPConn).SyscallConn()
+	if err != nil {
+		return err
+	}
+	d := make([]time.Duration, 0, n)
+	var callErr error
+	start := time.Now()
+	rc.Control(func(fd uintptr) {
+		for range n {
+			t := time.Now()
+			if _, err := syscall.Getsockname(int(fd)); err != nil {
+				callErr = err
+				return
+			}
+			d = append(d, time.Since(t))
+		}
+	})
+	total := time.Since(start)
+	if callErr != nil {
+		return callErr
+	}
+	slices.Sort(d)
+	fmt.Printf("calls %d per_second %.0f median_us %.2f\n", n, float64(n)/total.Seconds(), float64(d[len(d)/2].Nanoseconds())/1e3)
 	return nil
 }

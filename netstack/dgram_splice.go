@@ -1,0 +1,275 @@
+package netstack
+
+import (
+	"bytes"
+	"net"
+	"os"
+	"sync"
+	"syscall"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
+	"gvisor.dev/gvisor/pkg/waiter"
+)
+
+const (
+	// maxDatagram is the largest UDP payload (IPv6: 65535 - 8); ICMP echo fits too.
+	maxDatagram = 65535 - 8
+	// dgramBufSize holds a header and the largest datagram, plus one byte to notice a
+	// datagram from the program that is too large (MSG_TRUNC).
+	dgramBufSize = DatagramHeaderLen + maxDatagram + 1
+
+	// dgramSndBuf is the send buffer asked for on the proxy's end: enough for a burst of
+	// full-sized datagrams toward a program that is briefly busy (AF_UNIX datagram sockets
+	// also cap the queue at net.unix.max_dgram_qlen datagrams).
+	dgramSndBuf = 1 << 20
+)
+
+var dgramBufs = sync.Pool{New: func() any { return new([dgramBufSize]byte) }}
+
+// dgramSplice proxies datagrams between a DatagramEndpoint and the proxy's end of an AF_UNIX
+// SOCK_SEQPACKET (or SOCK_DGRAM) socketpair, one goroutine per direction. Each datagram the
+// program writes is sent to the connected peer; each datagram received is written as one
+// message, after a DatagramHeader while address headers are on. Boundaries are kept both
+// ways.
+//
+// Datagram semantics, not stream semantics: when the program does not read, the endpoint's
+// receive buffer fills and the stack drops further datagrams (SO_RCVBUF), as Linux does.
+type dgramSplice struct {
+	e         *DatagramEndpoint
+	conn      *net.UnixConn
+	rc        syscall.RawConn
+	seqpacket bool
+
+	stopping chan struct{}
+	done     chan struct{}
+	once     sync.Once
+}
+
+// Splice starts proxying between the endpoint and f, the proxy's end of an AF_UNIX
+// SOCK_SEQPACKET socketpair whose other end the program holds (SOCK_DGRAM works too, but a
+// datagram socket does not tell when the program closed it: the supervisor must then call
+// Close). It takes ownership of f and of the endpoint: when the program closes its end, the
+// endpoint is closed and its port released.
+//
+// What the program writes goes to the connected peer without a header; sends that need an
+// address (sendto) go through WriteTo. A send that fails (no route, EMSGSIZE, ECONNREFUSED)
+// is dropped and its error kept for SoError, since the program's write already succeeded.
+//
+// Errors: EBUSY if already spliced, ENOTSOCK if f is not an AF_UNIX datagram socket.
+func (e *DatagramEndpoint) Splice(f *os.File) error {
+	c, err := net.FileConn(f)
+	f.Close()
+	if err != nil {
+		return syscall.ENOTSOCK
+	}
+	conn, ok := c.(*net.UnixConn)
+	if !ok {
+		c.Close()
+		return syscall.ENOTSOCK
+	}
+	rc, err := conn.SyscallConn()
+	if err != nil {
+		conn.Close()
+		return syscall.ENOTSOCK
+	}
+	var typ int
+	rc.Control(func(fd uintptr) {
+		typ, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
+		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, dgramSndBuf) != nil {
+			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, dgramSndBuf)
+		}
+	})
+	if typ != unix.SOCK_SEQPACKET && typ != unix.SOCK_DGRAM {
+		conn.Close()
+		return syscall.ENOTSOCK
+	}
+	sp := &dgramSplice{
+		e: e, conn: conn, rc: rc, seqpacket: typ == unix.SOCK_SEQPACKET,
+		stopping: make(chan struct{}), done: make(chan struct{}),
+	}
+	s := e.s
+	if !e.spliced.CompareAndSwap(nil, sp) {
+		conn.Close()
+		return syscall.EBUSY
+	}
+	if !s.startSplice(sp) {
+		conn.Close()
+		e.close()
+		close(sp.done)
+		return syscall.ENETDOWN
+	}
+
+	var wg sync.WaitGroup
+	wg.Add(2)
+	go func() { defer wg.Done(); sp.toNet() }()
+	go func() { defer wg.Done(); sp.toUnix() }()
+	go func() {
+		wg.Wait()
+		sp.stop()
+		close(sp.done)
+		s.spliceDone(sp)
+	}()
+	return nil
+}
+
+// Done is closed when a spliced endpoint has been closed and its socket released; nil
+// before Splice.
+func (e *DatagramEndpoint) Done() <-chan struct{} {
+	if sp := e.spliced.Load(); sp != nil {
+		return sp.done
+	}
+	return nil
+}
+
+// shutdown implements stopper: the stack is closing.
+func (sp *dgramSplice) shutdown() { sp.stop() }
+
+// stop closes the socket (both goroutines return) and the endpoint.
+func (sp *dgramSplice) stop() {
+	sp.once.Do(func() {
+		close(sp.stopping)
+		sp.conn.Close()
+		sp.e.close()
+	})
+}
+
+// toNet sends what the program writes.
+func (sp *dgramSplice) toNet() {
+	ep := sp.e.ep
+	entry, ready := waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
+	sp.e.wq.EventRegister(&entry)
+	defer sp.e.wq.EventUnregister(&entry)
+	var r bytes.Reader
+	for {
+		var buf *[dgramBufSize]byte
+		var n, flags int
+		var rerr error
+		err := sp.rc.Read(func(fd uintptr) bool {
+			buf = dgramBufs.Get().(*[dgramBufSize]byte)
+			for {
+				n, _, flags, _, rerr = unix.Recvmsg(int(fd), buf[:maxDatagram+1], nil, 0)
+				if rerr != unix.EINTR {
+					break
+				}
+			}
+			if rerr == unix.EAGAIN {
+				dgramBufs.Put(buf)
+				buf = nil
+				return false
+			}
+			return true
+		})
+		if err != nil { // closed by stop
+			if buf != nil {
+				dgramBufs.Put(buf)
+			}
+			return
+		}
+		if rerr != nil {
+			dgramBufs.Put(buf)
+			sp.stop()
+			return
+		}
+		if n == 0 && sp.seqpacket && sp.hungUp() {
+			dgramBufs.Put(buf)
+			sp.stop() // the program closed its socket
+			return
+		}
+		if flags&unix.MSG_TRUNC != 0 || n > maxDatagram {
+			dgramBufs.Put(buf)
+			sp.e.setPending(syscall.EMSGSIZE)
+			continue
+		}
+		for {
+			r.Reset(buf[:n])
+			_, werr := ep.Write(&r, tcpip.WriteOptions{})
+			if _, ok := werr.(*tcpip.ErrWouldBlock); ok {
+				select {
+				case <-ready:
+					continue
+				case <-sp.stopping:
+					dgramBufs.Put(buf)
+					return
+				}
+			}
+			if werr != nil {
+				sp.e.s.stats.dropDatagramSend.Add(1)
+				sp.e.setPending(errno(werr))
+			}
+			break
+		}
+		dgramBufs.Put(buf)
+	}
+}
+
+// hungUp reports whether the program closed its end.
+func (sp *dgramSplice) hungUp() bool {
+	hup := false
+	sp.rc.Control(func(fd uintptr) {
+		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
+		if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) != 0 {
+			hup = true
+		}
+	})
+	return hup
+}
+
+// toUnix delivers received datagrams to the program.
+func (sp *dgramSplice) toUnix() {
+	ep := sp.e.ep
+	entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp)
+	sp.e.wq.EventRegister(&entry)
+	defer sp.e.wq.EventUnregister(&entry)
+	for {
+		buf := dgramBufs.Get().(*[dgramBufSize]byte)
+		headers := sp.e.headers.Load()
+		off := 0
+		if headers {
+			off = DatagramHeaderLen
+		}
+		w := fillWriter{b: buf[off : off+maxDatagram]}
+		res, rerr := ep.Read(&w, tcpip.ReadOptions{NeedRemoteAddr: headers})
+		if rerr != nil {
+			dgramBufs.Put(buf)
+			switch rerr.(type) {
+			case *tcpip.ErrWouldBlock:
+				select {
+				case <-ready:
+					continue
+				case <-sp.stopping:
+					return
+				}
+			case *tcpip.ErrConnectionRefused, *tcpip.ErrHostUnreachable, *tcpip.ErrNetworkUnreachable:
+				// An ICMP error for a connected socket: Linux reports it on the next call.
+				sp.e.setPending(errno(rerr))
+				continue
+			}
+			sp.stop() // the endpoint was closed
+			return
+		}
+		if headers {
+			h := sp.e.header(&res)
+			h.Encode(buf[:DatagramHeaderLen])
+		}
+		msg := buf[:off+w.n]
+		var werr error
+		err := sp.rc.Write(func(fd uintptr) bool {
+			for {
+				_, werr = unix.Write(int(fd), msg)
+				if werr != unix.EINTR {
+					break
+				}
+			}
+			return werr != unix.EAGAIN
+		})
+		dgramBufs.Put(buf)
+		if err != nil || werr == unix.EPIPE || werr == unix.ECONNREFUSED || werr == unix.ECONNRESET {
+			sp.stop() // closed by stop, or the program closed its end
+			return
+		}
+		if werr != nil {
+			sp.e.s.stats.dropDatagramRecv.Add(1)
+		}
+	}
+}
