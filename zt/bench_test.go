@@ -1,6 +1,7 @@
 package zt
 
 import (
+	"context"
 	"net/netip"
 	"strconv"
 	"sync/atomic"
@@ -142,4 +143,36 @@ func cpuTime() time.Duration {
 	var ru syscall.Rusage
 	syscall.Getrusage(syscall.RUSAGE_SELF, &ru)
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// BenchmarkJoin measures a fresh node (identity in its home, nothing cached) from NewNode to
+// its network being ready, with an in-process root and controller on loopback: HELLO to the
+// root, WHOIS of the controller, NETWORK_CONFIG_REQUEST, signed config.
+func BenchmarkJoin(b *testing.B) {
+	l := newLab(b)
+	ctl := newTestController(l.leaf(1), 1)
+	id := l.ids[2]
+	ctl.authorize(id.Address(), "10.147.17.2")
+	b.ResetTimer()
+	for range b.N {
+		b.StopTimer()
+		home := homeWith(b, id)
+		b.StartTimer()
+		n := l.node(home, func(c *Config) { c.Logger = discardLogger() })
+		n.t = defaultTiming
+		n.Start()
+		nw, err := n.Join(ctl.nwid)
+		if err != nil {
+			b.Fatal(err)
+		}
+		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+		_, err = nw.WaitReady(ctx)
+		cancel()
+		if err != nil {
+			b.Fatal(err)
+		}
+		b.StopTimer()
+		n.Close()
+		b.StartTimer()
+	}
 }

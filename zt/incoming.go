@@ -103,7 +103,8 @@ func (n *Node) handle(in *inbound) {
 			n.log.Debug("learned path", "peer", pr.addr.String(), "at", in.from)
 			n.flushQueue()
 			if pr.isRoot() {
-				// Subscriptions announced while no root was reachable were lost.
+				// WHOIS queries and subscriptions made while no root was reachable were lost.
+				n.retryWhois(now, true)
 				for _, nw := range n.Networks() {
 					nw.announceLikes(now)
 				}

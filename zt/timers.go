@@ -21,7 +21,7 @@ func (n *Node) timerLoop() {
 	n.probeCachedPaths(n.now())
 	for {
 		now := n.now()
-		n.retryWhois(now)
+		n.retryWhois(now, false)
 		n.flushQueue()
 		if now-lastPing >= n.t.pingCheck {
 			lastPing = now
@@ -44,8 +44,9 @@ func (n *Node) timerLoop() {
 	}
 }
 
-// retryWhois re-asks about unknown addresses and gives up on them after the queue timeout.
-func (n *Node) retryWhois(now int64) {
+// retryWhois re-asks about unknown addresses (all at once if now is true) and gives up on
+// them after the queue timeout.
+func (n *Node) retryWhois(now int64, all bool) {
 	var ask []ztaddr.Address
 	n.whoisMu.Lock()
 	for a, w := range n.whois {
@@ -56,7 +57,7 @@ func (n *Node) retryWhois(now int64) {
 			}
 			n.parked -= len(w.parked)
 			delete(n.whois, a)
-		case now-w.asked >= n.t.whoisRetry:
+		case all || now-w.asked >= n.t.whoisRetry:
 			w.asked = now
 			ask = append(ask, a)
 		}
