@@ -121,7 +121,7 @@ func FuzzReceive(f *testing.F) {
 	var id uint64
 	f.Fuzz(func(t *testing.T, in []byte) {
 		ft.reset()
-		var scratch []byte
+		var rx rxBuffers
 		for len(in) >= 4 {
 			mode, verb, n := in[0], wire.Verb(in[1]), int(binary.BigEndian.Uint16(in[2:]))
 			in = in[4:]
@@ -131,19 +131,19 @@ func FuzzReceive(f *testing.F) {
 			payload := in[:n]
 			in = in[n:]
 			if mode&0x08 != 0 {
-				scratch = ft.n.receive(s, from, append([]byte(nil), payload...), scratch)
+				ft.n.receive(s, from, append([]byte(nil), payload...), &rx)
 				continue
 			}
 			id++
 			p := ft.packet(verb, payload, wire.Cipher(mode&3), mode&0x04 != 0, id)
 			if mode&0x10 != 0 && len(p) > physicalMTU {
 				wire.Fragments(p, physicalMTU, func(d []byte) error {
-					scratch = ft.n.receive(s, from, append([]byte(nil), d...), scratch)
+					ft.n.receive(s, from, append([]byte(nil), d...), &rx)
 					return nil
 				})
 				continue
 			}
-			scratch = ft.n.receive(s, from, p, scratch)
+			ft.n.receive(s, from, p, &rx)
 		}
 		ft.checkBounded(t)
 	})

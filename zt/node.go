@@ -418,7 +418,7 @@ func (n *Node) Networks() []*Network {
 func (n *Node) receiveLoop(s *socket) {
 	defer n.wg.Done()
 	r := newBatchReader()
-	var scratch []byte
+	var rx rxBuffers
 	for {
 		k, err := s.read(r)
 		if err != nil {
@@ -434,7 +434,7 @@ func (n *Node) receiveLoop(s *socket) {
 				n.stats.drop(dropMalformed)
 				continue
 			}
-			scratch = n.receive(s, from, b, scratch)
+			n.receive(s, from, b, &rx)
 		}
 	}
 }

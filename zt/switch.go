@@ -48,97 +48,103 @@ func (n *Node) expected(id uint64) bool {
 	return n.expecting[id%expectSlots].Load() == uint32(id>>32)|1
 }
 
-// receive handles one datagram. scratch is a reusable buffer for decompression; the one to
-// reuse next time is returned.
-func (n *Node) receive(s *socket, from netip.AddrPort, b []byte, scratch []byte) []byte {
+// rxBuffers are a receiving goroutine's reusable buffers: packets are handled synchronously,
+// so a reassembled or decompressed packet can live in them until the next datagram.
+type rxBuffers struct {
+	whole, plain []byte
+}
+
+// receive handles one datagram.
+func (n *Node) receive(s *socket, from netip.AddrPort, b []byte, rx *rxBuffers) {
 	n.stats.in(len(b))
 	switch {
 	case len(b) == wire.BeaconSize:
-		return scratch
+		return
 	case wire.IsFragment(b):
 		f := wire.Fragment(b)
 		if f.Destination() != n.addr {
 			n.relay(b, f.Destination(), 0, f.Hops(), true)
-			return scratch
+			return
 		}
 		n.reasmMu.Lock()
-		p, done, err := n.reasm.AddFragment(f)
+		p, done, err := n.reasm.AddFragmentInto(rx.whole[:0], f)
 		n.reasmMu.Unlock()
 		if err != nil {
 			n.stats.drop(dropMalformed)
-			return scratch
+			return
 		}
 		if !done {
-			return scratch
+			return
 		}
-		return n.receivePacket(s, from, p, scratch)
+		rx.whole = p
+		n.receivePacket(s, from, p, rx)
+		return
 	case len(b) < wire.HeaderSize:
 		n.stats.drop(dropMalformed)
-		return scratch
+		return
 	}
 	p := wire.Packet(b)
 	if p.Source() == n.addr {
 		n.stats.drop(dropFromSelf)
-		return scratch
+		return
 	}
 	if p.Destination() != n.addr {
 		n.relay(b, p.Destination(), p.Source(), p.Hops(), false)
-		return scratch
+		return
 	}
 	if p.Fragmented() {
 		n.reasmMu.Lock()
-		whole, done, err := n.reasm.AddHead(p)
+		whole, done, err := n.reasm.AddHeadInto(rx.whole[:0], p)
 		n.reasmMu.Unlock()
 		if err != nil {
 			n.stats.drop(dropMalformed)
 		}
 		if !done {
-			return scratch
+			return
 		}
-		p = whole
+		p, rx.whole = whole, whole
 	}
-	return n.receivePacket(s, from, p, scratch)
+	n.receivePacket(s, from, p, rx)
 }
 
 // plainVerb reads the verb of a packet that is not encrypted (cipher 0).
 func plainVerb(p wire.Packet) wire.Verb { return wire.Verb(p[27] & 0x1f) }
 
 // receivePacket authenticates a whole packet addressed to us and dispatches it.
-func (n *Node) receivePacket(s *socket, from netip.AddrPort, p wire.Packet, scratch []byte) []byte {
+func (n *Node) receivePacket(s *socket, from netip.AddrPort, p wire.Packet, rx *rxBuffers) {
 	pr := n.topo.peer(p.Source())
 	helloInClear := p.Cipher() == wire.CipherPoly1305None && plainVerb(p) == wire.VerbHello
 	switch {
 	case pr == nil && helloInClear:
 		n.peerFromHello(s, from, p)
-		return scratch
+		return
 	case pr == nil:
 		n.park(s, from, p)
-		return scratch
+		return
 	case helloInClear:
 		id, err := wire.ParseHelloIdentity(p.Payload())
 		if err != nil {
 			n.stats.drop(dropMalformed)
-			return scratch
+			return
 		}
 		if !id.Equal(pr.id) {
 			n.identityCollision(s, from, p, id)
-			return scratch
+			return
 		}
 	}
 	if err := wire.Dearmor(p, pr.key); err != nil {
 		n.stats.drop(dropBadMAC)
-		return scratch
+		return
 	}
 	if p.Compressed() {
-		q, err := wire.Decompress(scratch, p)
+		q, err := wire.Decompress(rx.plain[:0], p)
 		if err != nil {
 			n.stats.drop(dropMalformed)
-			return scratch
+			return
 		}
-		p, scratch = q, q[:0]
+		p, rx.plain = q, q
 	}
 	n.handle(&inbound{sock: s, from: from, peer: pr, pkt: p, hops: p.Hops(), now: n.now()})
-	return scratch
 }
 
 // peerFromHello starts learning a new peer from the identity in its HELLO: the packet must
@@ -190,7 +196,7 @@ const validateQueueLength = 64
 // validator checks the identities of new peers off the receive path.
 func (n *Node) validator() {
 	defer n.wg.Done()
-	var scratch []byte
+	var rx rxBuffers
 	for {
 		var h *helloToValidate
 		select {
@@ -207,7 +213,7 @@ func (n *Node) validator() {
 		pr := n.topo.insertPeer(h.peer)
 		n.doneValidating(h.peer.addr)
 		n.log.Debug("new peer", "peer", pr.addr.String(), "from", h.from)
-		scratch = n.receivePacket(h.sock, h.from, h.pkt, scratch)
+		n.receivePacket(h.sock, h.from, h.pkt, &rx)
 		n.identityLearned(pr)
 	}
 }
@@ -348,10 +354,10 @@ func (n *Node) identityLearned(pr *peer) {
 	}
 	n.whoisMu.Unlock()
 	if w != nil {
-		var scratch []byte
+		var rx rxBuffers
 		for _, pp := range w.parked {
 			n.parkedReplayed.Add(1)
-			scratch = n.receivePacket(pp.sock, pp.from, pp.pkt, scratch)
+			n.receivePacket(pp.sock, pp.from, pp.pkt, &rx)
 		}
 	}
 	n.flushQueue()
@@ -511,19 +517,17 @@ func (n *Node) armorAndSend(pr *peer, p wire.Packet, s *socket, to netip.AddrPor
 		n.expect(p.ID())
 	}
 	var err error
-	if len(p) <= physicalMTU {
+	switch total := wire.FragmentCount(len(p), physicalMTU); total {
+	case 0:
+		err = wire.ErrTooLarge
+	case 1:
 		n.stats.out(len(p))
 		err = s.writeTo(p, to)
-	} else {
-		w := batchWriters.Get().(*batchWriter)
-		w.n = 0
-		if err = wire.Fragments(p, physicalMTU, w.add); err == nil {
-			for _, d := range w.data[:w.n] {
-				n.stats.out(len(d))
-			}
-			err = s.writeBatch(w, to)
+	default:
+		for i := range total {
+			n.stats.out(min(physicalMTU, len(p)-i*(physicalMTU-wire.FragmentHeaderSize)))
 		}
-		batchWriters.Put(w)
+		err = s.writeFragments(p, physicalMTU, total, to)
 	}
 	if x != nil {
 		x.lastOut.Store(now)

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+
+	"github.com/ztnc/ztnc/zt/wire"
 )
 
 // DefaultPort is ZeroTier's UDP port.
@@ -108,6 +110,22 @@ func addrString(a netip.Addr) string {
 func (s *socket) writeTo(b []byte, to netip.AddrPort) error {
 	_, err := s.conn.WriteToUDPAddrPort(b, to)
 	return err
+}
+
+// writeFragmentsSingly sends the pieces of p one datagram per call.
+func (s *socket) writeFragmentsSingly(p wire.Packet, mtu, total int, to netip.AddrPort) error {
+	if err := s.writeTo(p[:mtu], to); err != nil {
+		return err
+	}
+	var buf [wire.FragmentHeaderSize + physicalMTU]byte
+	for i := 1; i < total; i++ {
+		piece := wire.FragmentPiece((*[wire.FragmentHeaderSize]byte)(buf[:]), p, mtu, i, total)
+		n := copy(buf[wire.FragmentHeaderSize:], piece)
+		if err := s.writeTo(buf[:wire.FragmentHeaderSize+n], to); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // canReach reports whether the socket can send to an address of to's family.

@@ -6,6 +6,7 @@ import (
 	"encoding/binary"
 	"errors"
 	"net/netip"
+	"runtime"
 	"sync"
 	"syscall"
 	"unsafe"
@@ -32,6 +33,9 @@ type batchReader struct {
 	iovs  [batchSize]unix.Iovec
 	names [batchSize]unix.RawSockaddrInet6 // large enough for sockaddr_in too
 	bufs  [batchSize][]byte
+	n     int
+	errno syscall.Errno
+	recv  func(fd uintptr) bool
 }
 
 func newBatchReader() *batchReader {
@@ -44,36 +48,38 @@ func newBatchReader() *batchReader {
 		r.msgs[i].Hdr.SetIovlen(1)
 		r.msgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
 	}
+	r.recv = r.recvmmsg
 	return r
 }
 
 // read waits for datagrams and returns how many arrived.
 func (s *socket) read(r *batchReader) (int, error) {
-	var n int
-	var errno syscall.Errno
-	err := s.raw.Read(func(fd uintptr) bool {
-		for i := range r.msgs {
-			r.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
-			r.msgs[i].Hdr.Flags = 0
-		}
-		vlen := uintptr(batchSize)
-		if !batchIO {
-			vlen = 1
-		}
-		r0, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), vlen, 0, 0, 0)
-		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-			return false
-		}
-		n, errno = int(r0), e
-		return true
-	})
-	switch {
-	case err != nil:
+	if err := s.raw.Read(r.recv); err != nil {
 		return 0, err
-	case errno != 0:
-		return 0, errno
 	}
-	return n, nil
+	if r.errno != 0 {
+		return 0, r.errno
+	}
+	return r.n, nil
+}
+
+// recvmmsg is the body of read, a method value made once so that no closure is allocated per
+// read.
+func (r *batchReader) recvmmsg(fd uintptr) bool {
+	for i := range r.msgs {
+		r.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
+		r.msgs[i].Hdr.Flags = 0
+	}
+	vlen := uintptr(batchSize)
+	if !batchIO {
+		vlen = 1
+	}
+	r0, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), vlen, 0, 0, 0)
+	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+		return false
+	}
+	r.n, r.errno = int(r0), e
+	return true
 }
 
 // datagram returns datagram i of the last read and its sender; ok is false for truncated
@@ -102,46 +108,50 @@ func ntohs(p uint16) uint16 {
 	return binary.BigEndian.Uint16(b[:])
 }
 
-// batchWriter holds the pieces of one fragmented packet for sendmmsg.
+// batchWriter holds the message headers for sending the pieces of one fragmented packet with
+// one sendmmsg: the head is a slice of the packet, every other piece its 16-byte fragment
+// header and a slice of the packet (no copying).
 type batchWriter struct {
 	msgs  [wire.MaxFragments]unix.Mmsghdr
-	iovs  [wire.MaxFragments]unix.Iovec
+	iovs  [wire.MaxFragments][2]unix.Iovec
+	hdrs  [wire.MaxFragments][wire.FragmentHeaderSize]byte
 	name4 unix.RawSockaddrInet4
 	name6 unix.RawSockaddrInet6
-	data  [wire.MaxFragments][]byte
-	n     int
+	total int
+	sent  int
+	errno syscall.Errno
+	send  func(fd uintptr) bool
 }
 
 var batchWriters = sync.Pool{New: func() any {
-	w := &batchWriter{}
-	for i := range w.data {
-		w.data[i] = make([]byte, 0, physicalMTU)
-	}
+	w := new(batchWriter)
+	w.send = w.sendmmsg
 	return w
 }}
 
-var errTooManyPieces = errors.New("too many fragments")
-
-// add copies one datagram into the batch.
-func (w *batchWriter) add(d []byte) error {
-	if w.n == len(w.data) {
-		return errTooManyPieces
+// sendmmsg is the body of writeFragments, a method value made once per batchWriter.
+func (w *batchWriter) sendmmsg(fd uintptr) bool {
+	for w.sent < w.total {
+		r0, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.msgs[w.sent])), uintptr(w.total-w.sent), 0, 0, 0)
+		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+			return false
+		}
+		if e != 0 {
+			w.errno = e
+			return true
+		}
+		w.sent += int(r0)
 	}
-	w.data[w.n] = append(w.data[w.n][:0], d...)
-	w.n++
-	return nil
+	return true
 }
 
-// writeBatch sends the datagrams collected in w to one address.
-func (s *socket) writeBatch(w *batchWriter, to netip.AddrPort) error {
+// writeFragments sends armored packet p, cut at mtu into total pieces, to one address.
+func (s *socket) writeFragments(p wire.Packet, mtu, total int, to netip.AddrPort) error {
 	if !batchIO {
-		for _, d := range w.data[:w.n] {
-			if err := s.writeTo(d, to); err != nil {
-				return err
-			}
-		}
-		return nil
+		return s.writeFragmentsSingly(p, mtu, total, to)
 	}
+	w := batchWriters.Get().(*batchWriter)
+	defer batchWriters.Put(w)
 	var name unsafe.Pointer
 	var namelen uint32
 	if s.local.Addr().Is4() {
@@ -154,33 +164,31 @@ func (s *socket) writeBatch(w *batchWriter, to netip.AddrPort) error {
 		w.name6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(to.Port()), Addr: to.Addr().As16()}
 		name, namelen = unsafe.Pointer(&w.name6), unix.SizeofSockaddrInet6
 	}
-	for i := range w.n {
-		w.iovs[i].Base = &w.data[i][0]
-		w.iovs[i].SetLen(len(w.data[i]))
-		w.msgs[i].Hdr = unix.Msghdr{Name: (*byte)(name), Namelen: namelen, Iov: &w.iovs[i]}
-		w.msgs[i].Hdr.SetIovlen(1)
-	}
-	sent := 0
-	var errno syscall.Errno
-	err := s.raw.Write(func(fd uintptr) bool {
-		for sent < w.n {
-			r0, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.msgs[sent])), uintptr(w.n-sent), 0, 0, 0)
-			if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-				return false
-			}
-			if e != 0 {
-				errno = e
-				return true
-			}
-			sent += int(r0)
+	for i := range total {
+		iov := &w.iovs[i]
+		niov := 1
+		if i == 0 {
+			iov[0].Base = &p[0]
+			iov[0].SetLen(mtu)
+		} else {
+			piece := wire.FragmentPiece(&w.hdrs[i], p, mtu, i, total)
+			iov[0].Base = &w.hdrs[i][0]
+			iov[0].SetLen(wire.FragmentHeaderSize)
+			iov[1].Base = &piece[0]
+			iov[1].SetLen(len(piece))
+			niov = 2
 		}
-		return true
-	})
+		w.msgs[i].Hdr = unix.Msghdr{Name: (*byte)(name), Namelen: namelen, Iov: &iov[0]}
+		w.msgs[i].Hdr.SetIovlen(niov)
+	}
+	w.total, w.sent, w.errno = total, 0, 0
+	err := s.raw.Write(w.send)
+	runtime.KeepAlive(p)
 	if err != nil {
 		return err
 	}
-	if errno != 0 {
-		return errno
+	if w.errno != 0 {
+		return w.errno
 	}
 	return nil
 }

@@ -3,9 +3,7 @@
 package zt
 
 import (
-	"errors"
 	"net/netip"
-	"sync"
 
 	"github.com/ztnc/ztnc/zt/wire"
 )
@@ -33,27 +31,6 @@ func (s *socket) read(r *batchReader) (int, error) {
 
 func (r *batchReader) datagram(int) ([]byte, netip.AddrPort, bool) { return r.buf[:r.n], r.from, true }
 
-type batchWriter struct {
-	data [wire.MaxFragments][]byte
-	n    int
-}
-
-var batchWriters = sync.Pool{New: func() any { return &batchWriter{} }}
-
-func (w *batchWriter) add(d []byte) error {
-	if w.n == len(w.data) {
-		return errors.New("too many fragments")
-	}
-	w.data[w.n] = append(w.data[w.n][:0], d...)
-	w.n++
-	return nil
-}
-
-func (s *socket) writeBatch(w *batchWriter, to netip.AddrPort) error {
-	for _, d := range w.data[:w.n] {
-		if err := s.writeTo(d, to); err != nil {
-			return err
-		}
-	}
-	return nil
+func (s *socket) writeFragments(p wire.Packet, mtu, total int, to netip.AddrPort) error {
+	return s.writeFragmentsSingly(p, mtu, total, to)
 }
