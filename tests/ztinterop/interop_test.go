@@ -93,6 +93,11 @@ func exchange(t *testing.T, h *host, memberIP netip.Addr, ep *lab.Endpoint) {
 	if h.answered() < 3 {
 		t.Fatalf("answered %d echo requests, want 3", h.answered())
 	}
+	// Frames bigger than a datagram: fragmented both ways (MTU 2800).
+	out = ep.Run(t, "ping", "-c", "2", "-i", "0.3", "-W", "5", "-s", "2600", h.ip.String())
+	if !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping -s 2600 from the zerotier-one member:\n%s", out)
+	}
 }
 
 // (a) A zerotier-one root + controller and a zerotier-one TAP member; our node joins the
