@@ -145,20 +145,28 @@ func cpuTime() time.Duration {
 	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
 }
 
-// BenchmarkJoin measures a fresh node (identity in its home, nothing cached) from NewNode to
-// its network being ready, with an in-process root and controller on loopback: HELLO to the
-// root, WHOIS of the controller, NETWORK_CONFIG_REQUEST, signed config.
+// BenchmarkJoin measures a node restarting with nothing cached but its identity (a fresh home
+// each time, same UDP port as nodes keep theirs) from NewNode to its network being ready, with
+// an in-process root and controller on loopback: HELLO to the root, WHOIS of the controller,
+// NETWORK_CONFIG_REQUEST, signed config. (Heavy per iteration: use -benchtime 50x.)
 func BenchmarkJoin(b *testing.B) {
 	l := newLab(b)
 	ctl := newTestController(l.leaf(1), 1)
 	id := l.ids[2]
 	ctl.authorize(id.Address(), "10.147.17.2")
+	port := 0
 	b.ResetTimer()
 	for range b.N {
 		b.StopTimer()
 		home := homeWith(b, id)
 		b.StartTimer()
-		n := l.node(home, func(c *Config) { c.Logger = discardLogger() })
+		n := l.node(home, func(c *Config) {
+			c.Logger = discardLogger()
+			if port != 0 {
+				c.Port = port
+			}
+		})
+		port = n.Port()
 		n.t = defaultTiming
 		n.Start()
 		nw, err := n.Join(ctl.nwid)

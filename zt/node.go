@@ -90,7 +90,7 @@ type Node struct {
 	master atomic.Pointer[masterRef]
 
 	unitesMu sync.Mutex
-	unites   map[[2]ztaddr.Address]int64 // root: last RENDEZVOUS per pair
+	unites   map[[2]ztaddr.Address]unitedAt // root: last RENDEZVOUS per pair
 
 	selfMu         sync.Mutex
 	surface        map[netip.AddrPort]int64 // our addresses as roots see them
@@ -165,7 +165,7 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 		topo: newTopology(id), mcast: newMulticaster(), t: defaultTiming,
 		whois: map[ztaddr.Address]*whoisWait{}, queuedFor: map[ztaddr.Address]int{}, newIDs: map[uint32]int64{},
 		validating: map[ztaddr.Address]bool{}, validateQ: make(chan *helloToValidate, validateQueueLength),
-		nets: map[ztaddr.NetworkID]*Network{}, unites: map[[2]ztaddr.Address]int64{},
+		nets: map[ztaddr.NetworkID]*Network{}, unites: map[[2]ztaddr.Address]unitedAt{},
 		surface: map[netip.AddrPort]int64{}, done: make(chan struct{}), identityNew: created,
 	}
 	if err := n.loadWorlds(); err != nil {

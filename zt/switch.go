@@ -633,20 +633,9 @@ func (n *Node) relay(b []byte, dst, src ztaddr.Address, hops int, fragment bool)
 	}
 }
 
-// unite sends each of two peers the other's physical address (at most every 30 s per pair),
-// so that they can try a direct path.
+// unite sends each of two peers the other's physical address, so that they can try a direct
+// path: at most every 30 s per pair, unless one of them moved (a restart on another port).
 func (n *Node) unite(a, b ztaddr.Address, now int64) {
-	pair := [2]ztaddr.Address{min(a, b), max(a, b)}
-	n.unitesMu.Lock()
-	if now-n.unites[pair] < minUniteInterval {
-		n.unitesMu.Unlock()
-		return
-	}
-	if len(n.unites) > 65536 {
-		clear(n.unites)
-	}
-	n.unites[pair] = now
-	n.unitesMu.Unlock()
 	pa, pb := n.topo.peer(a), n.topo.peer(b)
 	if pa == nil || pb == nil {
 		return
@@ -655,6 +644,20 @@ func (n *Node) unite(a, b ztaddr.Address, now int64) {
 	if xa == nil || xb == nil || xa.addr.Addr().Is4() != xb.addr.Addr().Is4() {
 		return
 	}
+	if a > b {
+		a, b, pa, pb, xa, xb = b, a, pb, pa, xb, xa
+	}
+	pair := [2]ztaddr.Address{a, b}
+	n.unitesMu.Lock()
+	if u, ok := n.unites[pair]; ok && now-u.at < minUniteInterval && u.at2 == [2]netip.AddrPort{xa.addr, xb.addr} {
+		n.unitesMu.Unlock()
+		return
+	}
+	if len(n.unites) > 65536 {
+		clear(n.unites)
+	}
+	n.unites[pair] = unitedAt{now, [2]netip.AddrPort{xa.addr, xb.addr}}
+	n.unitesMu.Unlock()
 	n.log.Debug("RENDEZVOUS", "a", a.String(), "at_a", xa.addr, "b", b.String(), "at_b", xb.addr)
 	first, second := [2]*peer{pa, pb}, [2]netip.AddrPort{xb.addr, xa.addr}
 	others := [2]ztaddr.Address{b, a}
@@ -666,6 +669,12 @@ func (n *Node) unite(a, b ztaddr.Address, now int64) {
 		n.sendMsg(first[i].addr, wire.VerbRendezvous,
 			&wire.Rendezvous{Peer: others[i], Endpoint: ztaddr.InetAddressOf(second[i])}, 0)
 	}
+}
+
+// unitedAt is when a pair was introduced and at which addresses.
+type unitedAt struct {
+	at  int64
+	at2 [2]netip.AddrPort
 }
 
 const minUniteInterval = 30000

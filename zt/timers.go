@@ -118,8 +118,8 @@ func (n *Node) housekeeping(now int64) {
 		nw.expireMembers(now)
 	}
 	n.unitesMu.Lock()
-	for k, t := range n.unites {
-		if now-t > minUniteInterval {
+	for k, u := range n.unites {
+		if now-u.at > minUniteInterval {
 			delete(n.unites, k)
 		}
 	}
