@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -242,9 +243,12 @@ func (n *Node) Start() {
 		n.wg.Add(1)
 		go n.receiveLoop(s)
 	}
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go n.timerLoop()
-	go n.validator()
+	for range runtime.GOMAXPROCS(0) { // identity checks are CPU-bound
+		n.wg.Add(1)
+		go n.validator()
+	}
 }
 
 // Close stops the node, saving its peers. Networks stay cached in the home for the next run.

@@ -193,7 +193,7 @@ type helloToValidate struct {
 
 const validateQueueLength = 64
 
-// validator checks the identities of new peers off the receive path.
+// validator checks the identities of new peers off the receive path (one per CPU).
 func (n *Node) validator() {
 	defer n.wg.Done()
 	var rx rxBuffers
