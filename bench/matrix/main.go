@@ -8,7 +8,15 @@
 // OK and to first byte). Measurements are interleaved across pairs so that background load
 // hits all pairs alike. Needs root (network namespaces).
 //
-//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc] [-ztnc-run bin/ztnc-run] [-o FILE] [-v]
+// Each pair's programs run in a cpuacct cgroup of their own, so that every rate also comes
+// with the CPU time the pair spent per unit of work (per GB, request or datagram): on a
+// loaded machine that is steadier than the rate.
+//
+// To compare two builds of ztnc-run, give the other one as -ztnc-base: both pairs then run
+// in the same interleaved rounds.
+//
+//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc] [-metrics REGEXP]
+//		[-ztnc-run bin/ztnc-run] [-ztnc-base OTHER] [-profile-dir DIR] [-o FILE] [-v]
 package main
 
 import (
@@ -18,6 +26,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -29,6 +39,7 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each iperf3 and wrk run")
 	runs := flag.Int("runs", 1, "measurements per metric and pair (interleaved); the table shows the median")
 	only := flag.String("pairs", "", "comma-separated pairs to run (default: every pair that can run here)")
+	metrics := flag.String("metrics", "", "run only the measurements whose first row's name matches this regular expression")
 	outFile := flag.String("o", "", "also write the report to this file")
 	verbose := flag.Bool("v", false, "log commands and their output to stderr")
 	flag.Parse()
@@ -42,6 +53,11 @@ func main() {
 		fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
 		os.Exit(2)
 	}
+	ms, err := selectMeasurements(measurements(*duration), *metrics)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
+		os.Exit(2)
+	}
 	log := io.Writer(io.Discard)
 	if *verbose {
 		log = os.Stderr
@@ -51,16 +67,19 @@ func main() {
 	err = lab.Standalone("bench-matrix", log, func(t lab.T) {
 		lab.Require(t, "iperf3", "wrk", "nginx", "ping", "curl", "busybox")
 		env := describeMachine()
-		ms := measurements(*duration)
 		res := newResults(selected, ms)
 		fmt.Fprintf(os.Stderr, "matrix: %s\n", env.load())
 
-		type endpoints struct{ a, b *lab.Endpoint }
+		type endpoints struct {
+			a, b *lab.Endpoint
+			cg   *cpuGroup
+		}
 		eps := make([]endpoints, len(selected))
 		for i, p := range selected {
 			fmt.Fprintf(os.Stderr, "matrix: setting up %s\n", p.name)
-			a, b, st := p.setup(t)
-			eps[i] = endpoints{a, b}
+			cg := newCPUGroup(t, p.name)
+			a, b, st := p.setup(t, cg)
+			eps[i] = endpoints{a, b, cg}
 			for _, h := range []*lab.Host{a.Host, b.Host} {
 				if err := h.Sysctl(portRange[0], portRange[1]); err != nil {
 					t.Fatalf("%v", err)
@@ -76,7 +95,7 @@ func main() {
 			for run := 0; run < *runs; run++ {
 				for pi, p := range selected {
 					fmt.Fprintf(os.Stderr, "matrix: %s: %s (run %d/%d)\n", p.name, m.rows[0].name, run+1, *runs)
-					vals, note, err := m.run(t, eps[pi].a, eps[pi].b)
+					vals, note, err := m.run(t, eps[pi].a, eps[pi].b, eps[pi].cg, *duration)
 					res.add(mi, pi, vals, note, err)
 				}
 			}
@@ -102,33 +121,57 @@ func main() {
 // connection the server still holds in TIME-WAIT can stall a client for a second.
 var portRange = [2]string{"net.ipv4.ip_local_port_range", "1024 65535"}
 
-// selectPairs returns the pairs named in list (comma-separated), or every available pair.
+// selectPairs returns the pairs named in list (comma-separated), or every available pair,
+// in column order.
 func selectPairs(list string) ([]pair, error) {
 	var out []pair
 	if list == "" {
-		for _, p := range pairs {
+		for _, name := range pairOrder {
+			p := pairsByName[name]()
 			if why := p.available(); why == "" {
 				out = append(out, p)
-			} else {
+			} else if name != "ztnc-base" || *ztncBase != "" {
 				fmt.Fprintf(os.Stderr, "matrix: skipping pair %s: %s\n", p.name, why)
 			}
 		}
 		return out, nil
 	}
-	for _, name := range strings.Split(list, ",") {
-		i := -1
-		for j, p := range pairs {
-			if p.name == name {
-				i = j
-			}
-		}
-		if i < 0 {
+	names := strings.Split(list, ",")
+	for _, name := range names {
+		if pairsByName[name] == nil {
 			return nil, fmt.Errorf("unknown pair %q", name)
 		}
-		if why := pairs[i].available(); why != "" {
+	}
+	for _, name := range pairOrder {
+		if !slices.Contains(names, name) {
+			continue
+		}
+		p := pairsByName[name]()
+		if why := p.available(); why != "" {
 			return nil, fmt.Errorf("pair %s cannot run: %s", name, why)
 		}
-		out = append(out, pairs[i])
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// selectMeasurements keeps the measurements whose first row matches expr ("" keeps all).
+func selectMeasurements(ms []measurement, expr string) ([]measurement, error) {
+	if expr == "" {
+		return ms, nil
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics: %w", err)
+	}
+	var out []measurement
+	for _, m := range ms {
+		if re.MatchString(m.rows[0].name) {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-metrics %q matches no measurement", expr)
 	}
 	return out, nil
 }

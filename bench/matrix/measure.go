@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,6 +29,15 @@ type measurement struct {
 	argv   []string // client command; "{A}" stands for A's address
 	// parse reads the client's output: a value per row and a note on anything odd.
 	parse func(stdout string) (vals []float64, note string, err error)
+	// cpu, if set, adds a last row: the pair's CPU time during the client's run per unit of
+	// work, the work being the first row's rate times the run's length.
+	cpu *cpuCost
+}
+
+// cpuCost says how CPU time is reported per unit of work.
+type cpuCost struct {
+	unit  string  // e.g. "CPU-s/GB"
+	scale float64 // CPU seconds / (rate × seconds) × scale = the value shown
 }
 
 const (
@@ -46,11 +56,14 @@ func measurements(d time.Duration) []measurement {
 		argv := []string{"wrk", fmt.Sprintf("-t%d", threads), fmt.Sprintf("-c%d", conns), "-d" + secs + "s"}
 		return append(append(argv, extra...), url)
 	}
+	// Gbit/s × s = Gbit = GB × 8; req/s × s = requests.
+	perGB := &cpuCost{unit: "CPU-s/GB", scale: 8}
+	perReq := &cpuCost{unit: "CPU-µs/req", scale: 1e6}
 	tcp := func(name string, extra ...string) measurement {
-		return measurement{rows: []row{{name, "Gbit/s", false}}, server: "iperf3", argv: iperf(extra...), parse: parseIperfTCP}
+		return measurement{rows: []row{{name, "Gbit/s", false}}, server: "iperf3", argv: iperf(extra...), parse: parseIperfTCP, cpu: perGB}
 	}
 	http := func(name string, argv []string) measurement {
-		return measurement{rows: []row{{name, "req/s", false}}, server: "nginx", argv: argv, parse: parseWrk}
+		return measurement{rows: []row{{name, "req/s", false}}, server: "nginx", argv: argv, parse: parseWrk, cpu: perReq}
 	}
 	return []measurement{
 		tcp("TCP 1 stream B→A"),
@@ -63,6 +76,7 @@ func measurements(d time.Duration) []measurement {
 				{"UDP 1400 B B→A loss", "%", true},
 			},
 			server: "iperf3", argv: iperf("-u", "-l", "1400", "-b", "0"), parse: parseIperfUDP,
+			cpu: &cpuCost{unit: "CPU-µs/datagram", scale: 1e6},
 		},
 		http("HTTP keep-alive -c32", wrk(2, 32)),
 		http("HTTP new connection -c1", wrk(1, 1, "-H", "Connection: close")),
@@ -75,8 +89,16 @@ func measurements(d time.Duration) []measurement {
 	}
 }
 
-// run measures once on a pair: server on a, client on b.
-func (m measurement) run(t lab.T, a, b *lab.Endpoint) ([]float64, string, error) {
+// allRows are the rows of m, with its CPU row.
+func (m measurement) allRows() []row {
+	if m.cpu == nil {
+		return m.rows
+	}
+	return append(slices.Clone(m.rows), row{m.rows[0].name + ", CPU", m.cpu.unit, true})
+}
+
+// run measures once on a pair: server on a, client on b, the pair's CPU time accounted in cg.
+func (m measurement) run(t lab.T, a, b *lab.Endpoint, cg *cpuGroup, d time.Duration) ([]float64, string, error) {
 	switch m.server {
 	case "iperf3":
 		srv := a.Start(t, "iperf3", "-s", "-B", a.Addr.String(), "-p", strconv.Itoa(iperfPort), "--forceflush")
@@ -94,11 +116,21 @@ func (m measurement) run(t lab.T, a, b *lab.Endpoint) ([]float64, string, error)
 		}
 	}
 	argv := m.command(a.Addr.String())
+	cpu0 := cg.seconds()
 	out, err := b.Exec(t, argv[0], argv[1:]...)
+	cpu := cg.seconds() - cpu0
 	if err != nil {
 		return nil, "", err
 	}
-	return m.parse(out)
+	vals, note, err := m.parse(out)
+	if err != nil || m.cpu == nil {
+		return vals, note, err
+	}
+	v := math.NaN()
+	if work := vals[0] * d.Seconds(); cg != nil && work > 0 {
+		v = cpu / work * m.cpu.scale
+	}
+	return append(vals, v), note, nil
 }
 
 // command is the client argv with A's address filled in.

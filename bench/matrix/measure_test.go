@@ -101,17 +101,18 @@ func TestVethPair(t *testing.T) {
 		t.Skip("runs iperf3, nginx and wrk for about 15 s")
 	}
 	lab.Require(t, "iperf3", "wrk", "nginx", "ping")
-	a, b, st := pairs[0].setup(t)
+	cg := newCPUGroup(t, "test")
+	a, b, st := vethPair.setup(t, cg)
 	if st != nil {
 		t.Errorf("veth pair measured a startup")
 	}
 	for _, m := range measurements(time.Second) {
-		vals, _, err := m.run(t, a, b)
+		vals, _, err := m.run(t, a, b, cg, time.Second)
 		if err != nil {
 			t.Errorf("%s: %v", m.rows[0].name, err)
 			continue
 		}
-		if len(vals) != len(m.rows) || vals[0] <= 0 {
+		if len(vals) != len(m.allRows()) || vals[0] <= 0 || (cg != nil && m.cpu != nil && !(vals[len(vals)-1] > 0)) {
 			t.Errorf("%s: values %v", m.rows[0].name, vals)
 		}
 	}

@@ -148,7 +148,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 		w("\n")
 	}
 	for mi, m := range r.ms {
-		for ri, row := range m.rows {
+		for ri, row := range m.allRows() {
 			cells := make([]cell, len(r.pairs))
 			for pi := range r.pairs {
 				cells[pi] = r.cell(mi, pi, ri)
