@@ -21,11 +21,12 @@ import (
 //
 //	go test -run '^$' -bench Frames -benchtime 200000x ./zt/
 func BenchmarkFrames(b *testing.B) {
-	for _, mode := range []string{"batched", "single"} {
+	for _, mode := range []string{"offload", "batched", "single"} {
 		for _, size := range []int{1400, 2800} {
 			b.Run(mode+"/"+strconv.Itoa(size), func(b *testing.B) {
-				defer func(was bool) { batchIO = was }(batchIO)
-				batchIO = batchIO && mode == "batched"
+				defer func(batch, offload bool) { batchIO, offloadIO = batch, offload }(batchIO, offloadIO)
+				batchIO = batchIO && mode != "single"
+				offloadIO = offloadIO && mode == "offload"
 				benchmarkFrames(b, size)
 			})
 		}
@@ -109,7 +110,7 @@ func BenchmarkLoopbackUDP(b *testing.B) {
 			defer tx[0].conn.Close()
 			var got atomic.Int64
 			go func() {
-				r := newBatchReader()
+				r := newBatchReader(rx)
 				for {
 					k, err := rx.read(r)
 					if err != nil {

@@ -3,6 +3,7 @@ package zt
 import (
 	"bytes"
 	"context"
+	"encoding/binary"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -76,6 +77,10 @@ type Network struct {
 
 	recvMu sync.Mutex
 	recv   func(dst, src [6]byte, etherType uint16, payload []byte)
+	// burstEnd is called after the frames of one read from the network, if any were
+	// delivered since the last call (burstPending); both guarded by recvMu.
+	burstEnd     func()
+	burstPending bool
 
 	stats counters
 }
@@ -462,6 +467,16 @@ func (nw *Network) SetReceiver(fn func(dst, src [6]byte, etherType uint16, paylo
 	nw.recvMu.Unlock()
 }
 
+// SetBurstEnd installs the function called after the last frame of each burst delivered to
+// the receiver (nil detaches). A burst is what one read from the network brought, and frames
+// are delivered only from the node's own goroutines, never from inside WriteFrame(s): this
+// makes *Network a netstack.BurstPort.
+func (nw *Network) SetBurstEnd(fn func()) {
+	nw.recvMu.Lock()
+	nw.burstEnd = fn
+	nw.recvMu.Unlock()
+}
+
 // deliver hands a frame to the receiver.
 func (nw *Network) deliver(dst, src ztaddr.MAC, etherType uint16, payload []byte) {
 	nw.recvMu.Lock()
@@ -472,6 +487,17 @@ func (nw *Network) deliver(dst, src ztaddr.MAC, etherType uint16, payload []byte
 	}
 	nw.stats.in(len(payload))
 	nw.recv(dst, src, etherType, payload)
+	nw.burstPending = true
+}
+
+// endBurst tells the receiver that a burst of frames is complete.
+func (nw *Network) endBurst() {
+	nw.recvMu.Lock()
+	defer nw.recvMu.Unlock()
+	if nw.burstPending && nw.burstEnd != nil {
+		nw.burstEnd()
+	}
+	nw.burstPending = false
 }
 
 // WriteFrame sends an Ethernet frame from the stack to the network: unicast to the member
@@ -479,6 +505,32 @@ func (nw *Network) deliver(dst, src ztaddr.MAC, etherType uint16, payload []byte
 // cannot carry (no config yet, rules, unknown destinations) are dropped and counted, as an
 // Ethernet would; an error means the network is gone or the frame is malformed.
 func (nw *Network) WriteFrame(dst, src [6]byte, etherType uint16, payload []byte) error {
+	return nw.writeFrame(nil, dst, src, etherType, payload)
+}
+
+// WriteFrames sends whole Ethernet frames (14-byte header, then the payload) as WriteFrame
+// does, with as few system calls as it can: the unicast frames' packets are batched per socket
+// and leave together (as segmentation-offload sends where the kernel can). It stops at the
+// first error.
+func (nw *Network) WriteFrames(frames [][]byte) error {
+	tx := txSets.Get().(*txSet)
+	defer tx.flush(nw.node)
+	for _, f := range frames {
+		if len(f) < ethHeaderSize {
+			nw.stats.drop(dropBadFrame)
+			return fmt.Errorf("frame of %d bytes has no Ethernet header", len(f))
+		}
+		if err := nw.writeFrame(tx, [6]byte(f[0:6]), [6]byte(f[6:12]), binary.BigEndian.Uint16(f[12:14]), f[ethHeaderSize:]); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+const ethHeaderSize = 14
+
+// writeFrame is WriteFrame, adding unicast packets to tx when it is not nil.
+func (nw *Network) writeFrame(tx *txSet, dst, src [6]byte, etherType uint16, payload []byte) error {
 	if nw.left.Load() {
 		return ErrNetworkLeft
 	}
@@ -515,8 +567,13 @@ func (nw *Network) WriteFrame(dst, src [6]byte, etherType uint16, payload []byte
 	p, b := n.newPacket(addr, wire.VerbFrame)
 	p = wire.AppendFrameHeader(p, nw.id, etherType)
 	p = append(p, payload...)
-	n.sendPacket(addr, p, 0)
-	putBuffer(b)
+	if tx != nil {
+		n.sendPacketVia(tx, addr, p, 0)
+		tx.keep(b)
+	} else {
+		n.sendPacket(addr, p, 0)
+		putBuffer(b)
+	}
 	nw.stats.out(len(payload))
 	return nil
 }

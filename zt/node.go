@@ -421,7 +421,7 @@ func (n *Node) Networks() []*Network {
 // receiveLoop reads datagrams from one socket until Close.
 func (n *Node) receiveLoop(s *socket) {
 	defer n.wg.Done()
-	r := newBatchReader()
+	r := newBatchReader(s)
 	var rx rxBuffers
 	for {
 		k, err := s.read(r)
@@ -433,13 +433,37 @@ func (n *Node) receiveLoop(s *socket) {
 			continue
 		}
 		for i := range k {
-			b, from, ok := r.datagram(i)
+			b, from, seg, ok := r.message(i)
 			if !ok {
 				n.stats.drop(dropMalformed)
 				continue
 			}
-			n.receive(s, from, b, &rx)
+			if seg <= 0 {
+				seg = len(b)
+			}
+			for len(b) > 0 {
+				d := b[:min(seg, len(b))]
+				b = b[len(d):]
+				n.receive(s, from, d, &rx)
+			}
 		}
+		n.endBursts()
+	}
+}
+
+// endBursts ends the burst of frames delivered on every network (see Network.SetBurstEnd):
+// called by every goroutine that delivers frames, after a read from the network.
+func (n *Node) endBursts() {
+	var buf [4]*Network
+	nws := buf[:0]
+	n.netsMu.RLock()
+	for _, nw := range n.nets {
+		nws = append(nws, nw)
+	}
+	n.netsMu.RUnlock()
+	// Outside netsMu: the receiver may send, and sending may need it.
+	for _, nw := range nws {
+		nw.endBurst()
 	}
 }
 

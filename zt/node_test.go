@@ -7,6 +7,7 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
+	"sync"
 	"testing"
 	"time"
 
@@ -209,6 +210,59 @@ func TestBigFramesFragmented(t *testing.T) {
 				t.Errorf("only %d datagrams went out for 3 frames of %d bytes", d, mtu)
 			}
 		})
+	}
+}
+
+// TestWriteFramesBatched: a batch of frames of mixed sizes (fragmented and not, as a stack
+// cutting a large TCP segment produces them) arrives complete and in order, and every burst
+// of delivered frames is ended.
+func TestWriteFramesBatched(t *testing.T) {
+	s := newTwoMembers(t, nil)
+	waitFor(t, "a direct path", 10*time.Second, func() bool {
+		s.nwA.WriteFrame(s.nwB.MAC(), s.nwA.MAC(), 0x88b5, []byte("hello"))
+		return hasDirectPath(s.a, s.b)
+	})
+	var mu sync.Mutex
+	var got [][]byte
+	delivered, ended := 0, 0
+	s.nwB.SetReceiver(func(dst, src [6]byte, et uint16, p []byte) {
+		mu.Lock()
+		if et == 0x88b6 {
+			got = append(got, append([]byte(nil), p...))
+		}
+		delivered++
+		mu.Unlock()
+	})
+	s.nwB.SetBurstEnd(func() {
+		mu.Lock()
+		ended = delivered
+		mu.Unlock()
+	})
+	var frames, want [][]byte
+	for i, size := range []int{2800, 2800, 2800, 60, 1400, 2800, 1, 2000, 2800, 2800} {
+		payload := make([]byte, size)
+		for j := range payload {
+			payload[j] = byte(i + j*3)
+		}
+		dst, src := s.nwB.MAC(), s.nwA.MAC()
+		f := append(append(append([]byte(nil), dst[:]...), src[:]...), 0x88, 0xb6)
+		frames, want = append(frames, append(f, payload...)), append(want, payload)
+	}
+	if err := s.nwA.WriteFrames(frames); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, "the batch at B", 5*time.Second, func() bool {
+		mu.Lock()
+		defer mu.Unlock()
+		return len(got) == len(want) && ended == delivered
+	})
+	for i := range want {
+		if !bytes.Equal(got[i], want[i]) {
+			t.Errorf("frame %d: %d bytes, want %d (order or content differs)", i, len(got[i]), len(want[i]))
+		}
+	}
+	if err := s.nwA.WriteFrames([][]byte{{1, 2, 3}}); err == nil {
+		t.Errorf("a frame without an Ethernet header was accepted")
 	}
 }
 

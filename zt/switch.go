@@ -215,6 +215,7 @@ func (n *Node) validator() {
 		n.log.Debug("new peer", "peer", pr.addr.String(), "from", h.from)
 		n.receivePacket(h.sock, h.from, h.pkt, &rx)
 		n.identityLearned(pr)
+		n.endBursts()
 	}
 }
 
@@ -465,6 +466,12 @@ func (n *Node) sendMsg(dst ztaddr.Address, verb wire.Verb, m wire.Message, opt s
 
 // sendPacket sends an unarmored packet through the normal path. p may be modified.
 func (n *Node) sendPacket(dst ztaddr.Address, p wire.Packet, opt sendOpt) bool {
+	return n.sendPacketVia(nil, dst, p, opt)
+}
+
+// sendPacketVia is sendPacket that, with tx, adds p to tx's batches instead of sending it at
+// once: p must then stay unchanged until tx is flushed.
+func (n *Node) sendPacketVia(tx *txSet, dst ztaddr.Address, p wire.Packet, opt sendOpt) bool {
 	if len(p) > wire.MaxPacketSize {
 		n.stats.drop(dropMalformed)
 		return false
@@ -484,6 +491,9 @@ func (n *Node) sendPacket(dst ztaddr.Address, p wire.Packet, opt sendOpt) bool {
 	if s == nil {
 		n.enqueue(dst, p, opt, true)
 		return false
+	}
+	if tx != nil {
+		return n.armorAndQueue(tx, pr, p, s, to, x, now)
 	}
 	return n.armorAndSend(pr, p, s, to, x, opt, now)
 }
@@ -527,7 +537,7 @@ func (n *Node) armorAndSend(pr *peer, p wire.Packet, s *socket, to netip.AddrPor
 		for i := range total {
 			n.stats.out(min(physicalMTU, len(p)-i*(physicalMTU-wire.FragmentHeaderSize)))
 		}
-		err = s.writeFragments(p, physicalMTU, total, to)
+		err = s.writePacket(p, physicalMTU, total, to)
 	}
 	if x != nil {
 		x.lastOut.Store(now)
@@ -541,6 +551,79 @@ func (n *Node) armorAndSend(pr *peer, p wire.Packet, s *socket, to netip.AddrPor
 		return false
 	}
 	return true
+}
+
+// armorAndQueue armors p for pr and adds it to tx's batch for socket s.
+func (n *Node) armorAndQueue(tx *txSet, pr *peer, p wire.Packet, s *socket, to netip.AddrPort, x *path, now int64) bool {
+	p.SetFragmented(len(p) > physicalMTU)
+	wire.Armor(p, pr.key, pr.cipher())
+	total := wire.FragmentCount(len(p), physicalMTU)
+	if total == 0 {
+		n.stats.drop(dropSendFailed)
+		return false
+	}
+	b := tx.batch(s)
+	if !b.room(total) {
+		tx.flushBatch(n, b)
+	}
+	if err := b.add(p, physicalMTU, total, to); err != nil {
+		n.stats.drop(dropSendFailed)
+		n.log.Debug("send", "to", pr.addr.String(), "at", to, "err", err)
+		return false
+	}
+	for i := range total {
+		n.stats.out(min(physicalMTU, len(p)-i*(physicalMTU-wire.FragmentHeaderSize)))
+	}
+	if x != nil {
+		x.lastOut.Store(now)
+	}
+	return true
+}
+
+// txSet collects packets for transmission during one burst (Network.WriteFrames): a batch
+// per socket, and the pooled buffers the batched packets live in until they are sent.
+type txSet struct {
+	batches []*txBatch
+	bufs    []*[]byte
+}
+
+var txSets = sync.Pool{New: func() any { return new(txSet) }}
+
+// batch returns the batch of socket s.
+func (t *txSet) batch(s *socket) *txBatch {
+	for _, b := range t.batches {
+		if b.sock == s {
+			return b
+		}
+	}
+	b := getTxBatch(s)
+	t.batches = append(t.batches, b)
+	return b
+}
+
+// keep holds a buffer until the set is flushed.
+func (t *txSet) keep(b *[]byte) { t.bufs = append(t.bufs, b) }
+
+func (t *txSet) flushBatch(n *Node, b *txBatch) {
+	if err := b.flush(); err != nil {
+		n.stats.drop(dropSendFailed)
+		n.log.Debug("send", "err", err)
+	}
+}
+
+// flush sends everything, returns the buffers and the set itself to their pools.
+func (t *txSet) flush(n *Node) {
+	for _, b := range t.batches {
+		t.flushBatch(n, b)
+		b.release()
+	}
+	for _, b := range t.bufs {
+		putBuffer(b)
+	}
+	clear(t.batches)
+	clear(t.bufs)
+	t.batches, t.bufs = t.batches[:0], t.bufs[:0]
+	txSets.Put(t)
 }
 
 // sendHello sends a HELLO straight to a physical address (never relayed, never fragmented).

@@ -6,6 +6,7 @@ import (
 	"net"
 	"net/netip"
 	"strconv"
+	"sync/atomic"
 	"syscall"
 
 	"github.com/ztnc/ztnc/zt/wire"
@@ -24,6 +25,8 @@ type socket struct {
 	raw   syscall.RawConn
 	local netip.AddrPort   // as bound (the wildcard address unless Bind was given)
 	addrs []netip.AddrPort // where peers may reach it (see localAddresses)
+	gro   bool             // receives coalesced datagrams (UDP_GRO)
+	noGSO atomic.Bool      // sends without segmentation offload
 }
 
 // listen binds a socket on every address of bind (the dual-stack wildcard if none) on one
@@ -93,7 +96,9 @@ func listenAll(bind []netip.Addr, port int) ([]*socket, error) {
 			c.Close()
 			return fail(err)
 		}
-		socks = append(socks, &socket{conn: c, raw: raw, local: la, addrs: interfaceAddrs(la)})
+		s := &socket{conn: c, raw: raw, local: la, addrs: interfaceAddrs(la)}
+		s.enableOffloads()
+		socks = append(socks, s)
 		port = int(local.Port())
 	}
 	return socks, nil
@@ -112,20 +117,18 @@ func (s *socket) writeTo(b []byte, to netip.AddrPort) error {
 	return err
 }
 
-// writeFragmentsSingly sends the pieces of p one datagram per call.
-func (s *socket) writeFragmentsSingly(p wire.Packet, mtu, total int, to netip.AddrPort) error {
-	if err := s.writeTo(p[:mtu], to); err != nil {
+// writePacket sends armored packet p, in total datagrams of at most mtu bytes (total from
+// wire.FragmentCount), with one system call.
+func (s *socket) writePacket(p wire.Packet, mtu, total int, to netip.AddrPort) error {
+	if total == 1 {
+		return s.writeTo(p, to)
+	}
+	b := getTxBatch(s)
+	defer b.release()
+	if err := b.add(p, mtu, total, to); err != nil {
 		return err
 	}
-	var buf [wire.FragmentHeaderSize + physicalMTU]byte
-	for i := 1; i < total; i++ {
-		piece := wire.FragmentPiece((*[wire.FragmentHeaderSize]byte)(buf[:]), p, mtu, i, total)
-		n := copy(buf[wire.FragmentHeaderSize:], piece)
-		if err := s.writeTo(buf[:wire.FragmentHeaderSize+n], to); err != nil {
-			return err
-		}
-	}
-	return nil
+	return b.flush()
 }
 
 // canReach reports whether the socket can send to an address of to's family.

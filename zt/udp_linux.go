@@ -16,43 +16,82 @@ import (
 	"github.com/ztnc/ztnc/zt/wire"
 )
 
-// Batched UDP I/O: recvmmsg takes up to batchSize datagrams per system call, and the pieces
-// of a fragmented packet leave in one sendmmsg.
+// Batched UDP I/O with segmentation offload.
+//
+// Receive: recvmmsg takes up to batchSize messages per system call, and with UDP_GRO the
+// kernel hands over runs of datagrams from one sender coalesced into one buffer with their
+// common size (the sender's datagrams are unchanged on the wire: GRO is local).
+//
+// Send: the datagrams of a batch (the pieces of one or more packets) leave in one sendmmsg;
+// with UDP_SEGMENT (GSO) consecutive datagrams of equal size to one address go as one
+// message that the kernel cuts into ordinary datagrams, so the stack below handles a run of
+// datagrams once instead of once per datagram. Fragmented packets are cut evenly
+// (wire.EvenCut) so that full-size packets chain into one run. A kernel or device that
+// refuses GSO (EIO, EINVAL) turns it off for the socket; the batch is sent again without.
 
 const (
 	batchSize   = 32
 	maxDatagram = 16 << 10 // zerotier-one's largest unfragmented packets are 10 KB
+	// maxCoalesced is the largest UDP payload a GSO or GRO message carries (IP's 64 KiB,
+	// less headers).
+	maxCoalesced = 65535 - 8 - 40
+	// maxSegments is the kernel's UDP_MAX_SEGMENTS on older kernels (64; 128 since 6.6).
+	maxSegments = 64
 )
 
 // batchIO can be turned off to compare (see BenchmarkFrames): one datagram per call then.
 var batchIO = true
+
+// offloadIO can be turned off to compare (see BenchmarkFrames): batches without GSO/GRO.
+var offloadIO = true
+
+// enableOffloads asks for GRO on a new socket (GSO needs no setup: it is per message).
+func (s *socket) enableOffloads() {
+	if !offloadIO || !batchIO {
+		s.noGSO.Store(true)
+		return
+	}
+	s.raw.Control(func(fd uintptr) {
+		if unix.SetsockoptInt(int(fd), unix.IPPROTO_UDP, unix.UDP_GRO, 1) == nil {
+			s.gro = true
+		}
+	})
+}
 
 // batchReader is the receive side's buffers and message headers.
 type batchReader struct {
 	msgs  [batchSize]unix.Mmsghdr
 	iovs  [batchSize]unix.Iovec
 	names [batchSize]unix.RawSockaddrInet6 // large enough for sockaddr_in too
+	ctrl  [batchSize][unix.SizeofCmsghdr + 8]byte
 	bufs  [batchSize][]byte
 	n     int
 	errno syscall.Errno
 	recv  func(fd uintptr) bool
 }
 
-func newBatchReader() *batchReader {
+func newBatchReader(s *socket) *batchReader {
 	r := &batchReader{}
+	size := maxDatagram
+	if s.gro {
+		size = maxCoalesced
+	}
 	for i := range r.msgs {
-		r.bufs[i] = make([]byte, maxDatagram)
+		r.bufs[i] = make([]byte, size)
 		r.iovs[i].Base = &r.bufs[i][0]
-		r.iovs[i].SetLen(maxDatagram)
+		r.iovs[i].SetLen(size)
 		r.msgs[i].Hdr.Iov = &r.iovs[i]
 		r.msgs[i].Hdr.SetIovlen(1)
 		r.msgs[i].Hdr.Name = (*byte)(unsafe.Pointer(&r.names[i]))
+		if s.gro {
+			r.msgs[i].Hdr.Control = &r.ctrl[i][0]
+		}
 	}
 	r.recv = r.recvmmsg
 	return r
 }
 
-// read waits for datagrams and returns how many arrived.
+// read waits for messages and returns how many arrived.
 func (s *socket) read(r *batchReader) (int, error) {
 	if err := s.raw.Read(r.recv); err != nil {
 		return 0, err
@@ -69,6 +108,9 @@ func (r *batchReader) recvmmsg(fd uintptr) bool {
 	for i := range r.msgs {
 		r.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
 		r.msgs[i].Hdr.Flags = 0
+		if r.msgs[i].Hdr.Control != nil {
+			r.msgs[i].Hdr.SetControllen(len(r.ctrl[i]))
+		}
 	}
 	vlen := uintptr(batchSize)
 	if !batchIO {
@@ -82,12 +124,13 @@ func (r *batchReader) recvmmsg(fd uintptr) bool {
 	return true
 }
 
-// datagram returns datagram i of the last read and its sender; ok is false for truncated
-// datagrams and unknown address families.
-func (r *batchReader) datagram(i int) (b []byte, from netip.AddrPort, ok bool) {
+// message returns message i of the last read, its sender and the size of the datagrams
+// coalesced in it (the last may be shorter; 0: one datagram); ok is false for truncated
+// messages and unknown address families.
+func (r *batchReader) message(i int) (b []byte, from netip.AddrPort, segment int, ok bool) {
 	m := &r.msgs[i]
 	if m.Hdr.Flags&unix.MSG_TRUNC != 0 {
-		return nil, from, false
+		return nil, from, 0, false
 	}
 	sa := &r.names[i]
 	switch sa.Family {
@@ -97,9 +140,15 @@ func (r *batchReader) datagram(i int) (b []byte, from netip.AddrPort, ok bool) {
 		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(sa))
 		from = netip.AddrPortFrom(netip.AddrFrom4(sa4.Addr), ntohs(sa4.Port))
 	default:
-		return nil, from, false
+		return nil, from, 0, false
 	}
-	return r.bufs[i][:m.Len], from, true
+	if m.Hdr.Control != nil && m.Hdr.Controllen >= unix.SizeofCmsghdr+2 {
+		h := (*unix.Cmsghdr)(unsafe.Pointer(&r.ctrl[i][0]))
+		if h.Level == unix.IPPROTO_UDP && h.Type == unix.UDP_GRO {
+			segment = int(*(*uint16)(unsafe.Pointer(&r.ctrl[i][unix.SizeofCmsghdr])))
+		}
+	}
+	return r.bufs[i][:m.Len], from, segment, true
 }
 
 func ntohs(p uint16) uint16 {
@@ -108,91 +157,234 @@ func ntohs(p uint16) uint16 {
 	return binary.BigEndian.Uint16(b[:])
 }
 
-// batchWriter holds the message headers for sending the pieces of one fragmented packet with
-// one sendmmsg: the head is a slice of the packet, every other piece its 16-byte fragment
-// header and a slice of the packet (no copying).
-type batchWriter struct {
-	msgs  [wire.MaxFragments]unix.Mmsghdr
-	iovs  [wire.MaxFragments][2]unix.Iovec
-	hdrs  [wire.MaxFragments][wire.FragmentHeaderSize]byte
-	name4 unix.RawSockaddrInet4
-	name6 unix.RawSockaddrInet6
-	total int
+func htons(p uint16) uint16 { return ntohs(p) }
+
+var errWrongFamily = errors.New("address family not reachable from this socket")
+
+// Limits of one transmit batch.
+const (
+	maxBatchDatagrams = 256
+	maxBatchMsgs      = 64
+)
+
+// txBatch collects datagrams for one socket and sends them with one sendmmsg. A datagram is
+// one or two iovecs (a fragment's 16-byte header and a slice of its packet: nothing is
+// copied), so the packets added must stay unchanged until send returns.
+type txBatch struct {
+	dgrams []txDatagram
+	iovs   []unix.Iovec
+	hdrs   [][wire.FragmentHeaderSize]byte
+	names  []unix.RawSockaddrInet6
+	msgs   []unix.Mmsghdr
+	ctrl   [][unix.SizeofCmsghdr + 8]byte
+	keep   []wire.Packet // referenced by the iovecs until sent
+
+	sock  *socket
+	gso   bool
 	sent  int
 	errno syscall.Errno
 	send  func(fd uintptr) bool
 }
 
-var batchWriters = sync.Pool{New: func() any {
-	w := new(batchWriter)
-	w.send = w.sendmmsg
-	return w
-}}
-
-// sendmmsg is the body of writeFragments, a method value made once per batchWriter.
-func (w *batchWriter) sendmmsg(fd uintptr) bool {
-	for w.sent < w.total {
-		r0, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&w.msgs[w.sent])), uintptr(w.total-w.sent), 0, 0, 0)
-		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
-			return false
-		}
-		if e != 0 {
-			w.errno = e
-			return true
-		}
-		w.sent += int(r0)
-	}
-	return true
+// txDatagram is one datagram of a batch: iovecs [iov, iov+niov), its size and destination.
+type txDatagram struct {
+	iov, niov, size, name int
 }
 
-// writeFragments sends armored packet p, cut at mtu into total pieces, to one address.
-func (s *socket) writeFragments(p wire.Packet, mtu, total int, to netip.AddrPort) error {
-	if !batchIO {
-		return s.writeFragmentsSingly(p, mtu, total, to)
+var txBatches = sync.Pool{New: func() any {
+	b := &txBatch{
+		dgrams: make([]txDatagram, 0, maxBatchDatagrams),
+		iovs:   make([]unix.Iovec, 0, 2*maxBatchDatagrams),
+		hdrs:   make([][wire.FragmentHeaderSize]byte, 0, maxBatchDatagrams),
+		names:  make([]unix.RawSockaddrInet6, 0, maxBatchMsgs),
+		msgs:   make([]unix.Mmsghdr, 0, maxBatchDatagrams),
+		ctrl:   make([][unix.SizeofCmsghdr + 8]byte, maxBatchDatagrams),
 	}
-	w := batchWriters.Get().(*batchWriter)
-	defer batchWriters.Put(w)
-	var name unsafe.Pointer
-	var namelen uint32
-	if s.local.Addr().Is4() {
-		if !to.Addr().Is4() {
-			return errWrongFamily
-		}
-		w.name4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(to.Port()), Addr: to.Addr().As4()}
-		name, namelen = unsafe.Pointer(&w.name4), unix.SizeofSockaddrInet4
-	} else {
-		w.name6 = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(to.Port()), Addr: to.Addr().As16()}
-		name, namelen = unsafe.Pointer(&w.name6), unix.SizeofSockaddrInet6
-	}
-	for i := range total {
-		iov := &w.iovs[i]
-		niov := 1
-		if i == 0 {
-			iov[0].Base = &p[0]
-			iov[0].SetLen(mtu)
-		} else {
-			piece := wire.FragmentPiece(&w.hdrs[i], p, mtu, i, total)
-			iov[0].Base = &w.hdrs[i][0]
-			iov[0].SetLen(wire.FragmentHeaderSize)
-			iov[1].Base = &piece[0]
-			iov[1].SetLen(len(piece))
-			niov = 2
-		}
-		w.msgs[i].Hdr = unix.Msghdr{Name: (*byte)(name), Namelen: namelen, Iov: &iov[0]}
-		w.msgs[i].Hdr.SetIovlen(niov)
-	}
-	w.total, w.sent, w.errno = total, 0, 0
-	err := s.raw.Write(w.send)
-	runtime.KeepAlive(p)
+	b.send = b.sendmmsg
+	return b
+}}
+
+func getTxBatch(s *socket) *txBatch {
+	b := txBatches.Get().(*txBatch)
+	b.sock = s
+	return b
+}
+
+func (b *txBatch) release() {
+	b.reset()
+	b.sock = nil
+	txBatches.Put(b)
+}
+
+func (b *txBatch) reset() {
+	clear(b.keep)
+	b.dgrams, b.iovs, b.hdrs, b.names, b.msgs, b.keep = b.dgrams[:0], b.iovs[:0], b.hdrs[:0], b.names[:0], b.msgs[:0], b.keep[:0]
+}
+
+// room reports whether a packet of total datagrams to a new address fits.
+func (b *txBatch) room(total int) bool {
+	return len(b.dgrams)+total <= maxBatchDatagrams && len(b.names) < maxBatchMsgs
+}
+
+// add appends armored packet p for to, cut evenly into total datagrams of at most mtu bytes
+// (total from wire.FragmentCount; 1: unfragmented).
+func (b *txBatch) add(p wire.Packet, mtu, total int, to netip.AddrPort) error {
+	name, err := b.name(to)
 	if err != nil {
 		return err
 	}
-	if w.errno != 0 {
-		return w.errno
+	b.keep = append(b.keep, p)
+	if total == 1 {
+		b.iovs = append(b.iovs, iovec(p))
+		b.dgrams = append(b.dgrams, txDatagram{len(b.iovs) - 1, 1, len(p), name})
+		return nil
+	}
+	cut := wire.EvenCut(len(p), mtu, total)
+	b.iovs = append(b.iovs, iovec(p[:cut]))
+	b.dgrams = append(b.dgrams, txDatagram{len(b.iovs) - 1, 1, cut, name})
+	for i := 1; i < total; i++ {
+		b.hdrs = append(b.hdrs, [wire.FragmentHeaderSize]byte{})
+		h := &b.hdrs[len(b.hdrs)-1]
+		piece := wire.FragmentPiece(h, p, cut, i, total)
+		b.iovs = append(b.iovs, iovec(h[:]), iovec(piece))
+		b.dgrams = append(b.dgrams, txDatagram{len(b.iovs) - 2, 2, wire.FragmentHeaderSize + len(piece), name})
 	}
 	return nil
 }
 
-func htons(p uint16) uint16 { return ntohs(p) }
+// name returns the index of to's socket address, reusing the last one when it is the same.
+func (b *txBatch) name(to netip.AddrPort) (int, error) {
+	var sa unix.RawSockaddrInet6
+	if b.sock.local.Addr().Is4() {
+		if !to.Addr().Is4() {
+			return 0, errWrongFamily
+		}
+		sa4 := (*unix.RawSockaddrInet4)(unsafe.Pointer(&sa))
+		*sa4 = unix.RawSockaddrInet4{Family: unix.AF_INET, Port: htons(to.Port()), Addr: to.Addr().As4()}
+	} else {
+		sa = unix.RawSockaddrInet6{Family: unix.AF_INET6, Port: htons(to.Port()), Addr: to.Addr().As16()}
+	}
+	if n := len(b.names); n > 0 && b.names[n-1] == sa {
+		return n - 1, nil
+	}
+	b.names = append(b.names, sa)
+	return len(b.names) - 1, nil
+}
 
-var errWrongFamily = errors.New("address family not reachable from this socket")
+func iovec(b []byte) unix.Iovec {
+	v := unix.Iovec{Base: &b[0]}
+	v.SetLen(len(b))
+	return v
+}
+
+// flush sends the batch and empties it.
+func (b *txBatch) flush() error {
+	if len(b.dgrams) == 0 {
+		return nil
+	}
+	defer b.reset()
+	s := b.sock
+	gso := !s.noGSO.Load()
+	err := b.sendAll(gso)
+	if gso && (errors.Is(err, unix.EIO) || errors.Is(err, unix.EINVAL)) && b.sent == 0 {
+		// The path cannot segment (e.g. no checksum offload on the device): never again on
+		// this socket.
+		s.noGSO.Store(true)
+		err = b.sendAll(false)
+	}
+	return err
+}
+
+// sendAll builds the messages (runs of equal-size datagrams to one address when gso) and
+// sends them.
+func (b *txBatch) sendAll(gso bool) error {
+	b.msgs = b.msgs[:0]
+	isV4 := b.sock.local.Addr().Is4()
+	namelen := uint32(unix.SizeofSockaddrInet6)
+	if isV4 {
+		namelen = unix.SizeofSockaddrInet4
+	}
+	for i := 0; i < len(b.dgrams); {
+		d := b.dgrams[i]
+		j, bytes := i+1, d.size
+		if gso && batchIO {
+			// Extend the run while the next datagram has the same destination, its iovecs
+			// follow on, and it is as large as the first (or smaller, which ends the run).
+			for j < len(b.dgrams) && j-i < maxSegments {
+				e := b.dgrams[j]
+				if e.name != d.name || e.size > d.size || bytes+e.size > maxCoalesced {
+					break
+				}
+				bytes += e.size
+				j++
+				if e.size < d.size {
+					break
+				}
+			}
+		}
+		last := b.dgrams[j-1]
+		var m unix.Mmsghdr
+		m.Hdr.Name = (*byte)(unsafe.Pointer(&b.names[d.name]))
+		m.Hdr.Namelen = namelen
+		m.Hdr.Iov = &b.iovs[d.iov]
+		m.Hdr.SetIovlen(last.iov + last.niov - d.iov)
+		if j-i > 1 {
+			c := &b.ctrl[len(b.msgs)]
+			h := (*unix.Cmsghdr)(unsafe.Pointer(&c[0]))
+			h.Level, h.Type = unix.IPPROTO_UDP, unix.UDP_SEGMENT
+			h.SetLen(unix.CmsgLen(2))
+			*(*uint16)(unsafe.Pointer(&c[unix.SizeofCmsghdr])) = uint16(d.size)
+			m.Hdr.Control = &c[0]
+			m.Hdr.SetControllen(unix.CmsgSpace(2))
+		}
+		b.msgs = append(b.msgs, m)
+		i = j
+	}
+	b.sent, b.errno = 0, 0
+	var err error
+	if batchIO {
+		err = b.sock.raw.Write(b.send)
+	} else {
+		err = b.sock.raw.Write(b.sendSingly)
+	}
+	runtime.KeepAlive(b)
+	if err != nil {
+		return err
+	}
+	if b.errno != 0 {
+		return b.errno
+	}
+	return nil
+}
+
+// sendmmsg is the body of sendAll, a method value made once per batch.
+func (b *txBatch) sendmmsg(fd uintptr) bool {
+	for b.sent < len(b.msgs) {
+		r0, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[b.sent])), uintptr(len(b.msgs)-b.sent), 0, 0, 0)
+		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+			return false
+		}
+		if e != 0 {
+			b.errno = e
+			return true
+		}
+		b.sent += int(r0)
+	}
+	return true
+}
+
+// sendSingly sends one message per system call (batchIO off, for comparison).
+func (b *txBatch) sendSingly(fd uintptr) bool {
+	for b.sent < len(b.msgs) {
+		_, _, e := unix.Syscall(unix.SYS_SENDMSG, fd, uintptr(unsafe.Pointer(&b.msgs[b.sent].Hdr)), 0)
+		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
+			return false
+		}
+		if e != 0 {
+			b.errno = e
+			return true
+		}
+		b.sent++
+	}
+	return true
+}

@@ -10,7 +10,9 @@ import (
 
 // Portable UDP I/O, one datagram per system call (see udp_linux.go for the batched version).
 
-var batchIO = false
+var batchIO, offloadIO = false, false
+
+func (s *socket) enableOffloads() {}
 
 type batchReader struct {
 	buf  []byte
@@ -18,7 +20,7 @@ type batchReader struct {
 	from netip.AddrPort
 }
 
-func newBatchReader() *batchReader { return &batchReader{buf: make([]byte, 16<<10)} }
+func newBatchReader(*socket) *batchReader { return &batchReader{buf: make([]byte, 16<<10)} }
 
 func (s *socket) read(r *batchReader) (int, error) {
 	n, from, err := s.conn.ReadFromUDPAddrPort(r.buf)
@@ -29,8 +31,48 @@ func (s *socket) read(r *batchReader) (int, error) {
 	return 1, nil
 }
 
-func (r *batchReader) datagram(int) ([]byte, netip.AddrPort, bool) { return r.buf[:r.n], r.from, true }
+func (r *batchReader) message(int) ([]byte, netip.AddrPort, int, bool) {
+	return r.buf[:r.n], r.from, 0, true
+}
 
-func (s *socket) writeFragments(p wire.Packet, mtu, total int, to netip.AddrPort) error {
-	return s.writeFragmentsSingly(p, mtu, total, to)
+// txBatch sends each datagram with its own system call.
+type txBatch struct {
+	sock *socket
+	pkts []txPacket
+}
+
+type txPacket struct {
+	p          wire.Packet
+	mtu, total int
+	to         netip.AddrPort
+}
+
+func getTxBatch(s *socket) *txBatch { return &txBatch{sock: s} }
+
+func (b *txBatch) release() {}
+
+func (b *txBatch) room(int) bool { return true }
+
+func (b *txBatch) add(p wire.Packet, mtu, total int, to netip.AddrPort) error {
+	b.pkts = append(b.pkts, txPacket{p, mtu, total, to})
+	return nil
+}
+
+func (b *txBatch) flush() error {
+	defer func() { b.pkts = b.pkts[:0] }()
+	var buf [wire.FragmentHeaderSize + physicalMTU]byte
+	for _, t := range b.pkts {
+		cut := wire.EvenCut(len(t.p), t.mtu, t.total)
+		if err := b.sock.writeTo(t.p[:cut], t.to); err != nil {
+			return err
+		}
+		for i := 1; i < t.total; i++ {
+			piece := wire.FragmentPiece((*[wire.FragmentHeaderSize]byte)(buf[:]), t.p, cut, i, t.total)
+			n := copy(buf[wire.FragmentHeaderSize:], piece)
+			if err := b.sock.writeTo(buf[:wire.FragmentHeaderSize+n], t.to); err != nil {
+				return err
+			}
+		}
+	}
+	return nil
 }

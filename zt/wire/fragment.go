@@ -77,6 +77,18 @@ func FragmentCount(size, mtu int) int {
 	return n
 }
 
+// EvenCut is where to cut the head of a packet of size bytes that takes total datagrams at
+// mtu (FragmentCount) so that all its datagrams are the same size, the last up to total-1
+// bytes shorter: the pieces of equal-size packets then form runs of equal-size datagrams,
+// which a transport can hand to the kernel as one segmentation-offload send. Receivers
+// reassemble fragments of any size, as zerotier-one does.
+func EvenCut(size, mtu, total int) int {
+	if total <= 1 {
+		return size
+	}
+	return min(mtu, (size+FragmentHeaderSize*(total-1)+total-1)/total)
+}
+
 // FragmentPiece returns the header and the slice of p that make up datagram n (1..total-1)
 // of p cut at mtu, so that a transport can send header and piece as two iovecs without
 // copying. The head (n = 0) is p[:mtu] itself.

@@ -199,3 +199,31 @@ func TestFragmentPiecesAndReassemblyInto(t *testing.T) {
 		t.Errorf("%.1f allocations per reassembled packet", allocs)
 	}
 }
+
+// TestEvenCut: cutting at EvenCut gives the same number of datagrams as at the MTU, none
+// larger than the MTU, all the same size but the last (shorter by less than their number),
+// and full-size frames (2800 bytes) give two equal datagrams.
+func TestEvenCut(t *testing.T) {
+	for size := HeaderSize; size <= MaxPacketSize; size += 7 {
+		for _, mtu := range []int{1400, 1432, 1472} {
+			total := FragmentCount(size, mtu)
+			if total == 0 {
+				continue
+			}
+			cut := EvenCut(size, mtu, total)
+			if cut > mtu || FragmentCount(size, cut) != total {
+				t.Fatalf("size %d mtu %d: cut %d gives %d pieces, want %d", size, mtu, cut, FragmentCount(size, cut), total)
+			}
+			if total == 1 {
+				continue
+			}
+			last := size - cut - (total-2)*(cut-FragmentHeaderSize) + FragmentHeaderSize
+			if last > cut || cut-last >= total {
+				t.Fatalf("size %d mtu %d: pieces of %d, last %d", size, mtu, cut, last)
+			}
+		}
+	}
+	if size := HeaderSize + FrameHeaderSize + 2800; EvenCut(size, 1432, 2) != (size+FragmentHeaderSize)/2 || (size+FragmentHeaderSize)%2 != 0 {
+		t.Errorf("a 2800-byte frame is not cut into two equal datagrams")
+	}
+}
