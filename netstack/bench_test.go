@@ -21,14 +21,19 @@ import (
 // stack B → proxy → socketpair → program. Reported in Gbit/s of payload.
 //
 // The variants compare the tuning choices side by side: reno and cubic, and reno with
-// gVisor's RACK loss detection turned back on.
+// gVisor's RACK loss detection turned back on; burst is reno on a link like the ZeroTier
+// engine's (a BatchPort and BurstPort: segmentation offload and GRO, no receive queue).
 func BenchmarkSpliceThroughput(b *testing.B) {
 	for _, v := range []struct {
 		name, cc string
 		rack     bool
-	}{{"reno", "reno", false}, {"cubic", "cubic", false}, {"reno+rack", "reno", true}} {
+		burst    bool
+	}{{"reno", "reno", false, false}, {"cubic", "cubic", false, false}, {"reno+rack", "reno", true, false}, {"burst", "reno", false, true}} {
 		b.Run(v.name, func(b *testing.B) {
 			n := newNetConfig(b, Config{CongestionControl: v.cc})
+			if v.burst {
+				n, _, _ = newBurstNet(b, Config{CongestionControl: v.cc})
+			}
 			if v.rack {
 				rack := tcpip.TCPRACKLossDetection
 				for _, s := range []*Stack{n.a, n.b} {

@@ -12,6 +12,9 @@ type Counters struct {
 	DropNotForUs  uint64 // unicast to another MAC, or a multicast group not subscribed
 	DropOversize  uint64 // payload larger than the MTU
 	DropQueueFull uint64 // the stack was behind (receive queue full)
+	// DropChecksum counts IP packets with a wrong IPv4 header, TCP, UDP or ICMP checksum, or
+	// lengths that do not add up (the link checks them: see validChecksums).
+	DropChecksum uint64
 
 	// DropTxError counts outbound frames the port refused.
 	DropTxError uint64
@@ -32,6 +35,7 @@ type counters struct {
 	framesIn, framesOut                                      atomic.Uint64
 	bytesIn, bytesOut                                        atomic.Uint64
 	dropEtherType, dropNotForUs, dropOversize, dropQueueFull atomic.Uint64
+	dropChecksum                                             atomic.Uint64
 	dropTxError                                              atomic.Uint64
 	dropDatagramSend, dropDatagramRecv                       atomic.Uint64
 }
@@ -48,6 +52,7 @@ func (s *Stack) Counters() Counters {
 		DropNotForUs:     s.stats.dropNotForUs.Load(),
 		DropOversize:     s.stats.dropOversize.Load(),
 		DropQueueFull:    s.stats.dropQueueFull.Load(),
+		DropChecksum:     s.stats.dropChecksum.Load(),
 		DropTxError:      s.stats.dropTxError.Load(),
 		DropDatagramSend: s.stats.dropDatagramSend.Load(),
 		DropDatagramRecv: s.stats.dropDatagramRecv.Load(),

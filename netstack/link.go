@@ -9,6 +9,7 @@ import (
 	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/tcpip/header"
 	"gvisor.dev/gvisor/pkg/tcpip/stack"
+	"gvisor.dev/gvisor/pkg/tcpip/stack/gro"
 )
 
 const (
@@ -27,14 +28,19 @@ var broadcastMAC = [6]byte{0xff, 0xff, 0xff, 0xff, 0xff, 0xff}
 
 // link is the stack's Ethernet NIC on a Port.
 //
-// Receive and transmit never meet: the port's receive callback only copies the frame into a
-// queue (it never calls into the stack, so a port that delivers frames synchronously, as Hub
-// does, cannot deadlock against a stack that is transmitting), and one goroutine delivers the
-// queued frames to the stack. Transmission calls Port.WriteFrame directly from the stack
+// Receive and transmit never meet. On a plain Port the receive callback only copies the frame
+// into a queue (it never calls into the stack, so a port that delivers frames synchronously, as
+// Hub does, cannot deadlock against a stack that is transmitting), and one goroutine delivers
+// the queued frames to the stack. A BurstPort promises to deliver from goroutines of its own,
+// never from inside a write, so there the callback hands each frame to the stack at once —
+// through GRO, which coalesces the TCP segments of a burst until the port ends it — saving a
+// goroutine hand-off per frame. Transmission calls the port directly from the stack
 // goroutine that sends, which the Port contract allows: WriteFrame never calls back into the
 // stack.
 type link struct {
 	port     Port
+	batch    BatchPort // port, if it takes batches
+	burst    BurstPort // port, if it delivers in bursts
 	mac      [6]byte
 	linkAddr tcpip.LinkAddress // mac as gVisor wants it, made once (the NIC asks per packet)
 	mtu      atomic.Uint32
@@ -52,6 +58,9 @@ type link struct {
 	done   chan struct{}
 	wg     sync.WaitGroup
 
+	// gro is used by BurstPort deliveries only, which the port serialises.
+	gro gro.GRO
+
 	dispatcher atomic.Pointer[stack.NetworkDispatcher]
 }
 
@@ -60,51 +69,77 @@ func newLink(port Port, stats *counters) *link {
 		port:  port,
 		mac:   port.MAC(),
 		stats: stats,
-		rx:    make(chan *buffer.View, rxQueueLen),
 		done:  make(chan struct{}),
 	}
 	l.linkAddr = tcpip.LinkAddress(l.mac[:])
+	l.batch, _ = port.(BatchPort)
+	l.burst, _ = port.(BurstPort)
 	l.mtu.Store(uint32(port.MTU()))
 	empty := map[[6]byte]struct{}{}
 	l.groups.Store(&empty)
+	if l.burst != nil {
+		l.gro.Init(true)
+		l.gro.Dispatcher = discard{}
+		port.SetReceiver(l.receiveNow)
+		l.burst.SetBurstEnd(l.endBurst)
+		return l
+	}
+	l.rx = make(chan *buffer.View, rxQueueLen)
 	l.wg.Add(1)
 	go l.deliver()
 	port.SetReceiver(l.receive)
 	return l
 }
 
-// receive is the port's receive callback: filter, copy, queue. It must stay cheap and never
-// block.
-func (l *link) receive(dst, src [6]byte, etherType uint16, payload []byte) {
+// accept filters what the port delivers: our ether types, frames for us, within the MTU.
+func (l *link) accept(dst [6]byte, etherType uint16, payload []byte) bool {
 	switch etherType {
 	case uint16(header.IPv4ProtocolNumber), uint16(header.IPv6ProtocolNumber), uint16(header.ARPProtocolNumber):
 	default:
 		l.stats.dropEtherType.Add(1)
-		return
+		return false
 	}
 	if dst != l.mac && dst != broadcastMAC {
 		if dst[0]&1 == 0 {
 			l.stats.dropNotForUs.Add(1)
-			return
+			return false
 		}
 		if _, ok := (*l.groups.Load())[dst]; !ok {
 			l.stats.dropNotForUs.Add(1)
-			return
+			return false
 		}
 	}
 	if len(payload) > int(l.mtu.Load()) {
 		l.stats.dropOversize.Add(1)
-		return
+		return false
 	}
-	// The stack sees the whole frame, header included, so that packet sockets and the
-	// header checks of the network layer find the link header where they expect it.
+	if !validChecksums(payload, tcpip.NetworkProtocolNumber(etherType)) {
+		l.stats.dropChecksum.Add(1)
+		return false
+	}
+	return true
+}
+
+// frameView copies a frame into a pooled view. The stack sees the whole frame, header
+// included, so that packet sockets and the header checks of the network layer find the link
+// header where they expect it.
+func frameView(dst, src [6]byte, etherType uint16, payload []byte) *buffer.View {
 	v := buffer.NewViewSize(ethHeaderLen + len(payload))
 	b := v.AsSlice()
 	copy(b[0:6], dst[:])
 	copy(b[6:12], src[:])
 	binary.BigEndian.PutUint16(b[12:14], etherType)
 	copy(b[ethHeaderLen:], payload)
+	return v
+}
 
+// receive is a plain port's receive callback: filter, copy, queue. It must stay cheap and
+// never block.
+func (l *link) receive(dst, src [6]byte, etherType uint16, payload []byte) {
+	if !l.accept(dst, etherType, payload) {
+		return
+	}
+	v := frameView(dst, src, etherType, payload)
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -122,6 +157,50 @@ func (l *link) receive(dst, src [6]byte, etherType uint16, payload []byte) {
 		l.stats.dropQueueFull.Add(1)
 	}
 }
+
+// receiveNow is a BurstPort's receive callback: the frame goes to the stack (IP through GRO)
+// on the port's goroutine.
+func (l *link) receiveNow(dst, src [6]byte, etherType uint16, payload []byte) {
+	if !l.accept(dst, etherType, payload) {
+		return
+	}
+	d := l.dispatcher.Load()
+	if d == nil {
+		return
+	}
+	l.stats.framesIn.Add(1)
+	l.stats.bytesIn.Add(uint64(len(payload)))
+	pkt, ok := newInboundPacket(frameView(dst, src, etherType, payload))
+	if !ok {
+		return
+	}
+	defer pkt.DecRef()
+	proto := tcpip.NetworkProtocolNumber(etherType)
+	if pkt.PktType == tcpip.PacketHost && (proto == header.IPv4ProtocolNumber || proto == header.IPv6ProtocolNumber) {
+		pkt.NetworkProtocolNumber = proto
+		pkt.RXChecksumValidated = true // accept checked
+		l.gro.Dispatcher = *d
+		l.gro.Enqueue(pkt)
+		return
+	}
+	(*d).DeliverNetworkPacket(proto, pkt)
+}
+
+// endBurst hands what GRO holds to the stack.
+func (l *link) endBurst() {
+	if d := l.dispatcher.Load(); d != nil {
+		l.gro.Dispatcher = *d
+	} else {
+		l.gro.Dispatcher = discard{}
+	}
+	l.gro.Flush()
+}
+
+// discard is the dispatcher of a detached link's GRO.
+type discard struct{}
+
+func (discard) DeliverNetworkPacket(tcpip.NetworkProtocolNumber, *stack.PacketBuffer) {}
+func (discard) DeliverLinkPacket(tcpip.NetworkProtocolNumber, *stack.PacketBuffer)    {}
 
 // deliver hands queued frames to the stack, one goroutine for the whole NIC.
 func (l *link) deliver() {
@@ -149,11 +228,23 @@ func (l *link) deliverOne(v *buffer.View) {
 		v.Release()
 		return
 	}
-	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
-	defer pkt.DecRef()
-	hdr, ok := pkt.LinkHeader().Consume(ethHeaderLen)
+	pkt, ok := newInboundPacket(v)
 	if !ok {
 		return
+	}
+	defer pkt.DecRef()
+	(*d).DeliverNetworkPacket(tcpip.NetworkProtocolNumber(etherType(v.AsSlice())), pkt)
+}
+
+// newInboundPacket makes a packet of a frame (taking over v) with its link header consumed
+// and its type (host, broadcast, multicast) set. ok is false (and the packet gone) when the
+// frame is too short.
+func newInboundPacket(v *buffer.View) (*stack.PacketBuffer, bool) {
+	pkt := stack.NewPacketBuffer(stack.PacketBufferOptions{Payload: buffer.MakeWithView(v)})
+	hdr, ok := pkt.LinkHeader().Consume(ethHeaderLen)
+	if !ok {
+		pkt.DecRef()
+		return nil, false
 	}
 	// receive let only frames for us in: ours, broadcast or a joined group.
 	switch {
@@ -164,12 +255,17 @@ func (l *link) deliverOne(v *buffer.View) {
 	default:
 		pkt.PktType = tcpip.PacketHost
 	}
-	(*d).DeliverNetworkPacket(header.Ethernet(hdr).Type(), pkt)
+	return pkt, true
 }
 
 // close stops receiving; frames still queued are released.
 func (l *link) close() {
 	l.port.SetReceiver(nil)
+	if l.burst != nil {
+		l.burst.SetBurstEnd(nil)
+		l.gro.Dispatcher = discard{}
+		l.gro.Flush() // release what a burst cut short left
+	}
 	l.mu.Lock()
 	if l.closed {
 		l.mu.Unlock()
@@ -194,10 +290,12 @@ func (l *link) LinkAddress() tcpip.LinkAddress { return l.linkAddr }
 // identity on ZeroTier).
 func (l *link) SetLinkAddress(tcpip.LinkAddress) {}
 
-// Capabilities: link resolution (ARP/NDP) is needed on a shared Ethernet segment. Checksums
-// are computed and verified by the stack (no offload): the peers are real kernels.
+// Capabilities: link resolution (ARP/NDP) is needed on a shared Ethernet segment. Receive
+// checksums are verified by the link (validChecksums, which GRO needs); transmit checksums
+// are computed by the stack, or by the link for the segments it cuts: the peers are real
+// kernels.
 func (l *link) Capabilities() stack.LinkEndpointCapabilities {
-	return stack.CapabilityResolutionRequired
+	return stack.CapabilityResolutionRequired | stack.CapabilityRXChecksumOffload
 }
 
 func (l *link) Attach(d stack.NetworkDispatcher) {
@@ -253,14 +351,54 @@ func (l *link) writeFrame(pkt *stack.PacketBuffer) {
 		l.stats.dropTxError.Add(1)
 		return
 	}
+	if gso := pkt.GSOOptions; gso.Type != stack.GSONone && gso.NeedsCsum {
+		fb := frameBuffers.Get().(*frameBuffer)
+		if segment(fb, b, gso) {
+			l.writeFrames(fb.frames)
+		} else {
+			l.stats.dropTxError.Add(1)
+		}
+		clear(fb.frames)
+		fb.buf, fb.frames = fb.buf[:0], fb.frames[:0]
+		frameBuffers.Put(fb)
+		return
+	}
 	var dst, src [6]byte
 	copy(dst[:], b[0:6])
 	copy(src[:], b[6:12])
 	payload := b[ethHeaderLen:]
-	if err := l.port.WriteFrame(dst, src, binary.BigEndian.Uint16(b[12:14]), payload); err != nil {
+	if err := l.port.WriteFrame(dst, src, etherType(b), payload); err != nil {
 		l.stats.dropTxError.Add(1)
 		return
 	}
 	l.stats.framesOut.Add(1)
 	l.stats.bytesOut.Add(uint64(len(payload)))
 }
+
+// writeFrames sends whole Ethernet frames, in one call when the port takes batches.
+func (l *link) writeFrames(frames [][]byte) {
+	if l.batch != nil {
+		if err := l.batch.WriteFrames(frames); err != nil {
+			l.stats.dropTxError.Add(uint64(len(frames)))
+			return
+		}
+		for _, f := range frames {
+			l.stats.framesOut.Add(1)
+			l.stats.bytesOut.Add(uint64(len(f) - ethHeaderLen))
+		}
+		return
+	}
+	for _, f := range frames {
+		if err := l.port.WriteFrame([6]byte(f[0:6]), [6]byte(f[6:12]), etherType(f), f[ethHeaderLen:]); err != nil {
+			l.stats.dropTxError.Add(1)
+			continue
+		}
+		l.stats.framesOut.Add(1)
+		l.stats.bytesOut.Add(uint64(len(f) - ethHeaderLen))
+	}
+}
+
+// GSOMaxSize and SupportedGSO make the link a stack.GSOEndpoint: TCP hands over segments of
+// up to 64 KiB that segment cuts (see gso.go).
+func (l *link) GSOMaxSize() uint32               { return gsoMaxSize }
+func (l *link) SupportedGSO() stack.SupportedGSO { return stack.HostGSOSupported }

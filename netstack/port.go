@@ -36,3 +36,24 @@ type Port interface {
 	// Unsubscribe undoes Subscribe.
 	Unsubscribe(group [6]byte, adi uint32)
 }
+
+// A BatchPort is a Port that sends several frames more cheaply at once; the stack's link
+// uses it for the frames of a TCP segment it cuts (see gso.go).
+type BatchPort interface {
+	Port
+	// WriteFrames sends whole Ethernet frames (14-byte header, then the payload), in order,
+	// as WriteFrame would. The frames are only valid during the call.
+	WriteFrames(frames [][]byte) error
+}
+
+// A BurstPort is a Port that calls its receiver only from goroutines of its own — never from
+// inside WriteFrame or WriteFrames — in bursts (such as the frames of one read from the
+// network), and says when a burst ends. The stack then handles each frame on the port's
+// goroutine as it arrives instead of queueing it for a goroutine of its own, and coalesces
+// the TCP segments of a burst (GRO) so that TCP processes them as one.
+type BurstPort interface {
+	Port
+	// SetBurstEnd installs the function the port calls after the last frame of each burst
+	// it delivered to the receiver (nil detaches), serialised with the receiver's calls.
+	SetBurstEnd(fn func())
+}

@@ -141,7 +141,7 @@ func TestStackFrameFilter(t *testing.T) {
 	inject.WriteFrame(own, testMAC(9), 0x88cc, make([]byte, 60))                   // LLDP: ethertype
 	inject.WriteFrame([6]byte{0x01, 0, 0x5e, 0, 0, 9}, testMAC(9), 0x0800, nil)    // group not joined
 	inject.WriteFrame(own, testMAC(9), 0x0800, make([]byte, testMTU+1))            // oversize (hub refuses)
-	inject.WriteFrame(own, testMAC(9), 0x0800, []byte{0x45, 0, 0, 20, 1, 2, 3, 4}) // malformed IPv4
+	inject.WriteFrame(own, testMAC(9), 0x0800, []byte{0x45, 0, 0, 20, 1, 2, 3, 4}) // malformed IPv4 (the link checks lengths and checksums)
 	s.link.receive(own, testMAC(9), 0x0800, make([]byte, testMTU+1))               // oversize
 	s.link.receive(testMAC(7), testMAC(9), 0x0800, make([]byte, 40))               // other host
 	s.link.receive([6]byte{0x01, 0, 0x5e, 0, 0, 9}, testMAC(9), 0x0800, nil)       // group not joined
@@ -149,7 +149,7 @@ func TestStackFrameFilter(t *testing.T) {
 	for {
 		c := s.Counters()
 		if c.DropEtherType-before.DropEtherType == 1 && c.DropNotForUs-before.DropNotForUs == 2 &&
-			c.DropOversize-before.DropOversize == 1 && c.IPMalformed-before.IPMalformed == 1 {
+			c.DropOversize-before.DropOversize == 1 && c.DropChecksum-before.DropChecksum == 1 {
 			break
 		}
 		if time.Now().After(deadline) {
