@@ -61,6 +61,8 @@ type link struct {
 	// gro is used by BurstPort deliveries only, which the port serialises.
 	gro gro.GRO
 
+	acks *ackDelayer
+
 	dispatcher atomic.Pointer[stack.NetworkDispatcher]
 }
 
@@ -75,6 +77,7 @@ func newLink(port Port, stats *counters) *link {
 	l.batch, _ = port.(BatchPort)
 	l.burst, _ = port.(BurstPort)
 	l.mtu.Store(uint32(port.MTU()))
+	l.acks = newAckDelayer(l.sendFrame, port.MTU())
 	empty := map[[6]byte]struct{}{}
 	l.groups.Store(&empty)
 	if l.burst != nil {
@@ -260,6 +263,7 @@ func newInboundPacket(v *buffer.View) (*stack.PacketBuffer, bool) {
 
 // close stops receiving; frames still queued are released.
 func (l *link) close() {
+	l.acks.stop()
 	l.port.SetReceiver(nil)
 	if l.burst != nil {
 		l.burst.SetBurstEnd(nil)
@@ -354,7 +358,7 @@ func (l *link) writeFrame(pkt *stack.PacketBuffer) {
 	if gso := pkt.GSOOptions; gso.Type != stack.GSONone && gso.NeedsCsum {
 		fb := frameBuffers.Get().(*frameBuffer)
 		if segment(fb, b, gso) {
-			l.writeFrames(fb.frames)
+			l.writeSegments(fb.frames)
 		} else {
 			l.stats.dropTxError.Add(1)
 		}
@@ -363,16 +367,32 @@ func (l *link) writeFrame(pkt *stack.PacketBuffer) {
 		frameBuffers.Put(fb)
 		return
 	}
-	var dst, src [6]byte
-	copy(dst[:], b[0:6])
-	copy(src[:], b[6:12])
+	if l.acks.admit(b) {
+		l.sendFrame(b)
+	}
+}
+
+// sendFrame sends one whole Ethernet frame.
+func (l *link) sendFrame(b []byte) {
 	payload := b[ethHeaderLen:]
-	if err := l.port.WriteFrame(dst, src, etherType(b), payload); err != nil {
+	if err := l.port.WriteFrame([6]byte(b[0:6]), [6]byte(b[6:12]), etherType(b), payload); err != nil {
 		l.stats.dropTxError.Add(1)
 		return
 	}
 	l.stats.framesOut.Add(1)
 	l.stats.bytesOut.Add(uint64(len(payload)))
+}
+
+// writeSegments sends the frames of one TCP segment the link cut: a lone pure ACK may be
+// held back (ackdelay.go); data releases the connection's held ACK.
+func (l *link) writeSegments(frames [][]byte) {
+	if len(frames) == 1 && !l.acks.admit(frames[0]) {
+		return
+	}
+	if len(frames) > 1 {
+		l.acks.sent(frames[0])
+	}
+	l.writeFrames(frames)
 }
 
 // writeFrames sends whole Ethernet frames, in one call when the port takes batches.

@@ -69,6 +69,10 @@ type splice struct {
 	rerr     error
 	readFn   func(fd uintptr) bool
 	w        fillWriter
+	// State of toUnix's socket writes.
+	wdata   []byte
+	werr    unix.Errno
+	writeFn func(fd uintptr) bool
 
 	// held: the last byte forwarded to the network is still queued in the socket (see
 	// readUnix).
@@ -277,9 +281,9 @@ func (sp *splice) toNet() {
 // when the connection ends in order). It costs an ioctl and a peek per chunk.
 func (sp *splice) readUnix(fd uintptr) bool {
 	sp.reof, sp.rerr, sp.roff, sp.rn = false, nil, 0, 0
-	avail, err := unix.IoctlGetInt(int(fd), unix.SIOCINQ)
-	if err != nil {
-		sp.rerr = err
+	avail, errno := rawInq(fd)
+	if errno != 0 {
+		sp.rerr = errno
 		return true
 	}
 	skip := 0
@@ -289,12 +293,11 @@ func (sp *splice) readUnix(fd uintptr) bool {
 	if avail <= skip {
 		// Nothing new: end of file, a close with our data unread (the one error an AF_UNIX
 		// stream socket reports), or nothing yet.
-		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN | unix.POLLRDHUP}}
-		unix.Poll(p, 0)
+		revents := rawPoll0(fd, unix.POLLIN|unix.POLLRDHUP)
 		switch {
-		case p[0].Revents&unix.POLLERR != 0:
+		case revents&unix.POLLERR != 0:
 			sp.rerr = unix.ECONNRESET
-		case p[0].Revents&(unix.POLLRDHUP|unix.POLLHUP) != 0:
+		case revents&(unix.POLLRDHUP|unix.POLLHUP) != 0:
 			sp.reof = true
 		default:
 			return false
@@ -306,20 +309,20 @@ func (sp *splice) readUnix(fd uintptr) bool {
 	// Consume all but the last byte queued (the held one, already sent, comes first)...
 	want, n := min(avail-1, len(buf)-1), 0
 	for want > 0 {
-		n, err = unix.Read(int(fd), buf[:want])
-		if err != unix.EINTR {
+		n, errno = rawRead(fd, buf[:want], 0)
+		if errno != unix.EINTR {
 			break
 		}
 	}
-	if err != nil {
-		sp.rerr = err
+	if errno != 0 {
+		sp.rerr = errno
 		return true
 	}
 	// ...and forward the last one too, leaving it queued.
 	sp.held.Store(false)
 	end := n
 	if n == avail-1 {
-		if m, _, err := unix.Recvfrom(int(fd), buf[n:n+1], unix.MSG_PEEK); err == nil && m == 1 {
+		if m, errno := rawRead(fd, buf[n:n+1], unix.MSG_PEEK); errno == 0 && m == 1 {
 			end++
 			sp.held.Store(true)
 		}
@@ -378,6 +381,7 @@ func pollHUP(fd uintptr) bool {
 // toUnix copies network → program.
 func (sp *splice) toUnix() {
 	ep := sp.e.ep
+	sp.writeFn = sp.writeSome
 	entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp)
 	sp.e.wq.EventRegister(&entry)
 	defer sp.e.wq.EventUnregister(&entry)
@@ -388,7 +392,7 @@ func (sp *splice) toUnix() {
 		switch rerr.(type) {
 		case nil:
 			ep.ModerateRecvBuf(sp.w.n)
-			_, werr := sp.conn.Write(buf[:sp.w.n])
+			werr := sp.writeUnix(buf[:sp.w.n])
 			spliceBufs.Put(buf)
 			if werr != nil {
 				// EPIPE: the program closed its socket and the peer sends more. Or stop
@@ -477,6 +481,36 @@ func connectionError(e syscall.Errno) bool {
 func (sp *splice) release() {
 	sp.stop(false, 0)
 	sp.e.once.Do(sp.e.ep.Close)
+}
+
+// writeUnix writes all of b to the socket, waiting in the poller while it is full.
+func (sp *splice) writeUnix(b []byte) error {
+	sp.wdata, sp.werr = b, 0
+	if err := sp.rc.Write(sp.writeFn); err != nil {
+		return err
+	}
+	if sp.werr != 0 {
+		return sp.werr
+	}
+	return nil
+}
+
+// writeSome is the body of writeUnix, a method value made once.
+func (sp *splice) writeSome(fd uintptr) bool {
+	for len(sp.wdata) > 0 {
+		n, errno := rawWrite(fd, sp.wdata)
+		switch errno {
+		case 0:
+			sp.wdata = sp.wdata[n:]
+		case unix.EINTR:
+		case unix.EAGAIN:
+			return false
+		default:
+			sp.werr = errno
+			return true
+		}
+	}
+	return true
 }
 
 // fillWriter collects what Endpoint.Read hands it into a fixed buffer; a short write tells

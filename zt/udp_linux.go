@@ -116,7 +116,7 @@ func (r *batchReader) recvmmsg(fd uintptr) bool {
 	if !batchIO {
 		vlen = 1
 	}
-	r0, _, e := unix.Syscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), vlen, 0, 0, 0)
+	r0, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), vlen, 0, 0, 0)
 	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 		return false
 	}
@@ -360,7 +360,7 @@ func (b *txBatch) sendAll(gso bool) error {
 // sendmmsg is the body of sendAll, a method value made once per batch.
 func (b *txBatch) sendmmsg(fd uintptr) bool {
 	for b.sent < len(b.msgs) {
-		r0, _, e := unix.Syscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[b.sent])), uintptr(len(b.msgs)-b.sent), 0, 0, 0)
+		r0, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[b.sent])), uintptr(len(b.msgs)-b.sent), 0, 0, 0)
 		if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 			return false
 		}

@@ -1,0 +1,47 @@
+package netstack
+
+import (
+	"unsafe"
+
+	"golang.org/x/sys/unix"
+)
+
+// System calls on the proxy's non-blocking AF_UNIX sockets, made without the Go runtime's
+// syscall bookkeeping (entersyscall/exitsyscall). None of them can block, and under load the
+// bookkeeping costs more than the call: a goroutine that readies another and then enters a
+// system call lets the runtime's monitor hand its processor to a new thread (a futex wake,
+// then a context switch) and keeps the monitor polling every 20 µs. Waiting for readiness
+// stays with the network poller (RawConn.Read/Write).
+
+func rawRead(fd uintptr, b []byte, flags int) (int, unix.Errno) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_RECVFROM, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), uintptr(flags), 0, 0)
+	return int(n), e
+}
+
+func rawWrite(fd uintptr, b []byte) (int, unix.Errno) {
+	if len(b) == 0 {
+		return 0, 0
+	}
+	n, _, e := unix.RawSyscall6(unix.SYS_SENDTO, fd, uintptr(unsafe.Pointer(&b[0])), uintptr(len(b)), unix.MSG_NOSIGNAL, 0, 0)
+	return int(n), e
+}
+
+// rawInq is ioctl(SIOCINQ): the bytes queued to read.
+func rawInq(fd uintptr) (int, unix.Errno) {
+	var v int32
+	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&v)))
+	return int(v), e
+}
+
+// rawPoll0 polls fd for events without waiting and returns the events that hold.
+func rawPoll0(fd uintptr, events int16) int16 {
+	p := unix.PollFd{Fd: int32(fd), Events: events}
+	n, _, e := unix.RawSyscall(unix.SYS_POLL, uintptr(unsafe.Pointer(&p)), 1, 0)
+	if e != 0 || n != 1 {
+		return 0
+	}
+	return p.Revents
+}
