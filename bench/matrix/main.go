@@ -87,9 +87,11 @@ func main() {
 			}
 			res.startup[i] = st
 			// Warm up paths and neighbour caches; not measured.
+			idle := a.Start(t, "sleep", "3600")
 			if _, err := b.Exec(t, "ping", "-c", "3", "-i", "0.2", "-w", "10", a.Addr.String()); err != nil {
 				fmt.Fprintf(os.Stderr, "matrix: %s: warm-up ping failed: %v\n", p.name, err)
 			}
+			idle.Stop()
 		}
 		for mi, m := range ms {
 			for run := 0; run < *runs; run++ {
