@@ -20,8 +20,9 @@ import (
 // one ACK covers a burst), duplicate ACKs and window updates (no new data acknowledged),
 // ACKs carrying SACK blocks, the first of a connection, and anything with flags besides ACK.
 
-// ackDelay bounds how long a pure ACK waits for a segment of the connection to ride on.
-// Linux waits up to 40 ms; a program that answers at all answers well within this.
+// ackDelay is how long a pure ACK waits for a segment of the connection to ride on (up to
+// twice that when the connection's ACK was released and held again meanwhile). Linux waits up
+// to 40 ms; a program that answers at all answers well within this.
 const ackDelay = time.Millisecond
 
 // maxAckFlows bounds the connections remembered; beyond it those without a held ACK are
@@ -44,11 +45,12 @@ type ackFlow struct {
 type ackDelayer struct {
 	send func(frame []byte) // transmits a frame that was held
 
-	mu    sync.Mutex
-	flows map[flowKey]*ackFlow
-	timer *time.Timer
-	armed bool
-	mss   int
+	mu      sync.Mutex
+	flows   map[flowKey]*ackFlow
+	holding []*ackFlow // the flows with a held ACK, oldest first
+	timer   *time.Timer
+	armed   bool
+	mss     int
 }
 
 func newAckDelayer(send func([]byte), mtu int) *ackDelayer {
@@ -63,6 +65,7 @@ type tcpInfo struct {
 	key     flowKey
 	ack     uint32
 	pureAck bool // flags exactly ACK, no payload, no SACK blocks
+	last    bool // FIN or RST: the connection ends (its last ACKs go at once)
 }
 
 // parseTCP reads an Ethernet frame's TCP header; ok is false for anything else.
@@ -104,6 +107,7 @@ func parseTCP(frame []byte) (info tcpInfo, ok bool) {
 	info.key.ports = binary.BigEndian.Uint32(seg[0:4])
 	info.ack = tcp.AckNumber()
 	info.pureAck = tcp.Flags() == header.TCPFlagAck && off == len(seg) && !hasSACK(seg[header.TCPMinimumSize:off])
+	info.last = tcp.Flags()&(header.TCPFlagFin|header.TCPFlagRst) != 0
 	return info, true
 }
 
@@ -138,6 +142,9 @@ func (d *ackDelayer) admit(frame []byte) bool {
 	defer d.mu.Unlock()
 	f := d.flows[info.key]
 	if f == nil {
+		if info.last {
+			return true
+		}
 		if len(d.flows) >= maxAckFlows {
 			d.forgetIdle()
 		}
@@ -148,6 +155,7 @@ func (d *ackDelayer) admit(frame []byte) bool {
 	if info.pureAck && newly > 0 && newly < 1<<31 && int(newly) < 2*d.mss {
 		if !f.holding {
 			f.holding, f.due = true, time.Now().Add(ackDelay)
+			d.holding = append(d.holding, f)
 			if !d.armed {
 				d.armed = true
 				d.timer.Reset(ackDelay)
@@ -157,10 +165,14 @@ func (d *ackDelayer) admit(frame []byte) bool {
 		return false
 	}
 	// Anything else goes now, and acknowledges at least what a held ACK would (the stack's
-	// acknowledgment number never goes back).
+	// acknowledgment number never goes back). After FIN or RST the connection is forgotten:
+	// what it still sends goes at once.
 	f.holding = false
 	if seqAfterOrEqual(info.ack, f.lastAck) {
 		f.lastAck = info.ack
+	}
+	if info.last {
+		delete(d.flows, info.key)
 	}
 	return true
 }
@@ -184,25 +196,28 @@ func (d *ackDelayer) expire() {
 	now := time.Now()
 	var due [][]byte
 	d.mu.Lock()
-	next := time.Duration(0)
-	for _, f := range d.flows {
+	// holding is in the order ACKs were first held, so due ones come first; flows whose
+	// ACK was released meanwhile (holding false) are dropped from it on the way.
+	i := 0
+	for ; i < len(d.holding); i++ {
+		f := d.holding[i]
 		if !f.holding {
 			continue
 		}
-		if wait := f.due.Sub(now); wait > 0 {
-			if next == 0 || wait < next {
-				next = wait
-			}
-			continue
+		if f.due.After(now) {
+			break
 		}
 		// The frame leaves with its buffer: admit may refill the flow's meanwhile.
 		due = append(due, f.held)
 		f.lastAck = header.TCP(tcpOf(f.held)).AckNumber()
 		f.holding, f.held = false, nil
 	}
-	d.armed = next > 0
+	n := copy(d.holding, d.holding[i:])
+	clear(d.holding[n:])
+	d.holding = d.holding[:n]
+	d.armed = n > 0
 	if d.armed {
-		d.timer.Reset(next)
+		d.timer.Reset(d.holding[0].due.Sub(now))
 	}
 	d.mu.Unlock()
 	for _, frame := range due {
@@ -224,12 +239,13 @@ func (d *ackDelayer) stop() {
 	d.timer.Stop()
 	d.mu.Lock()
 	var held [][]byte
-	for k, f := range d.flows {
+	for _, f := range d.holding {
 		if f.holding {
 			held = append(held, f.held)
 		}
-		delete(d.flows, k)
 	}
+	clear(d.flows)
+	d.holding = nil
 	d.mu.Unlock()
 	for _, frame := range held {
 		d.send(frame)
