@@ -171,8 +171,8 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 			s.spliceDone(sp)
 		}
 	}
-	go func() { defer finish(); sp.toNet() }()
-	go func() { defer finish(); sp.toUnix() }()
+	workers.run(func() { defer finish(); sp.toNet() })
+	workers.run(func() { defer finish(); sp.toUnix() })
 	return nil
 }
 

@@ -85,6 +85,7 @@ func localPrefixes(vals []string) ([]netip.Prefix, error) {
 }
 
 func runProgram(ctx context.Context, o *runOptions, args []string) error {
+	limitProcs()
 	log, err := newLogger(o)
 	if err != nil {
 		return err
