@@ -79,10 +79,12 @@ type splice struct {
 	held atomic.Bool
 
 	mu       sync.Mutex
-	netDone  bool  // toNet saw end of file and sent FIN
-	unixDone bool  // toUnix delivered the peer's FIN
-	stopped  bool  // stop ran
-	err      error // what ended the connection, if not an orderly close
+	onDone   func() // see TCPEndpoint.OnDone
+	finished bool   // done is closed
+	netDone  bool   // toNet saw end of file and sent FIN
+	unixDone bool   // toUnix delivered the peer's FIN
+	stopped  bool   // stop ran
+	err      error  // what ended the connection, if not an orderly close
 }
 
 // Splice starts proxying between the established endpoint and f, a connected AF_UNIX
@@ -169,6 +171,13 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 			sp.release()
 			close(sp.done)
 			s.spliceDone(sp)
+			sp.mu.Lock()
+			sp.finished = true
+			fn := sp.onDone
+			sp.mu.Unlock()
+			if fn != nil {
+				fn()
+			}
 		}
 	}
 	workers.run(func() { defer finish(); sp.toNet() })
@@ -183,6 +192,26 @@ func (e *TCPEndpoint) Done() <-chan struct{} {
 		return sp.done
 	}
 	return nil
+}
+
+// OnDone arranges for fn to run once a spliced connection has ended and is released (when
+// Done is closed), on the goroutine that released it — at once, on the caller's, if that has
+// happened already. It saves a goroutine waiting on Done per connection. Only the last
+// function given runs. It reports false (and never runs fn) before Splice.
+func (e *TCPEndpoint) OnDone(fn func()) bool {
+	sp := e.spliced.Load()
+	if sp == nil {
+		return false
+	}
+	sp.mu.Lock()
+	if !sp.finished {
+		sp.onDone = fn
+		sp.mu.Unlock()
+		return true
+	}
+	sp.mu.Unlock()
+	fn()
+	return true
 }
 
 // Err returns the error that ended a spliced connection (ECONNRESET, ETIMEDOUT, ...), or nil

@@ -510,3 +510,37 @@ func TestSpliceChaos(t *testing.T) {
 	pb.Close()
 	checkNoLeaks(t, fdsBefore, true)
 }
+
+// TestSpliceOnDone: the function given to OnDone runs once the connection has ended and is
+// released, also when given afterwards.
+func TestSpliceOnDone(t *testing.T) {
+	n := newNet(t)
+	client, server, cep, sep := n.splicedPair(t, false, 93)
+	if (&TCPEndpoint{}).OnDone(func() {}) {
+		t.Errorf("OnDone accepted an endpoint that was never spliced")
+	}
+	ran := make(chan struct{})
+	if !cep.OnDone(func() {
+		select {
+		case <-cep.Done():
+		default:
+			t.Errorf("OnDone ran before Done was closed")
+		}
+		close(ran)
+	}) {
+		t.Fatal("OnDone refused a spliced endpoint")
+	}
+	client.Close()
+	server.Close()
+	select {
+	case <-ran:
+	case <-time.After(10 * time.Second):
+		t.Fatal("OnDone's function did not run")
+	}
+	<-sep.Done()
+	late := false
+	sep.OnDone(func() { late = true })
+	if !late {
+		t.Errorf("OnDone after the end did not run at once")
+	}
+}
