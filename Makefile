@@ -45,8 +45,11 @@ compat: deps
 		-args -compat.placements=$(COMPAT_PLACEMENTS) -compat.report=$(CURDIR)/docs/compatibility.md; \
 		status=$$?; cat docs/compatibility.md; exit $$status
 
+# The benchmark suite worth running (bench/run.sh): component benchmarks, then the side-by-side
+# matrix (veth, zerotier-one when ZT1_BIN is set, ztnc-run) with CPU time per unit of work.
+# Env: OUT RUNS DURATION BASE MATRIX_FLAGS (see bench/run.sh); results in docs/benchmarks.md.
 bench: deps build
-	$(GO) test -run '^$$' -bench . -benchmem ./...
+	./bench/run.sh
 
 # Supervisor benchmarks side by side with host loopback (docs/benchmarks.md).
 bench-supervisor: deps

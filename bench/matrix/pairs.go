@@ -101,10 +101,14 @@ func setupZT1(t lab.T, cg *cpuGroup) (*lab.Endpoint, *lab.Endpoint, *startup) {
 
 // ztncPair is a pair of ztnc-run members using binary bin, with bin's own root and controller.
 func ztncPair(name, bin string) pair {
+	controller := "`ztnc-run controller`"
+	if bin != "" && !hasController(bin) {
+		controller = "zerotier-one's controller (this build has no controller command)"
+	}
 	return pair{
 		name: name,
 		about: fmt.Sprintf("`ztnc-run --nwid` members (%s; user-space stack, no TAP device; each program is its own node process) "+
-			"on a network of `ztnc-run controller`, through `ztnc-run root`", bin),
+			"on a network of %s, through `ztnc-run root`", bin, controller),
 		available: func() string {
 			if bin == "" {
 				return "no binary (-ztnc-base PATH)"
