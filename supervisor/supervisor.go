@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -27,6 +28,7 @@ type Supervisor struct {
 
 	hup     *hangups
 	verbose bool // debug logging is on: log every call
+	stats   stats
 
 	fatal     chan error // a failure the programs must not outlive
 	fatalOnce sync.Once
@@ -143,6 +145,7 @@ var continueErr = errors.New("continue")
 var answered = errors.New("answered")
 
 func (s *Supervisor) dispatch(n *notify.Notification) {
+	start := time.Now()
 	c := &call{Notification: n, s: s}
 	var val int64
 	var err error
@@ -152,6 +155,7 @@ func (s *Supervisor) dispatch(n *notify.Notification) {
 		val, err = s.onSocket(c)
 	}
 	c.answer(val, err)
+	s.stats.record(n.Nr, err, start)
 }
 
 // answer sends the reply for val/err unless the handler already did. It returns the send's
