@@ -89,6 +89,9 @@ addresses, and the processes it starts reach each other through the stack.`,
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.CompletionOptions.DisableDefaultCmd = true
 	o.net.addFlags(root.Flags())
-	root.AddCommand(newIdtoolCmd(), newRootServerCmd())
+	o.host.addFlags(root.Flags())
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applyEnv(cmd) }
+	root.AddCommand(newIdtoolCmd(), newRootServerCmd(), newControllerCmd())
+	root.AddCommand(newStatusCmds()...)
 	return root
 }
