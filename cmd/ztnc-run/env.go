@@ -111,17 +111,22 @@ func setFromEnv(f *pflag.Flag, val string) error {
 	return nil
 }
 
-// identityFromEnv reads ZTNC_IDENTITY_SECRET (the secret identity, or file:PATH naming a file
-// holding it), checks it, and makes it the home's identity: written to an empty home, accepted
-// when the home holds the same one, refused when it holds another. The variable is removed
-// from the environment so the program does not inherit the key. It returns the identity's
-// address, or "" without the variable.
-func identityFromEnv(ctx context.Context, home string) (string, error) {
-	val, ok := os.LookupEnv(identitySecretEnv)
-	if !ok || strings.TrimSpace(val) == "" {
+// takeIdentitySecret returns ZTNC_IDENTITY_SECRET and removes it from the environment, so
+// that the program never inherits the key.
+func takeIdentitySecret() string {
+	val := strings.TrimSpace(os.Getenv(identitySecretEnv))
+	os.Unsetenv(identitySecretEnv)
+	return val
+}
+
+// installIdentity makes val, the value of ZTNC_IDENTITY_SECRET (the secret identity, or
+// file:PATH naming a file holding it), the home's identity after checking it: written to a
+// home without one, accepted when the home holds the same one, refused when it holds
+// another. It returns the identity's address, or "" when val is empty.
+func installIdentity(ctx context.Context, home, val string) (string, error) {
+	if val == "" {
 		return "", nil
 	}
-	os.Unsetenv(identitySecretEnv)
 	src := identitySecretEnv
 	if path, isFile := strings.CutPrefix(val, "file:"); isFile {
 		b, err := os.ReadFile(path)

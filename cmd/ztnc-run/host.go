@@ -6,6 +6,7 @@ import (
 	"fmt"
 	"log/slog"
 	"net/netip"
+	"os"
 	"strconv"
 	"strings"
 
@@ -112,6 +113,7 @@ type hostSetup struct {
 	ctl    *controlServer
 	health *healthServer
 	pubs   []*publisher
+	secret string // ZTNC_IDENTITY_SECRET
 }
 
 // startHost checks the host flags, then starts the health server and the published ports
@@ -131,7 +133,7 @@ func startHost(log *slog.Logger, o *hostOptions) (*hostSetup, error) {
 			specs = append(specs, p)
 		}
 	}
-	h := &hostSetup{log: log, inst: newInstance("")}
+	h := &hostSetup{log: log, inst: newInstance(""), secret: takeIdentitySecret()}
 	if o.health != "" {
 		hs, err := serveHealth(log, o.health, h.inst)
 		if err != nil {
@@ -160,8 +162,8 @@ func (h *hostSetup) firstStack() *netstack.Stack {
 	return nets[0].stack
 }
 
-// claimHome locks the node's home for this process and applies ZTNC_IDENTITY_SECRET, before
-// the node starts.
+// claimHome locks the node's home for this process and installs ZTNC_IDENTITY_SECRET's
+// identity there, before the node starts.
 func (h *hostSetup) claimHome(ctx context.Context, o *netOptions) error {
 	cfg, err := o.nodeConfig(h.log)
 	if err != nil {
@@ -173,7 +175,9 @@ func (h *hostSetup) claimHome(ctx context.Context, o *netOptions) error {
 	}
 	h.lock = lock
 	h.inst.home = cfg.Home
-	addr, err := identityFromEnv(ctx, cfg.Home)
+	// The programs find their ztnc-run (`ztnc-run status` from inside) through ZTNC_HOME.
+	os.Setenv("ZTNC_HOME", cfg.Home)
+	addr, err := installIdentity(ctx, cfg.Home, h.secret)
 	if err != nil {
 		return err
 	}
