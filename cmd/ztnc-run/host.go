@@ -142,7 +142,7 @@ func startHost(log *slog.Logger, o *hostOptions) (*hostSetup, error) {
 		h.health = hs
 	}
 	for _, spec := range specs {
-		p, err := startPublisher(log, spec, h.firstStack)
+		p, err := startPublisher(log, spec, h.firstStack, udpIdleTimeout)
 		if err != nil {
 			h.close()
 			return nil, err

@@ -143,9 +143,9 @@ type publisher struct {
 }
 
 // startPublisher listens on the host side at once (so that a taken port fails the start) and
-// forwards what arrives.
-func startPublisher(log *slog.Logger, spec publishSpec, stack func() *netstack.Stack) (*publisher, error) {
-	p := &publisher{spec: spec, stack: stack, log: log, idle: udpIdleTimeout, done: make(chan struct{}), flows: map[netip.AddrPort]*udpFlow{}}
+// forwards what arrives; UDP flows end after idle without a datagram.
+func startPublisher(log *slog.Logger, spec publishSpec, stack func() *netstack.Stack, idle time.Duration) (*publisher, error) {
+	p := &publisher{spec: spec, stack: stack, log: log, idle: idle, done: make(chan struct{}), flows: map[netip.AddrPort]*udpFlow{}}
 	if spec.udp {
 		pc, err := net.ListenPacket("udp", spec.hostAddr())
 		if err != nil {

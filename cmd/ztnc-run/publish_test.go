@@ -140,12 +140,11 @@ func TestPublishUDPFlows(t *testing.T) {
 		t.Fatal("port 0 accepted")
 	}
 	spec = publishSpec{host: netip.MustParseAddrPort("127.0.0.1:0"), vport: 53, udp: true}
-	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return st })
+	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return st }, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer p.close()
-	p.idle = 300 * time.Millisecond
 
 	exchange := func(c net.Conn, msg string) string {
 		t.Helper()
@@ -213,7 +212,7 @@ func TestPublishUDPFlows(t *testing.T) {
 func TestPublishUDPNoListener(t *testing.T) {
 	st := localStack(t)
 	spec := publishSpec{host: netip.MustParseAddrPort("127.0.0.1:0"), vport: 54, udp: true}
-	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return st })
+	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return st }, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -243,7 +242,7 @@ func TestPublishUDPNoListener(t *testing.T) {
 // Without a network address (before the network is up) connections are closed at once.
 func TestPublishTCPNoNetwork(t *testing.T) {
 	spec := publishSpec{host: netip.MustParseAddrPort("127.0.0.1:0"), vport: 80}
-	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return nil })
+	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return nil }, time.Minute)
 	if err != nil {
 		t.Fatal(err)
 	}
