@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/ztnc-run
 FUZZTIME ?= 20s
 
-.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-matrix clean
+.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-matrix compat clean
 
 all: build
 
@@ -34,6 +34,16 @@ vet:
 # Runs every fuzz target for FUZZTIME each.
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
+
+# The compatibility matrix (tests/compat): real servers and clients in every placement that
+# runs here (COMPAT_PLACEMENTS=best, or a list of host,netns,local,zt); writes and prints
+# docs/compatibility.md.
+COMPAT_PLACEMENTS ?= all
+compat: deps
+	@mkdir -p docs
+	$(GO) test -count=1 -timeout 30m -run '^TestMatrix$$' ./tests/compat/ \
+		-args -compat.placements=$(COMPAT_PLACEMENTS) -compat.report=$(CURDIR)/docs/compatibility.md; \
+		status=$$?; cat docs/compatibility.md; exit $$status
 
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
