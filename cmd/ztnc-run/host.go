@@ -187,6 +187,16 @@ func (h *hostSetup) claimHome(ctx context.Context, o *netOptions) error {
 	return nil
 }
 
+// claimNodeHome locks home for a command that runs a node without programs (root,
+// controller); serveNetworks then serves its control socket.
+func claimNodeHome(log *slog.Logger, home string) (*hostSetup, error) {
+	lock, err := lockHome(home)
+	if err != nil {
+		return nil, err
+	}
+	return &hostSetup{log: log, inst: newInstance(home), lock: lock}, nil
+}
+
 // serveNetworks makes the node and its networks visible on the control socket and /healthz.
 func (h *hostSetup) serveNetworks(node *zt.Node, atts []attachment) error {
 	h.inst.setNetworks(node, atts)

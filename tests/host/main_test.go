@@ -284,8 +284,9 @@ var netSubnet = netip.MustParsePrefix("10.147.17.0/24")
 
 // selfHosted is our root and our controller, each a ztnc-run process on loopback.
 type selfHosted struct {
-	planet string // the root's planet file
-	ctl    *lab.Controller
+	planet            string // the root's planet file
+	rootHome, ctlHome *lab.Home
+	ctl               *lab.Controller
 }
 
 func startSelfHosted(t *testing.T) *selfHosted {
@@ -299,7 +300,7 @@ func startSelfHosted(t *testing.T) *selfHosted {
 		}
 		return nil
 	})
-	s := &selfHosted{planet: rootHome.Path("planet")}
+	s := &selfHosted{planet: rootHome.Path("planet"), rootHome: rootHome, ctlHome: ctlHome}
 	ctlPort := freePort(t)
 	ctl := ztnc(t, "controller", nil, "controller", "--home", ctlHome.Dir, "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(ctlPort), "--planet", s.planet)

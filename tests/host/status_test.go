@@ -205,6 +205,15 @@ echo lost; sleep 600`
 		t.Errorf("listpeers text:\n%s", r)
 	}
 
+	// The root and the controller, ztnc-run with a node too, answer for theirs.
+	var rootPeers []peerJSON
+	if r := cli(t, &rootPeers, "listpeers", "-j", "--home", s.rootHome.Dir); r.code != 0 || !slices.ContainsFunc(rootPeers, func(p peerJSON) bool { return p.Address == home.Address() && p.Role == "LEAF" }) {
+		t.Errorf("the root's peers lack the member %s: %s", home.Address(), r)
+	}
+	if r := cli(t, nil, "status", "--home", s.ctlHome.Dir); r.code != 0 || !strings.HasPrefix(r.stdout, "200 info "+s.ctl.Address+" ") {
+		t.Errorf("the controller's status: %s", r)
+	}
+
 	// join and leave
 	if r := cli(t, nil, "join", nwid, "--home", home.Dir); r.code != 0 || r.stdout != "200 join OK\n" {
 		t.Errorf("join of the running network: %s", r)
