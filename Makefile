@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/ztnc-run
 FUZZTIME ?= 20s
 
-.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-matrix compat clean
+.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-udp bench-matrix compat clean
 
 all: build
 
@@ -52,10 +52,14 @@ bench: deps build
 bench-supervisor: deps
 	./bench/supervisor.sh
 
+# UDP datagrams/s against host loopback, TCP before/after UDP support (docs/benchmarks.md).
+bench-udp: deps
+	./bench/udp.sh
+
 # Side-by-side benchmark matrix (bench/matrix, needs root): the same programs over plain veth
-# and, when ZT1_BIN points to zerotier-one, over its kernel TAP. Prints a markdown table.
-# Example: make bench-matrix BENCH_MATRIX_FLAGS="-runs 3 -o /tmp/matrix.md"
-bench-matrix: deps
+# and, when ZT1_BIN points to zerotier-one, over its kernel TAP and between ztnc-run members.
+# Prints a markdown table. Example: make bench-matrix BENCH_MATRIX_FLAGS="-runs 3 -o /tmp/m.md"
+bench-matrix: deps build
 	$(GO) build -o bin/bench-matrix ./bench/matrix
 	bin/bench-matrix $(BENCH_MATRIX_FLAGS)
 

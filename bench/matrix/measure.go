@@ -79,9 +79,11 @@ func measurements(d time.Duration) []measurement {
 func (m measurement) run(t lab.T, a, b *lab.Endpoint) ([]float64, string, error) {
 	switch m.server {
 	case "iperf3":
-		srv := a.Start(t, "iperf3", "-s", "-B", a.Addr.String(), "-p", strconv.Itoa(iperfPort))
+		srv := a.Start(t, "iperf3", "-s", "-B", a.Addr.String(), "-p", strconv.Itoa(iperfPort), "--forceflush")
 		defer srv.Stop()
-		if err := b.WaitTCP(t, a.Addr, iperfPort, 30*time.Second); err != nil {
+		// Not a probe connection: iperf3 takes it for a client, fails that test and re-listens,
+		// and the real client may hit the old listener and be reset.
+		if err := srv.WaitOutput("Server listening", 30*time.Second); err != nil {
 			return nil, "", err
 		}
 	case "nginx":

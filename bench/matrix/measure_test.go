@@ -1,10 +1,12 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ztnc/ztnc/tests/lab"
 )
@@ -112,5 +114,21 @@ func TestVethPair(t *testing.T) {
 		if len(vals) != len(m.rows) || vals[0] <= 0 {
 			t.Errorf("%s: values %v", m.rows[0].name, vals)
 		}
+	}
+}
+
+func TestFailureNotes(t *testing.T) {
+	ms := measurements(time.Second)[:1]
+	r := newResults([]pair{{name: "p"}}, ms)
+	r.add(0, 0, []float64{1}, "", nil)
+	r.add(0, 0, nil, "", fmt.Errorf("first"))
+	r.add(0, 0, nil, "", fmt.Errorf("cmd: %s: the reason", strings.Repeat("é", 400)))
+	notes := r.failures()
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "p, TCP 1 stream B→A: failed in 2 of 3 runs: cmd: é") ||
+		!strings.HasSuffix(notes[0], "é: the reason") || !strings.Contains(notes[0], " … ") || !utf8.ValidString(notes[0]) {
+		t.Errorf("notes %q", notes)
+	}
+	if c := r.cell(0, 0, 0); c.v != 1 || c.n != 1 {
+		t.Errorf("cell %+v", c)
 	}
 }

@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ztnc/ztnc/tests/lab"
 )
@@ -36,7 +37,6 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 	label := r.pairs[pi].name + ", " + r.ms[mi].rows[0].name
 	if err != nil {
 		r.errs[mi][pi] = append(r.errs[mi][pi], err.Error())
-		r.notes = append(r.notes, fmt.Sprintf("%s: failed: %v", label, err))
 		fmt.Fprintf(os.Stderr, "matrix: %s: %v\n", label, err)
 		return
 	}
@@ -44,6 +44,39 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 		r.notes = append(r.notes, label+": "+note)
 	}
 	r.samples[mi][pi] = append(r.samples[mi][pi], vals)
+}
+
+// failures returns a note per pair and measurement that failed: how often, and the last error
+// (its start names the command, its end is where programs print why they failed).
+func (r *results) failures() []string {
+	var notes []string
+	for mi, m := range r.ms {
+		for pi, p := range r.pairs {
+			errs := r.errs[mi][pi]
+			if len(errs) == 0 {
+				continue
+			}
+			notes = append(notes, fmt.Sprintf("%s, %s: failed in %d of %d runs: %s", p.name, m.rows[0].name,
+				len(errs), len(errs)+len(r.samples[mi][pi]), elide(errs[len(errs)-1], 160, 240)))
+		}
+	}
+	return notes
+}
+
+// elide keeps the first head and the last tail bytes of s (whitespace collapsed).
+func elide(s string, head, tail int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= head+tail {
+		return s
+	}
+	h, t := head, len(s)-tail
+	for !utf8.ValidString(s[:h]) {
+		h--
+	}
+	for !utf8.ValidString(s[t:]) {
+		t++
+	}
+	return s[:h] + " … " + s[t:]
 }
 
 // cell is one table entry: the median over runs (NaN when there is none) and the range.
@@ -72,7 +105,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
 	w("## Benchmark matrix, %s\n\n", env.start.Format("2006-01-02 15:04 MST"))
-	w("Command: `%s` (`make bench-matrix` runs `go run ./bench/matrix`)  \n", lab.Quote(os.Args))
+	w("Command: `%s` (`make bench-matrix BENCH_MATRIX_FLAGS=...` builds bin/bench-matrix from bench/matrix and runs it)  \n", lab.Quote(os.Args))
 	w("Machine: Linux %s, %d × %s  \n", env.kernel, env.cpus, env.cpu)
 	w("Load: average %s before, %s after; %.0f%% of all CPUs busy in the second before start (other users' jobs)  \n",
 		env.loadBefore, env.loadAfter, 100*env.busyBefore)
@@ -81,7 +114,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	if runs > 1 {
 		w(" with [min–max]")
 	}
-	w(".\n\n")
+	w(".  \nEvery endpoint's namespace has %s = %s.\n\n", portRange[0], portRange[1])
 
 	// Header: one column per pair, then a ratio for every later pair over every earlier one.
 	type ratio struct{ num, den int }
@@ -156,7 +189,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 		w("- %s: `%s`", m.rows[0].name, lab.Quote(m.command("A")))
 		switch m.server {
 		case "iperf3":
-			w(" against `iperf3 -s -B A -p %d`", iperfPort)
+			w(" against `iperf3 -s -B A -p %d --forceflush`", iperfPort)
 		case "nginx":
 			w(" against nginx (2 workers, access log off) serving a %d-byte file", len(indexHTML))
 		}
@@ -165,9 +198,9 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	w("- cold start: B's node process starts with identity and network pre-provisioned and pre-authorized; " +
 		"network OK = status OK with its IPv4 address on the interface; first byte = first successful " +
 		"`curl` from B of a 6-byte file served by busybox httpd on A, retried every 50 ms\n")
-	if len(r.notes) > 0 {
+	if notes := append(r.failures(), r.notes...); len(notes) > 0 {
 		w("\nNotes:\n")
-		for _, n := range r.notes {
+		for _, n := range notes {
 			w("- %s\n", n)
 		}
 	}

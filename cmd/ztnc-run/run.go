@@ -18,12 +18,15 @@ import (
 	"github.com/ztnc/ztnc/netstack"
 	"github.com/ztnc/ztnc/notify"
 	"github.com/ztnc/ztnc/supervisor"
+	"github.com/ztnc/ztnc/supervisor/resolver"
 )
 
 type runOptions struct {
 	net        netOptions
 	host       hostOptions
 	local      []string
+	dnsName    string
+	addHosts   []string
 	verbose    bool
 	logFormat  string
 	cpuProfile string
@@ -112,6 +115,8 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	defer host.close()
 
 	var stack *netstack.Stack
+	var nets []resolver.Network
+	dnsName := o.dnsName
 	if len(ids) > 0 {
 		if err := host.claimHome(startCtx, &o.net); err != nil {
 			return err
@@ -123,6 +128,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		defer node.Close()
 		for _, a := range atts {
 			defer a.stack.Close()
+			nets = append(nets, &ztNames{nw: a.nw, self: node.Address(), st: a.stack})
 		}
 		if err := host.serveNetworks(node, atts); err != nil {
 			return err
@@ -134,6 +140,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 			return err
 		}
 		stack = atts[0].stack
+		dnsName = "" // members are named <node>.<nwid>.zt
 	} else {
 		prefixes, err := localPrefixes(o.local)
 		if err != nil {
@@ -151,6 +158,16 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		log.Debug("local network", "addresses", prefixes)
 		host.serveNetworks(nil, []attachment{{stack: stack}})
 	}
+
+	names, err := newLocalNames(stack, dnsName, o.addHosts)
+	if err != nil {
+		return err
+	}
+	dns, redirects, err := startResolver(log, stack, append(nets, names))
+	if err != nil {
+		return err
+	}
+	defer dns.Close()
 
 	prog, err := notify.Compile(supervisor.Spec())
 	if err != nil {
@@ -170,7 +187,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	if sig := startDone(); sig != 0 {
 		return interrupted(sig, "starting")
 	}
-	return runSupervised(log, stack, prog, path, args, host.inst)
+	return runSupervised(log, stack, redirects, prog, path, args, host.inst)
 }
 
 // lookPath finds the program like a shell does, failing with the shell's exit codes.
@@ -189,7 +206,7 @@ func lookPath(name string) (string, error) {
 }
 
 // runSupervised starts the program under the filter, serves it, and returns its exit status.
-func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program, path string, args []string, inst *instance) error {
+func runSupervised(log *slog.Logger, stack *netstack.Stack, redirects []supervisor.Redirect, prog notify.Program, path string, args []string, inst *instance) error {
 	// Orphaned descendants are reparented to us: we reap them, and can find and stop them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
@@ -226,6 +243,7 @@ func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program,
 	}
 	defer sup.Close()
 	defer inst.addProgram(&program{pid: p.Pid, argv: args, sup: sup})()
+	sup.SetRedirects(redirects)
 	served := make(chan error, 1)
 	go func() { served <- sup.Serve() }()
 

@@ -128,10 +128,8 @@ func TestContainerExample(t *testing.T) {
 	if err := ctl.Ready(20 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	nw, err := ctl.CreateNetwork(t.Context(), lab.NewNetwork("container", netSubnet))
-	if err != nil {
-		t.Fatal(err)
-	}
+	nwid := createNetwork(t, ctl, "container")
+	var err error
 
 	// The volume: an identity made in advance (so that it can be authorized first) and the
 	// self-hosted network's planet. The image's WORKDIR holds the page.
@@ -139,13 +137,13 @@ func TestContainerExample(t *testing.T) {
 	planet, _ := os.ReadFile(rootHome.Path("planet"))
 	volume.SetPlanet(t, planet)
 	zAddr := netip.MustParseAddr("10.147.17.5")
-	if err := ctl.Authorize(t.Context(), nw.ID, volume.Address(), zAddr); err != nil {
+	if err := ctl.Authorize(t.Context(), nwid, volume.Address(), zAddr); err != nil {
 		t.Fatal(err)
 	}
 	workdir := t.TempDir()
 	os.WriteFile(filepath.Join(workdir, "index.html"), []byte("served from a container\n"), 0o644)
 
-	argv := append([]string{"env", "-i"}, df.environment(volume.Dir, "ZTNC_NWID="+nw.ID)...)
+	argv := append([]string{"env", "-i"}, df.environment(volume.Dir, "ZTNC_NWID="+nwid)...)
 	argv = append(argv, "env", "-C", workdir, "unshare", "--pid", "--fork", "--mount-proc", "--kill-child")
 	argv = append(argv, df.entrypoint...)
 	argv = append(argv, df.cmd...)
@@ -174,7 +172,15 @@ func TestContainerExample(t *testing.T) {
 			port = strings.Split(kv[1], ":")[0]
 		}
 	}
-	page := client.Run(t, "curl", "-fsS", "--max-time", "20", "http://"+lab.HostPort(ctr.Addr, mustAtoi(t, port))+"/")
+	// /healthz speaks for the network, not for the program: the server may still be starting.
+	var page string
+	for i := 0; ; i++ {
+		page, err = client.Exec(t, "curl", "-fsS", "--max-time", "20", "http://"+lab.HostPort(ctr.Addr, mustAtoi(t, port))+"/")
+		if err == nil || i == 50 {
+			break
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
 	if page != "served from a container\n" {
 		t.Errorf("page through the published port: %q", page)
 	}
@@ -182,7 +188,7 @@ func TestContainerExample(t *testing.T) {
 	// docker exec web ztnc-run listnetworks
 	execArgv := append(append([]string{"-i"}, df.environment(volume.Dir)...), "ztnc-run", "listnetworks")
 	out := ctr.Run(t, "env", execArgv...)
-	if want := fmt.Sprintf("200 listnetworks %s container ", nw.ID); !strings.Contains(out, want) || !strings.Contains(out, " OK PRIVATE ztnc "+zAddr.String()+"/24") {
+	if want := fmt.Sprintf("200 listnetworks %s container ", nwid); !strings.Contains(out, want) || !strings.Contains(out, " OK PRIVATE ztnc "+zAddr.String()+"/24") {
 		t.Errorf("docker exec ztnc-run listnetworks:\n%s", out)
 	}
 

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -37,15 +38,49 @@ type memberKind struct {
 	start func(t *testing.T, n *network, h *lab.Host, home *lab.Home) lab.Member
 }
 
-// memberKinds are the kinds of node tried as member 1. ztnc-run joins this list once it
-// exists, as a lab.WrappedMember: Wrap returns `ztnc-run --home <home> --nwid <nwid> -- argv`,
-// Ready is `true`, and start authorizes the member with a fixed address from ztSubnet
-// (n.ctrl.Authorize(ctx, n.nwid, home.Address(), addr)) since no process asks for one before
-// a program runs.
+// memberKinds are the kinds of node tried as member 1.
 var memberKinds = []memberKind{
 	{"zerotier-one", func(t *testing.T, _ *network, h *lab.Host, home *lab.Home) lab.Member {
 		return lab.StartZT1(t, h, lab.ZT1Config{Home: home})
 	}},
+	// ztnc-run has no process until a program runs, so nothing asks the controller for an
+	// address in advance: the member is authorized with a fixed one.
+	{"ztnc-run", func(t *testing.T, n *network, h *lab.Host, home *lab.Home) lab.Member {
+		addr := netip.MustParseAddr("203.0.113.50")
+		if err := n.ctrl.Authorize(t.Context(), n.nwid, home.Address(), addr); err != nil {
+			t.Fatal(err)
+		}
+		return &lab.WrappedMember{Host: h, Home: home, Addr: addr, Ready: []string{"true"},
+			Wrap: func(nwid string, argv []string) []string {
+				return append([]string{ztncRun, "--home", home.Dir, "--nwid", nwid, "--"}, argv...)
+			}}
+	}},
+}
+
+// ztncRun is the ztnc-run binary under test, built by TestMain when ZT1_BIN is set.
+var ztncRun string
+
+func TestMain(m *testing.M) {
+	os.Exit(buildAndRun(m))
+}
+
+func buildAndRun(m *testing.M) int {
+	if os.Getenv(lab.ZT1BinEnv) != "" {
+		dir, err := os.MkdirTemp("", "ztnc-interop-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		ztncRun = filepath.Join(dir, "ztnc-run")
+		cmd := exec.Command("go", "build", "-o", ztncRun, "../../cmd/ztnc-run")
+		cmd.Stderr = os.Stderr
+		if err := cmd.Run(); err != nil {
+			fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
+			return 1
+		}
+	}
+	return m.Run()
 }
 
 // network is a running zerotier-one root + controller with one network.
@@ -92,8 +127,13 @@ func startNetwork(t *testing.T) *network {
 // over the network (ICMP, IPv6, HTTP) on a direct path, and a member is refused until the
 // controller authorizes it. Member 1 runs as each memberKind; member 2 is always zerotier-one.
 func TestTwoMembers(t *testing.T) {
+	t.Parallel()
+	lab.ZT1Bin(t)
 	for _, kind := range memberKinds {
-		t.Run(kind.name, func(t *testing.T) { testTwoMembers(t, kind) })
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testTwoMembers(t, kind)
+		})
 	}
 }
 
@@ -152,17 +192,19 @@ func testTwoMembers(t *testing.T, kind memberKind) {
 		}
 	}
 
-	// ICMP from the zerotier-one member, over its TAP device (the first echo may wait for
-	// address resolution through the network's multicast).
-	ep2.Run(t, "ping", "-c", "3", "-i", "0.2", "-w", "20", ep1.Addr.String())
-
-	// HTTP from member 2 to a server on member 1.
+	// An HTTP server on member 1 (which also keeps a wrapped member's node running).
 	dir := t.TempDir()
 	token := randomToken(t)
 	if err := os.WriteFile(filepath.Join(dir, "token.txt"), []byte(token), 0o644); err != nil {
 		t.Fatal(err)
 	}
 	ep1.Start(t, "busybox", "httpd", "-f", "-p", lab.HostPort(ep1.Addr, 8080), "-h", dir)
+
+	// ICMP from the zerotier-one member, over its TAP device (the first echo may wait for
+	// address resolution through the network's multicast).
+	ep2.Run(t, "ping", "-c", "3", "-i", "0.2", "-w", "20", ep1.Addr.String())
+
+	// HTTP from member 2.
 	if err := ep2.WaitTCP(t, ep1.Addr, 8080, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
@@ -187,6 +229,7 @@ func testTwoMembers(t *testing.T, kind memberKind) {
 // TestDeauthorize checks that a deauthorized member loses the network at its next config
 // refresh (zerotier-one members re-request every 60 s).
 func TestDeauthorize(t *testing.T) {
+	t.Parallel()
 	if testing.Short() {
 		t.Skip("waits for a config refresh (up to a minute)")
 	}
@@ -209,9 +252,10 @@ func TestDeauthorize(t *testing.T) {
 	t.Logf("member denied %v after deauthorization", time.Since(start).Round(time.Millisecond))
 }
 
-// TestRootAndController checks the root's view: online members see it as their PLANET, and
-// the controller refuses unknown networks.
+// TestRootAndController checks the root's view (online members see it as their PLANET), a
+// public network (no authorization needed) and the controller's answer for unknown networks.
 func TestRootAndController(t *testing.T) {
+	t.Parallel()
 	n := startNetwork(t)
 	ctx := t.Context()
 	st, err := n.root.Status(ctx)
@@ -233,6 +277,24 @@ func TestRootAndController(t *testing.T) {
 	if i < 0 || peers[i].Role != "PLANET" {
 		t.Errorf("member's peers %+v: want root %s as PLANET", peers, n.root.Address())
 	}
+
+	spec := lab.NewNetwork("public", ztSubnet)
+	spec.Private = false
+	public, err := n.ctrl.CreateNetwork(ctx, spec)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := m.Join(ctx, public.ID); err != nil {
+		t.Fatal(err)
+	}
+	nw, err := m.WaitNetworkOK(public.ID, joinTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if nw.Type != "PUBLIC" || nw.Name != "public" {
+		t.Errorf("public network as the member sees it: %+v", nw)
+	}
+
 	// A network ID under the controller that does not exist.
 	missing := n.root.Address() + "ffffff"
 	if err := m.Join(ctx, missing); err != nil {
@@ -244,8 +306,43 @@ func TestRootAndController(t *testing.T) {
 	if err := m.Leave(ctx, missing); err != nil {
 		t.Error(err)
 	}
+	nets, err := m.Networks(ctx)
+	if err != nil || slices.ContainsFunc(nets, func(x lab.ZT1Network) bool { return x.ID == missing }) {
+		t.Errorf("after leave: %+v %v", nets, err)
+	}
+	ids, err := n.ctrl.Networks(ctx)
+	slices.Sort(ids)
+	want := []string{n.nwid, public.ID}
+	slices.Sort(want)
+	if err != nil || !slices.Equal(ids, want) {
+		t.Errorf("controller networks %v %v, want %v", ids, err, want)
+	}
+
+	// Update, member deletion, network deletion.
+	spec.Name = "renamed"
+	if got, err := n.ctrl.SetNetwork(ctx, public.ID, spec); err != nil || got.Name != "renamed" || got.Revision <= public.Revision {
+		t.Errorf("SetNetwork: %+v %v", got, err)
+	}
+	if got, err := n.ctrl.Network(ctx, public.ID); err != nil || got.Name != "renamed" {
+		t.Errorf("Network after SetNetwork: %+v %v", got, err)
+	}
+	if _, err := n.ctrl.Member(ctx, public.ID, m.Address()); err != nil {
+		t.Errorf("public network member: %v", err)
+	}
+	if err := n.ctrl.DeleteMember(ctx, public.ID, m.Address()); err != nil {
+		t.Error(err)
+	}
+	if members, err := n.ctrl.Members(ctx, public.ID); err != nil || len(members) != 0 {
+		t.Errorf("members after DeleteMember: %v %v", members, err)
+	}
+	if err := n.ctrl.DeleteNetwork(ctx, public.ID); err != nil {
+		t.Error(err)
+	}
 	if ids, err := n.ctrl.Networks(ctx); err != nil || !slices.Equal(ids, []string{n.nwid}) {
-		t.Errorf("controller networks %v %v, want [%s]", ids, err, n.nwid)
+		t.Errorf("networks after DeleteNetwork: %v %v", ids, err)
+	}
+	if _, err := n.ctrl.Network(ctx, public.ID); err == nil {
+		t.Errorf("deleted network still readable")
 	}
 }
 

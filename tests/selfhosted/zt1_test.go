@@ -73,6 +73,12 @@ type selfHosted struct {
 func startSelfHosted(t *testing.T) *selfHosted {
 	t.Helper()
 	lab.ZT1Bin(t)
+	return startOurs(t)
+}
+
+// startOurs starts our root and our controller in the lab (no zerotier-one needed).
+func startOurs(t *testing.T) *selfHosted {
+	t.Helper()
 	lab.Require(t, "ping")
 	l := lab.New(t, lab.Config{})
 	rootHost, ctlHost := l.AddHost("root", rootAddr), l.AddHost("ctl", ctlAddr)

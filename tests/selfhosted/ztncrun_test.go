@@ -3,6 +3,7 @@ package selfhosted
 import (
 	"crypto/rand"
 	"encoding/hex"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -14,7 +15,7 @@ import (
 	"github.com/ztnc/ztnc/tests/lab"
 )
 
-// ztncRun is the ztnc-run binary under test, built by TestMain when ZT1_BIN is set.
+// ztncRun is the ztnc-run binary under test, built by TestMain.
 var ztncRun string
 
 func TestMain(m *testing.M) {
@@ -22,7 +23,8 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	if os.Getenv(lab.ZT1BinEnv) != "" {
+	flag.Parse()
+	if !testing.Short() {
 		dir, err := os.MkdirTemp("", "ztnc-selfhosted-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
