@@ -150,11 +150,6 @@ while True:
 // answers back to that client.
 func TestPublishUDP(t *testing.T) {
 	need(t, "python3")
-	probe := runZtnc(t, 30*time.Second, nil, "--local", "10.9.0.1/24", "--", "python3", "-c",
-		`import socket; socket.socket(socket.AF_INET, socket.SOCK_DGRAM).bind(("10.9.0.1", 0))`)
-	if probe.code != 0 {
-		t.Skip("UDP sockets of programs are not on the virtual network in this build (issue 5); the forwarder's UDP path is tested in cmd/ztnc-run")
-	}
 	port := freePort(t)
 	p := ztnc(t, "publisher", []string{"SERVER=" + udpEchoServer}, "--local", "10.9.0.1/24",
 		"-p", fmt.Sprintf("127.0.0.1:%d:5353/udp", port), "--", "sh", "-c", `exec python3 -c "$SERVER" 5353`)
