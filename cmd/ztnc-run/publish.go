@@ -138,6 +138,7 @@ type publisher struct {
 
 	mu    sync.Mutex
 	flows map[netip.AddrPort]*udpFlow
+	conns map[*net.TCPConn]bool // host connections being forwarded
 	done  chan struct{}
 	wg    sync.WaitGroup
 }
@@ -145,7 +146,8 @@ type publisher struct {
 // startPublisher listens on the host side at once (so that a taken port fails the start) and
 // forwards what arrives; UDP flows end after idle without a datagram.
 func startPublisher(log *slog.Logger, spec publishSpec, stack func() *netstack.Stack, idle time.Duration) (*publisher, error) {
-	p := &publisher{spec: spec, stack: stack, log: log, idle: idle, done: make(chan struct{}), flows: map[netip.AddrPort]*udpFlow{}}
+	p := &publisher{spec: spec, stack: stack, log: log, idle: idle, done: make(chan struct{}),
+		flows: map[netip.AddrPort]*udpFlow{}, conns: map[*net.TCPConn]bool{}}
 	if spec.udp {
 		pc, err := net.ListenPacket("udp", spec.hostAddr())
 		if err != nil {
@@ -177,7 +179,9 @@ func (p *publisher) localAddr() string {
 
 // close stops listening and ends every forwarded connection and flow.
 func (p *publisher) close() {
+	p.mu.Lock()
 	close(p.done)
+	p.mu.Unlock()
 	if p.ln != nil {
 		p.ln.Close()
 	}
@@ -187,6 +191,9 @@ func (p *publisher) close() {
 	p.mu.Lock()
 	for _, f := range p.flows {
 		f.close()
+	}
+	for c := range p.conns {
+		c.Close()
 	}
 	p.mu.Unlock()
 	p.wg.Wait()
@@ -241,13 +248,27 @@ func (p *publisher) serveTCP() {
 			c.Close()
 			continue
 		}
+		host := c.(*net.TCPConn)
+		p.mu.Lock()
+		select {
+		case <-p.done:
+			p.mu.Unlock()
+			host.Close()
+			return
+		default:
+		}
+		p.conns[host] = true
 		p.active.Add(1)
 		p.total.Add(1)
 		p.wg.Add(1)
+		p.mu.Unlock()
 		go func() {
 			defer p.wg.Done()
 			defer p.active.Add(-1)
-			p.forwardTCP(c.(*net.TCPConn))
+			p.forwardTCP(host)
+			p.mu.Lock()
+			delete(p.conns, host)
+			p.mu.Unlock()
 		}()
 	}
 }

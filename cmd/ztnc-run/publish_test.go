@@ -265,3 +265,48 @@ func isTimeout(err error) bool {
 	ne, ok := err.(net.Error)
 	return ok && ne.Timeout()
 }
+
+// Closing a publisher ends the connections it forwards, even idle ones whose client never
+// closes: ztnc-run's exit never waits for a host client.
+func TestPublishCloseEndsConnections(t *testing.T) {
+	st := localStack(t)
+	ln, err := st.NewTCP(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	if err := ln.Bind(netip.MustParseAddrPort("10.9.0.1:80")); err != nil {
+		t.Fatal(err)
+	}
+	if err := ln.Listen(8); err != nil {
+		t.Fatal(err)
+	}
+	spec := publishSpec{host: netip.MustParseAddrPort("127.0.0.1:0"), vport: 80}
+	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return st }, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	c, err := net.Dial("tcp", p.localAddr())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer c.Close()
+	deadline := time.Now().Add(5 * time.Second)
+	for p.json().Active != 1 && time.Now().Before(deadline) {
+		time.Sleep(10 * time.Millisecond)
+	}
+	if a := p.json().Active; a != 1 {
+		t.Fatalf("%d active connections", a)
+	}
+	closed := make(chan struct{})
+	go func() { p.close(); close(closed) }()
+	select {
+	case <-closed:
+	case <-time.After(5 * time.Second):
+		t.Fatal("close waits for an idle host connection")
+	}
+	c.SetDeadline(time.Now().Add(5 * time.Second))
+	if n, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
+		t.Errorf("host connection after close: read %d, %v", n, err)
+	}
+}
