@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"net/netip"
 	"os"
 	"strconv"
@@ -38,6 +39,10 @@ type dgram struct {
 	rawID   uint16            // raw ICMP: the identifier the program puts in its echo requests
 	hasRaw  bool              // rawID is set
 	closing bool
+	bindReq netip.AddrPort // what the program bound (invalid: nothing)
+	local   bool           // the local address is known (bound): indexed if it is loopback's
+	lo      netip.AddrPort // indexed in the supervisor's loopbacks (invalid: not)
+	relay   *hostRelay     // the host's network, for unconnected sends there (nil: none yet)
 }
 
 type dgramKind uint8
@@ -199,16 +204,66 @@ func (d *dgram) release() {
 		return
 	}
 	d.closing = true
+	if d.lo.IsValid() {
+		d.s.loopbacks.remove(true, d.lo)
+	}
+	relay := d.relay
 	d.mu.Unlock()
+	if relay != nil {
+		relay.close()
+	}
 	d.ep.Close()
 	d.s.unregister(d.ino, d)
+}
+
+// noteLocal indexes the socket in the loopback index once it has a local address (bind,
+// connect or the first send picks one), if it is a loopback or wildcard one: loopback
+// destinations then reach it rather than the host.
+func (d *dgram) noteLocal() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.local || d.closing || d.kind != kindUDP {
+		return
+	}
+	la := d.ep.LocalAddr()
+	if la.Port() == 0 {
+		return
+	}
+	d.local = true
+	if d.s.loopbacks.add(true, la) {
+		d.lo = la
+	}
+}
+
+// route decides where a datagram to ap goes (see Supervisor.route). Echo requests to
+// loopback addresses are answered by the stack's loopback, as a container's would be.
+func (d *dgram) route(ap netip.AddrPort) (routeKind, *netstack.Stack) {
+	if d.kind != kindUDP && ap.Addr().Unmap().IsLoopback() {
+		return toStack, d.s.stack
+	}
+	return d.s.route(d.kind == kindUDP, ap)
+}
+
+// hostType is the socket type and protocol of the host socket that stands for this one.
+func (d *dgram) hostType() (typ, proto int) {
+	icmp := unix.IPPROTO_ICMP
+	if d.v6 {
+		icmp = unix.IPPROTO_ICMPV6
+	}
+	switch d.kind {
+	case kindPing:
+		return unix.SOCK_DGRAM, icmp
+	case kindRawICMP:
+		return unix.SOCK_RAW, icmp
+	}
+	return unix.SOCK_DGRAM, 0
 }
 
 // handle answers a call on a datagram socket.
 func (d *dgram) handle(c *call, pc **progEnd) (int64, error) {
 	switch c.Nr {
 	case unix.SYS_CONNECT:
-		return 0, d.connect(c)
+		return 0, d.connect(c, *pc)
 	case unix.SYS_BIND:
 		return 0, d.bind(c)
 	case unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4:
@@ -256,7 +311,7 @@ func (d *dgram) peer() (netip.AddrPort, error) {
 
 // connect emulates connect(2): a peer to send to and receive from, or AF_UNSPEC to dissolve
 // the association. Unlike TCP it completes at once.
-func (d *dgram) connect(c *call) error {
+func (d *dgram) connect(c *call, p *progEnd) error {
 	b, err := c.readSockaddr(c.Args[1], c.Args[2])
 	if err != nil {
 		return err
@@ -268,7 +323,44 @@ func (d *dgram) connect(c *call) error {
 	if unspec {
 		return d.ep.Disconnect()
 	}
-	return d.ep.Connect(d.s.redirectOut(d.kind == kindUDP, ap))
+	to, redirected := d.s.redirectOut(d.kind == kindUDP, ap)
+	if !redirected {
+		switch kind, _ := d.route(to); kind {
+		case toHost:
+			return d.toHost(c, p, to)
+		case unreachable:
+			return unix.ENETUNREACH
+		}
+	}
+	err = d.ep.Connect(to)
+	d.noteLocal()
+	return err
+}
+
+// toHost moves the socket to the host's network for a connect to ap there: a host socket of
+// the same kind takes its fd number (see swapFD), and the kernel connects it — with the
+// program's own call in fall-through mode, with the checked address under isolation. From
+// then on the program talks to its peer without the supervisor.
+func (d *dgram) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
+	typ, proto := d.hostType()
+	d.mu.Lock()
+	opts, bind := maps.Clone(d.opts), d.bindReq
+	d.mu.Unlock()
+	h, err := hostSocket(d.v6, typ, proto, p.nonblocking(), opts, bind)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(h)
+	if err := c.swapFD(h, d.ino); err != nil {
+		return err
+	}
+	if d.s.verbose {
+		d.s.log.Debug("to host", "pid", c.Pid, "fd", c.fd, "ino", d.ino, "dst", ap)
+	}
+	if !d.s.policy.Isolate {
+		return continueErr
+	}
+	return c.connectHost(h, ap, d.v6)
 }
 
 // bind emulates bind(2) (for echo sockets the port is the echo identifier).
@@ -284,6 +376,12 @@ func (d *dgram) bind(c *call) error {
 	err = d.ep.Bind(ap)
 	if err == unix.EADDRINUSE && ap.Port() != 0 && d.s.releaseClosedDatagrams(ap.Port()) {
 		err = d.ep.Bind(ap)
+	}
+	if err == nil {
+		d.mu.Lock()
+		d.bindReq = ap
+		d.mu.Unlock()
+		d.noteLocal()
 	}
 	return err
 }

@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"net/netip"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/ztnc/ztnc/netstack"
@@ -20,18 +22,23 @@ func (sk *socket) bind(c *call) error {
 	if err != nil {
 		return err
 	}
+	st := sk.s.stackOf(ap.Addr())
+	if st == nil {
+		return unix.EADDRNOTAVAIL // not an address of any network (nor loopback, nor any)
+	}
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if sk.state != stFresh || sk.bound {
 		return unix.EINVAL
 	}
-	if err := sk.ensureEndpoint(); err != nil {
+	if err := sk.endpointOn(st); err != nil {
 		return err
 	}
 	if err := sk.ep.Bind(ap); err != nil {
 		return err
 	}
 	sk.bound = true
+	sk.bindReq = ap
 	return nil
 }
 
@@ -61,6 +68,9 @@ func (sk *socket) listen(c *call) error {
 	sk.backlog = backlog
 	sk.bound = true
 	sk.setState(stListening)
+	if local := sk.ep.LocalAddr(); sk.s.loopbacks.add(false, local) {
+		sk.loopback = local
+	}
 	sk.cancelNotify = sk.ep.Notify(netstack.EventIn, func(netstack.Events) { sk.s.goSafe(sk.fill) })
 	if sk.ep.Readiness(netstack.EventIn) != 0 {
 		sk.s.goSafe(sk.fill)
@@ -276,5 +286,15 @@ func (sk *socket) stopListening(p *progEnd) {
 	sk.ep.Close()
 	sk.ep = nil
 	sk.bound = false
+	sk.bindReq = netip.AddrPort{}
+	sk.unindexLoopback()
 	sk.setState(stFresh)
+}
+
+// unindexLoopback takes a listener out of the loopback index. sk.mu is held.
+func (sk *socket) unindexLoopback() {
+	if sk.loopback.IsValid() {
+		sk.s.loopbacks.remove(false, sk.loopback)
+		sk.loopback = netip.AddrPort{}
+	}
 }
