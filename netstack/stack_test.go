@@ -198,3 +198,23 @@ func FuzzReceiveFrame(f *testing.F) {
 		s.link.receive([6]byte(dst[:6]), testMAC(2), etherType, payload)
 	})
 }
+
+func TestStackNeighbors(t *testing.T) {
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	acceptTCP(t, l)
+	u := newUDP(t, n.a, true, "")
+	u.WriteTo([]byte("x"), ap("[2001:db8::2]:9"))
+	deadline := time.Now().Add(5 * time.Second)
+	for {
+		nb := n.a.Neighbors()
+		if nb[addrB4.Addr()] == testMAC(2) && nb[addrB6.Addr()] == testMAC(2) {
+			return
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("Neighbors() = %v", nb)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
