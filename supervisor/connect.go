@@ -341,12 +341,16 @@ func (sk *socket) startSplice() {
 	ep := sk.ep
 	if err := ep.Splice(f); err != nil {
 		sk.s.log.Warn("splice", "ino", sk.ino, "err", err)
+		sk.s.stats.spliceFails.Add(1)
 		ep.Abort()
 		sk.s.goSafe(sk.release)
 		return
 	}
+	sk.s.stats.connections.Add(1)
+	sk.s.stats.active.Add(1)
 	sk.s.goSafe(func() {
 		<-ep.Done()
+		sk.s.stats.active.Add(-1)
 		sk.mu.Lock()
 		if sk.state == stConnected {
 			sk.setState(stEnded)

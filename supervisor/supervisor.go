@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -38,6 +39,7 @@ type Supervisor struct {
 	hup      *hangups
 	readable *readable
 	verbose  bool // debug logging is on: log every call
+	stats    stats
 
 	fatal     chan error // a failure the programs must not outlive
 	fatalOnce sync.Once
@@ -172,6 +174,7 @@ var continueErr = errors.New("continue")
 var answered = errors.New("answered")
 
 func (s *Supervisor) dispatch(n *notify.Notification) {
+	start := time.Now()
 	c := &call{Notification: n, s: s}
 	var val int64
 	var err error
@@ -181,6 +184,7 @@ func (s *Supervisor) dispatch(n *notify.Notification) {
 		val, err = s.onSocket(c)
 	}
 	c.answer(val, err)
+	s.stats.record(n.Nr, err, start)
 }
 
 // answer sends the reply for val/err unless the handler already did. It returns the send's

@@ -83,11 +83,19 @@ func runController(ctx context.Context, o *controllerOptions, log *slog.Logger, 
 		cfg.AllowLoopback = true
 	}
 	home := cfg.Home
+	host, err := claimNodeHome(log, home)
+	if err != nil {
+		return err
+	}
+	defer host.close()
 	node, err := zt.NewNode(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	if err := host.serveNetworks(node, nil); err != nil {
+		return err
+	}
 	ctl, err := controller.New(controller.Config{Home: home, Identity: node.Identity(), Sender: node, Logger: log})
 	if err != nil {
 		return err

@@ -9,7 +9,6 @@ package main
 
 import (
 	"errors"
-	"fmt"
 	"os"
 
 	"github.com/spf13/cobra"
@@ -45,12 +44,12 @@ func execute(args []string) int {
 		return 0
 	case errors.As(err, &ee):
 		if ee.msg != "" {
-			fmt.Fprintln(os.Stderr, "ztnc-run: "+ee.msg)
+			reportError(root, ee.msg)
 		}
 		return ee.code
 	default:
 		// Flag and usage errors, and failures before the program started.
-		fmt.Fprintln(os.Stderr, "ztnc-run: "+err.Error())
+		reportError(root, err.Error())
 		return exitFailure
 	}
 }
@@ -91,6 +90,9 @@ addresses, and the processes it starts reach each other through the stack.`,
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.CompletionOptions.DisableDefaultCmd = true
 	o.net.addFlags(root.Flags())
-	root.AddCommand(newIdtoolCmd(), newRootServerCmd())
+	o.host.addFlags(root.Flags())
+	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applyEnv(cmd) }
+	root.AddCommand(newIdtoolCmd(), newRootServerCmd(), newControllerCmd())
+	root.AddCommand(newStatusCmds()...)
 	return root
 }

@@ -94,9 +94,7 @@ type attachment struct {
 }
 
 // startNetworks starts the node, joins the networks and attaches a stack to each, keeping
-// the stacks' addresses, routes and MTU in step with the controller's configs. Unless the
-// wait is zero it returns once every network is OK with an address; it fails with a
-// one-line reason when the wait runs out.
+// the stacks' addresses, routes and MTU in step with the controller's configs.
 func startNetworks(ctx context.Context, log *slog.Logger, o *netOptions, ids []ztaddr.NetworkID) (*zt.Node, []attachment, error) {
 	cfg, err := o.nodeConfig(log)
 	if err != nil {
@@ -131,10 +129,16 @@ func startNetworks(ctx context.Context, log *slog.Logger, o *netOptions, ids []z
 		atts = append(atts, attachment{nw, st})
 		go followConfig(ctx, log, nw, st)
 	}
-	if o.wait <= 0 {
-		return node, atts, nil
+	return node, atts, nil
+}
+
+// waitNetworks returns once every network is OK with an address, at once if wait is zero; it
+// fails with a one-line reason when the wait runs out.
+func waitNetworks(ctx context.Context, node *zt.Node, atts []attachment, wait time.Duration) error {
+	if wait <= 0 {
+		return nil
 	}
-	deadline := time.NewTimer(o.wait)
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for _, a := range atts {
 		ch := a.nw.Notify()
@@ -142,13 +146,13 @@ func startNetworks(ctx context.Context, log *slog.Logger, o *netOptions, ids []z
 			select {
 			case <-ch:
 			case <-deadline.C:
-				return fail(notReady(node.Address(), a.nw.State(), o.wait))
+				return notReady(node.Address(), a.nw.State(), wait)
 			case <-ctx.Done():
-				return fail(ctx.Err())
+				return ctx.Err()
 			}
 		}
 	}
-	return node, atts, nil
+	return nil
 }
 
 // ready reports whether a network can carry the program's traffic.
@@ -179,6 +183,9 @@ func followConfig(ctx context.Context, log *slog.Logger, nw *zt.Network, st *net
 		select {
 		case _, ok := <-ch:
 			if !ok {
+				// Left: the programs lose the network as they would an interface.
+				st.SetRoutes(nil)
+				st.SetAddresses(nil)
 				return
 			}
 		case <-ctx.Done():

@@ -23,6 +23,7 @@ import (
 
 type runOptions struct {
 	net        netOptions
+	host       hostOptions
 	local      []string
 	dnsName    string
 	addHosts   []string
@@ -105,11 +106,21 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
+	startCtx, startDone := interruptible(ctx)
+	defer startDone()
+	host, err := startHost(log, &o.host)
+	if err != nil {
+		return err
+	}
+	defer host.close()
 
 	var stack *netstack.Stack
 	var nets []resolver.Network
 	dnsName := o.dnsName
 	if len(ids) > 0 {
+		if err := host.claimHome(startCtx, &o.net); err != nil {
+			return err
+		}
 		node, atts, err := startNetworks(ctx, log, &o.net, ids)
 		if err != nil {
 			return err
@@ -118,6 +129,15 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		for _, a := range atts {
 			defer a.stack.Close()
 			nets = append(nets, &ztNames{nw: a.nw, self: node.Address(), st: a.stack})
+		}
+		if err := host.serveNetworks(node, atts); err != nil {
+			return err
+		}
+		if err := waitNetworks(startCtx, node, atts, o.net.wait); err != nil {
+			if sig := startDone(); sig != 0 {
+				return interrupted(sig, "waiting for the network")
+			}
+			return err
 		}
 		stack = atts[0].stack
 		dnsName = "" // members are named <node>.<nwid>.zt
@@ -136,6 +156,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 			return fmt.Errorf("--local: %w", err)
 		}
 		log.Debug("local network", "addresses", prefixes)
+		host.serveNetworks(nil, []attachment{{stack: stack}})
 	}
 
 	names, err := newLocalNames(stack, dnsName, o.addHosts)
@@ -163,7 +184,10 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return runSupervised(log, stack, redirects, prog, path, args)
+	if sig := startDone(); sig != 0 {
+		return interrupted(sig, "starting")
+	}
+	return runSupervised(log, stack, redirects, prog, path, args, host.inst)
 }
 
 // lookPath finds the program like a shell does, failing with the shell's exit codes.
@@ -182,7 +206,7 @@ func lookPath(name string) (string, error) {
 }
 
 // runSupervised starts the program under the filter, serves it, and returns its exit status.
-func runSupervised(log *slog.Logger, stack *netstack.Stack, redirects []supervisor.Redirect, prog notify.Program, path string, args []string) error {
+func runSupervised(log *slog.Logger, stack *netstack.Stack, redirects []supervisor.Redirect, prog notify.Program, path string, args []string, inst *instance) error {
 	// Orphaned descendants are reparented to us: we reap them, and can find and stop them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
@@ -218,6 +242,7 @@ func runSupervised(log *slog.Logger, stack *netstack.Stack, redirects []supervis
 		return err
 	}
 	defer sup.Close()
+	defer inst.addProgram(&program{pid: p.Pid, argv: args, sup: sup})()
 	sup.SetRedirects(redirects)
 	served := make(chan error, 1)
 	go func() { served <- sup.Serve() }()
