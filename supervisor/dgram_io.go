@@ -353,6 +353,7 @@ func (d *dgram) sendto(c *call, p *progEnd) (int64, error) {
 type dest struct {
 	ap   netip.AddrPort
 	host bool
+	st   *netstack.Stack // the network of ap (nil: the socket's own)
 }
 
 // destination decodes a send's address (an empty one means the connected peer) and decides
@@ -372,11 +373,15 @@ func (d *dgram) destination(b []byte) (dest, error) {
 	if redirected {
 		return dest{ap: ap}, nil
 	}
-	switch kind, _ := d.route(ap); kind {
+	switch kind, st := d.route(ap); kind {
 	case toHost:
 		return dest{ap: ap, host: true}, nil
 	case unreachable:
 		return dest{}, unix.ENETUNREACH
+	default:
+		if st != d.st {
+			return dest{ap: ap, st: st}, nil
+		}
 	}
 	return dest{ap: ap}, nil
 }
@@ -391,6 +396,17 @@ func (d *dgram) send(c *call, p *progEnd, data []byte, dst dest, o netstack.Send
 			return 0, err
 		}
 		return r.send(data, dst.ap, flags, blocking(p, flags))
+	}
+	if dst.st != nil {
+		r, err := d.otherNet(dst.st)
+		if err != nil {
+			return 0, err
+		}
+		n, err := r.ep.WriteMsg(data, dst.ap, o)
+		if err == unix.EAGAIN && blocking(p, flags) {
+			err = unix.ENOBUFS
+		}
+		return int64(n), err
 	}
 	defer d.noteLocal()
 	to := dst.ap

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"net/netip"
 	"os"
+	"sync"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -90,8 +91,12 @@ func (r *hostRelay) receive() {
 		if rerr != nil {
 			return // closed
 		}
-		if err != nil {
+		if err == unix.ECONNREFUSED || err == unix.EINTR {
 			continue // an ICMP error for an earlier send: unconnected sockets do not report them
+		}
+		if err != nil {
+			r.d.s.log.Warn("host relay", "ino", r.d.ino, "err", err)
+			return
 		}
 		data := buf[:n]
 		if r.d.kind == kindRawICMP && !r.d.v6 {
@@ -123,4 +128,81 @@ func sockaddrAddrPort(sa unix.Sockaddr) netip.AddrPort {
 		return netip.AddrPortFrom(a, uint16(sa.Port))
 	}
 	return netip.AddrPort{}
+}
+
+// netRelay carries an unconnected datagram socket's traffic with another joined network (the
+// socket's endpoint lives on one stack): an endpoint of the same kind on that network's
+// stack, bound to the same port where it is free there, sends what the program addresses to
+// that network, and what it receives is delivered to the program's end. A wildcard bind makes
+// one on every other network, so that a server receives from all of them.
+type netRelay struct {
+	d      *dgram
+	ep     *netstack.DatagramEndpoint
+	cancel func()
+	mu     sync.Mutex // one drain at a time, in order
+}
+
+// otherNet returns the socket's relay to stack st, made on first use.
+func (d *dgram) otherNet(st *netstack.Stack) (*netRelay, error) {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.closing {
+		return nil, unix.EBADF
+	}
+	if r := d.others[st]; r != nil {
+		return r, nil
+	}
+	var ep *netstack.DatagramEndpoint
+	var err error
+	if d.kind == kindUDP {
+		ep, err = st.NewUDP(d.v6)
+	} else {
+		ep, err = st.NewPing(d.v6)
+	}
+	if err != nil {
+		return nil, err
+	}
+	for k, v := range d.opts {
+		ep.SetSockOpt(k.level, k.name, v)
+	}
+	wildcard := netip.IPv4Unspecified()
+	if d.v6 {
+		wildcard = netip.IPv6Unspecified()
+	}
+	if port := d.ep.LocalAddr().Port(); port == 0 || ep.Bind(netip.AddrPortFrom(wildcard, port)) != nil {
+		ep.Bind(netip.AddrPortFrom(wildcard, 0))
+	}
+	r := &netRelay{d: d, ep: ep}
+	r.cancel = ep.Notify(netstack.EventIn, func(netstack.Events) { d.s.goSafe(r.drain) })
+	if d.others == nil {
+		d.others = map[*netstack.Stack]*netRelay{}
+	}
+	d.others[st] = r
+	d.s.goSafe(r.drain)
+	return r, nil
+}
+
+// drain delivers what the relay's endpoint has received.
+func (r *netRelay) drain() {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	buf := dgramBufs.Get().(*[maxDgram + ipv4HeaderLen]byte)
+	defer dgramBufs.Put(buf)
+	for {
+		n, _, h, err := r.ep.ReadFrom(buf[:maxDgram], false)
+		if err == unix.ECONNREFUSED {
+			continue // a pending ICMP error: unconnected sockets do not report them
+		}
+		if err != nil {
+			return // EAGAIN: all delivered; else closed
+		}
+		if err := r.d.ep.Deliver(h, buf[:n]); err == unix.ENOTCONN {
+			return
+		}
+	}
+}
+
+func (r *netRelay) close() {
+	r.cancel()
+	r.ep.Close()
 }

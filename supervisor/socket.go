@@ -48,7 +48,8 @@ type socket struct {
 	changed  chan struct{}     // closed and replaced when the state changes
 
 	// Listening.
-	loopback     netip.AddrPort // indexed in the supervisor's loopbacks (invalid: not)
+	loopback     netip.AddrPort          // indexed in the supervisor's loopbacks (invalid: not)
+	others       []*netstack.TCPEndpoint // a wildcard listener's endpoints on the other networks
 	backlog      int
 	pending      []*netstack.TCPEndpoint
 	tokens       int
@@ -273,6 +274,7 @@ func (sk *socket) release() {
 	if sk.ep != nil && prev != stConnected && prev != stEnded {
 		sk.ep.Close()
 	}
+	sk.closeOthers()
 	sk.held.close()
 	sk.held = nil
 	if sk.sfd >= 0 {
