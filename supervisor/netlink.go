@@ -169,8 +169,8 @@ func (n *netlinkSock) hungUp() bool {
 
 // request handles one datagram the program sent to the kernel.
 func (n *netlinkSock) request(b []byte) {
-	msgs, err := parseNetlink(b)
-	if err != nil || len(msgs) == 0 {
+	msgs := parseNetlink(b)
+	if len(msgs) == 0 {
 		n.s.log.Debug("netlink: malformed request dropped", "ino", n.ino, "len", len(b))
 		return
 	}
@@ -202,8 +202,7 @@ func (n *netlinkSock) toKernel(raw []byte) {
 		return err != unix.EAGAIN
 	})
 	if werr == nil && err != nil {
-		m, perr := parseNetlink(raw)
-		if perr == nil && len(m) == 1 {
+		if m := parseNetlink(raw); len(m) == 1 {
 			w := &nlWriter{seq: m[0].seq, pid: n.portid}
 			w.errorMsg(m[0], err.(unix.Errno))
 			n.toProgram(w.out[0])

@@ -43,14 +43,15 @@ type nlmsg struct {
 
 func nlAlign(n int) int { return (n + 3) &^ 3 }
 
-// parseNetlink splits a datagram into its messages. Malformed input is EINVAL (the kernel
-// drops such messages; the supervisor answers nothing for them).
-func parseNetlink(b []byte) ([]nlmsg, error) {
+// parseNetlink splits a datagram into its messages. As the kernel does, it stops at the first
+// malformed one (iproute2 sends its request structure whole, with zeroes after the message);
+// the messages before it stand.
+func parseNetlink(b []byte) []nlmsg {
 	var out []nlmsg
 	for len(b) >= sizeofNlmsghdr {
 		l := int(binary.NativeEndian.Uint32(b[0:]))
 		if l < sizeofNlmsghdr || l > len(b) {
-			return nil, unix.EINVAL
+			break
 		}
 		out = append(out, nlmsg{
 			typ:   binary.NativeEndian.Uint16(b[4:]),
@@ -62,7 +63,7 @@ func parseNetlink(b []byte) ([]nlmsg, error) {
 		})
 		b = b[min(nlAlign(l), len(b)):]
 	}
-	return out, nil
+	return out
 }
 
 // rtattrs walks a message's attributes, calling f for each; it stops at the first malformed
