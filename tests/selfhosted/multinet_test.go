@@ -55,10 +55,10 @@ func TestZtncRunTwoNetworks(t *testing.T) {
 		t.Fatal(err)
 	}
 	cm := &lab.WrappedMember{
-		Host: s.lab.AddHost("c", "192.0.2.32"),
-		Home: cHome,
-		Addr: c1,
-		Wrap: func(string, []string) []string { return nil },
+		Host:  s.lab.AddHost("c", "192.0.2.32"),
+		Home:  cHome,
+		Addr:  c1,
+		Wrap:  func(string, []string) []string { return nil },
 		Ready: []string{"true"},
 	}
 	cm.Wrap = func(_ string, argv []string) []string {
