@@ -429,3 +429,28 @@ echo "route lines: $(ip route show table all | wc -l)"
 		t.Errorf("ip route got nothing from the host's kernel:\n%s", r)
 	}
 }
+
+// TestIsolateFromEnvironment: ZTNC_ISOLATE and ZTNC_ALLOW_HOST (container entrypoint mode) are
+// --isolate and --allow-host.
+func TestIsolateFromEnvironment(t *testing.T) {
+	need(t, "python3")
+	allowed, counts := startCanary(t)
+	closed, closedCounts := startCanary(t)
+	cmd := exec.Command(ztncRun, "--local", "10.9.0.1/24", "--", "python3", "-c", fmt.Sprintf(`
+import socket, errno
+a = socket.create_connection(("127.0.0.1", %d), timeout=5); a.sendall(b"env"); print("allowed:", a.recv(100).decode())
+print("other:", errno.errorcode[socket.socket().connect_ex(("127.0.0.1", %d))])
+`, allowed, closed))
+	cmd.Env = append(os.Environ(), "ZTNC_ISOLATE=1", fmt.Sprintf("ZTNC_ALLOW_HOST=127.0.0.1:%d", allowed))
+	out, err := cmd.CombinedOutput()
+	if err != nil || !strings.Contains(string(out), "allowed: canary:env\n") || !strings.Contains(string(out), "other: ENETUNREACH\n") {
+		t.Fatalf("%v\n%s", err, out)
+	}
+	time.Sleep(100 * time.Millisecond)
+	if c := closedCounts(); !strings.HasSuffix(c, "after tcp 1 udp 0") {
+		t.Errorf("the closed canary: %s", c)
+	}
+	if c := counts(); !strings.HasSuffix(c, "after tcp 2 udp 0") {
+		t.Errorf("the allowed canary: %s", c)
+	}
+}
