@@ -8,8 +8,9 @@ import (
 
 // Spec is the filter the supervised programs run under. It traps only what must be trapped:
 //
-//   - socket() for AF_INET/AF_INET6 stream, datagram and raw sockets (AF_UNIX, netlink and
-//     the rest cost nothing);
+//   - socket() for AF_INET/AF_INET6 stream, datagram and raw sockets, and for rtnetlink
+//     sockets (the interfaces programs see); AF_UNIX, other netlink families and the rest
+//     cost nothing;
 //   - the calls that take a socket fd and change or report its state (connect, bind, listen,
 //     accept, names, options, shutdown), whatever the fd: a filter sees only registers, so calls
 //     on fds that are not ours are sent back to the kernel (CONTINUE);
