@@ -19,6 +19,7 @@ var (
 	ztncRun string // the ztnc-run binary under test
 	tcpprog string // tests/testdata/tcpprog, static
 	udpprog string // tests/testdata/udpprog, static
+	ifprog  string // tests/testdata/ifprog, static
 )
 
 func TestMain(m *testing.M) {
@@ -35,6 +36,7 @@ func run(m *testing.M) int {
 	ztncRun = filepath.Join(dir, "ztnc-run")
 	tcpprog = filepath.Join(dir, "tcpprog")
 	udpprog = filepath.Join(dir, "udpprog")
+	ifprog = filepath.Join(dir, "ifprog")
 	build := func(out, pkg string, env ...string) error {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), env...)
@@ -45,7 +47,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
 		return 1
 	}
-	for _, p := range []string{"tcpprog", "udpprog"} {
+	for _, p := range []string{"tcpprog", "udpprog", "ifprog"} {
 		if err := build(filepath.Join(dir, p), "./testdata/"+p, "CGO_ENABLED=0"); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n", p, err)
 			return 1

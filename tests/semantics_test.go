@@ -89,9 +89,6 @@ assert n.connect_ex(("10.9.0.1", 9300)) == errno.EINPROGRESS
 select.select([], [n], [], 5)
 assert n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
 a, _ = srv.accept(); n.send(b"nb"); assert a.recv(2) == b"nb"
-# Outside the virtual network: unreachable, at once.
-s = socket.socket()
-assert s.connect_ex(("192.0.2.1", 80)) == errno.ENETUNREACH
 print("OK")
 `)
 	need(t, "curl")

@@ -88,7 +88,8 @@ kill $p1 $p2 $p3
 
 // TestDNSVirtualNames resolves names of the virtual network with dig (UDP and TCP), host and
 // getent (glibc's resolver), over the host's resolv.conf servers, which ztnc-run answers
-// itself; names outside the virtual network are refused (--local has no host access).
+// itself; names outside the virtual network are refused under --isolate (no host access; see
+// TestFallThroughDNS for forwarding).
 func TestDNSVirtualNames(t *testing.T) {
 	need(t, "dig", "host", "getent")
 	r := local(t, `
@@ -100,7 +101,7 @@ echo "getent6: $(getent ahostsv6 db6.internal | head -1)"
 host web.internal
 dig example.com | grep -o 'status: [A-Z]*' | sed 's/^/outside: /'
 dig web6.internal | grep -o 'status: [A-Z]*' | sed 's/^/unknown: /'
-`, "--dns-name", "web", "--add-host", "db=10.9.0.2", "--add-host", "db6=fd00::2")
+`, "--isolate", "--dns-name", "web", "--add-host", "db=10.9.0.2", "--add-host", "db6=fd00::2")
 	mustContain(t, r, "dig: 10.9.0.1\n", "dig6: fd00::a09:1\n", "tcp: 10.9.0.2\n",
 		"getent: 10.9.0.1", "getent6: fd00::2", "web.internal has address 10.9.0.1",
 		"web.internal has IPv6 address fd00::a09:1", "outside: status: REFUSED", "unknown: status: NXDOMAIN")

@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/supervisor"
 	"github.com/ztnc/ztnc/zt"
 )
 
@@ -28,8 +29,8 @@ type hostOptions struct {
 func (o *hostOptions) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVarP(&o.publish, "publish", "p", nil, "publish a port of the program on the host: [HOSTADDR:]HOSTPORT:VPORT[/tcp|/udp] (repeatable)")
 	f.StringVar(&o.health, "health", "", "serve /healthz and /metrics over HTTP on this host address (ADDR:PORT)")
-	f.BoolVar(&o.isolate, "isolate", false, "let nothing reach the host's network (not yet supported: refused)")
-	f.StringArrayVar(&o.allowHost, "allow-host", nil, "with --isolate, let the program reach CIDR[:PORT] on the host's network (repeatable; not yet supported: refused)")
+	f.BoolVar(&o.isolate, "isolate", false, "let nothing reach the host's network, its loopback included (default: what is not on a virtual network uses the host's)")
+	f.StringArrayVar(&o.allowHost, "allow-host", nil, "with --isolate, let the program reach CIDR[:PORT] on the host's network (repeatable)")
 }
 
 // hostRule is one --allow-host hole: a prefix and a port (0: every port).
@@ -83,25 +84,23 @@ func parseAllowHost(v string) (hostRule, error) {
 	return r, nil
 }
 
-// policy parses --isolate and --allow-host. The supervisor has no policy for host
-// destinations yet: both are refused rather than silently ignored.
-func (o *hostOptions) policy() (isolate bool, allow []hostRule, err error) {
+// policy parses --isolate and --allow-host into the supervisor's policy for destinations
+// outside the virtual networks.
+func (o *hostOptions) policy() (supervisor.Policy, error) {
+	p := supervisor.Policy{Isolate: o.isolate}
 	for _, v := range o.allowHost {
 		for _, s := range strings.FieldsFunc(v, func(r rune) bool { return r == ',' || r == ' ' }) {
 			r, err := parseAllowHost(s)
 			if err != nil {
-				return false, nil, err
+				return p, err
 			}
-			allow = append(allow, r)
+			p.Allow = append(p.Allow, supervisor.HostRule{Prefix: r.prefix, Port: r.port})
 		}
 	}
-	if len(allow) > 0 && !o.isolate {
-		return false, nil, errors.New("--allow-host makes holes in --isolate: give --isolate too")
+	if len(p.Allow) > 0 && !o.isolate {
+		return p, errors.New("--allow-host makes holes in --isolate: give --isolate too")
 	}
-	if o.isolate {
-		return false, nil, errors.New("--isolate and --allow-host are not supported yet: the supervisor has no policy for destinations outside the virtual network")
-	}
-	return o.isolate, allow, nil
+	return p, nil
 }
 
 // hostSetup is what runs around the program besides its networks: the instance's view for
@@ -120,7 +119,7 @@ type hostSetup struct {
 // (their host sockets are taken now, so that a port in use fails the start; they forward
 // once the program listens).
 func startHost(log *slog.Logger, o *hostOptions) (*hostSetup, error) {
-	if _, _, err := o.policy(); err != nil {
+	if _, err := o.policy(); err != nil {
 		return nil, err
 	}
 	var specs []publishSpec

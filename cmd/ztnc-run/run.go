@@ -99,8 +99,10 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		return errors.New("no network: give --nwid NETWORK_ID, or --local ADDRESS/PREFIX for a private one (e.g. --local 10.9.0.1/24)")
 	case len(ids) > 0 && len(o.local) > 0:
 		return errors.New("--nwid and --local cannot be combined")
-	case len(ids) > 1:
-		return errors.New("one --nwid at a time for now")
+	}
+	pol, err := o.host.policy()
+	if err != nil {
+		return err
 	}
 	path, err := lookPath(args[0])
 	if err != nil {
@@ -116,6 +118,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 
 	var stack *netstack.Stack
 	var nets []resolver.Network
+	sv := &supervision{policy: pol}
 	dnsName := o.dnsName
 	if len(ids) > 0 {
 		if err := host.claimHome(startCtx, &o.net); err != nil {
@@ -129,6 +132,14 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		for _, a := range atts {
 			defer a.stack.Close()
 			nets = append(nets, &ztNames{nw: a.nw, self: node.Address(), st: a.stack})
+			sv.stacks = append(sv.stacks, a.stack)
+		}
+		sv.links = func() []supervisor.Link {
+			links := make([]supervisor.Link, len(atts))
+			for i, a := range atts {
+				links[i] = supervisor.Link{Name: linkName(a.nw.ID()), MTU: a.nw.State().MTU}
+			}
+			return links
 		}
 		if err := host.serveNetworks(node, atts); err != nil {
 			return err
@@ -156,6 +167,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 			return fmt.Errorf("--local: %w", err)
 		}
 		log.Debug("local network", "addresses", prefixes)
+		sv.stacks = []*netstack.Stack{stack}
 		host.serveNetworks(nil, []attachment{{stack: stack}})
 	}
 
@@ -163,13 +175,14 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	if err != nil {
 		return err
 	}
-	dns, redirects, err := startResolver(log, stack, append(nets, names))
+	dns, redirects, err := startResolver(log, stack, append(nets, names), upstreamResolvers(pol))
 	if err != nil {
 		return err
 	}
 	defer dns.Close()
+	sv.redirects = redirects
 
-	prog, err := notify.Compile(supervisor.Spec())
+	prog, err := notify.Compile(pol.Spec())
 	if err != nil {
 		return err
 	}
@@ -187,7 +200,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	if sig := startDone(); sig != 0 {
 		return interrupted(sig, "starting")
 	}
-	return runSupervised(log, stack, redirects, prog, path, args, host.inst)
+	return runSupervised(log, sv, prog, path, args, host.inst)
 }
 
 // lookPath finds the program like a shell does, failing with the shell's exit codes.
@@ -206,7 +219,7 @@ func lookPath(name string) (string, error) {
 }
 
 // runSupervised starts the program under the filter, serves it, and returns its exit status.
-func runSupervised(log *slog.Logger, stack *netstack.Stack, redirects []supervisor.Redirect, prog notify.Program, path string, args []string, inst *instance) error {
+func runSupervised(log *slog.Logger, sv *supervision, prog notify.Program, path string, args []string, inst *instance) error {
 	// Orphaned descendants are reparented to us: we reap them, and can find and stop them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
@@ -236,14 +249,13 @@ func runSupervised(log *slog.Logger, stack *netstack.Stack, redirects []supervis
 		defer restoreForeground()
 	}
 
-	sup, err := supervisor.New(p.Listener, stack, log)
+	sup, err := sv.start(p.Listener, log)
 	if err != nil {
 		killTree(syscall.SIGKILL)
 		return err
 	}
 	defer sup.Close()
 	defer inst.addProgram(&program{pid: p.Pid, argv: args, sup: sup})()
-	sup.SetRedirects(redirects)
 	served := make(chan error, 1)
 	go func() { served <- sup.Serve() }()
 

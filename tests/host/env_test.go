@@ -55,8 +55,8 @@ func TestEnvLocalAndPrecedence(t *testing.T) {
 	}
 }
 
-// Malformed variables stop ztnc-run with one line naming the variable; flags that are not
-// supported yet are refused, not ignored.
+// Malformed variables stop ztnc-run with one line naming the variable; flags that make no
+// sense alone are refused, not ignored.
 func TestEnvErrors(t *testing.T) {
 	need(t)
 	for _, c := range []struct {
@@ -68,7 +68,8 @@ func TestEnvErrors(t *testing.T) {
 		{"ZTNC_WAIT=soon", `ztnc-run: ZTNC_WAIT="soon": --wait: `},
 		{"ZTNC_PUBLISH=80", `ztnc-run: --publish "80": `},
 		{"ZTNC_LOG_FORMAT=xml", `ztnc-run: --log-format "xml": want text or json`},
-		{"ZTNC_ISOLATE=1", `ztnc-run: --isolate and --allow-host are not supported yet`},
+		{"ZTNC_ISOLATE=maybe", `ztnc-run: ZTNC_ISOLATE="maybe": want 1/0, true/false, yes/no or on/off`},
+		{"ZTNC_ALLOW_HOST=192.0.2.0/33", `ztnc-run: --allow-host "192.0.2.0/33": want CIDR[:PORT]`},
 		{"ZTNC_ALLOW_HOST=192.0.2.0/24", `ztnc-run: --allow-host makes holes in --isolate: give --isolate too`},
 		{"ZTNC_HEALTH=nowhere", `ztnc-run: --health "nowhere": want ADDRESS:PORT`},
 	} {
