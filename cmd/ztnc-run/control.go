@@ -10,6 +10,7 @@ package main
 //	POST   /network/{nwid}  join (zerotier-cli join)
 //	DELETE /network/{nwid}  leave (zerotier-cli leave)
 //	GET    /peer            peers (zerotier-cli listpeers -j)
+//	POST   /attach          supervise a program started by ztnc-run attach (see attachserve.go)
 //	GET    /healthz         200 once every network is OK with an address, 503 before
 //	GET    /metrics         Prometheus text format
 //
@@ -346,6 +347,16 @@ func (in *instance) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /peer", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, in.peers())
+	})
+	mux.HandleFunc("POST /attach", func(w http.ResponseWriter, r *http.Request) {
+		in.mu.Lock()
+		at := in.attach
+		in.mu.Unlock()
+		if at == nil {
+			writeError(w, &apiError{http.StatusNotImplemented, "this ztnc-run runs no programs: nothing can attach to it"})
+			return
+		}
+		at.serveHTTP(w, r)
 	})
 	in.healthRoutes(mux)
 	return mux

@@ -67,8 +67,25 @@ func applyEnv(cmd *cobra.Command) error {
 			return
 		}
 		f.Changed = true
+		if f.Annotations == nil {
+			f.Annotations = map[string][]string{}
+		}
+		f.Annotations[envAnnotation] = []string{name}
 	})
 	return errors.Join(errs...)
+}
+
+// envAnnotation marks a flag set from its variable (the value names the variable).
+const envAnnotation = "ztnc-env"
+
+// setOnCommandLine reports whether a flag was given on the command line (not by a variable).
+func setOnCommandLine(f *pflag.Flag) bool {
+	return f != nil && f.Changed && len(f.Annotations[envAnnotation]) == 0
+}
+
+// setFromEnvironment reports whether a flag was set by its variable.
+func setFromEnvironment(f *pflag.Flag) bool {
+	return f != nil && len(f.Annotations[envAnnotation]) > 0
 }
 
 // lookupEnv returns the first set variable of a flag and its value.

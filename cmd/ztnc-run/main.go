@@ -76,6 +76,9 @@ addresses, and the processes it starts reach each other through the stack.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if attached, err := attachFromEnv(cmd, &o, args); attached || err != nil {
+				return err
+			}
 			return runProgram(cmd.Context(), &o, args)
 		},
 	}
@@ -93,6 +96,7 @@ addresses, and the processes it starts reach each other through the stack.`,
 	o.host.addFlags(root.Flags())
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applyEnv(cmd) }
 	root.AddCommand(newIdtoolCmd(), newRootServerCmd(), newControllerCmd())
+	root.AddCommand(newServiceCmd(), newAttachCmd())
 	root.AddCommand(newStatusCmds()...)
 	return root
 }

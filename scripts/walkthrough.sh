@@ -1,0 +1,111 @@
+#!/usr/bin/env bash
+# The 2015 Network Containers walkthrough, redone with ztnc-run and runnable offline: one
+# long-lived service per home, networks joined with "ztnc-run join", programs started later
+# with "ztnc-run attach" sharing that service's node and addresses, reached from another
+# member of the network.
+#
+# Offline, the ZeroTier network is our own: a root ("ztnc-run root") and a controller
+# ("ztnc-run controller") on 127.0.0.1, set up first. README.md quotes the walkthrough part;
+# tests/host/walkthrough_test.go runs this script.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ZTNC=$(realpath "${ZTNC:-bin/ztnc-run}")
+PORT=8080
+
+work=$(mktemp -d "${TMPDIR:-/tmp}/ztnc-walkthrough.XXXXXX")
+pids=()
+cleanup() {
+	status=$?
+	if [ "$status" -ne 0 ]; then
+		for f in "$work"/*.log; do
+			[ -e "$f" ] && { echo "--- $f"; tail -n 30 "$f"; } >&2
+		done
+	fi
+	for pid in "${pids[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
+	wait 2>/dev/null || true
+	rm -rf "$work"
+}
+trap cleanup EXIT
+
+say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# until_ok TRIES CMD...: runs CMD every 0.2 s until it succeeds.
+until_ok() {
+	local n=$1
+	shift
+	until "$@" >/dev/null 2>&1; do
+		n=$((n - 1))
+		[ "$n" -gt 0 ] || { echo "walkthrough: gave up waiting for: $*" >&2; return 1; }
+		sleep 0.2
+	done
+}
+free_port() {
+	python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
+}
+
+# --- Set-up: a root and a controller of our own, on loopback ------------------------------
+"$ZTNC" root --home "$work/root" --bind 127.0.0.1 --port "$(free_port)" 2>"$work/root.log" &
+pids+=($!)
+until_ok 100 test -s "$work/root/planet"
+planet=$work/root/planet
+"$ZTNC" controller --home "$work/ctl" --planet "$planet" --bind 127.0.0.1 --port "$(free_port)" \
+	>"$work/ctl.log" 2>&1 &
+pids+=($!)
+until_ok 150 grep -q 'API http://' "$work/ctl.log"
+api=$(grep -o 'API http://[0-9.:]*' "$work/ctl.log" | cut -d' ' -f2)
+token=$(cat "$work/ctl/authtoken.secret")
+ctl() { curl -sSf -H "X-ZT1-Auth: $token" "$@"; }
+until_ok 100 ctl "$api/controller"
+ctladdr=$("$ZTNC" status --home "$work/ctl" | cut -d' ' -f3)
+NWID=$(ctl -X POST "$api/controller/network/${ctladdr}______" -d '{"name": "walkthrough",
+	"private": true, "v4AssignMode": {"zt": true}, "routes": [{"target": "10.147.17.0/24"}],
+	"ipAssignmentPools": [{"ipRangeStart": "10.147.17.1", "ipRangeEnd": "10.147.17.254"}]}' |
+	python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
+authorize() { ctl -X POST -d '{"authorized": true}' "$api/controller/network/$NWID/member/$1" >/dev/null; }
+# Every node finds the root through the planet in its home.
+home=$work/netcon-test-home
+member=$work/member
+mkdir -p "$home" "$member"
+cp "$planet" "$home/planet"
+cp "$planet" "$member/planet"
+echo "Set up offline: root and controller on 127.0.0.1, network $NWID (10.147.17.0/24)."
+
+# --- The walkthrough ----------------------------------------------------------------------
+say "ztnc-run service --home $home &"
+"$ZTNC" service --home "$home" --bind 127.0.0.1 2>"$work/service.log" &
+pids+=($!)
+until_ok 150 "$ZTNC" status --home "$home"
+"$ZTNC" status --home "$home"
+
+say "ztnc-run join --home $home $NWID"
+"$ZTNC" join --home "$home" "$NWID"
+authorize "$("$ZTNC" status --home "$home" | cut -d' ' -f3)"
+
+say "ztnc-run listnetworks --home $home"
+until_ok 150 sh -c "'$ZTNC' listnetworks --home '$home' | grep -q ' OK .*10\\.147\\.'"
+"$ZTNC" listnetworks --home "$home"
+addr=$("$ZTNC" listnetworks --home "$home" | awk 'NR > 1 { split($NF, a, "/"); print a[1] }')
+
+mkdir -p "$work/site"
+echo "Hello from a program attached to the ztnc-run service at $addr." >"$work/site/index.html"
+say "ztnc-run attach --home $home -- python3 -m http.server $PORT --directory $work/site &"
+"$ZTNC" attach --home "$home" -- python3 -m http.server "$PORT" --directory "$work/site" \
+	>"$work/server.log" 2>&1 &
+pids+=($!)
+
+say "ztnc-run attach --home $home -- curl -sS http://127.0.0.1:$PORT/"
+until_ok 100 "$ZTNC" attach --home "$home" -- curl -sSf -o /dev/null "http://127.0.0.1:$PORT/"
+"$ZTNC" attach --home "$home" -- curl -sS "http://127.0.0.1:$PORT/"
+
+say "ZTNC_HOME=$home ZT_NC_NWID=$NWID ztnc-run -- curl -sS http://$addr:$PORT/   # the beta's variables"
+ZTNC_HOME=$home ZT_NC_NWID=$NWID "$ZTNC" -- curl -sS "http://$addr:$PORT/"
+
+# Another member of the network: a ztnc-run with a home (and node) of its own.
+"$ZTNC" idtool generate "$member/identity.secret" "$member/identity.public" >/dev/null
+authorize "$(cut -d: -f1 "$member/identity.public")"
+say "ztnc-run --home $member --nwid $NWID -- curl -sS http://$addr:$PORT/   # another member"
+"$ZTNC" --home "$member" --bind 127.0.0.1 --nwid "$NWID" -- curl -sS --retry 5 --retry-all-errors "http://$addr:$PORT/" \
+	2>"$work/member.log"
+
+say "ztnc-run leave --home $home $NWID"
+"$ZTNC" leave --home "$home" "$NWID"
+"$ZTNC" listnetworks --home "$home"
