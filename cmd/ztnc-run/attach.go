@@ -141,12 +141,14 @@ func attachOver(log *slog.Logger, conn *net.UnixConn, home string, o *attachOpti
 	hreq.Header.Set("Content-Type", "application/json")
 	// The instance answers once its networks are up (at most o.wait).
 	conn.SetDeadline(time.Now().Add(o.wait + 30*time.Second))
-	if err := hreq.Write(conn); err != nil {
-		return fail(fmt.Errorf("attach to the ztnc-run of %s: %w", home, err))
-	}
+	// A refusal may come before the request is written: read the answer whatever the write did.
+	werr := hreq.Write(conn)
 	br := bufio.NewReader(conn)
 	resp, err := http.ReadResponse(br, hreq)
 	if err != nil {
+		if werr != nil {
+			err = werr
+		}
 		return fail(fmt.Errorf("attach to the ztnc-run of %s: %w", home, err))
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {

@@ -185,6 +185,10 @@ func (o ownerOnly) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		o.log.Warn("control socket: connection refused", "uid", uid, "err", err)
+		// A one-line answer, so that the refused client says why.
+		c.SetWriteDeadline(time.Now().Add(time.Second))
+		msg := fmt.Sprintf(`{"error":"uid %d may not use this ztnc-run: only its owner (uid %d) and root may"}`, uid, os.Geteuid())
+		fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
 		c.Close()
 	}
 }
@@ -262,6 +266,9 @@ type errNoInstance struct {
 }
 
 func (e *errNoInstance) Error() string {
+	if errors.Is(e.err, unix.EACCES) {
+		return fmt.Sprintf("cannot reach the ztnc-run of home %s (%s: %v): only the home's owner and root may", e.home, filepath.Join(e.home, controlSocketFile), e.err)
+	}
 	return fmt.Sprintf("no ztnc-run is running with home %s (%s: %v)", e.home, filepath.Join(e.home, controlSocketFile), e.err)
 }
 

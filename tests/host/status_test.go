@@ -99,7 +99,8 @@ func cli(t *testing.T, out any, args ...string) result {
 // TestStatusCommands: a member under `ztnc-run --nwid` on our root + controller answers
 // status, listnetworks and listpeers through the control socket of its home, in
 // zerotier-cli's text shapes and JSON field names, with our counters; join of its network is
-// a no-op, join of another is refused, leave takes the network from the program.
+// a no-op, join of another starts it (for programs attached later), leave takes the network
+// from the program.
 func TestStatusCommands(t *testing.T) {
 	need(t, "python3", "curl")
 	s := startSelfHosted(t)
@@ -218,9 +219,16 @@ echo lost; sleep 600`
 	if r := cli(t, nil, "join", nwid, "--home", home.Dir); r.code != 0 || r.stdout != "200 join OK\n" {
 		t.Errorf("join of the running network: %s", r)
 	}
+	// Another network joins (for programs attached from now on), and leaves.
 	other := s.ctl.Address + "000099"
-	if r := cli(t, nil, "join", other, "--home", home.Dir); r.code != 1 || !strings.Contains(r.stderr, "501 join") {
+	if r := cli(t, nil, "join", other, "--home", home.Dir); r.code != 0 || r.stdout != "200 join OK\n" {
 		t.Errorf("join of another network: %s", r)
+	}
+	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 2 || nets[1].NWID != other {
+		t.Errorf("listnetworks after joining another: %s", r)
+	}
+	if r := cli(t, nil, "leave", other, "--home", home.Dir); r.code != 0 || r.stdout != "200 leave OK\n" {
+		t.Errorf("leave of the other network: %s", r)
 	}
 	if r := cli(t, nil, "join", "12345", "--home", home.Dir); r.code != 2 || !strings.Contains(r.stderr, "invalid network id") {
 		t.Errorf("join of a malformed id: %s", r)
