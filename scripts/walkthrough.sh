@@ -10,7 +10,6 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZTNC=$(realpath "${ZTNC:-bin/ztnc-run}")
-PORT=8080
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ztnc-walkthrough.XXXXXX")
 pids=()
@@ -26,8 +25,22 @@ cleanup() {
 	rm -rf "$work"
 }
 trap cleanup EXIT
+# The commands read as a user types them: ztnc-run is on PATH.
+mkdir "$work/bin"
+ln -s "$ZTNC" "$work/bin/ztnc-run"
+PATH=$work/bin:$PATH
 
-say() { printf '\n\033[1m$ %s\033[0m\n' "$*"; }
+# run CMD...: shows CMD as typed, then runs it; start CMD...: the same, in the background.
+exec 3>&1 # where the commands are shown, whatever their own output's redirection
+run() {
+	printf '\n\033[1m$ %s\033[0m\n' "$*" >&3
+	"$@"
+}
+start() {
+	printf '\n\033[1m$ %s &\033[0m\n' "$*" >&3
+	"$@" &
+	pids+=($!)
+}
 # until_ok TRIES CMD...: runs CMD every 0.2 s until it succeeds.
 until_ok() {
 	local n=$1
@@ -43,11 +56,11 @@ free_port() {
 }
 
 # --- Set-up: a root and a controller of our own, on loopback ------------------------------
-"$ZTNC" root --home "$work/root" --bind 127.0.0.1 --port "$(free_port)" 2>"$work/root.log" &
+ztnc-run root --home "$work/root" --bind 127.0.0.1 --port "$(free_port)" 2>"$work/root.log" &
 pids+=($!)
 until_ok 100 test -s "$work/root/planet"
 planet=$work/root/planet
-"$ZTNC" controller --home "$work/ctl" --planet "$planet" --bind 127.0.0.1 --port "$(free_port)" \
+ztnc-run controller --home "$work/ctl" --planet "$planet" --bind 127.0.0.1 --port "$(free_port)" \
 	>"$work/ctl.log" 2>&1 &
 pids+=($!)
 until_ok 150 grep -q 'API http://' "$work/ctl.log"
@@ -55,7 +68,7 @@ api=$(grep -o 'API http://[0-9.:]*' "$work/ctl.log" | cut -d' ' -f2)
 token=$(cat "$work/ctl/authtoken.secret")
 ctl() { curl -sSf -H "X-ZT1-Auth: $token" "$@"; }
 until_ok 100 ctl "$api/controller"
-ctladdr=$("$ZTNC" status --home "$work/ctl" | cut -d' ' -f3)
+ctladdr=$(ztnc-run status --home "$work/ctl" | cut -d' ' -f3)
 NWID=$(ctl -X POST "$api/controller/network/${ctladdr}______" -d '{"name": "walkthrough",
 	"private": true, "v4AssignMode": {"zt": true}, "routes": [{"target": "10.147.17.0/24"}],
 	"ipAssignmentPools": [{"ipRangeStart": "10.147.17.1", "ipRangeEnd": "10.147.17.254"}]}' |
@@ -69,43 +82,30 @@ cp "$planet" "$home/planet"
 cp "$planet" "$member/planet"
 echo "Set up offline: root and controller on 127.0.0.1, network $NWID (10.147.17.0/24)."
 
-# --- The walkthrough ----------------------------------------------------------------------
-say "ztnc-run service --home $home &"
-"$ZTNC" service --home "$home" --bind 127.0.0.1 2>"$work/service.log" &
-pids+=($!)
-until_ok 150 "$ZTNC" status --home "$home"
-"$ZTNC" status --home "$home"
+# --- The walkthrough (README.md quotes these commands) -------------------------------------
+start ztnc-run service --home "$home" --bind 127.0.0.1 2>"$work/service.log"
+until_ok 150 ztnc-run status --home "$home"
+run ztnc-run status --home "$home"
 
-say "ztnc-run join --home $home $NWID"
-"$ZTNC" join --home "$home" "$NWID"
-authorize "$("$ZTNC" status --home "$home" | cut -d' ' -f3)"
+run ztnc-run join --home "$home" "$NWID"
+authorize "$(ztnc-run status --home "$home" | cut -d' ' -f3)"
 
-say "ztnc-run listnetworks --home $home"
-until_ok 150 sh -c "'$ZTNC' listnetworks --home '$home' | grep -q ' OK .*10\\.147\\.'"
-"$ZTNC" listnetworks --home "$home"
-addr=$("$ZTNC" listnetworks --home "$home" | awk 'NR > 1 { split($NF, a, "/"); print a[1] }')
+until_ok 150 sh -c "ztnc-run listnetworks --home '$home' | grep -q ' OK .*10\\.147\\.'"
+run ztnc-run listnetworks --home "$home"
+addr=$(ztnc-run listnetworks --home "$home" | awk 'NR > 1 { split($NF, a, "/"); print a[1] }')
 
-mkdir -p "$work/site"
-echo "Hello from a program attached to the ztnc-run service at $addr." >"$work/site/index.html"
-say "ztnc-run attach --home $home -- python3 -m http.server $PORT --directory $work/site &"
-"$ZTNC" attach --home "$home" -- python3 -m http.server "$PORT" --directory "$work/site" \
-	>"$work/server.log" 2>&1 &
-pids+=($!)
-
-say "ztnc-run attach --home $home -- curl -sS http://127.0.0.1:$PORT/"
-until_ok 100 "$ZTNC" attach --home "$home" -- curl -sSf -o /dev/null "http://127.0.0.1:$PORT/"
-"$ZTNC" attach --home "$home" -- curl -sS "http://127.0.0.1:$PORT/"
-
-say "ZTNC_HOME=$home ZT_NC_NWID=$NWID ztnc-run -- curl -sS http://$addr:$PORT/   # the beta's variables"
-ZTNC_HOME=$home ZT_NC_NWID=$NWID "$ZTNC" -- curl -sS "http://$addr:$PORT/"
+site=$work/site
+mkdir -p "$site"
+echo "Hello from a program attached to the ztnc-run service at $addr." >"$site/index.html"
+start ztnc-run attach --home "$home" -- python3 -m http.server 8080 --directory "$site" >"$work/server.log" 2>&1
+until_ok 100 ztnc-run attach --home "$home" -- curl -sSf -o /dev/null http://127.0.0.1:8080/
+run ztnc-run attach --home "$home" -- curl -sS http://127.0.0.1:8080/
+run env ZTNC_HOME="$home" ZT_NC_NWID="$NWID" ztnc-run -- curl -sS "http://$addr:8080/"
 
 # Another member of the network: a ztnc-run with a home (and node) of its own.
-"$ZTNC" idtool generate "$member/identity.secret" "$member/identity.public" >/dev/null
+ztnc-run idtool generate "$member/identity.secret" "$member/identity.public" >/dev/null
 authorize "$(cut -d: -f1 "$member/identity.public")"
-say "ztnc-run --home $member --nwid $NWID -- curl -sS http://$addr:$PORT/   # another member"
-"$ZTNC" --home "$member" --bind 127.0.0.1 --nwid "$NWID" -- curl -sS --retry 5 --retry-all-errors "http://$addr:$PORT/" \
-	2>"$work/member.log"
+run ztnc-run --home "$member" --bind 127.0.0.1 --nwid "$NWID" -- curl -sS --retry 5 --retry-all-errors "http://$addr:8080/" 2>"$work/member.log"
 
-say "ztnc-run leave --home $home $NWID"
-"$ZTNC" leave --home "$home" "$NWID"
-"$ZTNC" listnetworks --home "$home"
+run ztnc-run leave --home "$home" "$NWID"
+run ztnc-run listnetworks --home "$home"

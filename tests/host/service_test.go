@@ -258,9 +258,37 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	}
 }
 
-// TestWalkthrough runs scripts/walkthrough.sh, which README.md quotes.
+// TestWalkthrough runs scripts/walkthrough.sh, after checking that the commands README.md
+// shows for it are the script's, in its order.
 func TestWalkthrough(t *testing.T) {
 	need(t, "python3", "curl", "bash")
+	readme, err := os.ReadFile("../../README.md")
+	if err != nil {
+		t.Fatal(err)
+	}
+	script, err := os.ReadFile("../../scripts/walkthrough.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	_, block, ok := strings.Cut(string(readme), "<!-- scripts/walkthrough.sh -->\n```sh\n")
+	block, _, _ = strings.Cut(block, "```")
+	if !ok || block == "" {
+		t.Fatal("README.md has no block after <!-- scripts/walkthrough.sh -->")
+	}
+	lines := strings.Split(string(script), "\n")
+	at := 0
+	for _, cmd := range strings.Split(block, "\n") {
+		if cmd == "" || strings.HasPrefix(cmd, "#") {
+			continue
+		}
+		cmd = strings.TrimSuffix(cmd, " &")
+		i := slices.IndexFunc(lines[at:], func(l string) bool { return strings.Contains(l, cmd) })
+		if i < 0 {
+			t.Fatalf("README.md shows %q, which scripts/walkthrough.sh does not run (after line %d)", cmd, at)
+		}
+		at += i + 1
+	}
+
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
 	cmd := exec.CommandContext(ctx, "bash", "../../scripts/walkthrough.sh")
