@@ -308,3 +308,75 @@ func TestWalkthrough(t *testing.T) {
 		t.Errorf("walkthrough: %d fetches, want 3 (attached client, the beta's variables, another member):\n%s", n, s)
 	}
 }
+
+// TestServiceLifetime: networks joined stay joined across a restart of the service (as
+// zerotier-one keeps networks.d); a service that dies takes its attached programs with it
+// (attach exits 125, nothing it started runs on); a `ztnc-run --nwid` whose program exits
+// stops the programs attached to it.
+func TestServiceLifetime(t *testing.T) {
+	need(t, "busybox")
+	s := startSelfHosted(t)
+	nwid := s.network(t, "lifetime")
+	home, flags := s.member(t, 4)
+	runHome, runFlags := s.member(t, 5)
+	for i, h := range []string{home.Address(), runHome.Address()} {
+		if err := s.ctl.Authorize(t.Context(), nwid, h, netip.AddrFrom4([4]byte{10, 147, 17, byte(40 + i)})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	up := func(p *proc, home string) {
+		t.Helper()
+		waitFor(t, p, "the network of "+p.name, 60*time.Second, func() error {
+			var nets []networkJSON
+			if r := cli(t, &nets, "listnetworks", "-j", "--home", home); r.code != 0 || len(nets) != 1 || nets[0].NWID != nwid || nets[0].Status != "OK" {
+				return fmt.Errorf("%s", r)
+			}
+			return nil
+		})
+	}
+	svc := ztnc(t, "service", nil, append([]string{"service", "--nwid", nwid}, flags...)...)
+	up(svc, home.Dir)
+	if code := svc.stop(); code != 0 {
+		t.Fatalf("service after SIGTERM: exit %d\n%s", code, &svc.stderr)
+	}
+	// Restarted without --nwid, it has the network again.
+	svc = ztnc(t, "service again", nil, append([]string{"service"}, flags...)...)
+	up(svc, home.Dir)
+
+	// The attached programs' sleep, recognisable among the host's processes.
+	marker := fmt.Sprintf("sleep %d", 1000000+os.Getpid())
+	sleeper := func(name, home string) *proc {
+		p := ztnc(t, name, nil, "attach", "--home", home, "--", "sh", "-c", "echo ready; busybox "+marker+"; true")
+		waitFor(t, p, name+" started", 30*time.Second, func() error {
+			if !strings.Contains(p.stdout.String(), "ready") {
+				return fmt.Errorf("not yet")
+			}
+			return nil
+		})
+		return p
+	}
+	a := sleeper("attached", home.Dir)
+	svc.cmd.Process.Kill()
+	if code := a.wait(t, 10*time.Second); code != 125 || !strings.Contains(a.stderr.String(), "went away") {
+		t.Errorf("attach when its service was killed: exit %d, want 125\n%s", code, &a.stderr)
+	}
+	if ps := processesWith(marker); len(ps) > 0 {
+		t.Errorf("left running without their service: %q", ps)
+	}
+
+	// A ztnc-run --nwid running its own program takes attached programs, and stops them
+	// when its program ends.
+	r := ztnc(t, "run", nil, append(runFlags, "--nwid", nwid, "--", "busybox", "sleep", "600")...)
+	up(r, runHome.Dir)
+	b := sleeper("attached to run", runHome.Dir)
+	r.cmd.Process.Signal(syscall.SIGTERM)
+	if code := r.wait(t, 15*time.Second); code != 143 {
+		t.Errorf("ztnc-run --nwid after SIGTERM: exit %d, want 143", code)
+	}
+	if code := b.wait(t, 15*time.Second); code != 143 {
+		t.Errorf("attached to the ztnc-run that exited: exit %d, want 143 (SIGTERM)\n%s", code, &b.stderr)
+	}
+	if ps := processesWith(marker); len(ps) > 0 {
+		t.Errorf("left running: %q", ps)
+	}
+}
