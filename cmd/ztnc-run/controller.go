@@ -73,7 +73,7 @@ zero-ui, ztncui and scripts written for zerotier-one work unchanged.`,
 	f.StringArrayVar(&o.bind, "bind", nil, "local address to listen on for UDP (repeatable; default all)")
 	f.IntVar(&o.port, "port", 0, "UDP port, and TCP port of the API (default 9993 if free, else the last one used)")
 	f.StringVar(&o.planet, "planet", "", "planet file naming the roots (default DIR/planet, else ZeroTier's)")
-	f.BoolVar(&o.allowLoopback, "allow-loopback", false, "accept loopback paths (only useful with nodes of ours on this machine)")
+	f.BoolVar(&o.allowLoopback, "allow-loopback", false, "accept loopback paths (only useful with nodes of ours on this machine; implied by a planet whose roots are on loopback)")
 	return cmd
 }
 
@@ -101,6 +101,9 @@ func runController(ctx context.Context, o *controllerOptions, log *slog.Logger, 
 			return fmt.Errorf("--planet: %w", err)
 		}
 		cfg.Planet = p
+	}
+	if planetOnLoopback(cfg) {
+		cfg.AllowLoopback = true
 	}
 	node, err := zt.NewNode(ctx, cfg)
 	if err != nil {

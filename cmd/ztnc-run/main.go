@@ -64,9 +64,14 @@ func newRootCmd() *cobra.Command {
 on a user-space network stack inside ztnc-run instead of the host: no root, no TUN device, no
 change to the host. Dynamically and statically linked programs both work.
 
+With --nwid the stack is a member of a ZeroTier network: ztnc-run runs a ZeroTier node with
+its state in --home, prints its address (authorize it on the network's controller) and the
+network's status on stderr, and starts CMD once the network is OK with an address (--wait).
 With --local the network exists only inside this ztnc-run: the program gets the given
 addresses, and the processes it starts reach each other through the stack.`,
-		Example: `  ztnc-run --local 10.9.0.1/24 -- python3 -m http.server 8080
+		Example: `  ztnc-run --nwid 8056c2e21c000001 -- python3 -m http.server 8080
+  ztnc-run --nwid 8056c2e21c000001 --home ./client --wait 2m -- curl http://10.147.17.5:8080/
+  ztnc-run --local 10.9.0.1/24 -- python3 -m http.server 8080
   ztnc-run --local 10.9.0.1/24 --local fd00::1/64 -- sh -c 'server & client'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
@@ -89,6 +94,6 @@ addresses, and the processes it starts reach each other through the stack.`,
 	root.PersistentFlags().MarkHidden("cpuprofile")
 	root.CompletionOptions.DisableDefaultCmd = true
 	o.net.addFlags(root.Flags())
-	root.AddCommand(newIdtoolCmd(), newRootServerCmd())
+	root.AddCommand(newIdtoolCmd(), newRootServerCmd(), newControllerCmd())
 	return root
 }
