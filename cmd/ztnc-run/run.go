@@ -113,6 +113,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		for _, a := range atts {
 			defer a.stack.Close()
 		}
+		defer logCounters(log, node, atts)
 		stack = atts[0].stack
 	} else {
 		prefixes, err := localPrefixes(o.local)
