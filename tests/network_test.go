@@ -298,7 +298,7 @@ func (s *selfHosted) memberArgs(nwid, home string, extra ...string) []string {
 }
 
 // statusOK matches the status line of a network that came up, with its addresses.
-var statusOK = regexp.MustCompile(`msg="network status" .*status=OK .*addresses="\[([^\]]*)\]"`)
+var statusOK = regexp.MustCompile(`msg="network status" .*status=OK .*addresses="?\[([^\]]*)\]`)
 
 // assignedIPv4 reads the IPv4 address from a member's "status=OK" line on stderr.
 func assignedIPv4(t *testing.T, stderr string) netip.Addr {

@@ -1,6 +1,7 @@
 // Command matrix benchmarks the same programs side by side over pairs of endpoints — plain
-// veth (the physical limit), zerotier-one 1.14 with its kernel TAP (when ZT1_BIN is set) and,
-// once it exists, ztnc-run — and prints a markdown table with ratios.
+// veth (the physical limit), zerotier-one 1.14 with its kernel TAP (when ZT1_BIN is set) and
+// ztnc-run members on a network of our root and controller — and prints a markdown table with
+// ratios.
 //
 // For each pair, servers run on endpoint A and clients on endpoint B: iperf3 TCP (1 and 4
 // streams, both directions) and UDP (1400-byte datagrams), nginx under wrk (keep-alive and new
@@ -8,7 +9,8 @@
 // OK and to first byte). Measurements are interleaved across pairs so that background load
 // hits all pairs alike. Needs root (network namespaces).
 //
-//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1] [-o FILE] [-v]
+//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc] [-o FILE] [-v]
+//	    [-startup-runs 5] [-ztnc-cpuprofile DIR]
 package main
 
 import (
@@ -30,10 +32,12 @@ func main() {
 	runs := flag.Int("runs", 1, "measurements per metric and pair (interleaved); the table shows the median")
 	only := flag.String("pairs", "", "comma-separated pairs to run (default: every pair that can run here)")
 	outFile := flag.String("o", "", "also write the report to this file")
+	flag.IntVar(&startupRuns, "startup-runs", 5, "ztnc pair: cold starts of B measured per kind of home (fresh, cached); the table shows the median")
+	flag.StringVar(&ztncProfileDir, "ztnc-cpuprofile", "", "ztnc pair: every ztnc-run writes a CPU profile into this directory (<host>-<n>-<program>.prof)")
 	verbose := flag.Bool("v", false, "log commands and their output to stderr")
 	flag.Parse()
-	if *runs < 1 || *duration < time.Second {
-		fmt.Fprintln(os.Stderr, "matrix: -runs must be ≥ 1 and -duration ≥ 1s")
+	if *runs < 1 || *duration < time.Second || startupRuns < 1 {
+		fmt.Fprintln(os.Stderr, "matrix: -runs and -startup-runs must be ≥ 1 and -duration ≥ 1s")
 		os.Exit(2)
 	}
 
@@ -63,13 +67,19 @@ func main() {
 			eps[i] = endpoints{a, b}
 			res.startup[i] = st
 			// Warm up paths and neighbour caches; not measured.
-			if _, err := b.Exec(t, "ping", "-c", "3", "-i", "0.2", "-w", "10", a.Addr.String()); err != nil {
-				t.Fatalf("%s: warm-up ping: %v", p.name, err)
+			if p.lacks["icmp"] == "" {
+				if _, err := b.Exec(t, "ping", "-c", "3", "-i", "0.2", "-w", "10", a.Addr.String()); err != nil {
+					t.Fatalf("%s: warm-up ping: %v", p.name, err)
+				}
 			}
 		}
 		for mi, m := range ms {
 			for run := 0; run < *runs; run++ {
 				for pi, p := range selected {
+					if why := p.lacks[m.needs]; m.needs != "" && why != "" {
+						res.unsupported(mi, pi, why)
+						continue
+					}
 					fmt.Fprintf(os.Stderr, "matrix: %s: %s (run %d/%d)\n", p.name, m.rows[0].name, run+1, *runs)
 					vals, note, err := m.run(t, eps[pi].a, eps[pi].b)
 					res.add(mi, pi, vals, note, err)

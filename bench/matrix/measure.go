@@ -28,6 +28,8 @@ type measurement struct {
 	argv   []string // client command; "{A}" stands for A's address
 	// parse reads the client's output: a value per row and a note on anything odd.
 	parse func(stdout string) (vals []float64, note string, err error)
+	// needs names what the pair must carry besides TCP: "udp" or "icmp" ("" for TCP only).
+	needs string
 }
 
 const (
@@ -62,7 +64,7 @@ func measurements(d time.Duration) []measurement {
 				{"UDP 1400 B B→A received", "datagrams/s", false},
 				{"UDP 1400 B B→A loss", "%", true},
 			},
-			server: "iperf3", argv: iperf("-u", "-l", "1400", "-b", "0"), parse: parseIperfUDP,
+			server: "iperf3", argv: iperf("-u", "-l", "1400", "-b", "0"), parse: parseIperfUDP, needs: "udp",
 		},
 		http("HTTP keep-alive -c32", wrk(2, 32)),
 		http("HTTP new connection -c1", wrk(1, 1, "-H", "Connection: close")),
@@ -71,6 +73,7 @@ func measurements(d time.Duration) []measurement {
 			rows:  []row{{"ping RTT avg", "ms", true}, {"ping RTT p50", "ms", true}},
 			argv:  []string{"ping", "-c", "200", "-i", "0.01", "-W", "1", "{A}"},
 			parse: parsePing,
+			needs: "icmp",
 		},
 	}
 }

@@ -17,6 +17,7 @@ type results struct {
 	ms      []measurement
 	samples [][][][]float64
 	errs    [][][]string
+	na      [][]string // why a pair cannot run a measurement ("" if it can)
 	notes   []string
 	startup []*startup
 }
@@ -25,9 +26,11 @@ func newResults(ps []pair, ms []measurement) *results {
 	r := &results{pairs: ps, ms: ms, startup: make([]*startup, len(ps))}
 	r.samples = make([][][][]float64, len(ms))
 	r.errs = make([][][]string, len(ms))
+	r.na = make([][]string, len(ms))
 	for i := range ms {
 		r.samples[i] = make([][][]float64, len(ps))
 		r.errs[i] = make([][]string, len(ps))
+		r.na[i] = make([]string, len(ps))
 	}
 	return r
 }
@@ -44,6 +47,14 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 		r.notes = append(r.notes, label+": "+note)
 	}
 	r.samples[mi][pi] = append(r.samples[mi][pi], vals)
+}
+
+// unsupported records that pair pi cannot run measurement mi, and why.
+func (r *results) unsupported(mi, pi int, why string) {
+	if r.na[mi][pi] == "" {
+		r.na[mi][pi] = why
+		r.notes = append(r.notes, fmt.Sprintf("%s, %s: n/a: %s", r.pairs[pi].name, r.ms[mi].rows[0].name, why))
+	}
 }
 
 // cell is one table entry: the median over runs (NaN when there is none) and the range.
@@ -119,7 +130,10 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 			cells := make([]cell, len(r.pairs))
 			for pi := range r.pairs {
 				cells[pi] = r.cell(mi, pi, ri)
-				if cells[pi].n == 0 && len(r.errs[mi][pi]) > 0 {
+				switch {
+				case r.na[mi][pi] != "":
+					cells[pi].n = -2 // not applicable
+				case cells[pi].n == 0 && len(r.errs[mi][pi]) > 0:
 					cells[pi].n = -1 // failed
 				}
 			}
@@ -130,20 +144,32 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 			line(row.name, unit, cells)
 		}
 	}
-	startRow := func(name string, get func(*startup) time.Duration) {
+	startRow := func(name string, get func(*startup) []time.Duration) {
 		cells := make([]cell, len(r.pairs))
+		measured := false
 		for pi, st := range r.startup {
 			cells[pi] = cell{v: math.NaN()}
-			if st != nil {
-				v := get(st).Seconds()
-				cells[pi] = cell{v: v, lo: v, hi: v, n: 1}
+			if st == nil {
+				continue
+			}
+			var vs []float64
+			for _, d := range get(st) {
+				vs = append(vs, d.Seconds())
+			}
+			if len(vs) > 0 {
+				measured = true
+				cells[pi] = cell{v: median(vs), lo: slices.Min(vs), hi: slices.Max(vs), n: len(vs)}
 			}
 		}
-		line(name, "s ↓", cells)
+		if measured {
+			line(name, "s ↓", cells)
+		}
 	}
 	if slices.ContainsFunc(r.startup, func(s *startup) bool { return s != nil }) {
-		startRow("B cold start → network OK", func(s *startup) time.Duration { return s.toOK })
-		startRow("B cold start → first HTTP byte from A", func(s *startup) time.Duration { return s.toFirstByte })
+		startRow("B cold start → network OK", func(s *startup) []time.Duration { return s.toOK })
+		startRow("B cold start → first HTTP byte from A", func(s *startup) []time.Duration { return s.toFirstByte })
+		startRow("B restart, cached home → network OK", func(s *startup) []time.Duration { return s.cachedToOK })
+		startRow("B restart, cached home → first HTTP byte from A", func(s *startup) []time.Duration { return s.cachedToFirstByte })
 	}
 
 	w("\n↓: lower is better. Ratios are column over column (for ↓ rows a ratio above 1 means slower).\n\n")
@@ -165,6 +191,10 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	w("- cold start: B's node process starts with identity and network pre-provisioned and pre-authorized; " +
 		"network OK = status OK with its IPv4 address on the interface; first byte = first successful " +
 		"`curl` from B of a 6-byte file served by busybox httpd on A, retried every 50 ms\n")
+	w("- cold start of a ztnc pair (median of -startup-runs): `ztnc-run --nwid N --home H -- curl URL` on B " +
+		"with H holding only identity and planet (fresh) or also the cached config and peers of the previous " +
+		"run (cached); network OK = ztnc-run's status=OK line on its stderr, first byte = the first byte of " +
+		"curl's output, both timed from the start of ztnc-run\n")
 	if len(r.notes) > 0 {
 		w("\nNotes:\n")
 		for _, n := range r.notes {
@@ -176,6 +206,8 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 
 func (c cell) format(runs int) string {
 	switch {
+	case c.n == -2:
+		return "n/a"
 	case c.n < 0:
 		return "failed"
 	case math.IsNaN(c.v):

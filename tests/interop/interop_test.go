@@ -37,14 +37,14 @@ type memberKind struct {
 	start func(t *testing.T, n *network, h *lab.Host, home *lab.Home) lab.Member
 }
 
-// memberKinds are the kinds of node tried as member 1. ztnc-run joins this list once it
-// exists, as a lab.WrappedMember: Wrap returns `ztnc-run --home <home> --nwid <nwid> -- argv`,
-// Ready is `true`, and start authorizes the member with a fixed address from ztSubnet
-// (n.ctrl.Authorize(ctx, n.nwid, home.Address(), addr)) since no process asks for one before
-// a program runs.
+// memberKinds are the kinds of node tried as member 1: a zerotier-one member with its TAP
+// device, and ztnc-run, whose node lives inside each program it wraps.
 var memberKinds = []memberKind{
 	{"zerotier-one", func(t *testing.T, _ *network, h *lab.Host, home *lab.Home) lab.Member {
 		return lab.StartZT1(t, h, lab.ZT1Config{Home: home})
+	}},
+	{"ztnc-run", func(t *testing.T, n *network, h *lab.Host, home *lab.Home) lab.Member {
+		return lab.StartZtncMember(t, ztncRun, h, home, n.nwid, joinTimeout)
 	}},
 }
 
@@ -152,20 +152,31 @@ func testTwoMembers(t *testing.T, kind memberKind) {
 		}
 	}
 
-	// ICMP from the zerotier-one member, over its TAP device (the first echo may wait for
-	// address resolution through the network's multicast).
-	ep2.Run(t, "ping", "-c", "3", "-i", "0.2", "-w", "20", ep1.Addr.String())
+	for _, m := range []lab.Member{m1, m2} {
+		rec, err := n.ctrl.Member(ctx, n.nwid, m.Address())
+		ep := map[lab.Member]*lab.Endpoint{m1: ep1, m2: ep2}[m]
+		if err != nil || !slices.Contains(rec.IPAssignments, ep.Addr.String()) {
+			t.Errorf("%s is at %s; the controller's record: %+v (%v)", m.Address(), ep.Addr, rec, err)
+		}
+	}
 
-	// HTTP from member 2 to a server on member 1.
+	// An HTTP server on member 1 (first, because it is also what keeps a wrapped member's
+	// node running for the rest of the test).
 	dir := t.TempDir()
 	token := randomToken(t)
 	if err := os.WriteFile(filepath.Join(dir, "token.txt"), []byte(token), 0o644); err != nil {
 		t.Fatal(err)
 	}
-	ep1.Start(t, "busybox", "httpd", "-f", "-p", lab.HostPort(ep1.Addr, 8080), "-h", dir)
+	ep1.Start(t, "busybox", "httpd", "-f", "-p", "8080", "-h", dir)
 	if err := ep2.WaitTCP(t, ep1.Addr, 8080, 30*time.Second); err != nil {
 		t.Fatal(err)
 	}
+
+	// ICMP from the zerotier-one member, over its TAP device (the first echo may wait for
+	// address resolution through the network's multicast).
+	ep2.Run(t, "ping", "-c", "3", "-i", "0.2", "-w", "20", ep1.Addr.String())
+
+	// HTTP from member 2 to the server on member 1.
 	url := fmt.Sprintf("http://%s/token.txt", lab.HostPort(ep1.Addr, 8080))
 	if got := ep2.Run(t, "curl", "-sS", "--max-time", "20", url); got != token {
 		t.Errorf("curl %s = %q, want %q", url, got, token)
@@ -177,10 +188,22 @@ func testTwoMembers(t *testing.T, kind memberKind) {
 	}
 
 	// IPv6 from the pool, over the same network (NDP through ZeroTier multicast).
-	if zt1, ok := m1.(*lab.ZT1); ok {
-		a1, a2 := ipv6Of(t, zt1, n.nwid), ipv6Of(t, m2, n.nwid)
+	switch m := m1.(type) {
+	case *lab.ZT1:
+		a1, a2 := ipv6Of(t, m, n.nwid), ipv6Of(t, m2, n.nwid)
 		ep2.Run(t, "ping", "-6", "-c", "3", "-i", "0.2", "-w", "20", a1.String())
 		ep1.Run(t, "ping", "-6", "-c", "3", "-i", "0.2", "-w", "20", a2.String())
+	case *lab.ZtncMember:
+		// ICMP sockets of programs under ztnc-run are the host's: only the other way.
+		if !ztSubnet6.Contains(m.Addr6) {
+			t.Fatalf("ztnc-run member has no IPv6 address from %s", ztSubnet6)
+		}
+		ipv6Of(t, m2, n.nwid)
+		ep2.Run(t, "ping", "-6", "-c", "3", "-i", "0.2", "-w", "20", m.Addr6.String())
+		url6 := fmt.Sprintf("http://%s/token.txt", lab.HostPort(m.Addr6, 8080))
+		if got := ep2.Run(t, "curl", "-sS", "--max-time", "20", "-g", url6); got != token {
+			t.Errorf("curl %s = %q, want %q", url6, got, token)
+		}
 	}
 }
 
