@@ -173,8 +173,11 @@ func (m *multicaster) expire(now int64) {
 		}
 		kept := g.pending[:0]
 		for _, p := range g.pending {
-			if now-p.at <= multicastTxTimeout {
+			switch {
+			case now-p.at <= multicastTxTimeout:
 				kept = append(kept, p)
+			case len(p.sent) == 0:
+				p.nw.stats.drop(dropNoMembers)
 			}
 		}
 		g.pending = kept
@@ -307,9 +310,6 @@ func (nw *Network) sendMulticast(st *netState, dst ztaddr.MAC, etherType uint16,
 			p.sent[a] = true
 		}
 		n.mcast.addPending(nw.id, g, p)
-	}
-	if len(recipients) == 0 {
-		nw.stats.drop(dropNoMembers)
 	}
 	var gatherLimit uint32
 	if short {

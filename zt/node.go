@@ -72,6 +72,7 @@ type Node struct {
 
 	whoisMu   sync.Mutex
 	whois     map[ztaddr.Address]*whoisWait // unknown addresses we asked roots about
+	parked    int                           // packets parked in whois, in all
 	txQueue   []*queuedPacket               // packets waiting for a peer's identity or a path
 	queuedFor map[ztaddr.Address]int        // how many of them per destination
 	flushMu   sync.Mutex                    // one flush at a time keeps per-destination order
@@ -94,6 +95,7 @@ type Node struct {
 	selfMu         sync.Mutex
 	surface        map[netip.AddrPort]int64 // our addresses as roots see them
 	online         atomic.Bool
+	collided       atomic.Bool   // a root reported an identity collision
 	parkedReplayed atomic.Uint64 // packets from unknown senders handled after WHOIS
 	lastRootIn     atomic.Int64
 	stats          counters
@@ -292,14 +294,41 @@ func (n *Node) LocalAddresses() []netip.AddrPort {
 // Port is the UDP port the node is bound to.
 func (n *Node) Port() int { return int(n.socks[0].local.Port()) }
 
-// Online reports whether a root has been heard from recently.
-func (n *Node) Online() bool { return n.online.Load() }
+// Online reports whether a root has been heard from recently (a root counts itself online),
+// and has not reported that our address belongs to another node.
+func (n *Node) Online() bool { return (n.online.Load() || n.topo.isRoot()) && !n.collided.Load() }
 
 // IsRoot reports whether this node is a root of its planet or of a moon.
 func (n *Node) IsRoot() bool { return n.topo.isRoot() }
 
 // Planet is the serialized planet the node uses.
 func (n *Node) Planet() []byte { return n.topo.getPlanet().Bytes() }
+
+// NodeInfo describes a node, like zerotier-cli info.
+type NodeInfo struct {
+	Address         ztaddr.Address
+	PublicIdentity  string
+	Online          bool
+	Root            bool   // serving as a root of its planet or a moon
+	Version         string // the zerotier-one version we speak as
+	PlanetID        uint64
+	PlanetTimestamp uint64
+	Moons           []uint64
+	LocalAddresses  []netip.AddrPort // bound UDP sockets
+}
+
+// Info describes the node.
+func (n *Node) Info() NodeInfo {
+	i := NodeInfo{Address: n.addr, PublicIdentity: n.id.String(), Online: n.Online(), Root: n.IsRoot(),
+		Version: fmt.Sprintf("%d.%d.%d", versionMajor, versionMinor, versionRevision), LocalAddresses: n.LocalAddresses()}
+	if p := n.topo.getPlanet(); p != nil {
+		i.PlanetID, i.PlanetTimestamp = p.ID, p.Timestamp
+	}
+	for _, m := range n.topo.getMoons() {
+		i.Moons = append(i.Moons, m.ID)
+	}
+	return i
+}
 
 // Counters returns the node's packet counters.
 func (n *Node) Counters() Counters { return n.stats.snapshot() }
@@ -388,10 +417,10 @@ func (n *Node) Networks() []*Network {
 // receiveLoop reads datagrams from one socket until Close.
 func (n *Node) receiveLoop(s *socket) {
 	defer n.wg.Done()
-	buf := make([]byte, 64<<10)
+	r := newBatchReader()
 	var scratch []byte
 	for {
-		k, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		k, err := s.read(r)
 		if err != nil {
 			if n.closed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -399,8 +428,14 @@ func (n *Node) receiveLoop(s *socket) {
 			n.log.Debug("udp receive", "err", err)
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		scratch = n.receive(s, from, buf[:k], scratch)
+		for i := range k {
+			b, from, ok := r.datagram(i)
+			if !ok {
+				n.stats.drop(dropMalformed)
+				continue
+			}
+			scratch = n.receive(s, from, b, scratch)
+		}
 	}
 }
 

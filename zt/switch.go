@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
@@ -20,6 +21,7 @@ import (
 const (
 	expectSlots      = 1024 // recently sent packet IDs that may be answered with OK
 	maxParkedPerPeer = 32
+	maxParked        = 512 // in all: parked packets are copies of up to 10 KB
 	maxWhoisPending  = 1024
 	maxQueued        = 1024
 	physicalMTU      = wire.DefaultPhysicalMTU
@@ -245,10 +247,20 @@ func (n *Node) allowIdentityCheck(ip netip.Addr, now int64) bool {
 	return true
 }
 
-// identityCollision answers a HELLO claiming a known address with another key.
-func (n *Node) identityCollision(s *socket, from netip.AddrPort, p wire.Packet, id interface{ Address() ztaddr.Address }) {
+// identityCollision answers a HELLO claiming a known address with another key: if the HELLO
+// authenticates with its own identity, ERROR(IDENTITY_COLLISION) goes back to the sender,
+// armored for that identity.
+func (n *Node) identityCollision(s *socket, from netip.AddrPort, p wire.Packet, id *identity.Identity) {
 	n.stats.drop(dropIdentity)
-	n.log.Warn("identity collision: HELLO with a different key for a known address", "address", id.Address().String(), "from", from)
+	other, err := newPeer(n.id, id)
+	if err != nil || wire.Dearmor(p, other.key) != nil {
+		return
+	}
+	n.log.Warn("identity collision: a HELLO with another key for a known address", "address", id.Address().String(), "from", from)
+	q, b := n.newPacket(id.Address(), wire.VerbError)
+	defer putBuffer(b)
+	q = wire.Packet((&wire.ErrorMessage{InReVerb: wire.VerbHello, InReID: p.ID(), Code: wire.ErrorIdentityCollision}).Append(q))
+	n.armorAndSend(other, q, s, from, nil, 0, n.now())
 }
 
 // whoisWait tracks an unknown address: packets from it waiting for its identity, and when
@@ -278,8 +290,9 @@ func (n *Node) park(s *socket, from netip.AddrPort, p wire.Packet) {
 		w = &whoisWait{since: now}
 		n.whois[p.Source()] = w
 	}
-	if len(w.parked) < maxParkedPerPeer {
+	if len(w.parked) < maxParkedPerPeer && n.parked < maxParked {
 		w.parked = append(w.parked, parkedPacket{s, from, append(wire.Packet(nil), p...)})
+		n.parked++
 	} else {
 		n.stats.drop(dropUnknownPeer)
 	}
@@ -330,6 +343,9 @@ func (n *Node) identityLearned(pr *peer) {
 	n.whoisMu.Lock()
 	w := n.whois[pr.addr]
 	delete(n.whois, pr.addr)
+	if w != nil {
+		n.parked -= len(w.parked)
+	}
 	n.whoisMu.Unlock()
 	if w != nil {
 		var scratch []byte
@@ -494,10 +510,21 @@ func (n *Node) armorAndSend(pr *peer, p wire.Packet, s *socket, to netip.AddrPor
 	if opt&optExpect != 0 {
 		n.expect(p.ID())
 	}
-	err := wire.Fragments(p, physicalMTU, func(d []byte) error {
-		n.stats.out(len(d))
-		return s.writeTo(d, to)
-	})
+	var err error
+	if len(p) <= physicalMTU {
+		n.stats.out(len(p))
+		err = s.writeTo(p, to)
+	} else {
+		w := batchWriters.Get().(*batchWriter)
+		w.n = 0
+		if err = wire.Fragments(p, physicalMTU, w.add); err == nil {
+			for _, d := range w.data[:w.n] {
+				n.stats.out(len(d))
+			}
+			err = s.writeBatch(w, to)
+		}
+		batchWriters.Put(w)
+	}
 	if x != nil {
 		x.lastOut.Store(now)
 	}

@@ -54,6 +54,7 @@ func (n *Node) retryWhois(now int64) {
 			for range w.parked {
 				n.stats.drop(dropUnknownPeer)
 			}
+			n.parked -= len(w.parked)
 			delete(n.whois, a)
 		case now-w.asked >= n.t.whoisRetry:
 			w.asked = now

@@ -19,6 +19,7 @@ const PortAny = -1
 // has one dual-stack socket on the wildcard address; with Config.Bind, one per address.
 type socket struct {
 	conn  *net.UDPConn
+	raw   syscall.RawConn
 	local netip.AddrPort   // as bound (the wildcard address unless Bind was given)
 	addrs []netip.AddrPort // where peers may reach it (see localAddresses)
 }
@@ -71,13 +72,11 @@ func listenAll(bind []netip.Addr, port int) ([]*socket, error) {
 	}
 	for _, a := range bind {
 		network, laddr := "udp", &net.UDPAddr{Port: port}
-		if a.IsValid() {
-			laddr.IP = a.AsSlice()
-			if laddr.Zone = a.Zone(); a.Is4() {
-				network = "udp4"
-			} else {
-				network = "udp6"
-			}
+		switch {
+		case a.Is4():
+			network, laddr.IP = "udp4", a.AsSlice()
+		case a.Is6() && !a.IsUnspecified(): // "::" stays dual-stack, like no address
+			network, laddr.IP, laddr.Zone = "udp6", a.AsSlice(), a.Zone()
 		}
 		c, err := net.ListenUDP(network, laddr)
 		if err != nil {
@@ -87,7 +86,12 @@ func listenAll(bind []netip.Addr, port int) ([]*socket, error) {
 		_ = c.SetWriteBuffer(4 << 20)
 		local := c.LocalAddr().(*net.UDPAddr).AddrPort()
 		la := netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
-		socks = append(socks, &socket{conn: c, local: la, addrs: interfaceAddrs(la)})
+		raw, err := c.SyscallConn()
+		if err != nil {
+			c.Close()
+			return fail(err)
+		}
+		socks = append(socks, &socket{conn: c, raw: raw, local: la, addrs: interfaceAddrs(la)})
 		port = int(local.Port())
 	}
 	return socks, nil
