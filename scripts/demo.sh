@@ -10,11 +10,14 @@
 #   fetches a page from the server over the virtual network, IPv4 and IPv6. Everything runs on
 #   loopback, which our nodes allow between themselves (zerotier-one never uses loopback).
 #   Every process is stopped and every file removed on exit.
+#
+# Environment: ZTNC (the binary, default bin/ztnc-run), DEMO_TIMEOUT (seconds any one step may
+# take, default 30), DEMO_KEEP=DIR (copy the work directory, logs included, there on exit).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZTNC=$(realpath "${ZTNC:-bin/ztnc-run}")
 HTTP_PORT=8080
-TIMEOUT=${DEMO_TIMEOUT:-30} # seconds any one step may take
+TIMEOUT=${DEMO_TIMEOUT:-30}
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ztnc-demo.XXXXXX")
 pids=()

@@ -2,6 +2,7 @@ package main
 
 import (
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -104,6 +105,35 @@ func TestVethPair(t *testing.T) {
 		t.Errorf("veth pair measured a startup")
 	}
 	for _, m := range measurements(time.Second) {
+		vals, _, err := m.run(t, a, b)
+		if err != nil {
+			t.Errorf("%s: %v", m.rows[0].name, err)
+			continue
+		}
+		if len(vals) != len(m.rows) || vals[0] <= 0 {
+			t.Errorf("%s: values %v", m.rows[0].name, vals)
+		}
+	}
+}
+
+// TestZtncPair runs the ztnc pair end to end for one second per measurement: our root and
+// controller, two ztnc-run members, B's cold starts, and every measurement the pair can carry.
+func TestZtncPair(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs our root, controller and members with iperf3, nginx and wrk for about a minute")
+	}
+	lab.Require(t, "iperf3", "wrk", "nginx", "curl", "busybox")
+	i := slices.IndexFunc(pairs, func(p pair) bool { return p.name == "ztnc" })
+	defer func(n int) { startupRuns = n }(startupRuns)
+	startupRuns = 1
+	a, b, st := pairs[i].setup(t)
+	if st == nil || len(st.toOK) != 1 || len(st.cachedToFirstByte) != 1 || st.toFirstByte[0] < st.toOK[0] {
+		t.Errorf("startup %+v", st)
+	}
+	for _, m := range measurements(time.Second) {
+		if m.needs != "" && pairs[i].lacks[m.needs] != "" {
+			continue
+		}
 		vals, _, err := m.run(t, a, b)
 		if err != nil {
 			t.Errorf("%s: %v", m.rows[0].name, err)
