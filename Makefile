@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/ztnc-run
 FUZZTIME ?= 20s
 
-.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-matrix clean
+.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-udp bench-matrix compat clean
 
 all: build
 
@@ -35,6 +35,16 @@ vet:
 fuzz:
 	./scripts/fuzz.sh $(FUZZTIME)
 
+# The compatibility matrix (tests/compat): real servers and clients in every placement that
+# runs here (COMPAT_PLACEMENTS=best, or a list of host,netns,local,zt); writes and prints
+# docs/compatibility.md.
+COMPAT_PLACEMENTS ?= all
+compat: deps
+	@mkdir -p docs
+	$(GO) test -count=1 -timeout 30m -run '^TestMatrix$$' ./tests/compat/ \
+		-args -compat.placements=$(COMPAT_PLACEMENTS) -compat.report=$(CURDIR)/docs/compatibility.md; \
+		status=$$?; cat docs/compatibility.md; exit $$status
+
 bench: deps build
 	$(GO) test -run '^$$' -bench . -benchmem ./...
 
@@ -42,10 +52,14 @@ bench: deps build
 bench-supervisor: deps
 	./bench/supervisor.sh
 
+# UDP datagrams/s against host loopback, TCP before/after UDP support (docs/benchmarks.md).
+bench-udp: deps
+	./bench/udp.sh
+
 # Side-by-side benchmark matrix (bench/matrix, needs root): the same programs over plain veth
-# and, when ZT1_BIN points to zerotier-one, over its kernel TAP. Prints a markdown table.
-# Example: make bench-matrix BENCH_MATRIX_FLAGS="-runs 3 -o /tmp/matrix.md"
-bench-matrix: deps
+# and, when ZT1_BIN points to zerotier-one, over its kernel TAP and between ztnc-run members.
+# Prints a markdown table. Example: make bench-matrix BENCH_MATRIX_FLAGS="-runs 3 -o /tmp/m.md"
+bench-matrix: deps build
 	$(GO) build -o bin/bench-matrix ./bench/matrix
 	bin/bench-matrix $(BENCH_MATRIX_FLAGS)
 

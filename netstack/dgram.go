@@ -167,6 +167,22 @@ func (e *DatagramEndpoint) SetAddressHeaders(on bool) { e.headers.Store(on) }
 // AddrPort. EMSGSIZE, EDESTADDRREQ, EACCES (broadcast without SO_BROADCAST), ENETUNREACH,
 // ECONNREFUSED (pending from an ICMP error) as on Linux; EAGAIN when the send buffer is full.
 func (e *DatagramEndpoint) WriteTo(b []byte, to netip.AddrPort) (int, error) {
+	return e.WriteMsg(b, to, SendOptions{})
+}
+
+// SendOptions carries what sendmsg's control messages can ask for one datagram.
+type SendOptions struct {
+	// From is the source address (IPV6_PKTINFO's ipi6_addr); the zero Addr lets the route
+	// choose. IPv4 sources (IP_PKTINFO's ipi_spec_dst) are always chosen by the route:
+	// gVisor cannot pin them, which matters only with several IPv4 addresses on a network.
+	From netip.Addr
+	// TTL is the TTL or hop limit of this datagram (IP_TTL / IPV6_HOPLIMIT); 0 uses the
+	// socket's.
+	TTL uint8
+}
+
+// WriteMsg is WriteTo with per-datagram options (sendmsg with control messages).
+func (e *DatagramEndpoint) WriteMsg(b []byte, to netip.AddrPort, o SendOptions) (int, error) {
 	var opts tcpip.WriteOptions
 	if to.IsValid() {
 		fa, err := socketAddress(to, e.v6, false)
@@ -180,6 +196,15 @@ func (e *DatagramEndpoint) WriteTo(b []byte, to netip.AddrPort) (int, error) {
 			}
 		}
 		opts.To = &fa
+	}
+	cm := &opts.ControlMessages
+	if o.From.IsValid() && o.From.Is6() && !o.From.Is4In6() {
+		cm.HasIPv6PacketInfo = true
+		cm.IPv6PacketInfo = tcpip.IPv6PacketInfo{Addr: tcpipAddr(o.From.WithZone(""))}
+	}
+	if o.TTL != 0 {
+		cm.HasTTL, cm.TTL = true, o.TTL
+		cm.HasHopLimit, cm.HopLimit = true, o.TTL
 	}
 	n, err := e.ep.Write(bytes.NewReader(b), opts)
 	if err != nil {

@@ -5,6 +5,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -30,8 +31,8 @@ var dgramBufs = sync.Pool{New: func() any { return new([dgramBufSize]byte) }}
 // dgramSplice proxies datagrams between a DatagramEndpoint and the proxy's end of an AF_UNIX
 // SOCK_SEQPACKET (or SOCK_DGRAM) socketpair, one goroutine per direction. Each datagram the
 // program writes is sent to the connected peer; each datagram received is written as one
-// message, after a DatagramHeader while address headers are on. Boundaries are kept both
-// ways.
+// message, after a DatagramHeader while address headers are on, or else bare with its header
+// recorded beside it (ReadQueued). Boundaries are kept both ways.
 //
 // Datagram semantics, not stream semantics: when the program does not read, the endpoint's
 // receive buffer fills and the stack drops further datagrams (SO_RCVBUF), as Linux does.
@@ -44,6 +45,23 @@ type dgramSplice struct {
 	stopping chan struct{}
 	done     chan struct{}
 	once     sync.Once
+
+	// Per-direction state kept here rather than in closures, so that the loops do not
+	// allocate per datagram.
+	rbuf       *[dgramBufSize]byte // toNet
+	rn, rflags int
+	rerr       error
+	readFn     func(fd uintptr) bool
+	w          fillWriter // toUnix
+	msg        []byte
+	hdr        DatagramHeader
+	merr       syscall.Errno // the message is an error marker (see ReadQueued)
+	inband     bool
+	werr       error
+	writeFn    func(fd uintptr) bool
+
+	// recs holds the headers of the datagrams delivered to the program (ReadQueued).
+	recs records
 }
 
 // Splice starts proxying between the endpoint and f, the proxy's end of an AF_UNIX
@@ -56,7 +74,8 @@ type dgramSplice struct {
 // address (sendto) go through WriteTo. A send that fails (no route, EMSGSIZE, ECONNREFUSED)
 // is dropped and its error kept for SoError, since the program's write already succeeded.
 //
-// Errors: EBUSY if already spliced, ENOTSOCK if f is not an AF_UNIX datagram socket.
+// Errors: EBUSY if already spliced, ENOTSOCK if f is not an AF_UNIX datagram socket,
+// ENETDOWN if the stack is closed.
 func (e *DatagramEndpoint) Splice(f *os.File) error {
 	c, err := net.FileConn(f)
 	f.Close()
@@ -100,16 +119,18 @@ func (e *DatagramEndpoint) Splice(f *os.File) error {
 		return syscall.ENETDOWN
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); sp.toNet() }()
-	go func() { defer wg.Done(); sp.toUnix() }()
-	go func() {
-		wg.Wait()
-		sp.stop()
-		close(sp.done)
-		s.spliceDone(sp)
-	}()
+	// The second goroutine to return releases everything: no third one waits for them.
+	var running atomic.Int32
+	running.Store(2)
+	finish := func() {
+		if running.Add(-1) == 0 {
+			sp.stop()
+			close(sp.done)
+			s.spliceDone(sp)
+		}
+	}
+	go func() { defer finish(); sp.toNet() }()
+	go func() { defer finish(); sp.toUnix() }()
 	return nil
 }
 
@@ -141,25 +162,11 @@ func (sp *dgramSplice) toNet() {
 	sp.e.wq.EventRegister(&entry)
 	defer sp.e.wq.EventUnregister(&entry)
 	var r bytes.Reader
+	sp.readFn = sp.readUnix
 	for {
-		var buf *[dgramBufSize]byte
-		var n, flags int
-		var rerr error
-		err := sp.rc.Read(func(fd uintptr) bool {
-			buf = dgramBufs.Get().(*[dgramBufSize]byte)
-			for {
-				n, _, flags, _, rerr = unix.Recvmsg(int(fd), buf[:maxDatagram+1], nil, 0)
-				if rerr != unix.EINTR {
-					break
-				}
-			}
-			if rerr == unix.EAGAIN {
-				dgramBufs.Put(buf)
-				buf = nil
-				return false
-			}
-			return true
-		})
+		err := sp.rc.Read(sp.readFn)
+		buf, n, flags, rerr := sp.rbuf, sp.rn, sp.rflags, sp.rerr
+		sp.rbuf = nil
 		if err != nil { // closed by stop
 			if buf != nil {
 				dgramBufs.Put(buf)
@@ -203,6 +210,50 @@ func (sp *dgramSplice) toNet() {
 	}
 }
 
+// readUnix receives one datagram from the program into a pooled buffer; false when none
+// is there, so that the poller waits.
+func (sp *dgramSplice) readUnix(fd uintptr) bool {
+	buf := dgramBufs.Get().(*[dgramBufSize]byte)
+	for {
+		sp.rn, _, sp.rflags, _, sp.rerr = unix.Recvmsg(int(fd), buf[:maxDatagram+1], nil, 0)
+		if sp.rerr != unix.EINTR {
+			break
+		}
+	}
+	if sp.rerr == unix.EAGAIN {
+		dgramBufs.Put(buf)
+		return false
+	}
+	sp.rbuf = buf
+	return true
+}
+
+// writeUnix writes sp.msg as one message, and records sp.hdr for it unless the header is
+// in-band; false while the socket is full.
+func (sp *dgramSplice) writeUnix(fd uintptr) bool {
+	sp.recs.mu.Lock()
+	for {
+		_, sp.werr = unix.Write(int(fd), sp.msg)
+		if sp.werr != unix.EINTR {
+			break
+		}
+	}
+	if sp.werr == nil && !sp.inband {
+		sp.recs.pushLocked(record{h: sp.hdr, n: len(sp.msg), err: sp.merr}, int(fd))
+	}
+	sp.recs.mu.Unlock()
+	return sp.werr != unix.EAGAIN
+}
+
+// deliverError writes an empty message recorded as err, waking a program that polls (see
+// ReadQueued).
+func (sp *dgramSplice) deliverError(err syscall.Errno) {
+	sp.msg, sp.inband, sp.merr = nil, false, err
+	sp.hdr = DatagramHeader{}
+	sp.rc.Write(sp.writeFn)
+	sp.merr = 0
+}
+
 // hungUp reports whether the program closed its end.
 func (sp *dgramSplice) hungUp() bool {
 	hup := false
@@ -221,6 +272,7 @@ func (sp *dgramSplice) toUnix() {
 	entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp)
 	sp.e.wq.EventRegister(&entry)
 	defer sp.e.wq.EventUnregister(&entry)
+	sp.writeFn = sp.writeUnix
 	for {
 		buf := dgramBufs.Get().(*[dgramBufSize]byte)
 		headers := sp.e.headers.Load()
@@ -228,8 +280,8 @@ func (sp *dgramSplice) toUnix() {
 		if headers {
 			off = DatagramHeaderLen
 		}
-		w := fillWriter{b: buf[off : off+maxDatagram]}
-		res, rerr := ep.Read(&w, tcpip.ReadOptions{NeedRemoteAddr: headers})
+		sp.w = fillWriter{b: buf[off : off+maxDatagram]}
+		res, rerr := ep.Read(&sp.w, tcpip.ReadOptions{NeedRemoteAddr: true})
 		if rerr != nil {
 			dgramBufs.Put(buf)
 			switch rerr.(type) {
@@ -243,26 +295,23 @@ func (sp *dgramSplice) toUnix() {
 			case *tcpip.ErrConnectionRefused, *tcpip.ErrHostUnreachable, *tcpip.ErrNetworkUnreachable:
 				// An ICMP error for a connected socket: Linux reports it on the next call.
 				sp.e.setPending(errno(rerr))
+				if !sp.e.headers.Load() {
+					sp.deliverError(errno(rerr))
+				}
 				continue
 			}
 			sp.stop() // the endpoint was closed
 			return
 		}
+		sp.hdr = sp.e.header(&res)
+		sp.inband = headers
 		if headers {
-			h := sp.e.header(&res)
-			h.Encode(buf[:DatagramHeaderLen])
+			sp.hdr.Encode(buf[:DatagramHeaderLen])
 		}
-		msg := buf[:off+w.n]
-		var werr error
-		err := sp.rc.Write(func(fd uintptr) bool {
-			for {
-				_, werr = unix.Write(int(fd), msg)
-				if werr != unix.EINTR {
-					break
-				}
-			}
-			return werr != unix.EAGAIN
-		})
+		sp.msg = buf[:off+sp.w.n]
+		err := sp.rc.Write(sp.writeFn)
+		werr := sp.werr
+		sp.msg = nil
 		dgramBufs.Put(buf)
 		if err != nil || werr == unix.EPIPE || werr == unix.ECONNREFUSED || werr == unix.ECONNRESET {
 			sp.stop() // closed by stop, or the program closed its end

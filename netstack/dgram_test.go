@@ -351,6 +351,7 @@ func TestPing(t *testing.T) {
 		{"v6 peer", true, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return addrB6.Addr() }},
 		{"v6 link-local", true, func(n *testNet) *Stack { return n.a }, func(n *testNet) netip.Addr { return n.b.LinkLocal() }},
 		{"v4 self", false, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return addrA4.Addr() }},
+		{"v6 self", true, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return addrA6.Addr() }},
 		{"v4 loopback", false, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return netip.MustParseAddr("127.0.0.1") }},
 		{"v6 loopback", true, func(n *testNet) *Stack { return n.a }, func(*testNet) netip.Addr { return netip.IPv6Loopback() }},
 	} {
@@ -610,4 +611,34 @@ func TestDatagramSpliceLifecycle(t *testing.T) {
 		p.Close()
 	}
 	checkNoLeaks(t, fdsBefore, true)
+}
+
+// TestUDPWriteMsg: a server with two IPv6 addresses answers from the one it was asked on, and
+// a TTL given per datagram reaches the receiver.
+func TestUDPWriteMsg(t *testing.T) {
+	n := newNet(t)
+	second := netip.MustParsePrefix("fd00:1::2/64")
+	if err := n.b.SetAddresses([]netip.Prefix{addrB4, addrB6, second}); err != nil {
+		t.Fatal(err)
+	}
+	if err := n.a.SetAddresses([]netip.Prefix{addrA4, addrA6, netip.MustParsePrefix("fd00:1::1/64")}); err != nil {
+		t.Fatal(err)
+	}
+	srv := newUDP(t, n.b, true, "[::]:53")
+	cli := newUDP(t, n.a, true, "")
+	if err := cli.SetSockOpt(unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, intValue(1)); err != nil {
+		t.Fatal(err)
+	}
+	cli.WriteTo([]byte("q"), netip.AddrPortFrom(second.Addr(), 53))
+	_, h := recvDatagram(t, srv)
+	if h.Local != second.Addr() {
+		t.Fatalf("query arrived at %v", h.Local)
+	}
+	if _, err := srv.WriteMsg([]byte("a"), h.Remote, SendOptions{From: h.Local, TTL: 7}); err != nil {
+		t.Fatal(err)
+	}
+	_, rh := recvDatagram(t, cli)
+	if rh.Remote.Addr() != second.Addr() || !rh.HasTTL || rh.TTL != 7 {
+		t.Fatalf("answer from %v ttl %d (%v)", rh.Remote, rh.TTL, rh.HasTTL)
+	}
 }

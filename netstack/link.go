@@ -237,6 +237,14 @@ func (l *link) WritePackets(pkts stack.PacketBufferList) (int, tcpip.Error) {
 	return pkts.Len(), nil
 }
 
+// WritePacket makes the link its own queueing discipline (stack.QueueingDiscipline; Close
+// serves both interfaces): gVisor's default one wraps every packet in a newly allocated
+// PacketBufferList to call WritePackets.
+func (l *link) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
+	l.writeFrame(pkt)
+	return nil
+}
+
 func (l *link) writeFrame(pkt *stack.PacketBuffer) {
 	v := pkt.ToView()
 	defer v.Release()

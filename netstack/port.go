@@ -1,5 +1,13 @@
 // Package netstack runs a user-space TCP/IP stack (gVisor's tcpip) for one virtual network,
 // attached to that network through a virtual Ethernet port.
+//
+// A Stack (New) has an Ethernet NIC on a Port and a loopback NIC. Hub is an in-process
+// Port switch for --local networks and tests. Sockets are TCPEndpoint (NewTCP, Accept) and
+// DatagramEndpoint (NewUDP, NewPing), with Linux's semantics: errors are syscall.Errno
+// values, socket options take and return the bytes setsockopt/getsockopt carry, readiness
+// is reported with poll bits (Readiness, Notify). Splice hands an endpoint's data path to the
+// program's end of an AF_UNIX socketpair, proxied by two goroutines, so that reads and
+// writes of the program never pass through the supervisor.
 package netstack
 
 // Port is a virtual Ethernet port: a stack's only link to its network. The ZeroTier engine

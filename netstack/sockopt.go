@@ -237,15 +237,65 @@ func (e *TCPEndpoint) SetSockOpt(level, name int, val []byte) error {
 	case unix.SOL_SOCKET:
 		err := setSocketLevel(e.ep, name, val)
 		if err == nil && name == unix.SO_KEEPALIVE {
-			e.keepaliveSet.Store(true)
+			if e.keepaliveUser.Or(kaEnable)&kaEnable == 0 && e.spliced.Load() != nil {
+				e.restoreKeepaliveDefaults()
+			}
 		}
 		return err
 	case unix.IPPROTO_IP, unix.IPPROTO_IPV6:
 		return setIPLevel(e.ep, e.v6, level, name, val)
 	case unix.IPPROTO_TCP:
-		return e.setTCPLevel(name, val)
+		err := e.setTCPLevel(name, val)
+		if err == nil {
+			switch name {
+			case unix.TCP_KEEPIDLE:
+				e.keepaliveUser.Or(kaIdle)
+			case unix.TCP_KEEPINTVL:
+				e.keepaliveUser.Or(kaIntvl)
+			case unix.TCP_KEEPCNT:
+				e.keepaliveUser.Or(kaCnt)
+			}
+		}
+		return err
 	}
 	return syscall.ENOPROTOOPT
+}
+
+// restoreKeepaliveDefaults puts back Linux's keepalive timers that Splice had shortened, now
+// that the program took charge of keepalive.
+func (e *TCPEndpoint) restoreKeepaliveDefaults() {
+	user := e.keepaliveUser.Load()
+	if user&kaIdle == 0 {
+		o := tcpip.KeepaliveIdleOption(linuxKeepaliveIdle * time.Second)
+		e.ep.SetSockOpt(&o)
+	}
+	if user&kaIntvl == 0 {
+		o := tcpip.KeepaliveIntervalOption(linuxKeepaliveIntvl * time.Second)
+		e.ep.SetSockOpt(&o)
+	}
+	if user&kaCnt == 0 {
+		e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, linuxKeepaliveCnt)
+	}
+}
+
+// proxyKeepalive returns what getsockopt shows for a keepalive setting that Splice chose
+// rather than the program (ok false: the endpoint's own value is the answer).
+func (e *TCPEndpoint) proxyKeepalive(level, name int) (v int32, ok bool) {
+	if e.spliced.Load() == nil {
+		return 0, false
+	}
+	user := e.keepaliveUser.Load()
+	switch {
+	case level == unix.SOL_SOCKET && name == unix.SO_KEEPALIVE && user&kaEnable == 0:
+		return 0, true
+	case level == unix.IPPROTO_TCP && name == unix.TCP_KEEPIDLE && user&(kaEnable|kaIdle) == 0:
+		return linuxKeepaliveIdle, true
+	case level == unix.IPPROTO_TCP && name == unix.TCP_KEEPINTVL && user&(kaEnable|kaIntvl) == 0:
+		return linuxKeepaliveIntvl, true
+	case level == unix.IPPROTO_TCP && name == unix.TCP_KEEPCNT && user&(kaEnable|kaCnt) == 0:
+		return linuxKeepaliveCnt, true
+	}
+	return 0, false
 }
 
 func (e *TCPEndpoint) setTCPLevel(name int, val []byte) error {
@@ -324,6 +374,9 @@ func (e *TCPEndpoint) setTCPLevel(name int, val []byte) error {
 // (TCP_INFO: a Linux struct tcp_info). ENOPROTOOPT: not handled here. SO_ERROR clears the
 // pending error.
 func (e *TCPEndpoint) GetSockOpt(level, name int) ([]byte, error) {
+	if v, ok := e.proxyKeepalive(level, name); ok {
+		return intValue(v), nil
+	}
 	switch level {
 	case unix.SOL_SOCKET:
 		switch name {

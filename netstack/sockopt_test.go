@@ -175,3 +175,81 @@ func TestTCPSoErrorConnect(t *testing.T) {
 		t.Fatalf("SO_ERROR after read: %v, %v", b, err)
 	}
 }
+
+// TestSpliceKeepaliveInvisible: Splice turns keepalive on for the proxy, but the program
+// still reads its own settings (or Linux's defaults).
+func TestSpliceKeepaliveInvisible(t *testing.T) {
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	c := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	s := acceptTCP(t, l)
+	if err := s.SetSockOpt(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, intValue(60)); err != nil {
+		t.Fatal(err)
+	}
+	spliceConn(t, c)
+	spliceConn(t, s)
+	for _, tc := range []struct {
+		e           *TCPEndpoint
+		level, name int
+		want        int32
+	}{
+		{c, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0},
+		{c, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 7200},
+		{c, unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 75},
+		{c, unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 9},
+		{s, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 60},
+	} {
+		if got, err := tc.e.GetSockOpt(tc.level, tc.name); err != nil || !bytes.Equal(got, intValue(tc.want)) {
+			t.Errorf("opt %d/%d = %v, %v; want %d", tc.level, tc.name, got, err, tc.want)
+		}
+	}
+	if !c.ep.SocketOptions().GetKeepAlive() {
+		t.Error("proxy did not turn keepalive on")
+	}
+	if c.SetSockOpt(unix.SOL_SOCKET, unix.SO_KEEPALIVE, intValue(1)) != nil {
+		t.Fatal("set SO_KEEPALIVE")
+	}
+	// Now the program runs keepalive, with Linux's timers.
+	if got, _ := c.GetSockOpt(unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); !bytes.Equal(got, intValue(linuxKeepaliveIdle)) {
+		t.Errorf("after the program enabled keepalive, TCP_KEEPIDLE = %v", got)
+	}
+}
+
+// FuzzSockOpt: option values come from programs; no value may panic an endpoint of any kind,
+// and every error is an errno.
+func FuzzSockOpt(f *testing.F) {
+	n := newNet(f)
+	l := listenTCP(f, n.b, ap("[::]:80"))
+	conn := dialTCP(f, n.a, true, ap("[2001:db8::2]:80"))
+	acceptTCP(f, l)
+	tcp4, _ := n.a.NewTCP(false)
+	udp6, _ := n.a.NewUDP(true)
+	ping4, _ := n.a.NewPing(false)
+	f.Cleanup(func() { tcp4.Close(); udp6.Close(); ping4.Close() })
+	type opter interface {
+		SetSockOpt(level, name int, val []byte) error
+		GetSockOpt(level, name int) ([]byte, error)
+	}
+	eps := []opter{conn, tcp4, udp6, ping4}
+	for _, o := range [][2]int{
+		{unix.SOL_SOCKET, unix.SO_LINGER}, {unix.SOL_SOCKET, unix.SO_RCVBUF},
+		{unix.IPPROTO_TCP, unix.TCP_CONGESTION}, {unix.IPPROTO_TCP, unix.TCP_KEEPIDLE},
+		{unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP}, {unix.IPPROTO_IP, unix.IP_MULTICAST_IF},
+		{unix.IPPROTO_IPV6, unix.IPV6_ADD_MEMBERSHIP}, {unix.IPPROTO_IP, unix.IP_TTL},
+	} {
+		f.Add(uint8(0), o[0], o[1], []byte{0xe0, 0, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0})
+	}
+	f.Fuzz(func(t *testing.T, which uint8, level, name int, val []byte) {
+		e := eps[int(which)%len(eps)]
+		if err := e.SetSockOpt(level, name, val); err != nil {
+			if _, ok := err.(syscall.Errno); !ok {
+				t.Fatalf("set %d/%d: %T %v", level, name, err, err)
+			}
+		}
+		if _, err := e.GetSockOpt(level, name); err != nil {
+			if _, ok := err.(syscall.Errno); !ok {
+				t.Fatalf("get %d/%d: %T %v", level, name, err, err)
+			}
+		}
+	})
+}

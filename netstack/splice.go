@@ -6,6 +6,7 @@ import (
 	"net"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -60,6 +61,14 @@ type splice struct {
 	stopping chan struct{} // closed by stop: the goroutines return
 	done     chan struct{} // closed when everything is released
 
+	// State of toNet's socket reads and toUnix's endpoint reads, kept here (not in
+	// closures) so that the loops do not allocate.
+	rbuf   *[spliceBufSize]byte
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+	w      fillWriter
+
 	mu       sync.Mutex
 	netDone  bool  // toNet saw end of file and sent FIN
 	unixDone bool  // toUnix delivered the peer's FIN
@@ -73,15 +82,19 @@ type splice struct {
 // it closes once both directions have finished (or resets when the connection breaks).
 //
 // The program sees TCP semantics on its end: data both ways with backpressure, half-close
-// each way on its own, end of file when the peer closes, RST to the peer when the program
-// closes with data unread or data arrives after it closed. A peer RST or a timeout shows as
-// end of file (Linux would report ECONNRESET/ETIMEDOUT; a socketpair cannot carry it unless
-// data from the program is still unread): Err gives the error so the supervisor can answer
-// SO_ERROR with it. Unless the program set SO_KEEPALIVE, keepalive is turned on so that
-// vanished peers are noticed.
+// each way on its own (shutdown(SHUT_WR) on its end sends FIN; the peer's FIN reads as end
+// of file), and close(2) on its end closes the connection as Linux does: FIN, or RST when
+// received data was left unread, data arrives after the close, or SO_LINGER is {1, 0}. A
+// peer RST or a timeout shows as end of file (Linux would report ECONNRESET/ETIMEDOUT; a
+// socketpair can carry that only while data from the program is still unread): Err gives
+// the error so the supervisor can answer SO_ERROR with it. Unless the program set
+// SO_KEEPALIVE, keepalive is turned on so that vanished peers are noticed.
+//
+// The program's shutdown(2) and close(2) must act on its socket, not on the endpoint; the
+// supervisor may still Close or Abort the endpoint to end the connection from outside.
 //
 // Errors: ENOTCONN if the endpoint was never connected, EBUSY if already spliced, ENOTSOCK if
-// f is not a stream socket.
+// f is not a stream socket, ENETDOWN if the stack is closed.
 func (e *TCPEndpoint) Splice(f *os.File) error {
 	switch tcp.EndpointState(e.ep.State()) {
 	case tcp.StateInitial, tcp.StateBound, tcp.StateListen, tcp.StateConnecting, tcp.StateSynSent, tcp.StateSynRecv:
@@ -121,25 +134,33 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 	}
 
 	sp.setUnixBuffer()
-	if !e.keepaliveSet.Load() {
-		idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
-		intvl := tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
-		e.ep.SetSockOpt(&idle)
-		e.ep.SetSockOpt(&intvl)
-		e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, spliceKeepaliveCount)
+	if user := e.keepaliveUser.Load(); user&kaEnable == 0 {
+		if user&kaIdle == 0 {
+			idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
+			e.ep.SetSockOpt(&idle)
+		}
+		if user&kaIntvl == 0 {
+			intvl := tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
+			e.ep.SetSockOpt(&intvl)
+		}
+		if user&kaCnt == 0 {
+			e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, spliceKeepaliveCount)
+		}
 		e.ep.SocketOptions().SetKeepAlive(true)
 	}
 
-	var wg sync.WaitGroup
-	wg.Add(2)
-	go func() { defer wg.Done(); sp.toNet() }()
-	go func() { defer wg.Done(); sp.toUnix() }()
-	go func() {
-		wg.Wait()
-		sp.release()
-		close(sp.done)
-		s.spliceDone(sp)
-	}()
+	// The second goroutine to return releases everything: no third one waits for them.
+	var running atomic.Int32
+	running.Store(2)
+	finish := func() {
+		if running.Add(-1) == 0 {
+			sp.release()
+			close(sp.done)
+			s.spliceDone(sp)
+		}
+	}
+	go func() { defer finish(); sp.toNet() }()
+	go func() { defer finish(); sp.toUnix() }()
 	return nil
 }
 
@@ -189,25 +210,11 @@ func (sp *splice) toNet() {
 	sp.e.wq.EventRegister(&entry)
 	defer sp.e.wq.EventUnregister(&entry)
 	var r bytes.Reader
+	sp.readFn = sp.readUnix
 	for {
-		var buf *[spliceBufSize]byte
-		var n int
-		var rerr error
-		err := sp.rc.Read(func(fd uintptr) bool {
-			buf = spliceBufs.Get().(*[spliceBufSize]byte)
-			for {
-				n, rerr = unix.Read(int(fd), buf[:])
-				if rerr != unix.EINTR {
-					break
-				}
-			}
-			if rerr == unix.EAGAIN {
-				spliceBufs.Put(buf)
-				buf = nil
-				return false
-			}
-			return true
-		})
+		err := sp.rc.Read(sp.readFn)
+		buf, n, rerr := sp.rbuf, sp.rn, sp.rerr
+		sp.rbuf = nil
 		if err != nil { // the socket was closed by stop
 			if buf != nil {
 				spliceBufs.Put(buf)
@@ -253,9 +260,33 @@ func (sp *splice) toNet() {
 	}
 }
 
-// finishToNet sends FIN for the program's end of file, then waits for the program to close
-// its socket (hang-up) unless the peer has finished too.
+// readUnix reads the socket into a pooled buffer (sp.rbuf, sp.rn, sp.rerr); false when
+// nothing is there, so that the poller waits. The buffer is taken only when data is.
+func (sp *splice) readUnix(fd uintptr) bool {
+	buf := spliceBufs.Get().(*[spliceBufSize]byte)
+	for {
+		sp.rn, sp.rerr = unix.Read(int(fd), buf[:])
+		if sp.rerr != unix.EINTR {
+			break
+		}
+	}
+	if sp.rerr == unix.EAGAIN {
+		spliceBufs.Put(buf)
+		return false
+	}
+	sp.rbuf = buf
+	return true
+}
+
+// finishToNet handles the program's end of file. If the program closed its socket, the
+// endpoint is closed as close(2) closes (FIN; RST with unread data or SO_LINGER 0). If it
+// only shut down writing, FIN goes out, and the socket is watched for the close that
+// follows (hang-up) unless the peer has finished too.
 func (sp *splice) finishToNet() {
+	if sp.hungUp() {
+		sp.stop(false, 0)
+		return
+	}
 	sp.e.ep.Shutdown(tcpip.ShutdownWrite)
 	sp.mu.Lock()
 	sp.netDone = true
@@ -268,18 +299,30 @@ func (sp *splice) finishToNet() {
 	// reads the socket any more, so the poller's read side is ours.
 	hup := false
 	sp.rc.Read(func(fd uintptr) bool {
-		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-		if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&unix.POLLHUP != 0 {
-			hup = true
-			return true
-		}
-		return false
+		hup = pollHUP(fd)
+		return hup
 	})
 	if hup {
 		// The program closed: the endpoint becomes an orphan, closed like Linux closes it
 		// (RST if data came in that the program never read).
 		sp.stop(false, 0)
 	}
+}
+
+// hungUp reports whether the program closed its end of the socket (not only shut it down
+// for writing).
+func (sp *splice) hungUp() bool {
+	hup := false
+	sp.rc.Control(func(fd uintptr) { hup = pollHUP(fd) })
+	return hup
+}
+
+// pollHUP reports whether the socket fd has hung up: both directions shut, as the peer's
+// close leaves an AF_UNIX stream socket.
+func pollHUP(fd uintptr) bool {
+	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
+	n, _ := unix.Poll(p, 0)
+	return n == 1 && p[0].Revents&unix.POLLHUP != 0
 }
 
 // toUnix copies network → program.
@@ -290,12 +333,12 @@ func (sp *splice) toUnix() {
 	defer sp.e.wq.EventUnregister(&entry)
 	for {
 		buf := spliceBufs.Get().(*[spliceBufSize]byte)
-		w := fillWriter{b: buf[:]}
-		_, rerr := ep.Read(&w, tcpip.ReadOptions{})
+		sp.w = fillWriter{b: buf[:]}
+		_, rerr := ep.Read(&sp.w, tcpip.ReadOptions{})
 		switch rerr.(type) {
 		case nil:
-			ep.ModerateRecvBuf(w.n)
-			_, werr := sp.conn.Write(buf[:w.n])
+			ep.ModerateRecvBuf(sp.w.n)
+			_, werr := sp.conn.Write(buf[:sp.w.n])
 			spliceBufs.Put(buf)
 			if werr != nil {
 				// EPIPE: the program closed its socket and the peer sends more. Or stop

@@ -16,6 +16,7 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
 // readAll reads until end of file, failing the test after timeout.
@@ -395,4 +396,34 @@ func TestSpliceStackClose(t *testing.T) {
 	pa.Close()
 	pb.Close()
 	checkNoLeaks(t, fdsBefore, true)
+}
+
+// TestSpliceLingerZero: a program that sets SO_LINGER {1, 0} and closes resets the connection
+// without a FIN first, as close(2) does on Linux.
+func TestSpliceLingerZero(t *testing.T) {
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	sep := acceptTCP(t, l)
+	if err := cep.SetSockOpt(unix.SOL_SOCKET, unix.SO_LINGER, append(intValue(1), intValue(0)...)); err != nil {
+		t.Fatal(err)
+	}
+	client := spliceConn(t, cep)
+	client.Close()
+	waitDone(t, cep)
+	// The server endpoint sees a reset, not an orderly end of stream.
+	waitEvents(t, sep, EventErr|EventHUp, 5*time.Second)
+	if n, _, err := readEndpoint(sep); err != syscall.ECONNRESET {
+		t.Fatalf("server read %d, %v; want ECONNRESET", n, err)
+	}
+}
+
+// readEndpoint reads what is queued on an endpoint that is not spliced.
+func readEndpoint(e *TCPEndpoint) (int, []byte, error) {
+	w := fillWriter{b: make([]byte, 1024)}
+	_, err := e.ep.Read(&w, tcpip.ReadOptions{})
+	if err != nil {
+		return 0, nil, errno(err)
+	}
+	return w.n, w.b[:w.n], nil
 }

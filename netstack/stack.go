@@ -125,12 +125,14 @@ func New(port Port, cfg Config) (*Stack, error) {
 		return fail(fmt.Errorf("netstack: port MTU %d out of range", mtu))
 	}
 	s.link = newLink(port, &s.stats)
-	if err := st.CreateNICWithOptions(linkNICID, s.link, stack.NICOptions{Name: "zt0"}); err != nil {
+	if err := st.CreateNICWithOptions(linkNICID, s.link, stack.NICOptions{Name: "zt0", QDisc: s.link}); err != nil {
 		return fail(fmt.Errorf("netstack: create NIC: %s", err))
 	}
-	if err := st.CreateNICWithOptions(loopbackNICID, loopback.New(), stack.NICOptions{Name: "lo"}); err != nil {
+	lo := &loopbackLink{LinkEndpoint: loopback.New()}
+	if err := st.CreateNICWithOptions(loopbackNICID, lo, stack.NICOptions{Name: "lo"}); err != nil {
 		return fail(fmt.Errorf("netstack: create loopback NIC: %s", err))
 	}
+	lo.created.Store(true)
 	for _, p := range []netip.Prefix{netip.MustParsePrefix("127.0.0.1/8"), netip.MustParsePrefix("::1/128")} {
 		if err := s.addAddress(loopbackNICID, p); err != nil {
 			return fail(err)
@@ -160,6 +162,28 @@ func (s *Stack) addAddress(nic tcpip.NICID, p netip.Prefix) error {
 		return fmt.Errorf("netstack: add address %s: %s", p, err)
 	}
 	return nil
+}
+
+// loopbackLink is gVisor's loopback link, hiding CapabilityLoopback while its NIC is
+// created. gVisor then does not take it for "the stack's loopback NIC", through which it
+// routes all traffic to the stack's own addresses and from which it answers that traffic
+// (ICMP echo replies, port unreachable) with the link's address as source, which it cannot
+// route: pinging your own address would get no reply. Traffic to own addresses loops in
+// the network layer of their NIC instead (HandleLocal). After creation the NIC is a
+// loopback NIC in every other respect: all of 127.0.0.0/8 is local, packets loop at the
+// link, loopback addresses are accepted only here. TestPing and TestTCPConnectAccept check
+// both sides.
+type loopbackLink struct {
+	stack.LinkEndpoint
+	created atomic.Bool
+}
+
+func (l *loopbackLink) Capabilities() stack.LinkEndpointCapabilities {
+	c := l.LinkEndpoint.Capabilities()
+	if !l.created.Load() {
+		c &^= stack.CapabilityLoopback
+	}
+	return c
 }
 
 // SetAddresses replaces the addresses of the Ethernet NIC (the link-local address stays). It
@@ -192,7 +216,6 @@ func (s *Stack) SetAddresses(prefixes []netip.Prefix) error {
 			if err := s.st.RemoveAddress(linkNICID, tcpipAddr(p.Addr())); err != nil {
 				return fmt.Errorf("netstack: remove address %s: %s", p, err)
 			}
-			s.st.RemoveAddress(loopbackNICID, tcpipAddr(p.Addr()))
 		}
 	}
 	kept := s.addrs[:0]
@@ -207,14 +230,6 @@ func (s *Stack) SetAddresses(prefixes []netip.Prefix) error {
 			continue
 		}
 		if err := s.addAddress(linkNICID, p); err != nil {
-			s.reconfigureLocked()
-			return err
-		}
-		// gVisor loops traffic to our own addresses through the loopback NIC, and answers
-		// it (ICMP echo replies, port unreachable) from the NIC it arrived on: that NIC
-		// must own the address too, or pinging yourself gets no reply.
-		if err := s.addAddress(loopbackNICID, netip.PrefixFrom(p.Addr(), p.Addr().BitLen())); err != nil {
-			s.st.RemoveAddress(linkNICID, tcpipAddr(p.Addr()))
 			s.reconfigureLocked()
 			return err
 		}
@@ -419,4 +434,24 @@ func (s *Stack) Close() {
 	s.splices.Wait()
 	s.link.close()
 	s.st.Wait()
+}
+
+// Neighbors returns what the link's neighbour tables (ARP, NDP) know: IP address → MAC, for
+// entries with a MAC (reachable, stale, delayed or probing). The supervisor's DNS responder
+// names other members by it.
+func (s *Stack) Neighbors() map[netip.Addr][6]byte {
+	out := map[netip.Addr][6]byte{}
+	for _, proto := range []tcpip.NetworkProtocolNumber{ipv4.ProtocolNumber, ipv6.ProtocolNumber} {
+		entries, err := s.st.Neighbors(linkNICID, proto)
+		if err != nil {
+			continue
+		}
+		for _, e := range entries {
+			if len(e.LinkAddr) != 6 {
+				continue
+			}
+			out[netipAddr(e.Addr, false)] = [6]byte([]byte(e.LinkAddr))
+		}
+	}
+	return out
 }

@@ -16,6 +16,19 @@ import (
 // maxListenBacklog is Linux's net.core.somaxconn default; listen(2) clamps to it.
 const maxListenBacklog = 4096
 
+// Keepalive settings a program can choose (bits of TCPEndpoint.keepaliveUser), and what Linux
+// reports for those it did not choose (net.ipv4.tcp_keepalive_*).
+const (
+	kaEnable = 1 << iota
+	kaIdle
+	kaIntvl
+	kaCnt
+
+	linuxKeepaliveIdle  = 7200
+	linuxKeepaliveIntvl = 75
+	linuxKeepaliveCnt   = 9
+)
+
 // TCPEndpoint is a TCP socket of the stack, with Linux's semantics and errno values: every
 // error it returns is a syscall.Errno. It is safe for concurrent use.
 //
@@ -28,9 +41,10 @@ type TCPEndpoint struct {
 	ep tcpip.Endpoint
 	v6 bool
 
-	// keepaliveSet records that the program chose SO_KEEPALIVE itself: Splice then keeps its
-	// choice instead of turning keepalive on.
-	keepaliveSet atomic.Bool
+	// keepaliveUser records which keepalive settings the program chose itself (kaEnable,
+	// kaIdle, ...): Splice keeps those and sets the others for the proxy, and GetSockOpt
+	// shows the program its own choices or Linux's defaults, not the proxy's.
+	keepaliveUser atomic.Uint32
 
 	// spliced is set once by Splice; Close and Abort then leave the endpoint to it.
 	spliced atomic.Pointer[splice]

@@ -27,6 +27,9 @@ func TestTCPConnectAccept(t *testing.T) {
 		{name: "v4-mapped from dual-stack", listen: "0.0.0.0:80", dial: "[::ffff:192.0.2.2]:80", dialV6: true, wantServer: "192.0.2.1:"},
 		{name: "any v4", listen: "0.0.0.0:81", dial: "192.0.2.2:81", wantServer: "192.0.2.1:"},
 		{name: "loopback v4", listen: "127.0.0.1:80", dial: "127.0.0.1:80", local: true, wantServer: "127.0.0.1:"},
+		// gVisor uses the destination as source within 127.0.0.0/8 (Linux: 127.0.0.1).
+		{name: "loopback subnet", listen: "127.0.0.5:80", dial: "127.0.0.5:80", local: true, wantServer: "127.0.0.5:"},
+		{name: "loopback any", listen: "0.0.0.0:83", dial: "127.1.2.3:83", local: true, wantServer: "127.1.2.3:"},
 		{name: "loopback v6", listen: "[::1]:80", listenV6: true, dial: "[::1]:80", dialV6: true, local: true, wantServer: "[::1]:"},
 		{name: "own address", listen: "192.0.2.1:80", dial: "192.0.2.1:80", local: true, wantServer: "192.0.2.1:"},
 		{name: "unspecified is loopback", listen: "127.0.0.1:82", dial: "0.0.0.0:82", local: true, wantClient: "127.0.0.1:82", wantServer: "127.0.0.1:"},

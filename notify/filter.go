@@ -27,11 +27,13 @@ type Rule struct {
 	Errno   unix.Errno
 }
 
-// Arg tests argument Index: (arg & Mask) == Value. Mask 0 means all 64 bits.
+// Arg tests argument Index: (arg & Mask) == Value, or with NotEqual arg != Value. Mask 0
+// means all 64 bits.
 type Arg struct {
-	Index uint
-	Mask  uint64
-	Value uint64
+	Index    uint
+	Mask     uint64
+	Value    uint64
+	NotEqual bool
 }
 
 // Program is a compiled classic-BPF seccomp program.
@@ -62,6 +64,9 @@ func Compile(spec Spec) (Program, error) {
 				mask = ^uint64(0)
 			}
 			c, err := seccomp.MakeCondition(a.Index, seccomp.CompareMaskedEqual, mask, a.Value)
+			if a.NotEqual {
+				c, err = seccomp.MakeCondition(a.Index, seccomp.CompareNotEqual, a.Value)
+			}
 			if err != nil {
 				return fmt.Errorf("seccomp filter: %s arg %d: %w", r.Syscall, a.Index, err)
 			}

@@ -213,6 +213,24 @@ func (l *Listener) AddFDReturn(id uint64, fd int, cloexec bool) (int, error) {
 	return nfd, l.Return(id, int64(nfd))
 }
 
+// AddFDReturnAt installs a copy of fd in the trapped process at number target, replacing what
+// is there like dup2 (close-on-exec if cloexec), and makes the trapped call return target,
+// atomically when the kernel supports it. On ErrGone nothing was installed (with Send).
+func (l *Listener) AddFDReturnAt(id uint64, fd, target int, cloexec bool) (int, error) {
+	a := notifAddFD{id: id, srcfd: uint32(fd), newfd: uint32(target), flags: unix.SECCOMP_ADDFD_FLAG_SETFD}
+	if cloexec {
+		a.newfdFlags = unix.O_CLOEXEC
+	}
+	if l.Send {
+		a.flags |= unix.SECCOMP_ADDFD_FLAG_SEND
+	}
+	nfd, err := l.addfd(&a)
+	if err != nil || l.Send {
+		return nfd, err
+	}
+	return nfd, l.Return(id, int64(nfd))
+}
+
 // AddFDAt installs a copy of fd in the trapped process at number target, replacing what is
 // there like dup2 (close-on-exec if cloexec). The call stays unanswered.
 func (l *Listener) AddFDAt(id uint64, fd, target int, cloexec bool) error {

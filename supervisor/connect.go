@@ -34,6 +34,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 	if err != nil {
 		return err
 	}
+	ap = sk.s.redirectOut(false, ap)
 	nonblocking := (*pc).nonblocking()
 
 	sk.mu.Lock()
@@ -262,6 +263,7 @@ func (sk *socket) connectDone() {
 		sk.cancelNotify = nil
 		sk.local = sk.ep.LocalAddr()
 		sk.peer, _ = sk.ep.RemoteAddr()
+		sk.peer = sk.s.redirectIn(false, sk.peer)
 		if err := sk.openProgEnd(sk.held.fd); err != nil {
 			sk.s.log.Warn("open socket", "ino", sk.ino, "err", err)
 		}

@@ -81,10 +81,10 @@ func (h *hangups) loop() {
 				return
 			}
 			h.s.mu.Lock()
-			sk := h.s.socks[ino]
+			e := h.s.socks[ino]
 			h.s.mu.Unlock()
-			if sk != nil {
-				sk.release()
+			if e != nil {
+				e.release()
 			}
 		}
 	}

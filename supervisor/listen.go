@@ -1,8 +1,6 @@
 package supervisor
 
 import (
-	"encoding/binary"
-
 	"golang.org/x/sys/unix"
 
 	"github.com/ztnc/ztnc/netstack"
@@ -18,22 +16,9 @@ func (sk *socket) bind(c *call) error {
 	if err != nil {
 		return err
 	}
-	ap, unspec, err := decodeSockaddr(b, sk.v6)
+	ap, err := decodeBindAddr(b, sk.v6)
 	if err != nil {
 		return err
-	}
-	if unspec {
-		// Linux takes AF_UNSPEC as AF_INET on an AF_INET socket when the address is "any".
-		if sk.v6 || len(b) < sizeofSockaddrIn {
-			return unix.EAFNOSUPPORT
-		}
-		binary.NativeEndian.PutUint16(b[sockaddrFamilyOffset:], unix.AF_INET)
-		if ap, _, err = decodeSockaddr(b, false); err != nil {
-			return err
-		}
-		if !ap.Addr().IsUnspecified() {
-			return unix.EAFNOSUPPORT
-		}
 	}
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
@@ -251,9 +236,9 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		s: sk.s, ino: st.Ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, bound: true,
 		ep: conn, local: conn.LocalAddr(), peer: peer, changed: make(chan struct{}),
 	}
-	sk.s.register(nsk)
+	sk.s.register(nsk.ino, nsk)
 	if _, err := sk.s.l.AddFDReturn(c.ID, pfd, flags&unix.SOCK_CLOEXEC != 0); err != nil {
-		sk.s.unregister(nsk)
+		sk.s.unregister(nsk.ino, nsk)
 		unix.Close(sfd)
 		sk.requeue(conn)
 		if err == notify.ErrGone {

@@ -59,6 +59,27 @@ func decodeSockaddr(b []byte, v6 bool) (ap netip.AddrPort, unspec bool, err erro
 	return netip.AddrPortFrom(addr, port), false, nil
 }
 
+// decodeBindAddr parses bind's address: as decodeSockaddr, and AF_UNSPEC is taken as AF_INET on
+// an AF_INET socket when the address is "any", as Linux does.
+func decodeBindAddr(b []byte, v6 bool) (netip.AddrPort, error) {
+	ap, unspec, err := decodeSockaddr(b, v6)
+	if err != nil || !unspec {
+		return ap, err
+	}
+	if v6 || len(b) < sizeofSockaddrIn {
+		return netip.AddrPort{}, unix.EAFNOSUPPORT
+	}
+	b = append([]byte(nil), b...)
+	binary.NativeEndian.PutUint16(b[sockaddrFamilyOffset:], unix.AF_INET)
+	if ap, _, err = decodeSockaddr(b, false); err != nil {
+		return netip.AddrPort{}, err
+	}
+	if !ap.Addr().IsUnspecified() {
+		return netip.AddrPort{}, unix.EAFNOSUPPORT
+	}
+	return ap, nil
+}
+
 // encodeSockaddr renders ap as the program's socket family sees it: sockaddr_in on AF_INET
 // sockets, sockaddr_in6 (IPv4 peers v4-mapped) on AF_INET6 sockets.
 func encodeSockaddr(ap netip.AddrPort, v6 bool) []byte {

@@ -92,6 +92,7 @@ func FuzzSockaddr(f *testing.F) {
 	f.Add(sockaddrIn6(80, netip.MustParseAddr("fe80::1").As16(), 7), true)
 	f.Add([]byte{0, 0}, true)
 	f.Fuzz(func(t *testing.T, b []byte, v6 bool) {
+		decodeBindAddr(b, v6)
 		ap, unspec, err := decodeSockaddr(b, v6)
 		if err != nil || unspec {
 			return

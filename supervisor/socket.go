@@ -135,11 +135,15 @@ func (sk *socket) openProgEnd(p int) error {
 	return nil
 }
 
-// socket emulates socket(AF_INET/AF_INET6, SOCK_STREAM, 0|IPPROTO_TCP).
+// socket emulates socket(AF_INET/AF_INET6, SOCK_STREAM, 0|IPPROTO_TCP), and hands datagram and
+// raw sockets to socketDgram.
 func (s *Supervisor) socket(c *call) error {
 	domain, typ, proto := int(int32(c.Args[0])), int(int32(c.Args[1])), int(int32(c.Args[2]))
 	if typ&^(sockTypeMask|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != 0 {
 		return unix.EINVAL
+	}
+	if t := typ & sockTypeMask; t == unix.SOCK_DGRAM || t == unix.SOCK_RAW {
+		return s.socketDgram(c, domain == unix.AF_INET6, t, proto)
 	}
 	if proto != 0 && proto != unix.IPPROTO_TCP {
 		return unix.EPROTONOSUPPORT
@@ -184,9 +188,9 @@ func (s *Supervisor) newSocket(v6, nonblocking bool) (*socket, int, error) {
 		return nil, -1, err
 	}
 	sk := &socket{s: s, ino: st.Ino, v6: v6, sfd: sfd, junk: junk, changed: make(chan struct{})}
-	s.register(sk)
+	s.register(sk.ino, sk)
 	if err := s.hup.watch(sfd, sk.ino); err != nil {
-		s.unregister(sk)
+		s.unregister(sk.ino, sk)
 		unix.Close(p)
 		unix.Close(sfd)
 		return nil, -1, err
@@ -250,5 +254,5 @@ func (sk *socket) release() {
 		sk.sfd = -1
 	}
 	sk.mu.Unlock()
-	sk.s.unregister(sk)
+	sk.s.unregister(sk.ino, sk)
 }

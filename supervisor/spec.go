@@ -6,21 +6,30 @@ import (
 	"github.com/ztnc/ztnc/notify"
 )
 
-// Spec is the filter the supervised programs run under.
+// Spec is the filter the supervised programs run under. It traps only what must be trapped:
 //
-// socket() is trapped only for AF_INET/AF_INET6 stream sockets, so AF_UNIX, netlink and (until
-// UDP is emulated) datagram sockets cost nothing. The calls that take a socket fd are trapped
-// whatever the fd is: a filter sees only registers, so calls on fds that are not ours are sent
-// back to the kernel (CONTINUE). Data calls (read, write, send*, recv*, splice, sendfile) are not
-// trapped at all: on an emulated socket they run on the AF_UNIX socketpair end in the kernel.
-// io_uring is refused so that programs fall back to plain system calls the filter can see.
+//   - socket() for AF_INET/AF_INET6 stream, datagram and raw sockets (AF_UNIX, netlink and
+//     the rest cost nothing);
+//   - the calls that take a socket fd and change or report its state (connect, bind, listen,
+//     accept, names, options, shutdown), whatever the fd: a filter sees only registers, so calls
+//     on fds that are not ours are sent back to the kernel (CONTINUE);
+//   - sendto and recvfrom only when their address argument is not NULL, so send/recv on stream
+//     sockets (and connected datagram sockets) stay untrapped;
+//   - sendmsg, recvmsg, sendmmsg, recvmmsg and ioctl(FIONREAD) only on fds in the datagram
+//     range (see fdRange), where they need addresses, control messages or datagram lengths.
+//
+// read, write, readv, writev, send, recv, splice and sendfile are never trapped: on emulated
+// sockets they run on the AF_UNIX socketpair end in the kernel. io_uring is refused so that
+// programs fall back to plain system calls the filter can see.
 func Spec() notify.Spec {
 	var trap []notify.Rule
 	for _, family := range []uint64{unix.AF_INET, unix.AF_INET6} {
-		trap = append(trap, notify.Rule{Syscall: "socket", Args: []notify.Arg{
-			{Index: 0, Mask: 0xffffffff, Value: family},
-			{Index: 1, Mask: sockTypeMask, Value: unix.SOCK_STREAM},
-		}})
+		for _, typ := range []uint64{unix.SOCK_STREAM, unix.SOCK_DGRAM, unix.SOCK_RAW} {
+			trap = append(trap, notify.Rule{Syscall: "socket", Args: []notify.Arg{
+				{Index: 0, Mask: 0xffffffff, Value: family},
+				{Index: 1, Mask: sockTypeMask, Value: typ},
+			}})
+		}
 	}
 	for _, name := range []string{
 		"connect", "bind", "listen", "accept", "accept4",
@@ -28,6 +37,15 @@ func Spec() notify.Spec {
 	} {
 		trap = append(trap, notify.Rule{Syscall: name})
 	}
+	for _, name := range []string{"sendto", "recvfrom"} {
+		trap = append(trap, notify.Rule{Syscall: name, Args: []notify.Arg{{Index: 4, Value: 0, NotEqual: true}}})
+	}
+	r := datagramFDs()
+	inRange := notify.Arg{Index: 0, Mask: r.mask(), Value: r.value()}
+	for _, name := range []string{"sendmsg", "recvmsg", "sendmmsg", "recvmmsg"} {
+		trap = append(trap, notify.Rule{Syscall: name, Args: []notify.Arg{inRange}})
+	}
+	trap = append(trap, notify.Rule{Syscall: "ioctl", Args: []notify.Arg{inRange, {Index: 1, Mask: 0xffffffff, Value: unix.SIOCINQ}}})
 	var deny []notify.Rule
 	for _, name := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {
 		deny = append(deny, notify.Rule{Syscall: name, Errno: unix.ENOSYS})

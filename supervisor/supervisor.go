@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"runtime/debug"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -15,7 +16,7 @@ import (
 )
 
 // Supervisor answers the trapped socket calls of every process under one filter, backing their
-// AF_INET/AF_INET6 stream sockets with one stack.
+// AF_INET/AF_INET6 stream, datagram and ICMP sockets with one stack.
 type Supervisor struct {
 	l     *notify.Listener
 	tasks *notify.Tasks
@@ -23,10 +24,14 @@ type Supervisor struct {
 	log   *slog.Logger
 
 	mu    sync.Mutex
-	socks map[uint64]*socket // by inode of the program's end of the socketpair
+	socks map[uint64]emulated // by inode of the program's end of the socketpair
 
-	hup     *hangups
-	verbose bool // debug logging is on: log every call
+	redirects atomic.Pointer[redirectTable]
+	fdCursor  atomic.Uint32 // where the search for a free number in the datagram range starts
+
+	hup      *hangups
+	readable *readable
+	verbose  bool // debug logging is on: log every call
 
 	fatal     chan error // a failure the programs must not outlive
 	fatalOnce sync.Once
@@ -44,7 +49,7 @@ func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervis
 		tasks: notify.NewTasks(),
 		stack: stack,
 		log:   log,
-		socks: make(map[uint64]*socket),
+		socks: make(map[uint64]emulated),
 		fatal: make(chan error, 1),
 		done:  make(chan struct{}),
 	}
@@ -54,6 +59,10 @@ func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervis
 		return nil, err
 	}
 	s.hup = h
+	if s.readable, err = newReadable(s); err != nil {
+		h.close()
+		return nil, err
+	}
 	return s, nil
 }
 
@@ -102,9 +111,10 @@ func (s *Supervisor) Close() {
 		close(s.done)
 		s.l.Close()
 		s.hup.close()
+		s.readable.close()
 		s.mu.Lock()
 		socks := s.socks
-		s.socks = map[uint64]*socket{}
+		s.socks = map[uint64]emulated{}
 		s.mu.Unlock()
 		for _, sk := range socks {
 			sk.release()
@@ -191,8 +201,8 @@ func (c *call) debug(result string) {
 // onSocket handles the calls whose first argument is a socket fd.
 func (s *Supervisor) onSocket(c *call) (int64, error) {
 	c.fd = int(int32(c.Args[0]))
-	sk, pc, err := s.lookup(c.Pid, c.fd)
-	if err != nil || sk == nil {
+	e, pc, err := s.lookup(c.Pid, c.fd)
+	if err != nil || e == nil {
 		// Not ours, or no such fd (the kernel reports EBADF/ENOTSOCK itself).
 		return 0, continueErr
 	}
@@ -207,34 +217,53 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 			pc.close()
 		}
 	}()
-	switch c.Nr {
-	case unix.SYS_CONNECT:
-		return 0, sk.connect(c, &pc)
-	case unix.SYS_BIND:
-		return 0, sk.bind(c)
-	case unix.SYS_LISTEN:
-		return 0, sk.listen(c)
-	case unix.SYS_ACCEPT:
-		return 0, sk.accept(c, &pc, 0)
-	case unix.SYS_ACCEPT4:
-		return 0, sk.accept(c, &pc, int(int32(c.Args[3])))
-	case unix.SYS_GETSOCKNAME:
-		return 0, sk.getsockname(c)
-	case unix.SYS_GETPEERNAME:
-		return 0, sk.getpeername(c)
-	case unix.SYS_GETSOCKOPT:
-		return 0, sk.getsockopt(c)
-	case unix.SYS_SETSOCKOPT:
-		return 0, sk.setsockopt(c, pc)
-	case unix.SYS_SHUTDOWN:
-		return 0, sk.shutdown(c, pc)
+	switch sk := e.(type) {
+	case *socket:
+		return 0, sk.handle(c, &pc)
+	case *dgram:
+		return sk.handle(c, &pc)
 	}
 	return 0, continueErr
 }
 
+// handle answers a call on a stream socket.
+func (sk *socket) handle(c *call, pc **progEnd) error {
+	switch c.Nr {
+	case unix.SYS_CONNECT:
+		return sk.connect(c, pc)
+	case unix.SYS_BIND:
+		return sk.bind(c)
+	case unix.SYS_LISTEN:
+		return sk.listen(c)
+	case unix.SYS_ACCEPT:
+		return sk.accept(c, pc, 0)
+	case unix.SYS_ACCEPT4:
+		return sk.accept(c, pc, int(int32(c.Args[3])))
+	case unix.SYS_GETSOCKNAME:
+		return sk.getsockname(c)
+	case unix.SYS_GETPEERNAME:
+		return sk.getpeername(c)
+	case unix.SYS_GETSOCKOPT:
+		return sk.getsockopt(c)
+	case unix.SYS_SETSOCKOPT:
+		return sk.setsockopt(c, *pc)
+	case unix.SYS_SHUTDOWN:
+		return sk.shutdown(c, *pc)
+	}
+	// Data calls with addresses (sendto/recvfrom with an address, the msg calls and ioctl on
+	// an fd in the datagram range): the kernel runs them on the socketpair.
+	return continueErr
+}
+
+// emulated is a socket the supervisor emulates: a stream *socket or a *dgram.
+type emulated interface {
+	// release frees what the socket holds once the program's end is gone.
+	release()
+}
+
 // lookup finds the emulated socket behind fd of thread tid, returning with it a copy of the
 // program's end (the caller closes it, or takes it over by setting *pc to nil).
-func (s *Supervisor) lookup(tid uint32, fd int) (*socket, *progEnd, error) {
+func (s *Supervisor) lookup(tid uint32, fd int) (emulated, *progEnd, error) {
 	cfd, err := s.tasks.GetFD(tid, fd)
 	if err != nil {
 		return nil, nil, err
@@ -254,16 +283,16 @@ func (s *Supervisor) lookup(tid uint32, fd int) (*socket, *progEnd, error) {
 	return sk, &progEnd{fd: cfd}, nil
 }
 
-func (s *Supervisor) register(sk *socket) {
+func (s *Supervisor) register(ino uint64, e emulated) {
 	s.mu.Lock()
-	s.socks[sk.ino] = sk
+	s.socks[ino] = e
 	s.mu.Unlock()
 }
 
-func (s *Supervisor) unregister(sk *socket) {
+func (s *Supervisor) unregister(ino uint64, e emulated) {
 	s.mu.Lock()
-	if s.socks[sk.ino] == sk {
-		delete(s.socks, sk.ino)
+	if s.socks[ino] == e {
+		delete(s.socks, ino)
 	}
 	s.mu.Unlock()
 }
@@ -299,6 +328,20 @@ func callName(nr int32) string {
 		return "setsockopt"
 	case unix.SYS_SHUTDOWN:
 		return "shutdown"
+	case unix.SYS_SENDTO:
+		return "sendto"
+	case unix.SYS_RECVFROM:
+		return "recvfrom"
+	case unix.SYS_SENDMSG:
+		return "sendmsg"
+	case unix.SYS_RECVMSG:
+		return "recvmsg"
+	case unix.SYS_SENDMMSG:
+		return "sendmmsg"
+	case unix.SYS_RECVMMSG:
+		return "recvmmsg"
+	case unix.SYS_IOCTL:
+		return "ioctl"
 	}
 	return fmt.Sprintf("syscall %d", nr)
 }

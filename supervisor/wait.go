@@ -37,27 +37,51 @@ func (c *call) block(changed <-chan struct{}, deadline time.Time) error {
 			return notify.ErrGone
 		case <-t.C:
 		}
-		if !deadline.IsZero() && !time.Now().Before(deadline) {
-			return errTimeout
+		if err := c.stillWaiting(deadline); err != nil {
+			return err
 		}
-		if c.s.l.Killable {
-			pending, err := notify.SignalPending(c.Pid)
-			if err != nil {
-				return notify.ErrGone
-			}
-			if pending {
-				return notify.ERESTARTSYS
-			}
-		}
-		if !c.s.l.Valid(c.ID) {
-			return notify.ErrGone
-		}
-		interval = min(2*interval, lastWaitCheck)
-		if !deadline.IsZero() {
-			interval = max(min(interval, time.Until(deadline)), time.Microsecond)
-		}
+		interval = nextInterval(interval, deadline)
 		t.Reset(interval)
 	}
+}
+
+// waitFD waits on behalf of the trapped call until fd (a copy of the program's end) is
+// readable, with block's results.
+func (c *call) waitFD(fd int, deadline time.Time) error {
+	ready, stop, err := c.s.readable.watch(fd)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	return c.block(ready, deadline)
+}
+
+// stillWaiting checks, between two waits, whether the call should go on waiting.
+func (c *call) stillWaiting(deadline time.Time) error {
+	if !deadline.IsZero() && !time.Now().Before(deadline) {
+		return errTimeout
+	}
+	if c.s.l.Killable {
+		pending, err := notify.SignalPending(c.Pid)
+		if err != nil {
+			return notify.ErrGone
+		}
+		if pending {
+			return notify.ERESTARTSYS
+		}
+	}
+	if !c.s.l.Valid(c.ID) {
+		return notify.ErrGone
+	}
+	return nil
+}
+
+func nextInterval(interval time.Duration, deadline time.Time) time.Duration {
+	interval = min(2*interval, lastWaitCheck)
+	if !deadline.IsZero() {
+		interval = max(min(interval, time.Until(deadline)), time.Microsecond)
+	}
+	return interval
 }
 
 // timeout returns the deadline set by the socket's SO_RCVTIMEO or SO_SNDTIMEO (zero: none).

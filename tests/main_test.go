@@ -18,6 +18,7 @@ import (
 var (
 	ztncRun string // the ztnc-run binary under test
 	tcpprog string // tests/testdata/tcpprog, static
+	udpprog string // tests/testdata/udpprog, static
 )
 
 func TestMain(m *testing.M) {
@@ -33,6 +34,7 @@ func run(m *testing.M) int {
 	defer os.RemoveAll(dir)
 	ztncRun = filepath.Join(dir, "ztnc-run")
 	tcpprog = filepath.Join(dir, "tcpprog")
+	udpprog = filepath.Join(dir, "udpprog")
 	build := func(out, pkg string, env ...string) error {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), env...)
@@ -43,9 +45,11 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
 		return 1
 	}
-	if err := build(tcpprog, "./testdata/tcpprog", "CGO_ENABLED=0"); err != nil {
-		fmt.Fprintln(os.Stderr, "build tcpprog:", err)
-		return 1
+	for _, p := range []string{"tcpprog", "udpprog"} {
+		if err := build(filepath.Join(dir, p), "./testdata/"+p, "CGO_ENABLED=0"); err != nil {
+			fmt.Fprintf(os.Stderr, "build %s: %v\n", p, err)
+			return 1
+		}
 	}
 	return m.Run()
 }
@@ -87,10 +91,11 @@ func ztnc(t *testing.T, timeout time.Duration, args ...string) result {
 }
 
 // local runs a shell script under ztnc-run --local 10.9.0.1/24 (plus its default IPv6
-// address fd00::a09:1) and fails the test unless it exits 0.
-func local(t *testing.T, script string) result {
+// address fd00::a09:1) and more flags if given, and fails the test unless it exits 0.
+func local(t *testing.T, script string, flags ...string) result {
 	t.Helper()
-	r := ztnc(t, 3*time.Minute, "--local", "10.9.0.1/24", "--", "sh", "-c", "set -e\n"+script)
+	args := append([]string{"--local", "10.9.0.1/24"}, flags...)
+	r := ztnc(t, 3*time.Minute, append(args, "--", "sh", "-c", "set -e\n"+script)...)
 	if r.code != 0 {
 		t.Fatalf("script failed: %s", r)
 	}

@@ -1,11 +1,13 @@
 package main
 
 import (
+	"fmt"
 	"math"
 	"slices"
 	"strings"
 	"testing"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ztnc/ztnc/tests/lab"
 )
@@ -116,24 +118,41 @@ func TestVethPair(t *testing.T) {
 	}
 }
 
-// TestZtncPair runs the ztnc pair end to end for one second per measurement: our root and
-// controller, two ztnc-run members, B's cold starts, and every measurement the pair can carry.
-func TestZtncPair(t *testing.T) {
+func TestFailureNotes(t *testing.T) {
+	ms := measurements(time.Second)[:1]
+	r := newResults([]pair{{name: "p"}}, ms)
+	r.add(0, 0, []float64{1}, "", nil)
+	r.add(0, 0, nil, "", fmt.Errorf("first"))
+	r.add(0, 0, nil, "", fmt.Errorf("cmd: %s: the reason", strings.Repeat("é", 400)))
+	notes := r.failures()
+	if len(notes) != 1 || !strings.HasPrefix(notes[0], "p, TCP 1 stream B→A: failed in 2 of 3 runs: cmd: é") ||
+		!strings.HasSuffix(notes[0], "é: the reason") || !strings.Contains(notes[0], " … ") || !utf8.ValidString(notes[0]) {
+		t.Errorf("notes %q", notes)
+	}
+	if c := r.cell(0, 0, 0); c.v != 1 || c.n != 1 {
+		t.Errorf("cell %+v", c)
+	}
+}
+
+// TestZtncSelfPair runs the ztnc-self pair end to end for one second per measurement: our
+// root and controller, two ztnc-run members, B's starts, and every measurement.
+func TestZtncSelfPair(t *testing.T) {
 	if testing.Short() {
 		t.Skip("runs our root, controller and members with iperf3, nginx and wrk for about a minute")
 	}
-	lab.Require(t, "iperf3", "wrk", "nginx", "curl", "busybox")
-	i := slices.IndexFunc(pairs, func(p pair) bool { return p.name == "ztnc" })
-	defer func(n int) { startupRuns = n }(startupRuns)
-	startupRuns = 1
+	lab.Require(t, "iperf3", "wrk", "nginx", "ping", "curl", "busybox")
+	bin, err := lab.BuildZtncRun(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(path string, n int) { *ztncRun, startupRuns = path, n }(*ztncRun, startupRuns)
+	*ztncRun, startupRuns = bin, 1
+	i := slices.IndexFunc(pairs, func(p pair) bool { return p.name == "ztnc-self" })
 	a, b, st := pairs[i].setup(t)
 	if st == nil || len(st.toOK) != 1 || len(st.cachedToFirstByte) != 1 || st.toFirstByte[0] < st.toOK[0] {
 		t.Errorf("startup %+v", st)
 	}
 	for _, m := range measurements(time.Second) {
-		if m.needs != "" && pairs[i].lacks[m.needs] != "" {
-			continue
-		}
 		vals, _, err := m.run(t, a, b)
 		if err != nil {
 			t.Errorf("%s: %v", m.rows[0].name, err)

@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"flag"
 	"fmt"
 	"net/netip"
 	"os"
@@ -20,8 +21,6 @@ type pair struct {
 	// available says why the pair cannot run here ("" when it can).
 	available func() string
 	setup     func(t lab.T) (a, b *lab.Endpoint, st *startup)
-	// lacks says why the pair cannot carry what a measurement needs (measurement.needs).
-	lacks map[string]string
 }
 
 // startup is what a ZeroTier pair measures when its client member B starts cold (fresh
@@ -36,13 +35,17 @@ type startup struct {
 
 // Lab addresses for ZeroTier pairs: root at the lab planet's address, the members in other
 // /24s than each other (zerotier-one checks one new identity per source /24 every 2 s), the
-// virtual network in the third documentation /24.
+// virtual network in the third documentation /24 with fixed addresses for A and B.
 const (
 	memberAAddr = "192.0.2.2"
 	memberBAddr = "198.51.100.2"
 )
 
-var ztSubnet = netip.MustParsePrefix("203.0.113.0/24")
+var (
+	ztSubnet = netip.MustParsePrefix("203.0.113.0/24")
+	ztAddrA  = netip.MustParseAddr("203.0.113.10")
+	ztAddrB  = netip.MustParseAddr("203.0.113.20")
+)
 
 var pairs = []pair{
 	{
@@ -63,38 +66,70 @@ var pairs = []pair{
 			}
 			return ""
 		},
-		setup: setupZT1,
+		setup: zeroTierPair(func(t lab.T, h *lab.Host, home *lab.Home, _ netip.Addr) lab.Member {
+			return lab.StartZT1(t, h, lab.ZT1Config{Home: home})
+		}),
 	},
 	{
-		name: "ztnc",
-		about: "programs under ztnc-run --nwid (each program run is a node process of its own, with the member's home) " +
-			"on a network of our root and controller (ztnc-run root and ztnc-run controller in two more namespaces), " +
-			"network MTU 2800, over the same kind of bridge (MTU 1500)",
-		available: func() string { return "" },
-		setup:     setupZtnc,
-		lacks: map[string]string{
-			"udp":  "UDP sockets of programs under ztnc-run are still the host's (issue 5)",
-			"icmp": "ping's ICMP socket under ztnc-run is the host's",
+		name:  "ztnc",
+		about: "ztnc-run members (user-space stack, no TAP device; each program is its own node process) with the zt1 pair's zerotier-one root + controller",
+		available: func() string {
+			if os.Getenv(lab.ZT1BinEnv) == "" {
+				return lab.ZT1BinEnv + " not set (its root + controller serve this pair)"
+			}
+			return ztncBinaryMissing()
 		},
+		setup: zeroTierPair(func(t lab.T, h *lab.Host, home *lab.Home, addr netip.Addr) lab.Member {
+			return &lab.WrappedMember{Host: h, Home: home, Addr: addr, Ready: []string{"true"},
+				Wrap: func(nwid string, argv []string) []string {
+					return append([]string{*ztncRun, "--home", home.Dir, "--nwid", nwid, "--"}, argv...)
+				}}
+		}),
+	},
+	{
+		name: "ztnc-self",
+		about: "ztnc-run members like ztnc's on a network of our own root and controller (ztnc-run root and " +
+			"ztnc-run controller in two more namespaces): the self-hosted set-up, no zerotier-one involved",
+		available: ztncBinaryMissing,
+		setup:     setupZtncSelf,
 	},
 }
 
-// setupZT1 runs a zerotier-one root + controller and two zerotier-one members; B's start is
-// the measured cold start.
-func setupZT1(t lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
-	nw := startZT1Network(t)
-	startMember := func(host *lab.Host, identity string) func() lab.Member {
-		home := lab.NewLabHome(t, identity)
-		home.PreJoin(t, nw.nwid)
-		if err := nw.ctrl.Authorize(context.Background(), nw.nwid, home.Address()); err != nil {
-			t.Fatalf("%v", err)
-		}
-		return func() lab.Member { return lab.StartZT1(t, host, lab.ZT1Config{Home: home}) }
+// ztncBinaryMissing says why the ztnc-run binary of the ztnc pairs cannot be used ("" if it can).
+func ztncBinaryMissing() string {
+	if fi, err := os.Stat(*ztncRun); err != nil || fi.Mode()&0o111 == 0 {
+		return fmt.Sprintf("no ztnc-run binary at %s (make build, or -ztnc-run PATH)", *ztncRun)
 	}
-	a := startMember(nw.lab.AddHost("a", memberAAddr), lab.Identity(2))().WaitNetwork(t, nw.nwid, time.Minute)
-	startB := startMember(nw.lab.AddHost("b", memberBAddr), lab.Identity(3))
-	b, st := coldStart(t, a, nw.nwid, startB)
-	return a, b, st
+	return ""
+}
+
+var ztncRun = flag.String("ztnc-run", "bin/ztnc-run", "ztnc-run binary for the ztnc pair")
+
+// newMember starts (or, for a wrapper, prepares) a member in h with a provisioned home whose
+// address the controller has authorized with address addr on the network.
+type newMember func(t lab.T, h *lab.Host, home *lab.Home, addr netip.Addr) lab.Member
+
+// zeroTierPair returns the setup of a pair of members made by newMember on a zerotier-one root +
+// controller; B's start is the measured cold start.
+func zeroTierPair(start newMember) func(lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
+	return func(t lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
+		nw := startZT1Network(t)
+		member := func(name, physAddr string, identity string, addr netip.Addr) func() lab.Member {
+			host := nw.lab.AddHost(name, physAddr)
+			home := lab.NewLabHome(t, identity)
+			home.PreJoin(t, nw.nwid)
+			if err := nw.ctrl.Authorize(context.Background(), nw.nwid, home.Address(), addr); err != nil {
+				t.Fatalf("%v", err)
+			}
+			return func() lab.Member { return start(t, host, home, addr) }
+		}
+		a := member("a", memberAAddr, lab.Identity(2), ztAddrA)().WaitNetwork(t, nw.nwid, time.Minute)
+		b, st := coldStart(t, a, nw.nwid, member("b", memberBAddr, lab.Identity(3), ztAddrB))
+		if a.Addr != ztAddrA || b.Addr != ztAddrB {
+			t.Fatalf("members at %s and %s, want %s and %s", a.Addr, b.Addr, ztAddrA, ztAddrB)
+		}
+		return a, b, st
+	}
 }
 
 // ztNetwork is a zerotier-one root + controller with one network.

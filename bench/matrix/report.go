@@ -7,6 +7,7 @@ import (
 	"slices"
 	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/ztnc/ztnc/tests/lab"
 )
@@ -17,7 +18,6 @@ type results struct {
 	ms      []measurement
 	samples [][][][]float64
 	errs    [][][]string
-	na      [][]string // why a pair cannot run a measurement ("" if it can)
 	notes   []string
 	startup []*startup
 }
@@ -26,11 +26,9 @@ func newResults(ps []pair, ms []measurement) *results {
 	r := &results{pairs: ps, ms: ms, startup: make([]*startup, len(ps))}
 	r.samples = make([][][][]float64, len(ms))
 	r.errs = make([][][]string, len(ms))
-	r.na = make([][]string, len(ms))
 	for i := range ms {
 		r.samples[i] = make([][][]float64, len(ps))
 		r.errs[i] = make([][]string, len(ps))
-		r.na[i] = make([]string, len(ps))
 	}
 	return r
 }
@@ -39,7 +37,6 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 	label := r.pairs[pi].name + ", " + r.ms[mi].rows[0].name
 	if err != nil {
 		r.errs[mi][pi] = append(r.errs[mi][pi], err.Error())
-		r.notes = append(r.notes, fmt.Sprintf("%s: failed: %v", label, err))
 		fmt.Fprintf(os.Stderr, "matrix: %s: %v\n", label, err)
 		return
 	}
@@ -49,12 +46,37 @@ func (r *results) add(mi, pi int, vals []float64, note string, err error) {
 	r.samples[mi][pi] = append(r.samples[mi][pi], vals)
 }
 
-// unsupported records that pair pi cannot run measurement mi, and why.
-func (r *results) unsupported(mi, pi int, why string) {
-	if r.na[mi][pi] == "" {
-		r.na[mi][pi] = why
-		r.notes = append(r.notes, fmt.Sprintf("%s, %s: n/a: %s", r.pairs[pi].name, r.ms[mi].rows[0].name, why))
+// failures returns a note per pair and measurement that failed: how often, and the last error
+// (its start names the command, its end is where programs print why they failed).
+func (r *results) failures() []string {
+	var notes []string
+	for mi, m := range r.ms {
+		for pi, p := range r.pairs {
+			errs := r.errs[mi][pi]
+			if len(errs) == 0 {
+				continue
+			}
+			notes = append(notes, fmt.Sprintf("%s, %s: failed in %d of %d runs: %s", p.name, m.rows[0].name,
+				len(errs), len(errs)+len(r.samples[mi][pi]), elide(errs[len(errs)-1], 160, 240)))
+		}
 	}
+	return notes
+}
+
+// elide keeps the first head and the last tail bytes of s (whitespace collapsed).
+func elide(s string, head, tail int) string {
+	s = strings.Join(strings.Fields(s), " ")
+	if len(s) <= head+tail {
+		return s
+	}
+	h, t := head, len(s)-tail
+	for !utf8.ValidString(s[:h]) {
+		h--
+	}
+	for !utf8.ValidString(s[t:]) {
+		t++
+	}
+	return s[:h] + " … " + s[t:]
 }
 
 // cell is one table entry: the median over runs (NaN when there is none) and the range.
@@ -83,7 +105,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	w := func(format string, args ...any) { fmt.Fprintf(&b, format, args...) }
 
 	w("## Benchmark matrix, %s\n\n", env.start.Format("2006-01-02 15:04 MST"))
-	w("Command: `%s` (`make bench-matrix` runs `go run ./bench/matrix`)  \n", lab.Quote(os.Args))
+	w("Command: `%s` (`make bench-matrix BENCH_MATRIX_FLAGS=...` builds bin/bench-matrix from bench/matrix and runs it)  \n", lab.Quote(os.Args))
 	w("Machine: Linux %s, %d × %s  \n", env.kernel, env.cpus, env.cpu)
 	w("Load: average %s before, %s after; %.0f%% of all CPUs busy in the second before start (other users' jobs)  \n",
 		env.loadBefore, env.loadAfter, 100*env.busyBefore)
@@ -92,7 +114,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	if runs > 1 {
 		w(" with [min–max]")
 	}
-	w(".\n\n")
+	w(".  \nEvery endpoint's namespace has %s = %s.\n\n", portRange[0], portRange[1])
 
 	// Header: one column per pair, then a ratio for every later pair over every earlier one.
 	type ratio struct{ num, den int }
@@ -130,10 +152,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 			cells := make([]cell, len(r.pairs))
 			for pi := range r.pairs {
 				cells[pi] = r.cell(mi, pi, ri)
-				switch {
-				case r.na[mi][pi] != "":
-					cells[pi].n = -2 // not applicable
-				case cells[pi].n == 0 && len(r.errs[mi][pi]) > 0:
+				if cells[pi].n == 0 && len(r.errs[mi][pi]) > 0 {
 					cells[pi].n = -1 // failed
 				}
 			}
@@ -182,7 +201,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 		w("- %s: `%s`", m.rows[0].name, lab.Quote(m.command("A")))
 		switch m.server {
 		case "iperf3":
-			w(" against `iperf3 -s -B A -p %d`", iperfPort)
+			w(" against `iperf3 -s -B A -p %d --forceflush`", iperfPort)
 		case "nginx":
 			w(" against nginx (2 workers, access log off) serving a %d-byte file", len(indexHTML))
 		}
@@ -191,13 +210,13 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	w("- cold start: B's node process starts with identity and network pre-provisioned and pre-authorized; " +
 		"network OK = status OK with its IPv4 address on the interface; first byte = first successful " +
 		"`curl` from B of a 6-byte file served by busybox httpd on A, retried every 50 ms\n")
-	w("- cold start of a ztnc pair (median of -startup-runs): `ztnc-run --nwid N --home H -- curl URL` on B " +
+	w("- cold start of the ztnc-self pair (median of -startup-runs, starts 1.5 s apart): `ztnc-run --nwid N --home H -- curl URL` on B " +
 		"with H holding only identity and planet (fresh) or also the cached config and peers of the previous " +
 		"run (cached); network OK = ztnc-run's status=OK line on its stderr, first byte = the first byte of " +
 		"curl's output, both timed from the start of ztnc-run\n")
-	if len(r.notes) > 0 {
+	if notes := append(r.failures(), r.notes...); len(notes) > 0 {
 		w("\nNotes:\n")
-		for _, n := range r.notes {
+		for _, n := range notes {
 			w("- %s\n", n)
 		}
 	}
@@ -206,8 +225,6 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 
 func (c cell) format(runs int) string {
 	switch {
-	case c.n == -2:
-		return "n/a"
 	case c.n < 0:
 		return "failed"
 	case math.IsNaN(c.v):

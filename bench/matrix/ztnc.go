@@ -17,25 +17,25 @@ import (
 )
 
 var (
-	// startupRuns is how many cold starts of the ztnc pair's member B are measured per kind
-	// of home (-startup-runs).
+	// startupRuns is how many cold starts of the ztnc-self pair's member B are measured per
+	// kind of home (-startup-runs).
 	startupRuns = 5
-	// ztncProfileDir, if set, makes every ztnc-run of the ztnc pair write a CPU profile there
-	// (-ztnc-cpuprofile).
+	// ztncProfileDir, if set, makes every ztnc-run of the ztnc-self pair write a CPU profile
+	// there (-ztnc-cpuprofile).
 	ztncProfileDir string
 )
 
 // restartGap separates the measured starts of B.
 const restartGap = 1500 * time.Millisecond
 
-// Where the ztnc pair's controller runs (the root is at lab.LabRootAddr, A and B where the
+// Where the ztnc-self pair's controller runs (the root is at lab.LabRootAddr, A and B where the
 // other pairs' members are).
 const ztncCtlAddr = "192.0.2.3"
 
-// setupZtnc runs our root and controller (ztnc-run root / controller) and makes A and B
+// setupZtncSelf runs our root and controller (ztnc-run root / controller) and makes A and B
 // ztnc-run members; B's cold starts are measured first, with fresh and with cached homes.
-func setupZtnc(t lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
-	bin, err := lab.BuildZtncRun(t.TempDir())
+func setupZtncSelf(t lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
+	bin, err := filepath.Abs(*ztncRun)
 	if err != nil {
 		t.Fatalf("%v", err)
 	}
@@ -111,9 +111,9 @@ func ztncStartup(t lab.T, a *lab.Endpoint, b *lab.ZtncMember, nwid string) *star
 		argv := b.Host.Argv(b.Wrap(nwid, []string{"curl", "-sS", "--max-time", "20", url})...)
 		ok, first, err := timeStart(argv)
 		if err != nil {
-			t.Fatalf("ztnc pair: cold start %d: %v", i+1, err)
+			t.Fatalf("ztnc-self pair: cold start %d: %v", i+1, err)
 		}
-		t.Logf("ztnc pair: B start %d (fresh %v): network OK %v, first byte %v", i+1, fresh, ok, first)
+		t.Logf("ztnc-self pair: B start %d (fresh %v): network OK %v, first byte %v", i+1, fresh, ok, first)
 		if fresh {
 			st.toOK, st.toFirstByte = append(st.toOK, ok), append(st.toFirstByte, first)
 		} else {

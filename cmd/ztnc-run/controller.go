@@ -8,8 +8,6 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
-	"net/netip"
-	"os"
 	"os/signal"
 	"path/filepath"
 	"strconv"
@@ -22,12 +20,9 @@ import (
 	"github.com/ztnc/ztnc/zt/controller"
 )
 
+// controllerOptions are the node flags of "ztnc-run --nwid" (without --nwid and --wait).
 type controllerOptions struct {
-	home          string
-	bind          []string
-	port          int
-	planet        string
-	allowLoopback bool
+	netOptions
 }
 
 // newControllerCmd returns "controller": a node with a network controller attached, and the
@@ -69,42 +64,25 @@ zero-ui, ztncui and scripts written for zerotier-one work unchanged.`,
 		},
 	}
 	f := cmd.Flags()
-	f.StringVar(&o.home, "home", "", "state directory (default $ZTNC_HOME, else $XDG_STATE_HOME/ztnc, else ~/.local/state/ztnc)")
-	f.StringArrayVar(&o.bind, "bind", nil, "local address to listen on for UDP (repeatable; default all)")
-	f.IntVar(&o.port, "port", 0, "UDP port, and TCP port of the API (default 9993 if free, else the last one used)")
-	f.StringVar(&o.planet, "planet", "", "planet file naming the roots (default DIR/planet, else ZeroTier's)")
-	f.BoolVar(&o.allowLoopback, "allow-loopback", false, "accept loopback paths (only useful with nodes of ours on this machine; implied by a planet whose roots are on loopback)")
+	f.StringVar(&o.home, "home", "", "state directory: identity, planet, controller.d, authtoken.secret (default $ZTNC_HOME, $XDG_STATE_HOME/ztnc, ~/.local/state/ztnc)")
+	f.StringArrayVar(&o.bind, "bind", nil, "local address for the node's UDP socket (repeatable; default: all)")
+	f.IntVar(&o.port, "port", 0, "UDP port, also the API's TCP port (default 9993 if free, else the port used last, else a random one)")
+	f.StringVar(&o.planet, "planet", "", "planet file naming the roots (default: HOME/planet, else ZeroTier's public roots)")
+	f.BoolVar(&o.allowLoopback, "allow-loopback", false, "accept loopback physical paths (only between nodes of ours on one machine; implied by a planet whose roots are on loopback)")
 	return cmd
 }
 
 // runController runs until ctx ends. ready, if not nil, is called with the API's base URL once
 // it is served.
 func runController(ctx context.Context, o *controllerOptions, log *slog.Logger, out io.Writer, ready func(url string)) error {
-	home := o.home
-	if home == "" {
-		var err error
-		if home, err = zt.DefaultHome(); err != nil {
-			return err
-		}
-	}
-	cfg := zt.Config{Home: home, Port: o.port, AllowLoopback: o.allowLoopback, Logger: log}
-	for _, b := range o.bind {
-		a, err := netip.ParseAddr(b)
-		if err != nil {
-			return fmt.Errorf("--bind %q: not an IP address", b)
-		}
-		cfg.Bind = append(cfg.Bind, a)
-	}
-	if o.planet != "" {
-		p, err := os.ReadFile(o.planet)
-		if err != nil {
-			return fmt.Errorf("--planet: %w", err)
-		}
-		cfg.Planet = p
+	cfg, err := o.nodeConfig(log)
+	if err != nil {
+		return err
 	}
 	if planetOnLoopback(cfg) {
 		cfg.AllowLoopback = true
 	}
+	home := cfg.Home
 	node, err := zt.NewNode(ctx, cfg)
 	if err != nil {
 		return err

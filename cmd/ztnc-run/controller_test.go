@@ -61,7 +61,7 @@ func startController(t *testing.T, home string, port int) (url string, out *sync
 	out = &syncBuffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
-	o := &controllerOptions{home: home, bind: []string{"127.0.0.1"}, port: port, allowLoopback: true}
+	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: port, allowLoopback: true}}
 	go func() {
 		done <- runController(ctx, o, slog.New(slog.DiscardHandler), out, func(u string) { ready <- u })
 	}()
@@ -154,7 +154,7 @@ func TestControllerCommandBrokenRecord(t *testing.T) {
 	os.MkdirAll(dir, 0o700)
 	bad := filepath.Join(dir, "0123456789000001.json")
 	os.WriteFile(bad, []byte("{nope"), 0o600)
-	o := &controllerOptions{home: home, bind: []string{"127.0.0.1"}, port: freePort(t), allowLoopback: true}
+	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: freePort(t), allowLoopback: true}}
 	err := runController(context.Background(), o, slog.New(slog.DiscardHandler), io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), bad+":1:2") {
 		t.Errorf("error %v, want one naming %s", err, bad)

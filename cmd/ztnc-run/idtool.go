@@ -23,16 +23,9 @@ import (
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
-// exitCodeError ends a command with a specific exit code after it has printed its own message
-// (zerotier-idtool exits 1 on every failure).
-type exitCodeError struct{ code int }
-
-func (e exitCodeError) Error() string { return "exit status " + strconv.Itoa(e.code) }
-
-// ExitCode is the process exit code to use.
-func (e exitCodeError) ExitCode() int { return e.code }
-
-var errIdtoolFailed = exitCodeError{1}
+// errIdtoolFailed ends a command that has printed its own message with exit status 1, as
+// zerotier-idtool does on every failure.
+var errIdtoolFailed = &exitError{code: 1}
 
 // newIdtoolCmd returns "idtool": zerotier-idtool's commands, with its arguments, output and exit
 // status.

@@ -18,8 +18,8 @@ import (
 
 const vectors = "../../zt/testdata/zt1"
 
-// idtool runs the command tree with args and returns stdout, stderr and the exit code main
-// would use.
+// idtool runs the idtool command tree with args and returns stdout, stderr and the exit code
+// main would use.
 func idtool(t *testing.T, args ...string) (string, string, int) {
 	t.Helper()
 	cmd := newIdtoolCmd()
@@ -29,10 +29,10 @@ func idtool(t *testing.T, args ...string) (string, string, int) {
 	cmd.SetArgs(args)
 	err := cmd.Execute()
 	code := 0
-	var ec interface{ ExitCode() int }
+	var ee *exitError
 	switch {
-	case errors.As(err, &ec):
-		code = ec.ExitCode()
+	case errors.As(err, &ee):
+		code = ee.code
 	case err != nil:
 		code = 2 // usage error
 	}

@@ -88,6 +88,8 @@ addresses, and the processes it starts reach each other through the stack.`,
 	// Everything from CMD on belongs to CMD, even without "--".
 	root.Flags().SetInterspersed(false)
 	root.Flags().StringArrayVar(&o.local, "local", nil, "run on a private network inside ztnc-run with this address/prefix (repeatable: IPv4 and IPv6)")
+	root.Flags().StringVar(&o.dnsName, "dns-name", defaultDNSName(), "this member's name on a --local network: NAME."+localDomain+" resolves to its addresses")
+	root.Flags().StringArrayVar(&o.addHosts, "add-host", nil, "add NAME=ADDRESS to the virtual network's names (NAME."+localDomain+" unless NAME has a dot; repeatable)")
 	root.PersistentFlags().BoolVarP(&o.verbose, "verbose", "v", false, "log every emulated socket call (debug level)")
 	root.PersistentFlags().StringVar(&o.logFormat, "log-format", "text", "log format on stderr: text or json")
 	root.PersistentFlags().StringVar(&o.cpuProfile, "cpuprofile", "", "write a Go CPU profile of ztnc-run to this file (for benchmarks)")

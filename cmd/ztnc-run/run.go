@@ -18,11 +18,14 @@ import (
 	"github.com/ztnc/ztnc/netstack"
 	"github.com/ztnc/ztnc/notify"
 	"github.com/ztnc/ztnc/supervisor"
+	"github.com/ztnc/ztnc/supervisor/resolver"
 )
 
 type runOptions struct {
 	net        netOptions
 	local      []string
+	dnsName    string
+	addHosts   []string
 	verbose    bool
 	logFormat  string
 	cpuProfile string
@@ -104,6 +107,8 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	}
 
 	var stack *netstack.Stack
+	var nets []resolver.Network
+	dnsName := o.dnsName
 	if len(ids) > 0 {
 		node, atts, err := startNetworks(ctx, log, &o.net, ids)
 		if err != nil {
@@ -112,9 +117,11 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		defer node.Close()
 		for _, a := range atts {
 			defer a.stack.Close()
+			nets = append(nets, &ztNames{nw: a.nw, self: node.Address(), st: a.stack})
 		}
 		defer logCounters(log, node, atts)
 		stack = atts[0].stack
+		dnsName = "" // members are named <node>.<nwid>.zt
 	} else {
 		prefixes, err := localPrefixes(o.local)
 		if err != nil {
@@ -132,6 +139,16 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		log.Debug("local network", "addresses", prefixes)
 	}
 
+	names, err := newLocalNames(stack, dnsName, o.addHosts)
+	if err != nil {
+		return err
+	}
+	dns, redirects, err := startResolver(log, stack, append(nets, names))
+	if err != nil {
+		return err
+	}
+	defer dns.Close()
+
 	prog, err := notify.Compile(supervisor.Spec())
 	if err != nil {
 		return err
@@ -147,7 +164,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
-	return runSupervised(log, stack, prog, path, args)
+	return runSupervised(log, stack, redirects, prog, path, args)
 }
 
 // lookPath finds the program like a shell does, failing with the shell's exit codes.
@@ -166,7 +183,7 @@ func lookPath(name string) (string, error) {
 }
 
 // runSupervised starts the program under the filter, serves it, and returns its exit status.
-func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program, path string, args []string) error {
+func runSupervised(log *slog.Logger, stack *netstack.Stack, redirects []supervisor.Redirect, prog notify.Program, path string, args []string) error {
 	// Orphaned descendants are reparented to us: we reap them, and can find and stop them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
@@ -202,6 +219,7 @@ func runSupervised(log *slog.Logger, stack *netstack.Stack, prog notify.Program,
 		return err
 	}
 	defer sup.Close()
+	sup.SetRedirects(redirects)
 	served := make(chan error, 1)
 	go func() { served <- sup.Serve() }()
 

@@ -92,8 +92,13 @@ func startNetwork(t *testing.T) *network {
 // over the network (ICMP, IPv6, HTTP) on a direct path, and a member is refused until the
 // controller authorizes it. Member 1 runs as each memberKind; member 2 is always zerotier-one.
 func TestTwoMembers(t *testing.T) {
+	t.Parallel()
+	lab.ZT1Bin(t)
 	for _, kind := range memberKinds {
-		t.Run(kind.name, func(t *testing.T) { testTwoMembers(t, kind) })
+		t.Run(kind.name, func(t *testing.T) {
+			t.Parallel()
+			testTwoMembers(t, kind)
+		})
 	}
 }
 
@@ -194,12 +199,12 @@ func testTwoMembers(t *testing.T, kind memberKind) {
 		ep2.Run(t, "ping", "-6", "-c", "3", "-i", "0.2", "-w", "20", a1.String())
 		ep1.Run(t, "ping", "-6", "-c", "3", "-i", "0.2", "-w", "20", a2.String())
 	case *lab.ZtncMember:
-		// ICMP sockets of programs under ztnc-run are the host's: only the other way.
 		if !ztSubnet6.Contains(m.Addr6) {
 			t.Fatalf("ztnc-run member has no IPv6 address from %s", ztSubnet6)
 		}
-		ipv6Of(t, m2, n.nwid)
+		a2 := ipv6Of(t, m2, n.nwid)
 		ep2.Run(t, "ping", "-6", "-c", "3", "-i", "0.2", "-w", "20", m.Addr6.String())
+		ep1.Run(t, "ping", "-6", "-c", "3", "-i", "0.2", "-w", "20", a2.String())
 		url6 := fmt.Sprintf("http://%s/token.txt", lab.HostPort(m.Addr6, 8080))
 		if got := ep2.Run(t, "curl", "-sS", "--max-time", "20", "-g", url6); got != token {
 			t.Errorf("curl %s = %q, want %q", url6, got, token)

@@ -35,7 +35,14 @@ type Network struct {
 	V6AssignMode      V6AssignMode `json:"v6AssignMode"`
 	Routes            []Route      `json:"routes"`
 	IPAssignmentPools []IPPool     `json:"ipAssignmentPools"`
+	DNS               *DNS         `json:"dns,omitempty"`
 	Revision          int          `json:"revision,omitempty"`
+}
+
+// DNS is a network's DNS settings (ZeroTier 1.6+): a search domain and its servers.
+type DNS struct {
+	Domain  string   `json:"domain"`
+	Servers []string `json:"servers"`
 }
 
 // V4AssignMode selects IPv4 auto-assignment from the pools.

@@ -30,8 +30,6 @@ type Host struct {
 	Addr  netip.Addr // IPv4 address on Iface
 	Addr6 netip.Addr // IPv6 address on Iface when Config.IPv6, else invalid
 
-	lab *Lab
-
 	httpOnce  sync.Once
 	transport *http.Transport
 }
@@ -44,24 +42,20 @@ func (h *Host) Argv(argv ...string) []string {
 // Start starts a long-lived program in the host; see Proc. The test's cleanup stops it.
 func (h *Host) Start(t T, name string, args ...string) *Proc {
 	t.Helper()
-	return startProc(t, h.Name+"/"+baseName(name), h.Argv(append([]string{name}, args...)...))
+	return h.Endpoint().Start(t, name, args...)
 }
 
 // Exec runs a program in the host to completion (at most execTimeout) and returns its stdout.
 // Its stderr goes to the test log, and into the error when it fails.
 func (h *Host) Exec(t T, name string, args ...string) (string, error) {
 	t.Helper()
-	return execArgv(t, h.Name+"/"+baseName(name), h.Argv(append([]string{name}, args...)...))
+	return h.Endpoint().Exec(t, name, args...)
 }
 
 // Run is Exec that fails the test when the program fails.
 func (h *Host) Run(t T, name string, args ...string) string {
 	t.Helper()
-	out, err := h.Exec(t, name, args...)
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	return out
+	return h.Endpoint().Run(t, name, args...)
 }
 
 func execArgv(t T, label string, argv []string) (string, error) {
@@ -195,6 +189,18 @@ func udpBound(port int) (bool, error) {
 		f.Close()
 	}
 	return false, nil
+}
+
+// Sysctl sets a kernel parameter of the host's network namespace, such as
+// "net.ipv4.ip_local_port_range" (net.* parameters are per namespace).
+func (h *Host) Sysctl(key, value string) error {
+	path := "/proc/sys/" + strings.ReplaceAll(key, ".", "/")
+	return h.Do(func() error {
+		if err := os.WriteFile(path, []byte(value), 0); err != nil {
+			return fmt.Errorf("sysctl %s in %s: %w", key, h.Name, err)
+		}
+		return nil
+	})
 }
 
 // WaitAddr waits until device dev in the host has address a (0 timeout: check once).

@@ -2,6 +2,7 @@ package lab
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"net/netip"
 	"os"
@@ -73,7 +74,7 @@ func New(t T, cfg Config) *Lab {
 		t:    t,
 		cfg:  cfg,
 	}
-	l.Bridge = &Host{Name: "bridge", NS: l.Name + ".br", Iface: "br0", lab: l}
+	l.Bridge = &Host{Name: "bridge", NS: l.Name + ".br", Iface: "br0"}
 	t.Cleanup(l.teardown)
 	mtu := strconv.Itoa(cfg.MTU)
 	l.must("netns", "add", l.Bridge.NS)
@@ -104,7 +105,7 @@ func (l *Lab) AddHost(name, addr string) *Host {
 		}
 	}
 	a, subnet := l.pickAddr(addr)
-	h := &Host{Name: name, NS: l.Name + "-" + name, Iface: "eth0", Addr: a, lab: l}
+	h := &Host{Name: name, NS: l.Name + "-" + name, Iface: "eth0", Addr: a}
 	if l.cfg.IPv6 {
 		b := Subnet6.Addr().As16()
 		copy(b[12:], a.AsSlice())
@@ -115,9 +116,13 @@ func (l *Lab) AddHost(name, addr string) *Host {
 	l.must("netns", "add", h.NS)
 	l.hosts = append(l.hosts, h)
 	l.must("-n", h.NS, "link", "set", "lo", "up")
-	// Addresses that programs (zerotier-one on its TAP) add later are usable at once.
+	// IPv6 addresses that programs (zerotier-one on its TAP) add later are usable at once.
 	if err := h.Do(func() error {
-		return os.WriteFile("/proc/sys/net/ipv6/conf/default/accept_dad", []byte("0"), 0)
+		err := os.WriteFile("/proc/sys/net/ipv6/conf/default/accept_dad", []byte("0"), 0)
+		if errors.Is(err, os.ErrNotExist) {
+			return nil // no IPv6 in this kernel
+		}
+		return err
 	}); err != nil {
 		l.t.Fatalf("lab %s: %v", l.Name, err)
 	}

@@ -41,6 +41,19 @@ func TestSegment(t *testing.T) {
 	if _, err := a.Exec(t, "ping", "-c1", "-W2", "-M", "do", "-s", fmt.Sprint(9001-28), c.Addr.String()); err == nil {
 		t.Errorf("a 9001-byte DF packet went through a 9000-byte MTU")
 	}
+	// Sysctl applies to one namespace only.
+	if err := a.Sysctl("net.ipv4.ip_local_port_range", "2000 3000"); err != nil {
+		t.Fatal(err)
+	}
+	if got := a.Run(t, "cat", "/proc/sys/net/ipv4/ip_local_port_range"); got != "2000\t3000\n" {
+		t.Errorf("a's port range %q", got)
+	}
+	if got := b.Run(t, "cat", "/proc/sys/net/ipv4/ip_local_port_range"); got == "2000\t3000\n" {
+		t.Errorf("a's sysctl leaked into b")
+	}
+	if err := a.Sysctl("net.ipv4.no_such_key", "1"); err == nil {
+		t.Errorf("Sysctl of a missing key succeeded")
+	}
 	if got := l.Hosts(); len(got) != 3 || got[2] != c {
 		t.Errorf("Hosts() = %v", got)
 	}
@@ -279,4 +292,19 @@ func runAndRecover(fn func(), f *fatalRecorder) {
 		}
 	}()
 	fn()
+}
+
+func TestWaitOutput(t *testing.T) {
+	t.Parallel()
+	l := New(t, Config{})
+	h := l.AddHost("h", "")
+	p := h.Start(t, "sh", "-c", "sleep 0.3; echo ready; sleep 100")
+	if err := p.WaitOutput("ready", 10*time.Second); err != nil {
+		t.Error(err)
+	}
+	q := h.Start(t, "sh", "-c", "echo bye")
+	start := time.Now()
+	if err := q.WaitOutput("ready", 10*time.Second); err == nil || time.Since(start) > 5*time.Second {
+		t.Errorf("WaitOutput on an exited process: %v after %v", err, time.Since(start))
+	}
 }

@@ -136,6 +136,20 @@ func (p *Proc) Signal(sig syscall.Signal) error { return p.Cmd.Process.Signal(si
 // Output returns the output captured so far (the last outputLimit bytes).
 func (p *Proc) Output() string { return p.out.String() }
 
+// WaitOutput waits until the process has printed s (a server's "listening" line: a readiness
+// check that, unlike a probe connection, the server does not see).
+func (p *Proc) WaitOutput(s string, timeout time.Duration) error {
+	return poll(timeout, func() error {
+		if strings.Contains(p.Output(), s) {
+			return nil
+		}
+		if !p.Running() {
+			return stopPolling{fmt.Errorf("%s exited (%v) before printing %q", p.Name, p.Wait(), s)}
+		}
+		return fmt.Errorf("%s has not printed %q", p.Name, s)
+	})
+}
+
 func isSignaled(err error) bool {
 	var ee *exec.ExitError
 	if errors.As(err, &ee) {

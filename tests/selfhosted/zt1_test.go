@@ -4,6 +4,7 @@ package selfhosted
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"log/slog"
 	"net"
@@ -72,6 +73,12 @@ type selfHosted struct {
 func startSelfHosted(t *testing.T) *selfHosted {
 	t.Helper()
 	lab.ZT1Bin(t)
+	return startOurs(t)
+}
+
+// startOurs starts our root and our controller in the lab (no zerotier-one needed).
+func startOurs(t *testing.T) *selfHosted {
+	t.Helper()
 	lab.Require(t, "ping")
 	l := lab.New(t, lab.Config{})
 	rootHost, ctlHost := l.AddHost("root", rootAddr), l.AddHost("ctl", ctlAddr)
@@ -111,6 +118,24 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	t.Logf("our root %s at %s:%d, our controller %s at %s:%d", root.Address(), rootAddr, rootPort,
 		node.Address(), ctlAddr, ctlPort)
 	return &selfHosted{lab: l, planet: planet, ctrl: c}
+}
+
+// get reads a JSON object from the controller's API.
+func (s *selfHosted) get(path string, out any) error {
+	req, err := http.NewRequest("GET", s.ctrl.URL+path, nil)
+	if err != nil {
+		return err
+	}
+	req.Header.Set("X-ZT1-Auth", s.ctrl.Token)
+	resp, err := s.ctrl.Client.Do(req)
+	if err != nil {
+		return err
+	}
+	defer resp.Body.Close()
+	if resp.StatusCode != http.StatusOK {
+		return errors.New(resp.Status)
+	}
+	return json.NewDecoder(resp.Body).Decode(out)
 }
 
 // memberHome is a zerotier-one home with identity n, our planet and nwid joined.
@@ -174,6 +199,12 @@ func TestZT1MembersOnOurController(t *testing.T) {
 		n, err := m.zt1.Network(ctx, nw.ID)
 		if err != nil || n.Name != "selfhosted" || n.Type != "PRIVATE" {
 			t.Errorf("%s sees %+v (%v)", m.zt1.Address(), n, err)
+		}
+		// The versions zerotier-one sent with its request are stored, as its controller does.
+		var versions struct{ VMajor, VMinor, VRev, VProto int }
+		if err := s.get("/controller/network/"+nw.ID+"/member/"+m.zt1.Address(), &versions); err != nil ||
+			versions.VMajor != 1 || versions.VMinor != 14 || versions.VRev != 1 || versions.VProto != 12 {
+			t.Errorf("%s: stored versions %+v (%v)", m.zt1.Address(), versions, err)
 		}
 	}
 	t.Logf("member 1 %s at %s, member 2 %s at %s", m1.Address(), ep1.Addr, m2.Address(), ep2.Addr)

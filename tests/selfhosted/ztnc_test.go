@@ -1,7 +1,6 @@
 package selfhosted
 
 import (
-	"fmt"
 	"os"
 	"path/filepath"
 	"slices"
@@ -10,30 +9,6 @@ import (
 
 	"github.com/ztnc/ztnc/tests/lab"
 )
-
-// ztncRun is the ztnc-run binary under test, built by TestMain when ZT1_BIN is set (without
-// it every test skips).
-var ztncRun string
-
-func TestMain(m *testing.M) {
-	os.Exit(run(m))
-}
-
-func run(m *testing.M) int {
-	if os.Getenv(lab.ZT1BinEnv) != "" {
-		dir, err := os.MkdirTemp("", "ztnc-selfhosted-")
-		if err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-		defer os.RemoveAll(dir)
-		if ztncRun, err = lab.BuildZtncRun(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
-	}
-	return m.Run()
-}
 
 // TestZtncRunRootAndController is the self-hosted set-up as users run it: `ztnc-run root` and
 // `ztnc-run controller` processes, the network made through the controller's HTTP API, a

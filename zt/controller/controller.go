@@ -70,19 +70,23 @@ type Controller struct {
 	closeOnce sync.Once
 	workers   sync.WaitGroup
 
-	stats Stats
+	stats counters
 }
 
-// Stats counts what a Controller did; read with Stats.
+// Stats counts what a Controller did.
 type Stats struct {
-	Requests    atomic.Uint64 // NETWORK_CONFIG_REQUESTs handed to the controller
-	RateLimited atomic.Uint64 // ignored for coming < 1 s after the member's previous one
-	Dropped     atomic.Uint64 // dropped because the queue was full or the controller closed
-	Configs     atomic.Uint64 // configurations sent (answers and pushes)
-	Denied      atomic.Uint64 // ACCESS_DENIED answers
-	NotFound    atomic.Uint64 // NOT_FOUND answers
-	Revocations atomic.Uint64 // revocations sent
-	Failures    atomic.Uint64 // requests not answered because of a local error
+	Requests    uint64 // NETWORK_CONFIG_REQUESTs handed to the controller
+	RateLimited uint64 // ignored for coming < 1 s after the member's previous one
+	Dropped     uint64 // dropped because the queue was full or the controller closed
+	Configs     uint64 // configurations sent (answers and pushes)
+	Denied      uint64 // ACCESS_DENIED answers
+	NotFound    uint64 // NOT_FOUND answers
+	Revocations uint64 // revocations sent
+	Failures    uint64 // requests not answered because of a local error
+}
+
+type counters struct {
+	requests, rateLimited, dropped, configs, denied, notFound, revocations, failures atomic.Uint64
 }
 
 type statusKey struct {
@@ -148,7 +152,12 @@ func New(cfg Config) (*Controller, error) {
 func (c *Controller) Address() ztaddr.Address { return c.id.Address() }
 
 // Stats returns the counters.
-func (c *Controller) Stats() *Stats { return &c.stats }
+func (c *Controller) Stats() Stats {
+	s := &c.stats
+	return Stats{Requests: s.requests.Load(), RateLimited: s.rateLimited.Load(), Dropped: s.dropped.Load(),
+		Configs: s.configs.Load(), Denied: s.denied.Load(), NotFound: s.notFound.Load(),
+		Revocations: s.revocations.Load(), Failures: s.failures.Load()}
+}
 
 // Close stops answering; requests still queued are dropped.
 func (c *Controller) Close() error {
@@ -162,7 +171,7 @@ func (c *Controller) Request(nwid ztaddr.NetworkID, requestID uint64, from *iden
 	if nwid.Controller() != c.id.Address() || from == nil {
 		return
 	}
-	c.stats.Requests.Add(1)
+	c.stats.requests.Add(1)
 	if metadata == nil {
 		metadata = &netconf.Dictionary{}
 	}
@@ -181,7 +190,7 @@ func (c *Controller) Request(nwid ztaddr.NetworkID, requestID uint64, from *iden
 		}
 		c.statusMu.Unlock()
 		if limited {
-			c.stats.RateLimited.Add(1)
+			c.stats.rateLimited.Add(1)
 			return
 		}
 	}
@@ -191,15 +200,15 @@ func (c *Controller) Request(nwid ztaddr.NetworkID, requestID uint64, from *iden
 func (c *Controller) enqueue(j job) {
 	select {
 	case <-c.done:
-		c.stats.Dropped.Add(1)
+		c.stats.dropped.Add(1)
 		return
 	default:
 	}
 	select {
 	case c.queue <- j:
 	default:
-		c.stats.Dropped.Add(1)
-		c.log.Warn("controller: request queue full, dropping", "network", j.nwid, "member", j.from.Address())
+		c.stats.dropped.Add(1)
+		c.log.Debug("controller: request queue full, dropping", "network", j.nwid, "member", j.from.Address())
 	}
 }
 
@@ -232,7 +241,7 @@ func (c *Controller) answer(j job) {
 	to := j.from.Address()
 	nc, code, err := c.configure(j)
 	if err != nil {
-		c.stats.Failures.Add(1)
+		c.stats.failures.Add(1)
 		c.log.Error("controller: cannot answer", "network", j.nwid, "member", to, "err", err)
 		return
 	}
@@ -241,7 +250,7 @@ func (c *Controller) answer(j job) {
 		return
 	}
 	if err := signConfig(nc, c.id); err != nil {
-		c.stats.Failures.Add(1)
+		c.stats.failures.Add(1)
 		c.log.Error("controller: cannot sign", "network", j.nwid, "member", to, "err", err)
 		return
 	}
@@ -249,7 +258,7 @@ func (c *Controller) answer(j job) {
 		c.log.Warn("controller: cannot send config", "network", j.nwid, "member", to, "err", err)
 		return
 	}
-	c.stats.Configs.Add(1)
+	c.stats.configs.Add(1)
 	c.log.Debug("controller: config sent", "network", j.nwid, "member", to, "revision", nc.Revision,
 		"addresses", nc.AssignedPrefixes(), "push", j.requestID == 0)
 }
@@ -258,9 +267,9 @@ func (c *Controller) sendError(j job, code wire.ErrorCode) {
 	to := j.from.Address()
 	switch code {
 	case wire.ErrorObjectNotFound:
-		c.stats.NotFound.Add(1)
+		c.stats.notFound.Add(1)
 	case wire.ErrorNetworkAccessDenied:
-		c.stats.Denied.Add(1)
+		c.stats.denied.Add(1)
 	}
 	// An error cannot answer a push, except to ourselves (a node may be a member of its own
 	// networks, and learns its status that way).
@@ -441,7 +450,7 @@ func (c *Controller) revoke(nwid ztaddr.NetworkID, target ztaddr.Address) {
 			c.log.Warn("controller: cannot send revocation", "network", nwid, "to", to, "err", err)
 			continue
 		}
-		c.stats.Revocations.Add(1)
+		c.stats.revocations.Add(1)
 	}
 	c.log.Debug("controller: revoked", "network", nwid, "member", target, "told", len(online))
 }

@@ -281,7 +281,7 @@ func TestEndToEnd(t *testing.T) {
 			t.Fatal("B accepted a frame from deauthorized A")
 		}
 	}
-	if l.ctl.Stats().Revocations.Load() == 0 {
+	if l.ctl.Stats().Revocations == 0 {
 		t.Error("no revocation sent")
 	}
 	// A's next request is denied (restarted here, so as not to wait for its refresh; after a

@@ -5,6 +5,7 @@ import (
 	"bytes"
 	"encoding/json"
 	"math/rand/v2"
+	"net/http"
 	"net/http/httptest"
 	"net/netip"
 	"net/url"
@@ -157,10 +158,14 @@ func FuzzAPI(f *testing.F) {
 	h := c.Handler(testToken)
 	methods := []string{"GET", "POST", "DELETE", "PUT", "PATCH"}
 	f.Fuzz(func(t *testing.T, method uint8, path, body string) {
-		if u, err := url.Parse("http://localhost" + path); err != nil || u.Path != path {
-			return // not a request line a client could send
+		u, err := url.Parse("http://localhost" + path)
+		if err != nil || u.Path != path {
+			return // not a path a client could send
 		}
-		req := httptest.NewRequest(methods[int(method)%len(methods)], "http://localhost"+path, strings.NewReader(body))
+		req, err := http.NewRequest(methods[int(method)%len(methods)], u.String(), strings.NewReader(body))
+		if err != nil {
+			return
+		}
 		req.RemoteAddr = "127.0.0.1:1"
 		req.Header.Set("X-ZT1-Auth", testToken)
 		rec := httptest.NewRecorder()

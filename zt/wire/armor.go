@@ -8,6 +8,7 @@ import (
 	"crypto/subtle"
 	"errors"
 	"fmt"
+	"sync"
 
 	"golang.org/x/crypto/poly1305"
 
@@ -142,21 +143,27 @@ func dearmorSalsa(p Packet, k *Key) error {
 	return nil
 }
 
+// aesScratch holds the small buffers of one AES-GMAC-SIV operation. They would escape to the
+// heap through the cipher interfaces (five allocations per packet), so they are pooled.
+type aesScratch struct {
+	block, ctrIV, aad, saved, tag [16]byte
+	nonce                         [12]byte
+}
+
+var aesScratchPool = sync.Pool{New: func() any { return new(aesScratch) }}
+
 // gmacTag computes GMAC under K0 with nonce iv ‖ 0000 over destination, source and flags
 // (without hops), 5 zero bytes, then the plaintext from the verb byte on. The 16 bytes before
 // the verb are borrowed to lay that out contiguously and restored afterwards.
-func gmacTag(p Packet, k *Key, iv []byte) (t8 [8]byte) {
-	var saved [16]byte
-	copy(saved[:], p[idxVerb-16:idxVerb])
-	var aad [16]byte
-	copy(aad[:11], p[idxDest:idxMAC])
-	aad[10] &^= maskHops
-	copy(p[idxVerb-16:idxVerb], aad[:])
-	var nonce [12]byte
-	copy(nonce[:8], iv)
-	var tagBuf [16]byte
-	tag := k.gmac.Seal(tagBuf[:0], nonce[:], nil, p[idxVerb-16:])
-	copy(p[idxVerb-16:idxVerb], saved[:])
+func gmacTag(p Packet, k *Key, iv []byte, sc *aesScratch) (t8 [8]byte) {
+	copy(sc.saved[:], p[idxVerb-16:idxVerb])
+	sc.aad = [16]byte{}
+	copy(sc.aad[:11], p[idxDest:idxMAC])
+	sc.aad[10] &^= maskHops
+	copy(p[idxVerb-16:idxVerb], sc.aad[:])
+	copy(sc.nonce[:8], iv)
+	tag := k.gmac.Seal(sc.tag[:0], sc.nonce[:], nil, p[idxVerb-16:])
+	copy(p[idxVerb-16:idxVerb], sc.saved[:])
 	for i := range t8 {
 		t8[i] = tag[i] ^ tag[i+8]
 	}
@@ -164,28 +171,30 @@ func gmacTag(p Packet, k *Key, iv []byte) (t8 [8]byte) {
 }
 
 func armorAES(p Packet, k *Key) {
-	var block [16]byte
-	copy(block[:8], p[idxID:idxID+8])
-	t8 := gmacTag(p, k, block[:8])
-	copy(block[8:], t8[:])
-	k.k1.Encrypt(block[:], block[:])
-	ctrIV := block
-	ctrIV[12] &= 0x7f
-	cipher.NewCTR(k.k1, ctrIV[:]).XORKeyStream(p[idxVerb:], p[idxVerb:])
-	copy(p[idxID:idxID+8], block[:8])
-	copy(p[idxMAC:idxVerb], block[8:])
+	sc := aesScratchPool.Get().(*aesScratch)
+	defer aesScratchPool.Put(sc)
+	copy(sc.block[:8], p[idxID:idxID+8])
+	t8 := gmacTag(p, k, sc.block[:8], sc)
+	copy(sc.block[8:], t8[:])
+	k.k1.Encrypt(sc.block[:], sc.block[:])
+	sc.ctrIV = sc.block
+	sc.ctrIV[12] &= 0x7f
+	cipher.NewCTR(k.k1, sc.ctrIV[:]).XORKeyStream(p[idxVerb:], p[idxVerb:])
+	copy(p[idxID:idxID+8], sc.block[:8])
+	copy(p[idxMAC:idxVerb], sc.block[8:])
 }
 
 func dearmorAES(p Packet, k *Key) error {
-	var block [16]byte
-	copy(block[:8], p[idxID:idxID+8])
-	copy(block[8:], p[idxMAC:idxVerb])
-	ctrIV := block
-	ctrIV[12] &= 0x7f
-	cipher.NewCTR(k.k1, ctrIV[:]).XORKeyStream(p[idxVerb:], p[idxVerb:])
-	k.k1.Decrypt(block[:], block[:])
-	t8 := gmacTag(p, k, block[:8])
-	if subtle.ConstantTimeCompare(t8[:], block[8:]) != 1 {
+	sc := aesScratchPool.Get().(*aesScratch)
+	defer aesScratchPool.Put(sc)
+	copy(sc.block[:8], p[idxID:idxID+8])
+	copy(sc.block[8:], p[idxMAC:idxVerb])
+	sc.ctrIV = sc.block
+	sc.ctrIV[12] &= 0x7f
+	cipher.NewCTR(k.k1, sc.ctrIV[:]).XORKeyStream(p[idxVerb:], p[idxVerb:])
+	k.k1.Decrypt(sc.block[:], sc.block[:])
+	t8 := gmacTag(p, k, sc.block[:8], sc)
+	if subtle.ConstantTimeCompare(t8[:], sc.block[8:]) != 1 {
 		return ErrBadMAC
 	}
 	return nil

@@ -60,23 +60,47 @@ func (f Fragment) IncrementHops() {
 // Data is the piece of the packet this fragment carries.
 func (f Fragment) Data() []byte { return f[FragmentHeaderSize:] }
 
+// FragmentCount is how many datagrams (head included) a packet of size bytes takes at mtu, or 0
+// if it does not fit in MaxFragments (or mtu is too small to fragment).
+func FragmentCount(size, mtu int) int {
+	if size <= mtu {
+		return 1
+	}
+	if mtu <= FragmentHeaderSize+HeaderSize {
+		return 0
+	}
+	per := mtu - FragmentHeaderSize
+	n := 1 + (size-mtu+per-1)/per
+	if n > MaxFragments {
+		return 0
+	}
+	return n
+}
+
+// FragmentPiece returns the header and the slice of p that make up datagram n (1..total-1)
+// of p cut at mtu, so that a transport can send header and piece as two iovecs without
+// copying. The head (n = 0) is p[:mtu] itself.
+func FragmentPiece(hdr *[FragmentHeaderSize]byte, p Packet, mtu, n, total int) []byte {
+	copy(hdr[:13], p[:13])
+	hdr[idxFragIndicator] = fragmentIndicator
+	hdr[idxFragCounts] = byte(total<<4 | n)
+	hdr[idxFragHops] = 0
+	per := mtu - FragmentHeaderSize
+	start := mtu + (n-1)*per
+	return p[start:min(len(p), start+per)]
+}
+
 // Fragments cuts an armored packet into datagrams of at most mtu bytes and calls emit for each,
 // head first. The head must have been flagged with SetFragmented before Armor when
 // len(p) > mtu. emit's argument is only valid during the call.
 func Fragments(p Packet, mtu int, emit func(datagram []byte) error) error {
-	if len(p) <= mtu {
+	total := FragmentCount(len(p), mtu)
+	switch {
+	case total == 1:
 		return emit(p)
-	}
-	if mtu <= FragmentHeaderSize+HeaderSize {
-		return fmt.Errorf("%w: MTU %d", ErrBadFragment, mtu)
-	}
-	rest := len(p) - mtu
-	per := mtu - FragmentHeaderSize
-	total := 1 + (rest+per-1)/per
-	if total > MaxFragments {
-		return fmt.Errorf("%w: %d bytes need %d fragments at MTU %d", ErrTooLarge, len(p), total, mtu)
-	}
-	if !p.Fragmented() {
+	case total == 0:
+		return fmt.Errorf("%w: %d bytes do not fit in %d fragments at MTU %d", ErrTooLarge, len(p), MaxFragments, mtu)
+	case !p.Fragmented():
 		return fmt.Errorf("%w: head of a %d-byte packet is not flagged fragmented", ErrBadFragment, len(p))
 	}
 	if err := emit(p[:mtu]); err != nil {
@@ -84,17 +108,12 @@ func Fragments(p Packet, mtu int, emit func(datagram []byte) error) error {
 	}
 	buf := fragmentBuffers.Get().(*[FragmentHeaderSize + MaxPacketSize]byte)
 	defer fragmentBuffers.Put(buf)
-	copy(buf[:13], p[:13])
-	buf[idxFragIndicator] = fragmentIndicator
-	buf[idxFragHops] = 0
-	off := mtu
 	for n := 1; n < total; n++ {
-		buf[idxFragCounts] = byte(total<<4 | n)
-		chunk := copy(buf[FragmentHeaderSize:FragmentHeaderSize+per], p[off:])
-		if err := emit(buf[:FragmentHeaderSize+chunk]); err != nil {
+		piece := FragmentPiece((*[FragmentHeaderSize]byte)(buf[:FragmentHeaderSize]), p, mtu, n, total)
+		copy(buf[FragmentHeaderSize:], piece)
+		if err := emit(buf[:FragmentHeaderSize+len(piece)]); err != nil {
 			return err
 		}
-		off += chunk
 	}
 	return nil
 }
@@ -136,19 +155,26 @@ func (r *Reassembler) slot(id uint64) *reassembly {
 }
 
 // AddHead files the head of a fragmented packet (a packet with the fragmented flag). It
-// returns the whole packet if this completed it.
-func (r *Reassembler) AddHead(p Packet) (Packet, bool, error) {
+// returns the whole packet, newly allocated, if this completed it.
+func (r *Reassembler) AddHead(p Packet) (Packet, bool, error) { return r.AddHeadInto(nil, p) }
+
+// AddFragment files a fragment. It returns the whole packet, newly allocated, if this
+// completed it.
+func (r *Reassembler) AddFragment(f Fragment) (Packet, bool, error) { return r.AddFragmentInto(nil, f) }
+
+// AddHeadInto is AddHead assembling a completed packet into dst (reusing its capacity).
+func (r *Reassembler) AddHeadInto(dst []byte, p Packet) (Packet, bool, error) {
 	s := r.slot(p.ID())
 	if s.have&1 != 0 {
 		return nil, false, nil // duplicate
 	}
 	s.head = append(s.head[:0], p...)
 	s.have |= 1
-	return r.complete(s)
+	return r.complete(dst, s)
 }
 
-// AddFragment files a fragment. It returns the whole packet if this completed it.
-func (r *Reassembler) AddFragment(f Fragment) (Packet, bool, error) {
+// AddFragmentInto is AddFragment assembling a completed packet into dst (reusing its capacity).
+func (r *Reassembler) AddFragmentInto(dst []byte, f Fragment) (Packet, bool, error) {
 	if len(f) <= FragmentHeaderSize {
 		return nil, false, fmt.Errorf("%w: %d bytes", ErrBadFragment, len(f))
 	}
@@ -166,10 +192,10 @@ func (r *Reassembler) AddFragment(f Fragment) (Packet, bool, error) {
 	s.total = total
 	s.frags[n-1] = append(s.frags[n-1][:0], f.Data()...)
 	s.have |= 1 << n
-	return r.complete(s)
+	return r.complete(dst, s)
 }
 
-func (r *Reassembler) complete(s *reassembly) (Packet, bool, error) {
+func (r *Reassembler) complete(dst []byte, s *reassembly) (Packet, bool, error) {
 	if s.total == 0 || bits.OnesCount16(s.have) != s.total || s.have&1 == 0 {
 		return nil, false, nil
 	}
@@ -181,8 +207,7 @@ func (r *Reassembler) complete(s *reassembly) (Packet, bool, error) {
 	if size > MaxPacketSize {
 		return nil, false, fmt.Errorf("%w: reassembled %d bytes", ErrTooLarge, size)
 	}
-	p := make(Packet, 0, size)
-	p = append(p, s.head...)
+	p := append(Packet(dst[:0]), s.head...)
 	for _, f := range s.frags[:s.total-1] {
 		p = append(p, f...)
 	}

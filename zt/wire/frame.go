@@ -20,7 +20,7 @@ type Frame struct {
 }
 
 // Append appends the payload.
-func (f *Frame) Append(b []byte) []byte {
+func (f Frame) Append(b []byte) []byte {
 	return append(AppendFrameHeader(b, f.NetworkID, f.EtherType), f.Data...)
 }
 
@@ -29,13 +29,14 @@ func AppendFrameHeader(b []byte, nwid ztaddr.NetworkID, etherType uint16) []byte
 	return bin.AppendU16(bin.AppendU64(b, uint64(nwid)), etherType)
 }
 
-// ParseFrame decodes a FRAME without copying: Data aliases payload.
-func ParseFrame(payload []byte) (*Frame, error) {
+// ParseFrame decodes a FRAME without copying or allocating (FRAME is the data path): Data
+// aliases payload.
+func ParseFrame(payload []byte) (Frame, error) {
 	if len(payload) < FrameHeaderSize {
-		return nil, fmt.Errorf("%w: FRAME of %d bytes", ErrBadPayload, len(payload))
+		return Frame{}, fmt.Errorf("%w: FRAME of %d bytes", ErrBadPayload, len(payload))
 	}
 	r := bin.Reader{B: payload}
-	return &Frame{NetworkID: ztaddr.NetworkID(r.U64()), EtherType: r.U16(), Data: r.Rest()}, nil
+	return Frame{NetworkID: ztaddr.NetworkID(r.U64()), EtherType: r.U16(), Data: r.Rest()}, nil
 }
 
 // EXT_FRAME flags.

@@ -45,7 +45,11 @@ func ParseMessage(v Verb, payload []byte) (Message, error) {
 	case VerbRendezvous:
 		return ParseRendezvous(payload)
 	case VerbFrame:
-		return ParseFrame(payload)
+		f, err := ParseFrame(payload)
+		if err != nil {
+			return nil, err
+		}
+		return &f, nil
 	case VerbExtFrame:
 		return ParseExtFrame(payload)
 	case VerbMulticastLike:

@@ -214,3 +214,15 @@ func TestConfigAssembly(t *testing.T) {
 		t.Errorf("chunk verified by a non-controller: %v", err)
 	}
 }
+
+func TestParseFrameDoesNotAllocate(t *testing.T) {
+	payload := (&Frame{NetworkID: 1, EtherType: 0x0800, Data: make([]byte, 1400)}).Append(nil)
+	if n := testing.AllocsPerRun(100, func() {
+		f, err := ParseFrame(payload)
+		if err != nil || len(f.Data) != 1400 {
+			t.Fatal(err)
+		}
+	}); n != 0 {
+		t.Errorf("%.1f allocations per FRAME", n)
+	}
+}

@@ -1,0 +1,170 @@
+package main
+
+import (
+	"context"
+	"fmt"
+	"log/slog"
+	"net/netip"
+	"os"
+	"slices"
+	"strings"
+
+	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/supervisor"
+	"github.com/ztnc/ztnc/supervisor/resolver"
+	"github.com/ztnc/ztnc/zt"
+	"github.com/ztnc/ztnc/zt/ztaddr"
+)
+
+// localDomain is the DNS domain of --local networks: ".internal" is reserved for private use
+// (ICANN, 2024), so it never shadows a public name.
+const localDomain = "internal"
+
+// resolvConf is where the programs' resolvers find their servers.
+const resolvConf = "/etc/resolv.conf"
+
+// localNames is the resolver's view of a --local network: this member's name (--dns-name) and
+// the names given with --add-host, under localDomain.
+type localNames struct {
+	st    *netstack.Stack
+	self  string
+	hosts map[string][]netip.Addr
+}
+
+// newLocalNames parses --dns-name and --add-host NAME=ADDR values.
+func newLocalNames(st *netstack.Stack, self string, adds []string) (*localNames, error) {
+	n := &localNames{st: st, self: qualify(self), hosts: map[string][]netip.Addr{}}
+	for _, v := range adds {
+		name, addr, ok := strings.Cut(v, "=")
+		a, err := netip.ParseAddr(strings.TrimSpace(addr))
+		if !ok || err != nil || strings.TrimSpace(name) == "" {
+			return nil, fmt.Errorf("--add-host %q: want NAME=ADDRESS", v)
+		}
+		q := qualify(name)
+		n.hosts[q] = append(n.hosts[q], a)
+	}
+	return n, nil
+}
+
+// qualify puts a name in localDomain unless it already has a dot.
+func qualify(name string) string {
+	name = strings.ToLower(strings.TrimSuffix(strings.TrimSpace(name), "."))
+	if name == "" || strings.Contains(name, ".") {
+		return name
+	}
+	return name + "." + localDomain
+}
+
+func (n *localNames) DNS() (string, []netip.Addr) { return localDomain, nil }
+
+func (n *localNames) Lookup(name string) ([]netip.Addr, bool) {
+	if name == n.self && n.self != "" {
+		var out []netip.Addr
+		for _, p := range n.st.Addresses() {
+			out = append(out, p.Addr())
+		}
+		return out, true
+	}
+	a, ok := n.hosts[name]
+	return a, ok
+}
+
+func (n *localNames) Exchange(ctx context.Context, server netip.AddrPort, msg []byte, tcp bool) ([]byte, error) {
+	return resolver.StackExchange(n.st)(ctx, server, msg, tcp)
+}
+
+// defaultDNSName is this member's name on a --local network: the host's short name.
+func defaultDNSName() string {
+	h, err := os.Hostname()
+	if err != nil || h == "" {
+		return "localhost"
+	}
+	h, _, _ = strings.Cut(h, ".")
+	return h
+}
+
+// startResolver serves the DNS responder on the stack and returns the redirects that send the
+// programs' queries to the host's resolvers there.
+//
+// Host access: a --local network has none, so names outside the virtual network are refused.
+// (The fall-through policy will set Config.Upstream to the host's servers.)
+func startResolver(log *slog.Logger, st *netstack.Stack, nets []resolver.Network) (*resolver.Server, []supervisor.Redirect, error) {
+	r := resolver.New(resolver.Config{
+		Networks: func() []resolver.Network { return nets },
+	})
+	srv, addrs, err := resolver.Listen(r, st, log)
+	if err != nil {
+		return nil, nil, err
+	}
+	var rs []supervisor.Redirect
+	for _, a := range resolver.HostServers(resolvConf) {
+		from := netip.AddrPortFrom(a, 53)
+		udp, tcp := addrs.UDP4, addrs.TCP4
+		if a.Is6() && !a.Is4In6() {
+			udp, tcp = addrs.UDP6, addrs.TCP6
+		}
+		rs = append(rs, supervisor.Redirect{UDP: true, From: from, To: udp}, supervisor.Redirect{From: from, To: tcp})
+	}
+	log.Debug("dns responder", "udp", addrs.UDP4, "tcp", addrs.TCP4, "answers for", rs)
+	return srv, rs, nil
+}
+
+// ztNames is the resolver's view of a ZeroTier network: the built-in member names
+// <node>.<nwid>.zt, and the DNS domain and servers of the network's config.
+//
+// A member's name gives its RFC 4193 and 6PLANE addresses when the network assigns those (they
+// are computed from the node address), and its IPv4 addresses as the stack's neighbour table
+// knows them (a member's MAC is computed from its node address; its IPv4 address is the
+// controller's choice, learned by ARP once the two members have talked). ZeroTier 1.x network
+// configs carry no member names.
+type ztNames struct {
+	nw   *zt.Network
+	self ztaddr.Address
+	st   *netstack.Stack
+}
+
+func (n *ztNames) DNS() (string, []netip.Addr) {
+	s := n.nw.State()
+	return s.DNS.Domain, s.DNS.Servers
+}
+
+func (n *ztNames) Lookup(name string) ([]netip.Addr, bool) {
+	node, rest, _ := strings.Cut(name, ".")
+	if rest != n.nw.ID().String()+".zt" {
+		return nil, false
+	}
+	a, err := ztaddr.ParseAddress(node)
+	if err != nil {
+		return nil, false
+	}
+	own := n.st.Addresses()
+	if a == n.self {
+		out := make([]netip.Addr, 0, len(own))
+		for _, p := range own {
+			out = append(out, p.Addr())
+		}
+		return out, true
+	}
+	var out []netip.Addr
+	id := n.nw.ID()
+	for _, p := range own {
+		switch p.Addr() {
+		case ztaddr.RFC4193(id, n.self).Addr():
+			out = append(out, ztaddr.RFC4193(id, a).Addr())
+		case ztaddr.SixPlane(id, n.self).Addr():
+			out = append(out, ztaddr.SixPlane(id, a).Addr())
+		}
+	}
+	mac := ztaddr.NodeMAC(a, id)
+	for ip, m := range n.st.Neighbors() {
+		if m == [6]byte(mac) && ip.Is4() {
+			out = append(out, ip)
+		}
+	}
+	slices.SortFunc(out, netip.Addr.Compare)
+	return out, true
+}
+
+func (n *ztNames) Exchange(ctx context.Context, server netip.AddrPort, msg []byte, tcp bool) ([]byte, error) {
+	return resolver.StackExchange(n.st)(ctx, server, msg, tcp)
+}

@@ -1,0 +1,324 @@
+package supervisor
+
+import (
+	"bufio"
+	"bytes"
+	"net/netip"
+	"os"
+	"strconv"
+	"sync"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/notify"
+)
+
+// A dgram is an emulated datagram socket: UDP, an ICMP echo ("ping") socket, or a raw ICMP
+// socket emulated on an echo endpoint. The program holds one end (P) of an AF_UNIX
+// SOCK_SEQPACKET socketpair, at a number in the datagram range (see fdRange); the stack's
+// proxy (netstack Splice) holds the other from socket() on. Datagram boundaries, MSG_PEEK,
+// MSG_TRUNC, MSG_DONTWAIT, blocking, poll and epoll all work natively on P, and so do read,
+// write, send and recv: on a connected socket nothing is trapped.
+//
+// What the kernel cannot do on P is addresses: a destination per datagram (sendto, sendmsg)
+// and the source of each (recvfrom, recvmsg). Those calls are trapped and answered here: sends
+// go to the endpoint (WriteTo), receives take the datagram from P through a copy of it, with
+// the header the proxy recorded for exactly that datagram (netstack ReadQueued).
+type dgram struct {
+	s    *Supervisor
+	ino  uint64
+	v6   bool
+	kind dgramKind
+	ep   *netstack.DatagramEndpoint
+
+	mu      sync.Mutex
+	recv    recvOpts
+	opts    map[optKey][]byte // options the stack does not handle, remembered for getsockopt
+	rawID   uint16            // raw ICMP: the identifier the program puts in its echo requests
+	hasRaw  bool              // rawID is set
+	closing bool
+}
+
+type dgramKind uint8
+
+const (
+	kindUDP     dgramKind = iota
+	kindPing              // SOCK_DGRAM, IPPROTO_ICMP/ICMPV6
+	kindRawICMP           // SOCK_RAW, IPPROTO_ICMP/ICMPV6
+)
+
+// recvOpts are the options that add control messages to recvmsg.
+type recvOpts struct {
+	pktinfo, pktinfo6      bool
+	ttl, hoplimit          bool
+	tos, tclass            bool
+	timestamp, timestampNS int // the option name the program set (0: off): SO_TIMESTAMP_OLD/NEW...
+}
+
+// capNetRaw is CAP_NET_RAW's bit in /proc/<pid>/status CapEff.
+const capNetRaw = 13
+
+// socketDgram emulates socket(AF_INET/AF_INET6, SOCK_DGRAM/SOCK_RAW, proto).
+func (s *Supervisor) socketDgram(c *call, v6 bool, typ, proto int) error {
+	var kind dgramKind
+	icmp := unix.IPPROTO_ICMP
+	if v6 {
+		icmp = unix.IPPROTO_ICMPV6
+	}
+	switch {
+	case typ == unix.SOCK_DGRAM && (proto == 0 || proto == unix.IPPROTO_UDP):
+		kind = kindUDP
+	case typ == unix.SOCK_DGRAM && proto == icmp:
+		kind = kindPing
+	case typ == unix.SOCK_DGRAM:
+		return unix.EPROTONOSUPPORT
+	case !hasCapability(c.Pid, capNetRaw):
+		return unix.EPERM // as for any unprivileged process
+	case proto == icmp:
+		kind = kindRawICMP
+	default:
+		// Raw sockets of other protocols would need the whole IP layer of the virtual
+		// network; refuse them as a kernel without that protocol would.
+		return unix.EPROTONOSUPPORT
+	}
+	var ep *netstack.DatagramEndpoint
+	var err error
+	if kind == kindUDP {
+		ep, err = s.stack.NewUDP(v6)
+	} else {
+		ep, err = s.stack.NewPing(v6)
+	}
+	if err != nil {
+		return err
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		ep.Close()
+		return err
+	}
+	p, sfd := fds[0], fds[1]
+	defer unix.Close(p)
+	if typ0 := int(int32(c.Args[1])); typ0&unix.SOCK_NONBLOCK == 0 {
+		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
+	}
+	var st unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(p, &st)
+	}
+	if err != nil {
+		unix.Close(sfd)
+		ep.Close()
+		return err
+	}
+	d := &dgram{s: s, ino: st.Ino, v6: v6, kind: kind, ep: ep}
+	if kind == kindRawICMP && !v6 {
+		// The IPv4 header a raw socket delivers carries the TTL.
+		ep.SetSockOpt(unix.IPPROTO_IP, unix.IP_RECVTTL, intOpt(1))
+	}
+	s.register(d.ino, d)
+	// The proxy owns S and the endpoint from here: when the program's last reference to P
+	// closes, it closes both, and the socket is forgotten.
+	if err := ep.Splice(os.NewFile(uintptr(sfd), "ztnc-dgram")); err != nil {
+		s.unregister(d.ino, d)
+		return err
+	}
+	done := ep.Done()
+	s.goSafe(func() {
+		select {
+		case <-done:
+		case <-s.done:
+		}
+		d.release()
+	})
+	cloexec := int(int32(c.Args[1]))&unix.SOCK_CLOEXEC != 0
+	if target := s.freeDatagramFD(c.Pid); target >= 0 {
+		_, err = s.l.AddFDReturnAt(c.ID, p, target, cloexec)
+	} else {
+		// The range is full (or the program lowered its fd limit below it): the socket
+		// works, but sendmsg/recvmsg on it run untrapped (no addresses, no control messages).
+		_, err = s.l.AddFDReturn(c.ID, p, cloexec)
+	}
+	if err != nil {
+		// Nothing was installed: our copy of P closes below, the proxy sees the hang-up.
+		if err == notify.ErrGone {
+			return answered
+		}
+		return err
+	}
+	if s.verbose {
+		s.log.Debug("socket", "pid", c.Pid, "ino", d.ino, "v6", v6, "kind", kind)
+	}
+	return answered
+}
+
+// freeDatagramFD finds a number in the datagram range that is free in thread tid's fd table,
+// or -1. pidfd_getfd tells: EBADF for a free number. The search starts after the last number
+// handed out, so a program's sockets get consecutive numbers without rescanning.
+func (s *Supervisor) freeDatagramFD(tid uint32) int {
+	r := datagramFDs()
+	start := int(s.fdCursor.Load())
+	for i := range r.size {
+		off := (start + i) % r.size
+		cfd, err := s.tasks.GetFD(tid, r.base+off)
+		switch err {
+		case unix.EBADF:
+			s.fdCursor.Store(uint32((off + 1) % r.size))
+			return r.base + off
+		case nil:
+			unix.Close(cfd)
+		default:
+			return -1
+		}
+	}
+	return -1
+}
+
+// hasCapability reads whether thread tid has capability bit in its effective set.
+func hasCapability(tid uint32, bit uint) bool {
+	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/status")
+	if err != nil {
+		return false
+	}
+	sc := bufio.NewScanner(bytes.NewReader(b))
+	for sc.Scan() {
+		if v, ok := bytes.CutPrefix(sc.Bytes(), []byte("CapEff:")); ok {
+			caps, err := strconv.ParseUint(string(bytes.TrimSpace(v)), 16, 64)
+			return err == nil && caps&(1<<bit) != 0
+		}
+	}
+	return false
+}
+
+// release forgets the socket once the proxy has closed it (the program's end is gone) or the
+// supervisor stops.
+func (d *dgram) release() {
+	d.mu.Lock()
+	if d.closing {
+		d.mu.Unlock()
+		return
+	}
+	d.closing = true
+	d.mu.Unlock()
+	d.ep.Close()
+	d.s.unregister(d.ino, d)
+}
+
+// handle answers a call on a datagram socket.
+func (d *dgram) handle(c *call, pc **progEnd) (int64, error) {
+	switch c.Nr {
+	case unix.SYS_CONNECT:
+		return 0, d.connect(c)
+	case unix.SYS_BIND:
+		return 0, d.bind(c)
+	case unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4:
+		return 0, unix.EOPNOTSUPP
+	case unix.SYS_GETSOCKNAME:
+		return 0, c.writeSockaddr(c.Args[1], c.Args[2], encodeSockaddr(d.ep.LocalAddr(), d.v6))
+	case unix.SYS_GETPEERNAME:
+		peer, err := d.peer()
+		if err != nil {
+			return 0, err
+		}
+		return 0, c.writeSockaddr(c.Args[1], c.Args[2], encodeSockaddr(peer, d.v6))
+	case unix.SYS_GETSOCKOPT:
+		return 0, d.getsockopt(c)
+	case unix.SYS_SETSOCKOPT:
+		return 0, d.setsockopt(c, *pc)
+	case unix.SYS_SHUTDOWN:
+		return 0, d.shutdown(c)
+	case unix.SYS_SENDTO:
+		return d.sendto(c, *pc)
+	case unix.SYS_RECVFROM:
+		return d.recvfrom(c, pc)
+	case unix.SYS_SENDMSG:
+		return d.sendmsg(c, *pc)
+	case unix.SYS_RECVMSG:
+		return d.recvmsg(c, pc)
+	case unix.SYS_SENDMMSG:
+		return d.sendmmsg(c, *pc)
+	case unix.SYS_RECVMMSG:
+		return d.recvmmsg(c, pc)
+	case unix.SYS_IOCTL:
+		return d.ioctl(c, *pc)
+	}
+	return 0, continueErr
+}
+
+// peer returns the connected peer as the program sees it, or ENOTCONN.
+func (d *dgram) peer() (netip.AddrPort, error) {
+	peer, err := d.ep.RemoteAddr()
+	if err != nil {
+		return netip.AddrPort{}, err
+	}
+	return d.s.redirectIn(d.kind == kindUDP, peer), nil
+}
+
+// connect emulates connect(2): a peer to send to and receive from, or AF_UNSPEC to dissolve
+// the association. Unlike TCP it completes at once.
+func (d *dgram) connect(c *call) error {
+	b, err := c.readSockaddr(c.Args[1], c.Args[2])
+	if err != nil {
+		return err
+	}
+	ap, unspec, err := decodeSockaddr(b, d.v6)
+	if err != nil {
+		return err
+	}
+	if unspec {
+		return d.ep.Disconnect()
+	}
+	return d.ep.Connect(d.s.redirectOut(d.kind == kindUDP, ap))
+}
+
+// bind emulates bind(2) (for echo sockets the port is the echo identifier).
+func (d *dgram) bind(c *call) error {
+	b, err := c.readSockaddr(c.Args[1], c.Args[2])
+	if err != nil {
+		return err
+	}
+	ap, err := decodeBindAddr(b, d.v6)
+	if err != nil {
+		return err
+	}
+	err = d.ep.Bind(ap)
+	if err == unix.EADDRINUSE && ap.Port() != 0 && d.s.releaseClosedDatagrams(ap.Port()) {
+		err = d.ep.Bind(ap)
+	}
+	return err
+}
+
+// releaseClosedDatagrams releases, at once, the datagram sockets on port whose program end is
+// already closed: the proxy notices a close asynchronously, and a program that closes a socket
+// and binds its port again must not find it taken, as on Linux. It reports whether it released
+// any.
+func (s *Supervisor) releaseClosedDatagrams(port uint16) bool {
+	s.mu.Lock()
+	var cands []*dgram
+	for _, e := range s.socks {
+		if d, ok := e.(*dgram); ok && d.ep.LocalAddr().Port() == port {
+			cands = append(cands, d)
+		}
+	}
+	s.mu.Unlock()
+	released := false
+	for _, d := range cands {
+		if !unixSocketExists(d.ino) {
+			d.release()
+			released = true
+		}
+	}
+	return released
+}
+
+// shutdown emulates shutdown(2): accepted on a connected socket, as Linux does for UDP.
+func (d *dgram) shutdown(c *call) error {
+	how := int(int32(c.Args[1]))
+	if how < unix.SHUT_RD || how > unix.SHUT_RDWR {
+		return unix.EINVAL
+	}
+	if _, err := d.ep.RemoteAddr(); err != nil {
+		return unix.ENOTCONN
+	}
+	return nil
+}

@@ -1,0 +1,141 @@
+package supervisor
+
+import (
+	"golang.org/x/sys/unix"
+)
+
+// Options the stack does not model and that would mislead a program if accepted: UDP
+// segmentation offload and receive coalescing change what one send or receive means, so they
+// are refused as by a kernel without them, and programs (QUIC stacks) fall back.
+const (
+	udpSegment = 103 // UDP_SEGMENT
+	udpGRO     = 104 // UDP_GRO
+	solRaw     = 255 // SOL_RAW (ICMP_FILTER)
+)
+
+// getsockopt emulates getsockopt(2) on a datagram socket.
+func (d *dgram) getsockopt(c *call) error {
+	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
+	n, err := c.readUint32(c.Args[4])
+	if err != nil {
+		return err
+	}
+	if int32(n) < 0 {
+		return unix.EINVAL
+	}
+	val, err := d.option(level, name)
+	if err != nil {
+		return err
+	}
+	val = val[:min(int(n), len(val))]
+	if err := c.write(c.Args[3], val); err != nil {
+		return err
+	}
+	return c.writeUint32(c.Args[4], uint32(len(val)))
+}
+
+func (d *dgram) option(level, name int) ([]byte, error) {
+	if d.kind == kindRawICMP && level == unix.SOL_SOCKET {
+		switch name {
+		case unix.SO_TYPE:
+			return intOpt(unix.SOCK_RAW), nil
+		}
+	}
+	if level == unix.SOL_UDP && (name == udpSegment || name == udpGRO) {
+		return nil, unix.ENOPROTOOPT
+	}
+	val, err := d.ep.GetSockOpt(level, name)
+	if err == unix.ENOPROTOOPT {
+		d.mu.Lock()
+		v, ok := d.opts[optKey{level, name}]
+		d.mu.Unlock()
+		if ok {
+			return v, nil
+		}
+	}
+	return val, err
+}
+
+// setsockopt emulates setsockopt(2) on a datagram socket: the stack applies what it knows, the
+// rest is remembered; receive timeouts are also set on P, where native reads happen; options
+// that add control messages to recvmsg are noted.
+func (d *dgram) setsockopt(c *call, p *progEnd) error {
+	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
+	n := int(int32(c.Args[4]))
+	if n < 0 {
+		return unix.EINVAL
+	}
+	val := make([]byte, min(n, maxOptLen))
+	if err := c.read(c.Args[3], val); err != nil {
+		return err
+	}
+	if level == unix.SOL_UDP && (name == udpSegment || name == udpGRO) {
+		return unix.ENOPROTOOPT
+	}
+	if level == unix.SOL_SOCKET {
+		switch name {
+		case unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW, unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW, unix.SO_RCVLOWAT:
+			if err := unix.SetsockoptString(p.fd, level, name, string(val)); err != nil {
+				return err
+			}
+		}
+	}
+	err := d.ep.SetSockOpt(level, name, val)
+	if err != nil && err != unix.ENOPROTOOPT {
+		return err
+	}
+	on := len(val) > 0 && !allZeroBytes(val)
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if err == unix.ENOPROTOOPT {
+		if d.opts == nil {
+			d.opts = make(map[optKey][]byte)
+		}
+		d.opts[optKey{level, name}] = val
+	}
+	r := &d.recv
+	switch level {
+	case unix.IPPROTO_IP:
+		switch name {
+		case unix.IP_PKTINFO:
+			r.pktinfo = on
+		case unix.IP_RECVTTL:
+			r.ttl = on
+		case unix.IP_RECVTOS:
+			r.tos = on
+		}
+	case unix.IPPROTO_IPV6:
+		switch name {
+		case unix.IPV6_RECVPKTINFO:
+			r.pktinfo6 = on
+		case unix.IPV6_RECVHOPLIMIT:
+			r.hoplimit = on
+		case unix.IPV6_RECVTCLASS:
+			r.tclass = on
+		}
+	case unix.SOL_SOCKET:
+		switch name {
+		case unix.SO_TIMESTAMP_OLD, unix.SO_TIMESTAMP_NEW:
+			r.timestamp = onName(on, name)
+		case unix.SO_TIMESTAMPNS_OLD, unix.SO_TIMESTAMPNS_NEW:
+			r.timestampNS = onName(on, name)
+		}
+	}
+	return nil
+}
+
+func onName(on bool, name int) int {
+	if on {
+		return name
+	}
+	return 0
+}
+
+func allZeroBytes(b []byte) bool {
+	for _, c := range b {
+		if c != 0 {
+			return false
+		}
+	}
+	return true
+}

@@ -1,0 +1,217 @@
+package tests
+
+import (
+	"os/exec"
+	"strings"
+	"testing"
+)
+
+// The --local network's link-local address: fe80::/64 with the EUI-64 of ztnc-run's local MAC
+// (02:7a:74:6e:63:01), on interface 2.
+const localLinkLocal = "fe80::7a:74ff:fe6e:6301%2"
+
+// TestUDPSemantics runs socket-level checks (a static Go program calling the system calls
+// directly): datagram boundaries, MSG_PEEK/MSG_TRUNC/MSG_DONTWAIT, FIONREAD, IP_PKTINFO and
+// IPV6_RECVPKTINFO, sendmmsg/recvmmsg, dual-stack and IPV6_V6ONLY, connect/AF_UNSPEC,
+// ECONNREFUSED, broadcast, multicast, link-local scope ids, a socket dup2'ed out of the
+// datagram fd range, rebinding a closed socket's port, SO_RCVTIMEO, raw sockets.
+func TestUDPSemantics(t *testing.T) {
+	need(t)
+	r := local(t, udpprog+` semantics 10.9.0.1 fd00::a09:1 '`+localLinkLocal+`'`)
+	mustContain(t, r, "ok boundaries", "ok peek-trunc-dontwait-fionread", "ok pktinfo", "ok mmsg",
+		"ok dual-stack", "ok connect-disconnect-refused", "ok broadcast", "ok multicast",
+		"ok link-local", "ok dup-out-of-range", "ok rebind", "ok reuseaddr", "ok timeout", "ok raw-protocols")
+}
+
+// TestStaticGoUDP runs a static Go UDP server and clients, connected (Dial) and unconnected
+// (WriteTo/ReadFrom), over IPv4, IPv6 and loopback.
+func TestStaticGoUDP(t *testing.T) {
+	need(t)
+	r := local(t, udpprog+` serve :7100 &
+sleep 0.3
+`+udpprog+` echo 10.9.0.1:7100 v4-connected
+`+udpprog+` echoto 10.9.0.1:7100 v4-unconnected
+`+udpprog+` echo '[fd00::a09:1]:7100' v6-connected
+`+udpprog+` echoto '[fd00::a09:1]:7100' v6-unconnected
+`+udpprog+` echoto 127.0.0.1:7100 loopback
+kill $!
+`)
+	mustContain(t, r, "v4-connected\n", "v4-unconnected\n", "v6-connected\n", "v6-unconnected\n", "loopback\n")
+}
+
+// TestUDPEchoSocatNetcat: socat echo servers (IPv4, IPv6), socat and netcat clients (connected
+// sockets), a python client and server (unconnected sendto/recvfrom), and `nc -u -l`, which
+// learns its peer with recvfrom(MSG_PEEK), connects, and reads the queued datagram natively.
+func TestUDPEchoSocatNetcat(t *testing.T) {
+	need(t, "socat", "nc", "python3")
+	out := t.TempDir() + "/listener.out"
+	r := local(t, `
+socat UDP4-RECVFROM:7201,fork EXEC:cat &
+p1=$!
+socat UDP6-RECVFROM:7202,fork EXEC:cat &
+p2=$!
+python3 -c '
+import socket
+s = socket.socket(socket.AF_INET6, socket.SOCK_DGRAM)
+s.bind(("::", 7203))
+while True:
+    data, addr = s.recvfrom(2048)
+    s.sendto(b"py:" + data, addr)
+' &
+p3=$!
+sleep 0.5
+echo socat-v4 | socat -t 0.5 - UDP4:10.9.0.1:7201
+echo nc-v4 | nc -u -w1 10.9.0.1 7201
+echo socat-v6 | socat -t 0.5 - UDP6:[fd00::a09:1]:7202
+echo nc-v6 | nc -6 -u -w1 fd00::a09:1 7202
+echo nc-mapped | nc -u -w1 10.9.0.1 7203
+python3 -c '
+import socket
+for fam, addr in ((socket.AF_INET, ("10.9.0.1", 7203)), (socket.AF_INET6, ("fd00::a09:1", 7203))):
+    c = socket.socket(fam, socket.SOCK_DGRAM)
+    c.settimeout(5)
+    c.sendto(b"unconnected", addr)
+    data, src = c.recvfrom(100)
+    assert src[:2] == addr, src
+    print(data.decode(), src[0])
+'
+(nc -u -l -W 1 7204 > `+out+` &)
+sleep 0.3
+echo to-nc-listener | nc -u -w1 10.9.0.1 7204
+sleep 0.5
+cat `+out+`
+kill $p1 $p2 $p3
+`)
+	mustContain(t, r, "socat-v4\n", "nc-v4\n", "socat-v6\n", "nc-v6\n", "py:nc-mapped\n",
+		"py:unconnected 10.9.0.1\n", "py:unconnected fd00::a09:1\n", "to-nc-listener\n")
+}
+
+// TestDNSVirtualNames resolves names of the virtual network with dig (UDP and TCP), host and
+// getent (glibc's resolver), over the host's resolv.conf servers, which ztnc-run answers
+// itself; names outside the virtual network are refused (--local has no host access).
+func TestDNSVirtualNames(t *testing.T) {
+	need(t, "dig", "host", "getent")
+	r := local(t, `
+echo "dig: $(dig +short web.internal)"
+echo "dig6: $(dig +short AAAA web.internal)"
+echo "tcp: $(dig +tcp +short db.internal)"
+echo "getent: $(getent ahostsv4 web.internal | head -1)"
+echo "getent6: $(getent ahostsv6 db6.internal | head -1)"
+host web.internal
+dig example.com | grep -o 'status: [A-Z]*' | sed 's/^/outside: /'
+dig web6.internal | grep -o 'status: [A-Z]*' | sed 's/^/unknown: /'
+`, "--dns-name", "web", "--add-host", "db=10.9.0.2", "--add-host", "db6=fd00::2")
+	mustContain(t, r, "dig: 10.9.0.1\n", "dig6: fd00::a09:1\n", "tcp: 10.9.0.2\n",
+		"getent: 10.9.0.1", "getent6: fd00::2", "web.internal has address 10.9.0.1",
+		"web.internal has IPv6 address fd00::a09:1", "outside: status: REFUSED", "unknown: status: NXDOMAIN")
+}
+
+// TestDNSServerInside runs dnsmasq as a DNS server of the virtual network (port 53 on every
+// address, IPv4 and IPv6) and queries it from other processes: the responder's redirect of the
+// host's resolvers does not take port 53 from programs.
+func TestDNSServerInside(t *testing.T) {
+	need(t, "dnsmasq", "dig")
+	r := local(t, `
+dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --port=53 --user=root --pid-file= \
+	--address=/svc.example/10.9.0.7 --address=/svc.example/fd00::7 2>/dev/null &
+sleep 0.5
+echo "v4: $(dig +short @10.9.0.1 svc.example)"
+echo "v6: $(dig +short @fd00::a09:1 AAAA svc.example)"
+echo "tcp: $(dig +tcp +short @127.0.0.1 svc.example)"
+kill $!
+`)
+	mustContain(t, r, "v4: 10.9.0.7\n", "v6: fd00::7\n", "tcp: 10.9.0.7\n")
+}
+
+// TestPing runs iputils ping (ICMP datagram sockets) over IPv4 and IPv6 and checks sequence
+// numbers; a python raw ICMP socket (as ping uses one with CAP_NET_RAW) gets its echo reply
+// with an IPv4 header, its own identifier and sequence number.
+func TestPing(t *testing.T) {
+	need(t, "ping", "python3")
+	r := local(t, `
+ping -c 3 -i 0.2 10.9.0.1
+ping -6 -c 3 -i 0.2 fd00::a09:1
+python3 -c '
+import socket, struct
+def csum(b):
+    s = sum(struct.unpack("!%dH" % (len(b) // 2), b))
+    s = (s >> 16) + (s & 0xffff); s += s >> 16
+    return ~s & 0xffff
+s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
+s.settimeout(5)
+hdr = struct.pack("!BBHHH", 8, 0, 0, 0x1234, 7) + b"rawping!"
+pkt = hdr[:2] + struct.pack("!H", csum(hdr)) + hdr[4:]
+s.sendto(pkt, ("10.9.0.1", 0))
+data, addr = s.recvfrom(1500)
+ihl = (data[0] & 15) * 4
+t, code, _, ident, seq = struct.unpack("!BBHHH", data[ihl:ihl+8])
+print("raw reply type %d id %#x seq %d from %s ttl %d csum %s" % (t, ident, seq, addr[0], data[8], csum(data[ihl:]) == 0))
+s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
+s6.settimeout(5)
+s6.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x4321, 9) + b"raw6", ("fd00::a09:1", 0))
+data, addr = s6.recvfrom(1500)
+t, code, _, ident, seq = struct.unpack("!BBHHH", data[:8])
+print("raw6 reply type %d id %#x seq %d from %s" % (t, ident, seq, addr[0]))
+'
+`)
+	mustContain(t, r, "3 packets transmitted, 3 received", "icmp_seq=1 ", "icmp_seq=2 ", "icmp_seq=3 ",
+		"64 bytes from fd00::a09:1: icmp_seq=3",
+		"raw reply type 0 id 0x1234 seq 7 from 10.9.0.1 ttl 64 csum True",
+		"raw6 reply type 129 id 0x4321 seq 9 from fd00::a09:1")
+	if strings.Count(r.stdout, "0% packet loss") != 2 {
+		t.Fatalf("packet loss\n%s", r)
+	}
+}
+
+// TestIperf3UDP runs iperf3 in UDP mode (connected sockets: the untrapped data path).
+func TestIperf3UDP(t *testing.T) {
+	need(t, "iperf3")
+	r := local(t, `
+iperf3 -s -1 -B 10.9.0.1 -p 5301 >/dev/null &
+sleep 0.5
+iperf3 -u -c 10.9.0.1 -p 5301 -b 20M -t 2 -l 1200
+wait
+`)
+	mustContain(t, r, "receiver")
+}
+
+// TestIPv6LinkLocal: TCP and UDP to the network's link-local address with its scope id, from a
+// static Go client, and what the server sees.
+func TestIPv6LinkLocal(t *testing.T) {
+	need(t)
+	r := local(t, tcpprog+` serve '[::]:7300' &
+p1=$!
+`+udpprog+` serve '[::]:7301' &
+p2=$!
+sleep 0.3
+`+tcpprog+` echo '[`+localLinkLocal+`]:7300' tcp-link-local
+`+udpprog+` echo '[`+localLinkLocal+`]:7301' udp-link-local
+`+udpprog+` echoto '[`+localLinkLocal+`]:7301' udp-link-local-unconnected
+`+tcpprog+` names '[`+localLinkLocal+`]:7300'
+kill $p1 $p2
+`)
+	// Go names the zone by the host's interface with that index (netlink is the host's).
+	mustContain(t, r, "tcp-link-local\n", "udp-link-local\n", "udp-link-local-unconnected\n",
+		"remote [fe80::7a:74ff:fe6e:6301%")
+}
+
+// TestResolvers: the resolvers programs bring resolve a virtual-network name through ztnc-run's
+// responder: Go's own (static, connected UDP, native reads), busybox's (static), glibc's
+// (python), c-ares (Node.js, when installed).
+func TestResolvers(t *testing.T) {
+	need(t, "busybox", "python3")
+	script := `
+` + udpprog + ` lookup web.internal
+busybox nslookup web.internal | grep -A1 'Name:' | grep Address | sed 's/^/busybox: /'
+python3 -c 'import socket; print("glibc:", sorted({a[4][0] for a in socket.getaddrinfo("web.internal", 80)}))'
+`
+	want := []string{"go: [10.9.0.1 fd00::a09:1]", "busybox: Address: 10.9.0.1", "busybox: Address: fd00::a09:1",
+		"glibc: ['10.9.0.1', 'fd00::a09:1']"}
+	if _, err := exec.LookPath("node"); err == nil {
+		script += `node -e 'require("dns").resolve4("web.internal", (e, a) => console.log("c-ares:", e, a))'
+`
+		want = append(want, "c-ares: null [ '10.9.0.1' ]")
+	}
+	r := local(t, script, "--dns-name", "web")
+	mustContain(t, r, want...)
+}
