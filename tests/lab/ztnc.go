@@ -36,9 +36,6 @@ type ZtncMember struct {
 	// Addr6 is its first assigned IPv6 address that is neither RFC 4193 nor 6PLANE (from a
 	// pool), else invalid.
 	Addr6 netip.Addr
-	// Startup is how long the first run took from start to the program's exit (`true`): the
-	// time to network OK of a node with this home.
-	Startup time.Duration
 }
 
 // ztncStatusOK matches ztnc-run's status line for a network that came up, with its addresses.
@@ -48,20 +45,14 @@ var ztncStatusOK = regexp.MustCompile(`msg="network status" .*status=OK .*addres
 // without fixed addresses), a ztnc-run member in h. It runs `ztnc-run ... -- true` once and
 // reads the assigned addresses from the status line on its stderr; programs started on the
 // member's endpoint later run under the same wrapper, so the same identity and addresses.
-// flags are extra ztnc-run flags for every run. Only one wrapped program may run at a time
-// per home.
-func StartZtncMember(t T, bin string, h *Host, home *Home, nwid string, timeout time.Duration, flags ...string) *ZtncMember {
+// timeout is ztnc-run's --wait. Only one wrapped program may run at a time per home.
+func StartZtncMember(t T, bin string, h *Host, home *Home, nwid string, timeout time.Duration) *ZtncMember {
 	t.Helper()
 	wrap := func(nwid string, argv []string) []string {
-		w := append([]string{bin, "--home", home.Dir, "--nwid", nwid, "--wait", timeout.String()}, flags...)
-		return append(append(w, "--"), argv...)
+		return append([]string{bin, "--home", home.Dir, "--nwid", nwid, "--wait", timeout.String(), "--"}, argv...)
 	}
-	start := time.Now()
 	out := h.Run(t, "sh", append([]string{"-c", `exec "$@" 2>&1`, "sh"}, wrap(nwid, []string{"true"})...)...)
-	m := &ZtncMember{
-		WrappedMember: &WrappedMember{Host: h, Home: home, Wrap: wrap, Ready: []string{"true"}},
-		Startup:       time.Since(start),
-	}
+	m := &ZtncMember{WrappedMember: &WrappedMember{Host: h, Home: home, Wrap: wrap, Ready: []string{"true"}}}
 	s := ztncStatusOK.FindStringSubmatch(out)
 	if s == nil {
 		t.Fatalf("ztnc-run in %s printed no status=OK line:\n%s", h.Name, out)
