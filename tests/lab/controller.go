@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,6 +45,17 @@ type Network struct {
 type DNS struct {
 	Domain  string   `json:"domain"`
 	Servers []string `json:"servers"`
+}
+
+// UnmarshalJSON also accepts an empty array, which is how zerotier-one's controller (and ours)
+// writes a network without DNS settings.
+func (d *DNS) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "[]" {
+		*d = DNS{}
+		return nil
+	}
+	type plain DNS
+	return json.Unmarshal(b, (*plain)(d))
 }
 
 // V4AssignMode selects IPv4 auto-assignment from the pools.
