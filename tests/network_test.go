@@ -370,6 +370,12 @@ func TestZeroTierCurlHTTPServer(t *testing.T) {
 	ipA := s.checkStatusLines(t, nwid, homeA, server.stderr.String())
 	v6A := rfc4193(t, nwid, addressOf(t, homeA))
 
+	// One node per home: a second ztnc-run on the server's home refuses to start.
+	if r := ztnc(t, time.Minute, s.memberArgs(nwid, homeA, "--", "true")...); r.code != exitFailure ||
+		!strings.Contains(r.stderr, "is in use by another ztnc-run") {
+		t.Errorf("second ztnc-run on a home in use: %s", r)
+	}
+
 	r := ztnc(t, 2*time.Minute, s.memberArgs(nwid, homeB, "--", "sh", "-c", retry+`
 retry curl -sf -o /dev/null http://`+ipA.String()+`:8000/
 curl -sSf http://`+ipA.String()+`:8000/index.html

@@ -83,6 +83,11 @@ func runController(ctx context.Context, o *controllerOptions, log *slog.Logger, 
 		cfg.AllowLoopback = true
 	}
 	home := cfg.Home
+	unlock, err := lockHome(home)
+	if err != nil {
+		return err
+	}
+	defer unlock()
 	node, err := zt.NewNode(ctx, cfg)
 	if err != nil {
 		return err

@@ -105,8 +105,14 @@ func startNetworks(ctx context.Context, log *slog.Logger, o *netOptions, ids []z
 	if planetOnLoopback(cfg) {
 		cfg.AllowLoopback = true
 	}
+	// Held until the process exits: ztnc-run runs one node in its life.
+	unlock, err := lockHome(cfg.Home)
+	if err != nil {
+		return nil, nil, err
+	}
 	node, err := zt.NewNode(ctx, cfg)
 	if err != nil {
+		unlock()
 		return nil, nil, err
 	}
 	node.Start()
@@ -117,6 +123,7 @@ func startNetworks(ctx context.Context, log *slog.Logger, o *netOptions, ids []z
 			a.stack.Close()
 		}
 		node.Close()
+		unlock()
 		return nil, nil, err
 	}
 	for _, id := range ids {

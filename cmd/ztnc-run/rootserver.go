@@ -54,6 +54,11 @@ is re-signed with the same key.`,
 				return err
 			}
 			cfg.Logger = log
+			unlock, err := lockHome(cfg.Home)
+			if err != nil {
+				return err
+			}
+			defer unlock()
 			n, err := zt.NewNode(cmd.Context(), cfg)
 			if err != nil {
 				return &exitError{code: exitFailure, msg: err.Error()}
