@@ -130,6 +130,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 			defer a.stack.Close()
 			nets = append(nets, &ztNames{nw: a.nw, self: node.Address(), st: a.stack})
 		}
+		defer logCounters(log, node, atts)
 		if err := host.serveNetworks(node, atts); err != nil {
 			return err
 		}
