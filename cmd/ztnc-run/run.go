@@ -131,6 +131,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 			return err
 		}
 		defer ns.close()
+		defer func() { logCounters(log, node, ns.joined()) }()
 		for _, id := range ids {
 			if _, err := ns.join(id); err != nil {
 				return fmt.Errorf("join %s: %w", id, err)

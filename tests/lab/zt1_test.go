@@ -26,26 +26,6 @@ func TestNewNetwork(t *testing.T) {
 	}
 }
 
-func TestNetworkDNSDecoding(t *testing.T) {
-	for _, tc := range []struct {
-		json string
-		want *DNS
-	}{
-		{`{"dns":[]}`, &DNS{}},
-		{`{"dns":{"domain":"zt.example","servers":["10.0.0.1"]}}`, &DNS{Domain: "zt.example", Servers: []string{"10.0.0.1"}}},
-		{`{}`, nil},
-	} {
-		var n Network
-		if err := json.Unmarshal([]byte(tc.json), &n); err != nil {
-			t.Errorf("%s: %v", tc.json, err)
-			continue
-		}
-		if (n.DNS == nil) != (tc.want == nil) || n.DNS != nil && (n.DNS.Domain != tc.want.Domain || strings.Join(n.DNS.Servers, ",") != strings.Join(tc.want.Servers, ",")) {
-			t.Errorf("%s: DNS = %+v, want %+v", tc.json, n.DNS, tc.want)
-		}
-	}
-}
-
 func TestHome(t *testing.T) {
 	h := NewLabHome(t, Identity(2))
 	if got := h.Address(); got != "8604bca100" {
