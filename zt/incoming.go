@@ -33,6 +33,8 @@ const (
 	pushPathsDirect     = 120000
 	surfaceExpiry       = 600000
 	rootActivityTimeout = 500000
+	// staleAfterRelayed: a direct path quiet this long (ms) is suspect when the peer relays.
+	staleAfterRelayed = 2000
 )
 
 // handle dispatches a packet by verb, then does what zerotier-one's Peer::received does:
@@ -50,6 +52,11 @@ func (n *Node) handle(in *inbound) {
 		if in.path = pr.findPath(in.sock, in.from); in.path != nil {
 			in.path.lastIn.Store(now)
 		}
+	} else if x := pr.alivePath(now); x != nil && now-x.lastIn.Load() > staleAfterRelayed {
+		// The peer sends through a relay although we think we have a direct path: it may
+		// have restarted on another port. Stop using the path until it answers a probe.
+		x.lastIn.Store(now - pathAlive)
+		n.contact(pr, x.addr, false, now)
 	}
 	if pr.isRoot() {
 		n.rootHeard(now)
@@ -95,6 +102,13 @@ func (n *Node) handle(in *inbound) {
 		if _, isNew := pr.learnPath(in.sock, in.from, now); isNew {
 			n.log.Debug("learned path", "peer", pr.addr.String(), "at", in.from)
 			n.flushQueue()
+			if pr.isRoot() {
+				// WHOIS queries and subscriptions made while no root was reachable were lost.
+				n.retryWhois(now, true)
+				for _, nw := range n.Networks() {
+					nw.announceLikes(now)
+				}
+			}
 		}
 	} else if pr.shouldTry(in.from, now) {
 		n.sendHello(pr, in.sock, in.from, now)
@@ -315,7 +329,7 @@ func (n *Node) onError(in *inbound) {
 			n.mcast.remove(id, g, pr.addr)
 		}
 	case wire.ErrorIdentityCollision:
-		if pr.isRoot() {
+		if pr.isRoot() && !n.collided.Swap(true) {
 			n.log.Error("a root reports that another node has our address with a different key; make a new identity")
 		}
 	}

@@ -77,17 +77,25 @@ type lab struct {
 	ids    []*identity.Identity
 	root   *Node
 	planet []byte
+	bind   netip.Addr
 }
 
-// newLab starts a root (identity 0) serving a fresh planet that names it.
-func newLab(t testing.TB) *lab {
-	l := &lab{t: t, ids: testIdentities(t)}
+// newLab starts a root (identity 0) on 127.0.0.1 serving a fresh planet that names it.
+func newLab(t testing.TB) *lab { return newLabAt(t, "127.0.0.1") }
+
+// newLabAt is newLab on another loopback address (::1 for IPv6 paths).
+func newLabAt(t testing.TB, bind string) *lab {
+	l := &lab{t: t, ids: testIdentities(t), bind: netip.MustParseAddr(bind)}
 	l.root = l.node(homeWith(t, l.ids[0]), nil)
 	pub, priv, err := identity.GenerateKeyPair()
 	if err != nil {
 		t.Fatal(err)
 	}
-	ep := ztaddr.InetAddressOf(netip.AddrPortFrom(netip.MustParseAddr("127.0.0.1"), uint16(l.root.Port())))
+	at := l.bind
+	if at.IsUnspecified() {
+		at = netip.MustParseAddr("127.0.0.1")
+	}
+	ep := ztaddr.InetAddressOf(netip.AddrPortFrom(at, uint16(l.root.Port())))
 	w, err := world.New(world.TypePlanet, 1234567, uint64(time.Now().UnixMilli()), pub,
 		[]world.Root{{Identity: l.ids[0].Public(), StableEndpoints: []ztaddr.InetAddress{ep}}}, &priv)
 	if err != nil {
@@ -115,7 +123,7 @@ func forcePlanet(t testing.TB, n *Node, w *world.World) {
 // node creates (but does not start) a node on 127.0.0.1 with the lab's planet.
 func (l *lab) node(home string, tweak func(*Config)) *Node {
 	l.t.Helper()
-	cfg := Config{Home: home, Port: PortAny, Bind: []netip.Addr{netip.MustParseAddr("127.0.0.1")},
+	cfg := Config{Home: home, Port: PortAny, Bind: []netip.Addr{l.bind},
 		AllowLoopback: true, Logger: testLogger(l.t), Planet: l.planet}
 	if tweak != nil {
 		tweak(&cfg)
@@ -172,15 +180,26 @@ type testController struct {
 	mtu        int
 	rules      []netconf.Rule
 	members    map[ztaddr.Address]*identity.Identity
+	// minInterval, like real controllers' 1 s, makes it ignore a member's requests that come
+	// sooner than this after the last one (ms).
+	minInterval int64
+	last        map[ztaddr.Address]int64
 }
 
 func newTestController(n *Node, number uint32) *testController {
 	c := &testController{node: n, nwid: ztaddr.NewNetworkID(n.Address(), number),
 		authorized: map[ztaddr.Address]netip.Addr{}, requests: map[ztaddr.Address]int{},
 		members: map[ztaddr.Address]*identity.Identity{}, revision: 1, mtu: netconf.DefaultMTU,
+		last:  map[ztaddr.Address]int64{},
 		rules: []netconf.Rule{netconf.Action(netconf.ActionAccept)}}
 	n.SetConfigMaster(c)
 	return c
+}
+
+func (c *testController) deauthorize(a ztaddr.Address) {
+	c.mu.Lock()
+	defer c.mu.Unlock()
+	delete(c.authorized, a)
 }
 
 func (c *testController) authorize(a ztaddr.Address, ip string) {
@@ -214,6 +233,12 @@ func (c *testController) config(member *identity.Identity, ip netip.Addr) *netco
 
 func (c *testController) Request(nwid ztaddr.NetworkID, requestID uint64, from *identity.Identity, _ *netconf.Dictionary) {
 	c.mu.Lock()
+	now := time.Now().UnixMilli()
+	if now-c.last[from.Address()] < c.minInterval {
+		c.mu.Unlock()
+		return
+	}
+	c.last[from.Address()] = now
 	c.requests[from.Address()]++
 	c.members[from.Address()] = from
 	ip, ok := c.authorized[from.Address()]

@@ -89,6 +89,7 @@ func (nw *Network) admit(in *inbound, st *netState) bool {
 		m.mu.Unlock()
 		n.trusted(in.peer, in.hops, in.now)
 		if likes {
+			nw.pushCredentialsTo(in.peer.addr, false, in.now) // or it may ignore our LIKEs
 			nw.sendLikes(in.peer.addr, nw.groups(st))
 		}
 		return true

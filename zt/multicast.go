@@ -15,6 +15,7 @@ const (
 	multicastLikeExpiry  = 600000 // ms a LIKE or gather result counts
 	multicastTxTimeout   = 5000   // ms a multicast waits for members to be discovered
 	minGatherGap         = 250    // ms between GATHERs for a group that has no known members
+	regatherPeriod       = 1000   // ms between GATHERs while a frame waits for members
 	maxPendingMulticasts = 16     // frames per group waiting for members
 	maxGatherAnswer      = 1000   // addresses per OK(MULTICAST_GATHER)
 	likesPerPacket       = 400
@@ -139,6 +140,28 @@ func (m *multicaster) gatherDue(nwid ztaddr.NetworkID, grp ztaddr.MulticastGroup
 	return true
 }
 
+// regather lists (and marks as asked) the groups of a network that have frames waiting for
+// members no gather has found yet, last asked about more than period ms ago: an answer may
+// have been empty because the members' LIKEs arrived just after our GATHER.
+func (m *multicaster) regather(nwid ztaddr.NetworkID, now, period int64) []ztaddr.MulticastGroup {
+	m.mu.Lock()
+	defer m.mu.Unlock()
+	var gs []ztaddr.MulticastGroup
+	for k, g := range m.groups {
+		if k.nwid != nwid || now-g.lastGather < period {
+			continue
+		}
+		for _, p := range g.pending {
+			if len(p.sent) == 0 && now-p.at <= multicastTxTimeout {
+				g.lastGather = now
+				gs = append(gs, k.group)
+				break
+			}
+		}
+	}
+	return gs
+}
+
 func (m *multicaster) addPending(nwid ztaddr.NetworkID, grp ztaddr.MulticastGroup, p *pendingMulticast) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -173,8 +196,11 @@ func (m *multicaster) expire(now int64) {
 		}
 		kept := g.pending[:0]
 		for _, p := range g.pending {
-			if now-p.at <= multicastTxTimeout {
+			switch {
+			case now-p.at <= multicastTxTimeout:
 				kept = append(kept, p)
+			case len(p.sent) == 0:
+				p.nw.stats.drop(dropNoMembers)
 			}
 		}
 		g.pending = kept
@@ -307,9 +333,6 @@ func (nw *Network) sendMulticast(st *netState, dst ztaddr.MAC, etherType uint16,
 			p.sent[a] = true
 		}
 		n.mcast.addPending(nw.id, g, p)
-	}
-	if len(recipients) == 0 {
-		nw.stats.drop(dropNoMembers)
 	}
 	var gatherLimit uint32
 	if short {

@@ -2,6 +2,7 @@ package zt
 
 import (
 	"bytes"
+	"context"
 	"errors"
 	"fmt"
 	"log/slog"
@@ -60,10 +61,12 @@ type Network struct {
 	status      Status
 	assembler   wire.ConfigAssembler
 	lastRequest int64
+	answered    bool // the controller sent a config or an error since we joined
 	lastLikes   int64
 	subs        map[ztaddr.MulticastGroup]int
 	watchers    []chan struct{}
 	closed      bool
+	left        atomic.Bool // closed, for the frame path
 
 	membersMu sync.RWMutex
 	members   map[ztaddr.Address]*membership
@@ -189,6 +192,33 @@ func (nw *Network) Notify() <-chan struct{} {
 	return ch
 }
 
+// WaitReady waits until the network is usable: status OK with at least one assigned address.
+// It returns the state then, or the last state and ctx's error (or ErrNetworkLeft).
+func (nw *Network) WaitReady(ctx context.Context) (NetworkState, error) {
+	ch := nw.Notify()
+	defer nw.unwatch(ch)
+	for {
+		st := nw.State()
+		if st.Status == StatusOK && len(st.Addresses) > 0 {
+			return st, nil
+		}
+		select {
+		case _, ok := <-ch:
+			if !ok {
+				return nw.State(), ErrNetworkLeft
+			}
+		case <-ctx.Done():
+			return st, ctx.Err()
+		}
+	}
+}
+
+func (nw *Network) unwatch(ch <-chan struct{}) {
+	nw.mu.Lock()
+	defer nw.mu.Unlock()
+	nw.watchers = slices.DeleteFunc(nw.watchers, func(c chan struct{}) bool { return c == ch })
+}
+
 // notifyLocked wakes the watchers; nw.mu is held.
 func (nw *Network) notifyLocked() {
 	for _, ch := range nw.watchers {
@@ -203,6 +233,7 @@ func (nw *Network) close() {
 	nw.mu.Lock()
 	if !nw.closed {
 		nw.closed = true
+		nw.left.Store(true)
 		for _, ch := range nw.watchers {
 			close(ch)
 		}
@@ -210,12 +241,6 @@ func (nw *Network) close() {
 	}
 	nw.mu.Unlock()
 	nw.SetReceiver(nil)
-}
-
-func (nw *Network) isClosed() bool {
-	nw.mu.Lock()
-	defer nw.mu.Unlock()
-	return nw.closed
 }
 
 func (nw *Network) assignedPrefixes() []netip.Prefix {
@@ -253,7 +278,7 @@ func (nw *Network) setStatusLocked() {
 func (nw *Network) setFailure(s Status) {
 	nw.mu.Lock()
 	defer nw.mu.Unlock()
-	nw.failure = s
+	nw.failure, nw.answered = s, true
 	nw.setStatusLocked()
 }
 
@@ -291,14 +316,10 @@ func (nw *Network) applyConfig(dict []byte, cached bool) error {
 	old := nw.state.Load()
 	if old != nil {
 		st.gen = old.gen + 1
-		if old.config.Timestamp > c.Timestamp && old.config.Revision >= c.Revision && !cached {
-			nw.mu.Unlock()
-			nw.log.Debug("ignoring an older config", "revision", c.Revision)
-			return nil
-		}
 	}
 	nw.state.Store(st)
 	nw.failure = 0
+	nw.answered = nw.answered || !cached
 	changed := old == nil || !slices.Equal(old.prefixes, st.prefixes) || old.config.MTU != c.MTU ||
 		old.config.Name != c.Name || old.config.Revision != c.Revision
 	if changed {
@@ -407,13 +428,15 @@ func (n *Node) onNetworkConfig(in *inbound) {
 	}
 }
 
-// timers does the network's periodic work: config requests (every few seconds until we have
-// a config, then a refresh every minute) and multicast announcements.
+// timers does the network's periodic work: config requests (every few seconds until the
+// controller answered, or while it refuses us, then a refresh every minute) and multicast
+// announcements. A config from the cache does not count as an answer: the controller may have
+// deauthorized us meanwhile.
 func (nw *Network) timers(now int64) {
 	t := nw.node.t
 	nw.mu.Lock()
 	interval := t.configRefresh
-	if nw.state.Load() == nil || nw.failure != 0 {
+	if !nw.answered || nw.failure != 0 {
 		interval = t.configRetry
 	}
 	due := now-nw.lastRequest >= interval
@@ -424,6 +447,11 @@ func (nw *Network) timers(now int64) {
 	}
 	if likes {
 		nw.announceLikes(now)
+	}
+	if st := nw.state.Load(); st != nil {
+		for _, g := range nw.node.mcast.regather(nw.id, now, regatherPeriod) {
+			nw.gather(st, g, uint32(st.config.MulticastLimit+1))
+		}
 	}
 }
 
@@ -451,11 +479,11 @@ func (nw *Network) deliver(dst, src ztaddr.MAC, etherType uint16, payload []byte
 // cannot carry (no config yet, rules, unknown destinations) are dropped and counted, as an
 // Ethernet would; an error means the network is gone or the frame is malformed.
 func (nw *Network) WriteFrame(dst, src [6]byte, etherType uint16, payload []byte) error {
+	if nw.left.Load() {
+		return ErrNetworkLeft
+	}
 	st := nw.state.Load()
 	if st == nil {
-		if nw.isClosed() {
-			return ErrNetworkLeft
-		}
 		nw.stats.drop(dropNoConfig)
 		return nil
 	}

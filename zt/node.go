@@ -7,6 +7,7 @@ import (
 	"log/slog"
 	"net"
 	"net/netip"
+	"runtime"
 	"sort"
 	"strconv"
 	"sync"
@@ -72,6 +73,7 @@ type Node struct {
 
 	whoisMu   sync.Mutex
 	whois     map[ztaddr.Address]*whoisWait // unknown addresses we asked roots about
+	parked    int                           // packets parked in whois, in all
 	txQueue   []*queuedPacket               // packets waiting for a peer's identity or a path
 	queuedFor map[ztaddr.Address]int        // how many of them per destination
 	flushMu   sync.Mutex                    // one flush at a time keeps per-destination order
@@ -89,11 +91,12 @@ type Node struct {
 	master atomic.Pointer[masterRef]
 
 	unitesMu sync.Mutex
-	unites   map[[2]ztaddr.Address]int64 // root: last RENDEZVOUS per pair
+	unites   map[[2]ztaddr.Address]unitedAt // root: last RENDEZVOUS per pair
 
 	selfMu         sync.Mutex
 	surface        map[netip.AddrPort]int64 // our addresses as roots see them
 	online         atomic.Bool
+	collided       atomic.Bool   // a root reported an identity collision
 	parkedReplayed atomic.Uint64 // packets from unknown senders handled after WHOIS
 	lastRootIn     atomic.Int64
 	stats          counters
@@ -163,7 +166,7 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 		topo: newTopology(id), mcast: newMulticaster(), t: defaultTiming,
 		whois: map[ztaddr.Address]*whoisWait{}, queuedFor: map[ztaddr.Address]int{}, newIDs: map[uint32]int64{},
 		validating: map[ztaddr.Address]bool{}, validateQ: make(chan *helloToValidate, validateQueueLength),
-		nets: map[ztaddr.NetworkID]*Network{}, unites: map[[2]ztaddr.Address]int64{},
+		nets: map[ztaddr.NetworkID]*Network{}, unites: map[[2]ztaddr.Address]unitedAt{},
 		surface: map[netip.AddrPort]int64{}, done: make(chan struct{}), identityNew: created,
 	}
 	if err := n.loadWorlds(); err != nil {
@@ -240,9 +243,12 @@ func (n *Node) Start() {
 		n.wg.Add(1)
 		go n.receiveLoop(s)
 	}
-	n.wg.Add(2)
+	n.wg.Add(1)
 	go n.timerLoop()
-	go n.validator()
+	for range runtime.GOMAXPROCS(0) { // identity checks are CPU-bound
+		n.wg.Add(1)
+		go n.validator()
+	}
 }
 
 // Close stops the node, saving its peers. Networks stay cached in the home for the next run.
@@ -292,14 +298,41 @@ func (n *Node) LocalAddresses() []netip.AddrPort {
 // Port is the UDP port the node is bound to.
 func (n *Node) Port() int { return int(n.socks[0].local.Port()) }
 
-// Online reports whether a root has been heard from recently.
-func (n *Node) Online() bool { return n.online.Load() }
+// Online reports whether a root has been heard from recently (a root counts itself online),
+// and has not reported that our address belongs to another node.
+func (n *Node) Online() bool { return (n.online.Load() || n.topo.isRoot()) && !n.collided.Load() }
 
 // IsRoot reports whether this node is a root of its planet or of a moon.
 func (n *Node) IsRoot() bool { return n.topo.isRoot() }
 
 // Planet is the serialized planet the node uses.
 func (n *Node) Planet() []byte { return n.topo.getPlanet().Bytes() }
+
+// NodeInfo describes a node, like zerotier-cli info.
+type NodeInfo struct {
+	Address         ztaddr.Address
+	PublicIdentity  string
+	Online          bool
+	Root            bool   // serving as a root of its planet or a moon
+	Version         string // the zerotier-one version we speak as
+	PlanetID        uint64
+	PlanetTimestamp uint64
+	Moons           []uint64
+	LocalAddresses  []netip.AddrPort // bound UDP sockets
+}
+
+// Info describes the node.
+func (n *Node) Info() NodeInfo {
+	i := NodeInfo{Address: n.addr, PublicIdentity: n.id.String(), Online: n.Online(), Root: n.IsRoot(),
+		Version: fmt.Sprintf("%d.%d.%d", versionMajor, versionMinor, versionRevision), LocalAddresses: n.LocalAddresses()}
+	if p := n.topo.getPlanet(); p != nil {
+		i.PlanetID, i.PlanetTimestamp = p.ID, p.Timestamp
+	}
+	for _, m := range n.topo.getMoons() {
+		i.Moons = append(i.Moons, m.ID)
+	}
+	return i
+}
 
 // Counters returns the node's packet counters.
 func (n *Node) Counters() Counters { return n.stats.snapshot() }
@@ -388,10 +421,10 @@ func (n *Node) Networks() []*Network {
 // receiveLoop reads datagrams from one socket until Close.
 func (n *Node) receiveLoop(s *socket) {
 	defer n.wg.Done()
-	buf := make([]byte, 64<<10)
-	var scratch []byte
+	r := newBatchReader()
+	var rx rxBuffers
 	for {
-		k, from, err := s.conn.ReadFromUDPAddrPort(buf)
+		k, err := s.read(r)
 		if err != nil {
 			if n.closed() || errors.Is(err, net.ErrClosed) {
 				return
@@ -399,8 +432,14 @@ func (n *Node) receiveLoop(s *socket) {
 			n.log.Debug("udp receive", "err", err)
 			continue
 		}
-		from = netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-		scratch = n.receive(s, from, buf[:k], scratch)
+		for i := range k {
+			b, from, ok := r.datagram(i)
+			if !ok {
+				n.stats.drop(dropMalformed)
+				continue
+			}
+			n.receive(s, from, b, &rx)
+		}
 	}
 }
 

@@ -10,6 +10,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/netconf"
 	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
@@ -44,7 +45,11 @@ type twoMembers struct {
 }
 
 func newTwoMembers(t *testing.T, tweak func(*testController)) *twoMembers {
-	l := newLab(t)
+	return newTwoMembersOn(newLab(t), tweak)
+}
+
+func newTwoMembersOn(l *lab, tweak func(*testController)) *twoMembers {
+	t := l.t
 	s := &twoMembers{lab: l, ipA: netip.MustParseAddr("10.147.17.2"), ipB: netip.MustParseAddr("10.147.17.3")}
 	s.ctl = newTestController(l.leaf(1), 1)
 	if tweak != nil {
@@ -131,6 +136,37 @@ func TestFramesRelayedThenDirect(t *testing.T) {
 	}
 }
 
+func TestIPv6Paths(t *testing.T) {
+	s := newTwoMembersOn(newLabAt(t, "::1"), nil)
+	sinkB := attachSink(s.nwB)
+	frame := ipv4Packet(s.ipA, s.ipB, 17, make([]byte, 2000))
+	for range 3 {
+		s.nwA.WriteFrame(s.nwB.MAC(), s.nwA.MAC(), ztaddr.EtherTypeIPv4, frame)
+	}
+	waitFor(t, "a frame over IPv6", 5*time.Second, func() bool { return sinkB.count() > 0 })
+	waitFor(t, "a direct IPv6 path", 10*time.Second, func() bool { return hasDirectPath(s.a, s.b) })
+	for _, p := range s.a.Peers() {
+		for _, x := range p.Paths {
+			if !x.Address.Addr().Is6() {
+				t.Errorf("peer %s has a non-IPv6 path %s", p.Address, x.Address)
+			}
+		}
+	}
+}
+
+// TestDualStackSocket runs the lab on wildcard (dual-stack) sockets: IPv4 peers appear as
+// v4-mapped addresses to the socket, and fragmented packets leave through sendmmsg with them.
+func TestDualStackSocket(t *testing.T) {
+	s := newTwoMembersOn(newLabAt(t, "::"), nil)
+	sinkB := attachSink(s.nwB)
+	payload := make([]byte, 2800)
+	for range 3 {
+		s.nwA.WriteFrame(s.nwB.MAC(), s.nwA.MAC(), 0x88b5, payload)
+	}
+	waitFor(t, "a fragmented frame", 5*time.Second, func() bool { return sinkB.count() > 0 })
+	waitFor(t, "a direct path", 10*time.Second, func() bool { return hasDirectPath(s.a, s.b) })
+}
+
 func hasDirectPath(from, to *Node) bool {
 	for _, p := range from.Peers() {
 		if p.Address != to.Address() {
@@ -168,7 +204,8 @@ func TestBigFramesFragmented(t *testing.T) {
 				_, ok := sinkB.find(func(f sunkFrame) bool { return f.etherType == 0x88b5 && bytes.Equal(f.payload, payload) })
 				return ok
 			})
-			if d := s.a.Counters().PacketsOut - before; d < 3*uint64(1+(mtu+38-physicalMTU+physicalMTU-17)/(physicalMTU-16)) {
+			perFrame := wire.FragmentCount(wire.HeaderSize+wire.FrameHeaderSize+mtu, physicalMTU)
+			if d := s.a.Counters().PacketsOut - before; perFrame < 2 || d < 3*uint64(perFrame) {
 				t.Errorf("only %d datagrams went out for 3 frames of %d bytes", d, mtu)
 			}
 		})
@@ -330,6 +367,9 @@ func TestRestartReusesIdentityAndCachedConfig(t *testing.T) {
 	if a2.Address() != a.Address() {
 		t.Fatalf("address changed across restart: %s -> %s", a.Address(), a2.Address())
 	}
+	if a2.topo.peer(ctlNode.Address()) == nil {
+		t.Error("the restarted node does not know the controller from its peer cache")
+	}
 	nw2, err := a2.Join(ctl.nwid)
 	if err != nil {
 		t.Fatal(err)
@@ -383,4 +423,98 @@ func TestNodeRefusesMissingHome(t *testing.T) {
 	if _, err := NewNode(context.Background(), Config{}); err == nil {
 		t.Fatal("NewNode without a home succeeded")
 	}
+}
+
+func TestIdentityCollision(t *testing.T) {
+	l := newLab(t)
+	a := l.leaf(1)
+	waitFor(t, "A online", 10*time.Second, a.Online)
+	// Another key pair claiming A's address (it cannot pass the address derivation, but the
+	// collision is caught before that check).
+	pub, priv, err := identity.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	forged, err := identity.New(a.Address(), pub, &priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	x := l.node(homeWith(t, forged), nil)
+	x.Start()
+	waitFor(t, "the root to refuse the colliding HELLO", 5*time.Second, func() bool {
+		return l.root.Counters().Drops["identity"] >= 1
+	})
+	time.Sleep(200 * time.Millisecond)
+	if x.Online() {
+		t.Fatal("the impostor came online")
+	}
+}
+
+// A node restarted with a cached config shows it at once, but keeps asking the controller
+// every few seconds until it answers: here the first request comes too soon after the last
+// one and is ignored, and the member has been deauthorized meanwhile.
+func TestCachedConfigRecheckedAfterRestart(t *testing.T) {
+	l := newLab(t)
+	ctl := newTestController(l.leaf(1), 1)
+	ctl.minInterval = 1000
+	home := homeWith(t, l.ids[2])
+	a := l.node(home, nil)
+	a.Start()
+	ctl.authorize(a.Address(), "10.147.17.2")
+	nw, err := a.Join(ctl.nwid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, nw, StatusOK)
+	a.Close()
+	ctl.deauthorize(a.Address())
+
+	a2 := l.node(home, nil)
+	a2.Start()
+	nw2, err := a2.Join(ctl.nwid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if st := nw2.State().Status; st != StatusOK {
+		t.Fatalf("cached config not applied: %v", st)
+	}
+	waitStatus(t, nw2, StatusAccessDenied) // within seconds, not a refresh period
+}
+
+// A peer restarted on another port (without its peer cache) reaches us through the root; we
+// must stop answering to its old direct path and not wait for that path to time out.
+func TestPeerRestartedOnNewPort(t *testing.T) {
+	s := newTwoMembers(t, nil)
+	sinkA := attachSink(s.nwA)
+	s.nwA.WriteFrame(s.nwB.MAC(), s.nwA.MAC(), 0x88b5, []byte("hi"))
+	s.nwB.WriteFrame(s.nwA.MAC(), s.nwB.MAC(), 0x88b5, []byte("hi"))
+	waitFor(t, "a direct path", 10*time.Second, func() bool { return hasDirectPath(s.a, s.b) && hasDirectPath(s.b, s.a) })
+	homeB := s.b.cfg.Home
+	s.b.Close()
+	os.RemoveAll(homeB + "/peers.d")
+	os.Mkdir(homeB+"/peers.d", 0o700)
+	time.Sleep(2500 * time.Millisecond) // longer than staleAfterRelayed
+
+	b2 := s.node(homeB, nil)
+	b2.Start()
+	nwB2, err := b2.Join(s.ctl.nwid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, nwB2, StatusOK)
+	sinkB2 := attachSink(nwB2)
+	start := time.Now()
+	waitFor(t, "A to hear from restarted B", 5*time.Second, func() bool {
+		nwB2.WriteFrame(s.nwA.MAC(), nwB2.MAC(), 0x88b5, []byte("back"))
+		time.Sleep(50 * time.Millisecond)
+		_, ok := sinkA.find(func(f sunkFrame) bool { return string(f.payload) == "back" })
+		return ok
+	})
+	waitFor(t, "restarted B to hear from A", 5*time.Second, func() bool {
+		s.nwA.WriteFrame(nwB2.MAC(), s.nwA.MAC(), 0x88b5, []byte("welcome"))
+		time.Sleep(50 * time.Millisecond)
+		_, ok := sinkB2.find(func(f sunkFrame) bool { return string(f.payload) == "welcome" })
+		return ok
+	})
+	t.Logf("both ways after %v", time.Since(start))
 }

@@ -37,6 +37,9 @@ type peer struct {
 	tried  map[netip.AddrPort]int64 // unknown physical addresses we recently HELLOed
 	hints  []netip.AddrPort         // paths from the peer cache, to try once at start
 
+	cachedPaths []netip.AddrPort // as last written to the peer cache
+	cachedAt    int64
+
 	version atomic.Uint64 // protocol<<48 | major<<40 | minor<<32 | revision; 0 = unknown
 	latency atomic.Int64  // ms, -1 = unknown
 

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"net/netip"
+	"slices"
 	"strings"
 
 	"github.com/ztnc/ztnc/zt/identity"
@@ -19,6 +20,7 @@ import (
 const (
 	peerCacheVersion = 1
 	peerCacheMaxAge  = 30 * 24 * 3600 * 1000
+	peerCacheRefresh = 24 * 3600 * 1000
 )
 
 var errBadPeerCache = errors.New("bad peer cache entry")
@@ -119,6 +121,14 @@ func (n *Node) savePeers(now int64) {
 		c := &cachedPeer{id: pr.id, saved: now}
 		for _, x := range pr.expirePaths(now) {
 			c.paths = append(c.paths, x.addr)
+		}
+		// Rewrite an entry when its paths changed, else once a day (its age matters).
+		pr.mu.Lock()
+		same := slices.Equal(pr.cachedPaths, c.paths) && now-pr.cachedAt < peerCacheRefresh
+		pr.cachedPaths, pr.cachedAt = c.paths, now
+		pr.mu.Unlock()
+		if same {
+			continue
 		}
 		if err := n.home.write(c.append(nil), 0o600, peersDir, peerFile(pr.addr)); err != nil {
 			n.log.Debug("saving peer", "peer", pr.addr.String(), "err", err)

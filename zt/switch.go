@@ -6,6 +6,7 @@ import (
 	"net/netip"
 	"sync"
 
+	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
@@ -20,6 +21,7 @@ import (
 const (
 	expectSlots      = 1024 // recently sent packet IDs that may be answered with OK
 	maxParkedPerPeer = 32
+	maxParked        = 512 // in all: parked packets are copies of up to 10 KB
 	maxWhoisPending  = 1024
 	maxQueued        = 1024
 	physicalMTU      = wire.DefaultPhysicalMTU
@@ -46,97 +48,103 @@ func (n *Node) expected(id uint64) bool {
 	return n.expecting[id%expectSlots].Load() == uint32(id>>32)|1
 }
 
-// receive handles one datagram. scratch is a reusable buffer for decompression; the one to
-// reuse next time is returned.
-func (n *Node) receive(s *socket, from netip.AddrPort, b []byte, scratch []byte) []byte {
+// rxBuffers are a receiving goroutine's reusable buffers: packets are handled synchronously,
+// so a reassembled or decompressed packet can live in them until the next datagram.
+type rxBuffers struct {
+	whole, plain []byte
+}
+
+// receive handles one datagram.
+func (n *Node) receive(s *socket, from netip.AddrPort, b []byte, rx *rxBuffers) {
 	n.stats.in(len(b))
 	switch {
 	case len(b) == wire.BeaconSize:
-		return scratch
+		return
 	case wire.IsFragment(b):
 		f := wire.Fragment(b)
 		if f.Destination() != n.addr {
 			n.relay(b, f.Destination(), 0, f.Hops(), true)
-			return scratch
+			return
 		}
 		n.reasmMu.Lock()
-		p, done, err := n.reasm.AddFragment(f)
+		p, done, err := n.reasm.AddFragmentInto(rx.whole[:0], f)
 		n.reasmMu.Unlock()
 		if err != nil {
 			n.stats.drop(dropMalformed)
-			return scratch
+			return
 		}
 		if !done {
-			return scratch
+			return
 		}
-		return n.receivePacket(s, from, p, scratch)
+		rx.whole = p
+		n.receivePacket(s, from, p, rx)
+		return
 	case len(b) < wire.HeaderSize:
 		n.stats.drop(dropMalformed)
-		return scratch
+		return
 	}
 	p := wire.Packet(b)
 	if p.Source() == n.addr {
 		n.stats.drop(dropFromSelf)
-		return scratch
+		return
 	}
 	if p.Destination() != n.addr {
 		n.relay(b, p.Destination(), p.Source(), p.Hops(), false)
-		return scratch
+		return
 	}
 	if p.Fragmented() {
 		n.reasmMu.Lock()
-		whole, done, err := n.reasm.AddHead(p)
+		whole, done, err := n.reasm.AddHeadInto(rx.whole[:0], p)
 		n.reasmMu.Unlock()
 		if err != nil {
 			n.stats.drop(dropMalformed)
 		}
 		if !done {
-			return scratch
+			return
 		}
-		p = whole
+		p, rx.whole = whole, whole
 	}
-	return n.receivePacket(s, from, p, scratch)
+	n.receivePacket(s, from, p, rx)
 }
 
 // plainVerb reads the verb of a packet that is not encrypted (cipher 0).
 func plainVerb(p wire.Packet) wire.Verb { return wire.Verb(p[27] & 0x1f) }
 
 // receivePacket authenticates a whole packet addressed to us and dispatches it.
-func (n *Node) receivePacket(s *socket, from netip.AddrPort, p wire.Packet, scratch []byte) []byte {
+func (n *Node) receivePacket(s *socket, from netip.AddrPort, p wire.Packet, rx *rxBuffers) {
 	pr := n.topo.peer(p.Source())
 	helloInClear := p.Cipher() == wire.CipherPoly1305None && plainVerb(p) == wire.VerbHello
 	switch {
 	case pr == nil && helloInClear:
 		n.peerFromHello(s, from, p)
-		return scratch
+		return
 	case pr == nil:
 		n.park(s, from, p)
-		return scratch
+		return
 	case helloInClear:
 		id, err := wire.ParseHelloIdentity(p.Payload())
 		if err != nil {
 			n.stats.drop(dropMalformed)
-			return scratch
+			return
 		}
 		if !id.Equal(pr.id) {
 			n.identityCollision(s, from, p, id)
-			return scratch
+			return
 		}
 	}
 	if err := wire.Dearmor(p, pr.key); err != nil {
 		n.stats.drop(dropBadMAC)
-		return scratch
+		return
 	}
 	if p.Compressed() {
-		q, err := wire.Decompress(scratch, p)
+		q, err := wire.Decompress(rx.plain[:0], p)
 		if err != nil {
 			n.stats.drop(dropMalformed)
-			return scratch
+			return
 		}
-		p, scratch = q, q[:0]
+		p, rx.plain = q, q
 	}
 	n.handle(&inbound{sock: s, from: from, peer: pr, pkt: p, hops: p.Hops(), now: n.now()})
-	return scratch
 }
 
 // peerFromHello starts learning a new peer from the identity in its HELLO: the packet must
@@ -185,10 +193,10 @@ type helloToValidate struct {
 
 const validateQueueLength = 64
 
-// validator checks the identities of new peers off the receive path.
+// validator checks the identities of new peers off the receive path (one per CPU).
 func (n *Node) validator() {
 	defer n.wg.Done()
-	var scratch []byte
+	var rx rxBuffers
 	for {
 		var h *helloToValidate
 		select {
@@ -205,7 +213,7 @@ func (n *Node) validator() {
 		pr := n.topo.insertPeer(h.peer)
 		n.doneValidating(h.peer.addr)
 		n.log.Debug("new peer", "peer", pr.addr.String(), "from", h.from)
-		scratch = n.receivePacket(h.sock, h.from, h.pkt, scratch)
+		n.receivePacket(h.sock, h.from, h.pkt, &rx)
 		n.identityLearned(pr)
 	}
 }
@@ -245,10 +253,20 @@ func (n *Node) allowIdentityCheck(ip netip.Addr, now int64) bool {
 	return true
 }
 
-// identityCollision answers a HELLO claiming a known address with another key.
-func (n *Node) identityCollision(s *socket, from netip.AddrPort, p wire.Packet, id interface{ Address() ztaddr.Address }) {
+// identityCollision answers a HELLO claiming a known address with another key: if the HELLO
+// authenticates with its own identity, ERROR(IDENTITY_COLLISION) goes back to the sender,
+// armored for that identity.
+func (n *Node) identityCollision(s *socket, from netip.AddrPort, p wire.Packet, id *identity.Identity) {
 	n.stats.drop(dropIdentity)
-	n.log.Warn("identity collision: HELLO with a different key for a known address", "address", id.Address().String(), "from", from)
+	other, err := newPeer(n.id, id)
+	if err != nil || wire.Dearmor(p, other.key) != nil {
+		return
+	}
+	n.log.Warn("identity collision: a HELLO with another key for a known address", "address", id.Address().String(), "from", from)
+	q, b := n.newPacket(id.Address(), wire.VerbError)
+	defer putBuffer(b)
+	q = wire.Packet((&wire.ErrorMessage{InReVerb: wire.VerbHello, InReID: p.ID(), Code: wire.ErrorIdentityCollision}).Append(q))
+	n.armorAndSend(other, q, s, from, nil, 0, n.now())
 }
 
 // whoisWait tracks an unknown address: packets from it waiting for its identity, and when
@@ -278,8 +296,9 @@ func (n *Node) park(s *socket, from netip.AddrPort, p wire.Packet) {
 		w = &whoisWait{since: now}
 		n.whois[p.Source()] = w
 	}
-	if len(w.parked) < maxParkedPerPeer {
+	if len(w.parked) < maxParkedPerPeer && n.parked < maxParked {
 		w.parked = append(w.parked, parkedPacket{s, from, append(wire.Packet(nil), p...)})
+		n.parked++
 	} else {
 		n.stats.drop(dropUnknownPeer)
 	}
@@ -330,12 +349,15 @@ func (n *Node) identityLearned(pr *peer) {
 	n.whoisMu.Lock()
 	w := n.whois[pr.addr]
 	delete(n.whois, pr.addr)
+	if w != nil {
+		n.parked -= len(w.parked)
+	}
 	n.whoisMu.Unlock()
 	if w != nil {
-		var scratch []byte
+		var rx rxBuffers
 		for _, pp := range w.parked {
 			n.parkedReplayed.Add(1)
-			scratch = n.receivePacket(pp.sock, pp.from, pp.pkt, scratch)
+			n.receivePacket(pp.sock, pp.from, pp.pkt, &rx)
 		}
 	}
 	n.flushQueue()
@@ -494,10 +516,19 @@ func (n *Node) armorAndSend(pr *peer, p wire.Packet, s *socket, to netip.AddrPor
 	if opt&optExpect != 0 {
 		n.expect(p.ID())
 	}
-	err := wire.Fragments(p, physicalMTU, func(d []byte) error {
-		n.stats.out(len(d))
-		return s.writeTo(d, to)
-	})
+	var err error
+	switch total := wire.FragmentCount(len(p), physicalMTU); total {
+	case 0:
+		err = wire.ErrTooLarge
+	case 1:
+		n.stats.out(len(p))
+		err = s.writeTo(p, to)
+	default:
+		for i := range total {
+			n.stats.out(min(physicalMTU, len(p)-i*(physicalMTU-wire.FragmentHeaderSize)))
+		}
+		err = s.writeFragments(p, physicalMTU, total, to)
+	}
 	if x != nil {
 		x.lastOut.Store(now)
 	}
@@ -602,20 +633,9 @@ func (n *Node) relay(b []byte, dst, src ztaddr.Address, hops int, fragment bool)
 	}
 }
 
-// unite sends each of two peers the other's physical address (at most every 30 s per pair),
-// so that they can try a direct path.
+// unite sends each of two peers the other's physical address, so that they can try a direct
+// path: at most every 30 s per pair, unless one of them moved (a restart on another port).
 func (n *Node) unite(a, b ztaddr.Address, now int64) {
-	pair := [2]ztaddr.Address{min(a, b), max(a, b)}
-	n.unitesMu.Lock()
-	if now-n.unites[pair] < minUniteInterval {
-		n.unitesMu.Unlock()
-		return
-	}
-	if len(n.unites) > 65536 {
-		clear(n.unites)
-	}
-	n.unites[pair] = now
-	n.unitesMu.Unlock()
 	pa, pb := n.topo.peer(a), n.topo.peer(b)
 	if pa == nil || pb == nil {
 		return
@@ -624,6 +644,20 @@ func (n *Node) unite(a, b ztaddr.Address, now int64) {
 	if xa == nil || xb == nil || xa.addr.Addr().Is4() != xb.addr.Addr().Is4() {
 		return
 	}
+	if a > b {
+		a, b, pa, pb, xa, xb = b, a, pb, pa, xb, xa
+	}
+	pair := [2]ztaddr.Address{a, b}
+	n.unitesMu.Lock()
+	if u, ok := n.unites[pair]; ok && now-u.at < minUniteInterval && u.at2 == [2]netip.AddrPort{xa.addr, xb.addr} {
+		n.unitesMu.Unlock()
+		return
+	}
+	if len(n.unites) > 65536 {
+		clear(n.unites)
+	}
+	n.unites[pair] = unitedAt{now, [2]netip.AddrPort{xa.addr, xb.addr}}
+	n.unitesMu.Unlock()
 	n.log.Debug("RENDEZVOUS", "a", a.String(), "at_a", xa.addr, "b", b.String(), "at_b", xb.addr)
 	first, second := [2]*peer{pa, pb}, [2]netip.AddrPort{xb.addr, xa.addr}
 	others := [2]ztaddr.Address{b, a}
@@ -635,6 +669,12 @@ func (n *Node) unite(a, b ztaddr.Address, now int64) {
 		n.sendMsg(first[i].addr, wire.VerbRendezvous,
 			&wire.Rendezvous{Peer: others[i], Endpoint: ztaddr.InetAddressOf(second[i])}, 0)
 	}
+}
+
+// unitedAt is when a pair was introduced and at which addresses.
+type unitedAt struct {
+	at  int64
+	at2 [2]netip.AddrPort
 }
 
 const minUniteInterval = 30000

@@ -21,7 +21,7 @@ func (n *Node) timerLoop() {
 	n.probeCachedPaths(n.now())
 	for {
 		now := n.now()
-		n.retryWhois(now)
+		n.retryWhois(now, false)
 		n.flushQueue()
 		if now-lastPing >= n.t.pingCheck {
 			lastPing = now
@@ -44,8 +44,9 @@ func (n *Node) timerLoop() {
 	}
 }
 
-// retryWhois re-asks about unknown addresses and gives up on them after the queue timeout.
-func (n *Node) retryWhois(now int64) {
+// retryWhois re-asks about unknown addresses (all at once if now is true) and gives up on
+// them after the queue timeout.
+func (n *Node) retryWhois(now int64, all bool) {
 	var ask []ztaddr.Address
 	n.whoisMu.Lock()
 	for a, w := range n.whois {
@@ -54,8 +55,9 @@ func (n *Node) retryWhois(now int64) {
 			for range w.parked {
 				n.stats.drop(dropUnknownPeer)
 			}
+			n.parked -= len(w.parked)
 			delete(n.whois, a)
-		case now-w.asked >= n.t.whoisRetry:
+		case all || now-w.asked >= n.t.whoisRetry:
 			w.asked = now
 			ask = append(ask, a)
 		}
@@ -116,8 +118,8 @@ func (n *Node) housekeeping(now int64) {
 		nw.expireMembers(now)
 	}
 	n.unitesMu.Lock()
-	for k, t := range n.unites {
-		if now-t > minUniteInterval {
+	for k, u := range n.unites {
+		if now-u.at > minUniteInterval {
 			delete(n.unites, k)
 		}
 	}

@@ -7,6 +7,8 @@ import (
 	"net/netip"
 	"strconv"
 	"syscall"
+
+	"github.com/ztnc/ztnc/zt/wire"
 )
 
 // DefaultPort is ZeroTier's UDP port.
@@ -19,6 +21,7 @@ const PortAny = -1
 // has one dual-stack socket on the wildcard address; with Config.Bind, one per address.
 type socket struct {
 	conn  *net.UDPConn
+	raw   syscall.RawConn
 	local netip.AddrPort   // as bound (the wildcard address unless Bind was given)
 	addrs []netip.AddrPort // where peers may reach it (see localAddresses)
 }
@@ -71,13 +74,11 @@ func listenAll(bind []netip.Addr, port int) ([]*socket, error) {
 	}
 	for _, a := range bind {
 		network, laddr := "udp", &net.UDPAddr{Port: port}
-		if a.IsValid() {
-			laddr.IP = a.AsSlice()
-			if laddr.Zone = a.Zone(); a.Is4() {
-				network = "udp4"
-			} else {
-				network = "udp6"
-			}
+		switch {
+		case a.Is4():
+			network, laddr.IP = "udp4", a.AsSlice()
+		case a.Is6() && !a.IsUnspecified(): // "::" stays dual-stack, like no address
+			network, laddr.IP, laddr.Zone = "udp6", a.AsSlice(), a.Zone()
 		}
 		c, err := net.ListenUDP(network, laddr)
 		if err != nil {
@@ -87,7 +88,12 @@ func listenAll(bind []netip.Addr, port int) ([]*socket, error) {
 		_ = c.SetWriteBuffer(4 << 20)
 		local := c.LocalAddr().(*net.UDPAddr).AddrPort()
 		la := netip.AddrPortFrom(local.Addr().Unmap(), local.Port())
-		socks = append(socks, &socket{conn: c, local: la, addrs: interfaceAddrs(la)})
+		raw, err := c.SyscallConn()
+		if err != nil {
+			c.Close()
+			return fail(err)
+		}
+		socks = append(socks, &socket{conn: c, raw: raw, local: la, addrs: interfaceAddrs(la)})
 		port = int(local.Port())
 	}
 	return socks, nil
@@ -104,6 +110,22 @@ func addrString(a netip.Addr) string {
 func (s *socket) writeTo(b []byte, to netip.AddrPort) error {
 	_, err := s.conn.WriteToUDPAddrPort(b, to)
 	return err
+}
+
+// writeFragmentsSingly sends the pieces of p one datagram per call.
+func (s *socket) writeFragmentsSingly(p wire.Packet, mtu, total int, to netip.AddrPort) error {
+	if err := s.writeTo(p[:mtu], to); err != nil {
+		return err
+	}
+	var buf [wire.FragmentHeaderSize + physicalMTU]byte
+	for i := 1; i < total; i++ {
+		piece := wire.FragmentPiece((*[wire.FragmentHeaderSize]byte)(buf[:]), p, mtu, i, total)
+		n := copy(buf[wire.FragmentHeaderSize:], piece)
+		if err := s.writeTo(buf[:wire.FragmentHeaderSize+n], to); err != nil {
+			return err
+		}
+	}
+	return nil
 }
 
 // canReach reports whether the socket can send to an address of to's family.

@@ -1,6 +1,7 @@
 // Command matrix benchmarks the same programs side by side over pairs of endpoints — plain
 // veth (the physical limit), zerotier-one 1.14 with its kernel TAP and ztnc-run members (both
-// when ZT1_BIN is set) — and prints a markdown table with ratios.
+// when ZT1_BIN is set), and ztnc-run members on a network of our own root and controller
+// (ztnc-self) — and prints a markdown table with ratios.
 //
 // For each pair, servers run on endpoint A and clients on endpoint B: iperf3 TCP (1 and 4
 // streams, both directions) and UDP (1400-byte datagrams), nginx under wrk (keep-alive and new
@@ -8,7 +9,8 @@
 // OK and to first byte). Measurements are interleaved across pairs so that background load
 // hits all pairs alike. Needs root (network namespaces).
 //
-//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc] [-ztnc-run bin/ztnc-run] [-o FILE] [-v]
+//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc,ztnc-self] [-ztnc-run bin/ztnc-run]
+//	    [-o FILE] [-v] [-startup-runs 5] [-ztnc-cpuprofile DIR]
 package main
 
 import (
@@ -31,9 +33,11 @@ func main() {
 	only := flag.String("pairs", "", "comma-separated pairs to run (default: every pair that can run here)")
 	outFile := flag.String("o", "", "also write the report to this file")
 	verbose := flag.Bool("v", false, "log commands and their output to stderr")
+	flag.IntVar(&startupRuns, "startup-runs", 5, "ztnc-self pair: starts of B measured per kind of home (fresh, cached); the table shows the median")
+	flag.StringVar(&ztncProfileDir, "ztnc-cpuprofile", "", "ztnc-self pair: every ztnc-run writes a CPU profile into this directory (<host>-<n>-<program>.prof)")
 	flag.Parse()
-	if *runs < 1 || *duration < time.Second {
-		fmt.Fprintln(os.Stderr, "matrix: -runs must be ≥ 1 and -duration ≥ 1s")
+	if *runs < 1 || *duration < time.Second || startupRuns < 1 {
+		fmt.Fprintln(os.Stderr, "matrix: -runs and -startup-runs must be ≥ 1 and -duration ≥ 1s")
 		os.Exit(2)
 	}
 

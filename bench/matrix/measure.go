@@ -92,6 +92,16 @@ func (m measurement) run(t lab.T, a, b *lab.Endpoint) ([]float64, string, error)
 		if err := b.WaitTCP(t, a.Addr, httpPort, 30*time.Second); err != nil {
 			return nil, "", err
 		}
+	case "":
+		// A wrapped endpoint (ztnc-run) has a node to answer ping only while a program runs
+		// under the wrapper: keep one running, from ztnc-run's status=OK line on.
+		if a.Wrap != nil {
+			idle := a.Start(t, "sleep", "infinity")
+			defer idle.Stop()
+			if err := idle.WaitOutput("status=OK", 30*time.Second); err != nil {
+				return nil, "", err
+			}
+		}
 	}
 	argv := m.command(a.Addr.String())
 	out, err := b.Exec(t, argv[0], argv[1:]...)

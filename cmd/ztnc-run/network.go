@@ -155,6 +155,16 @@ func waitNetworks(ctx context.Context, node *zt.Node, atts []attachment, wait ti
 	return nil
 }
 
+// logCounters reports at debug level what the node and its networks carried and what they
+// dropped, by reason (for instance "not-member": frames from peers without a valid
+// certificate of membership).
+func logCounters(log *slog.Logger, node *zt.Node, atts []attachment) {
+	log.Debug("node counters", "address", node.Address().String(), "counters", fmt.Sprintf("%+v", node.Counters()))
+	for _, a := range atts {
+		log.Debug("network counters", "nwid", a.nw.ID().String(), "counters", fmt.Sprintf("%+v", a.nw.Counters()))
+	}
+}
+
 // ready reports whether a network can carry the program's traffic.
 func ready(s zt.NetworkState) bool {
 	return s.Status == zt.StatusOK && len(s.Addresses) > 0

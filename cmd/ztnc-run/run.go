@@ -141,6 +141,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 			}
 			return links
 		}
+		defer logCounters(log, node, atts)
 		if err := host.serveNetworks(node, atts); err != nil {
 			return err
 		}

@@ -77,8 +77,8 @@ wait`
 	}
 	defer c.Close()
 	c.SetDeadline(time.Now().Add(time.Minute))
-	if _, err := c.Write(data); err != nil {
-		t.Fatalf("upload: %v", err)
+	if n, err := c.Write(data); err != nil {
+		t.Fatalf("upload stalled after %d of %d bytes: %v", n, len(data), err)
 	}
 	c.(*net.TCPConn).CloseWrite()
 	answer, err := io.ReadAll(c)

@@ -1,8 +1,10 @@
 package lab
 
 import (
+	"bytes"
 	"context"
 	"encoding/binary"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"net/http"
@@ -43,6 +45,17 @@ type Network struct {
 type DNS struct {
 	Domain  string   `json:"domain"`
 	Servers []string `json:"servers"`
+}
+
+// UnmarshalJSON accepts the empty array that zerotier-one (and our controller) answer for a
+// network without DNS settings, as well as the object.
+func (d *DNS) UnmarshalJSON(b []byte) error {
+	if string(bytes.TrimSpace(b)) == "[]" {
+		*d = DNS{}
+		return nil
+	}
+	type plain DNS
+	return json.Unmarshal(b, (*plain)(d))
 }
 
 // V4AssignMode selects IPv4 auto-assignment from the pools.

@@ -18,6 +18,7 @@ type host struct {
 	nw  *zt.Network
 	mac [6]byte
 	ip  netip.Addr
+	ip6 netip.Addr // optional
 
 	mu        sync.Mutex
 	neighbors map[netip.Addr][6]byte
@@ -48,6 +49,8 @@ func (h *host) receive(dst, src [6]byte, etherType uint16, p []byte) {
 		if p[7] == 1 && target == h.ip {
 			go h.nw.WriteFrame(src, h.mac, ztaddr.EtherTypeARP, arp(2, h.mac, h.ip, src, sender))
 		}
+	case ztaddr.EtherTypeIPv6:
+		h.receive6(src, p)
 	case ztaddr.EtherTypeIPv4:
 		if len(p) < 28 || p[9] != 1 || netip.AddrFrom4([4]byte(p[16:20])) != h.ip {
 			return
@@ -170,4 +173,123 @@ func checksum(b []byte) uint16 {
 		s = s&0xffff + s>>16
 	}
 	return ^uint16(s)
+}
+
+// ICMPv6 types.
+const (
+	icmp6EchoRequest = 128
+	icmp6EchoReply   = 129
+	icmp6NS          = 135
+	icmp6NA          = 136
+)
+
+func (h *host) receive6(src [6]byte, p []byte) {
+	if len(p) < 48 || p[6] != 58 {
+		return
+	}
+	from, to := netip.AddrFrom16([16]byte(p[8:24])), netip.AddrFrom16([16]byte(p[24:40]))
+	icmp := p[40:]
+	switch icmp[0] {
+	case icmp6NS:
+		if len(icmp) < 24 || netip.AddrFrom16([16]byte(icmp[8:24])) != h.ip6 {
+			return
+		}
+		na := append([]byte{icmp6NA, 0, 0, 0, 0x60, 0, 0, 0}, h.ip6.AsSlice()...)
+		na = append(append(na, 2, 1), h.mac[:]...)
+		go h.nw.WriteFrame(src, h.mac, ztaddr.EtherTypeIPv6, ipv6(h.ip6, from, 255, na))
+	case icmp6NA:
+		if len(icmp) < 24 {
+			return
+		}
+		h.mu.Lock()
+		h.neighbors[netip.AddrFrom16([16]byte(icmp[8:24]))] = src
+		h.mu.Unlock()
+	case icmp6EchoRequest:
+		if to != h.ip6 {
+			return
+		}
+		reply := append([]byte{icmp6EchoReply, 0, 0, 0}, icmp[4:]...)
+		h.mu.Lock()
+		h.requests++
+		h.mu.Unlock()
+		go h.nw.WriteFrame(src, h.mac, ztaddr.EtherTypeIPv6, ipv6(h.ip6, from, 64, reply))
+	case icmp6EchoReply:
+		if len(icmp) >= 8 {
+			h.mu.Lock()
+			h.replies[binary.BigEndian.Uint16(icmp[6:])] = true
+			h.mu.Unlock()
+		}
+	default:
+		return
+	}
+	h.signal()
+}
+
+// resolve6 sends neighbor solicitations for ip (to its solicited-node multicast group) until
+// it is advertised.
+func (h *host) resolve6(t *testing.T, ip netip.Addr, timeout time.Duration) [6]byte {
+	t.Helper()
+	a := ip.As16()
+	group := netip.AddrFrom16([16]byte{0xff, 0x02, 11: 1, 12: 0xff, 13: a[13], 14: a[14], 15: a[15]})
+	mac := [6]byte{0x33, 0x33, 0xff, a[13], a[14], a[15]}
+	deadline := time.Now().Add(timeout)
+	for {
+		h.mu.Lock()
+		m, ok := h.neighbors[ip]
+		h.mu.Unlock()
+		if ok {
+			return m
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no neighbor advertisement from %s within %v", ip, timeout)
+		}
+		ns := append([]byte{icmp6NS, 0, 0, 0, 0, 0, 0, 0}, ip.AsSlice()...)
+		ns = append(append(ns, 1, 1), h.mac[:]...)
+		h.nw.WriteFrame(mac, h.mac, ztaddr.EtherTypeIPv6, ipv6(h.ip6, group, 255, ns))
+		select {
+		case <-h.changed:
+		case <-time.After(time.Second):
+		}
+	}
+}
+
+// ping6 sends ICMPv6 echo requests to ip until one is answered.
+func (h *host) ping6(t *testing.T, ip netip.Addr, mac [6]byte, timeout time.Duration) {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for seq := uint16(1000); ; seq++ {
+		req := append([]byte{icmp6EchoRequest, 0, 0, 0, 0x12, 0x34, byte(seq >> 8), byte(seq)}, "ztnc v6"...)
+		h.nw.WriteFrame(mac, h.mac, ztaddr.EtherTypeIPv6, ipv6(h.ip6, ip, 64, req))
+		wait := time.After(time.Second)
+	poll:
+		for {
+			h.mu.Lock()
+			ok := h.replies[seq]
+			h.mu.Unlock()
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("no ICMPv6 echo reply from %s within %v", ip, timeout)
+			}
+			select {
+			case <-h.changed:
+			case <-wait:
+				break poll
+			}
+		}
+	}
+}
+
+// ipv6 builds an IPv6 packet carrying ICMPv6 msg (its checksum filled in).
+func ipv6(src, dst netip.Addr, hopLimit byte, msg []byte) []byte {
+	h := make([]byte, 40)
+	h[0], h[6], h[7] = 0x60, 58, hopLimit
+	binary.BigEndian.PutUint16(h[4:], uint16(len(msg)))
+	copy(h[8:], src.AsSlice())
+	copy(h[24:], dst.AsSlice())
+	pseudo := append(append([]byte{}, h[8:40]...), 0, 0, byte(len(msg)>>8), byte(len(msg)), 0, 0, 0, 58)
+	msg[2], msg[3] = 0, 0
+	binary.BigEndian.PutUint16(msg[2:], checksum(append(pseudo, msg...)))
+	return append(h, msg...)
 }

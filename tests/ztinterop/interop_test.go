@@ -3,10 +3,10 @@
 package ztinterop
 
 import (
-	"context"
 	"log/slog"
 	"net/netip"
 	"os"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -29,24 +29,15 @@ const joinTimeout = 60 * time.Second
 // startNode runs one of our nodes in lab host h.
 func startNode(t *testing.T, h *lab.Host, cfg zt.Config) *zt.Node {
 	t.Helper()
-	if cfg.Logger == nil {
-		level := slog.LevelInfo
-		if os.Getenv("ZT_TEST_DEBUG") != "" {
-			level = slog.LevelDebug
-		}
-		cfg.Logger = slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
+	return startNodeWith(t, h, cfg, func(*zt.Node) {})
+}
+
+func testLogger(t *testing.T) *slog.Logger {
+	level := slog.LevelInfo
+	if os.Getenv("ZT_TEST_DEBUG") != "" {
+		level = slog.LevelDebug
 	}
-	var n *zt.Node
-	err := h.Do(func() (err error) {
-		n, err = zt.NewNode(context.Background(), cfg)
-		return err
-	})
-	if err != nil {
-		t.Fatalf("node in %s: %v", h.Name, err)
-	}
-	t.Cleanup(func() { n.Close() })
-	n.Start()
-	return n
+	return slog.New(slog.NewTextHandler(t.Output(), &slog.HandlerOptions{Level: level}))
 }
 
 func waitOK(t *testing.T, nw *zt.Network, timeout time.Duration) zt.NetworkState {
@@ -71,6 +62,15 @@ func waitOK(t *testing.T, nw *zt.Network, timeout time.Duration) zt.NetworkState
 	}
 }
 
+func mustAddress(t *testing.T, s string) ztaddr.Address {
+	t.Helper()
+	a, err := ztaddr.ParseAddress(s)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return a
+}
+
 func ipv4Of(st zt.NetworkState) netip.Addr {
 	for _, p := range st.Addresses {
 		if p.Addr().Is4() {
@@ -93,6 +93,11 @@ func exchange(t *testing.T, h *host, memberIP netip.Addr, ep *lab.Endpoint) {
 	if h.answered() < 3 {
 		t.Fatalf("answered %d echo requests, want 3", h.answered())
 	}
+	// Frames bigger than a datagram: fragmented both ways (MTU 2800).
+	out = ep.Run(t, "ping", "-c", "2", "-i", "0.3", "-W", "5", "-s", "2600", h.ip.String())
+	if !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping -s 2600 from the zerotier-one member:\n%s", out)
+	}
 }
 
 // (a) A zerotier-one root + controller and a zerotier-one TAP member; our node joins the
@@ -108,7 +113,9 @@ func TestJoinZeroTierOneNetwork(t *testing.T) {
 	if err := ctrl.Ready(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
-	spec, err := ctrl.CreateNetwork(ctx, lab.NewNetwork("interop", ztSubnet))
+	want := lab.NewNetwork("interop", ztSubnet)
+	want.V6AssignMode.RFC4193 = true
+	spec, err := ctrl.CreateNetwork(ctx, want)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -138,10 +145,44 @@ func TestJoinZeroTierOneNetwork(t *testing.T) {
 		t.Fatalf("config: %+v", st)
 	}
 	t.Logf("our node %s on %s: %v", ours.Address(), nwid, st.Addresses)
-	exchange(t, newHost(nw, ip), ep.Addr, ep)
-	if d := nw.Counters().Drops["not-member"]; d != 0 {
-		t.Errorf("%d frames from members refused", d)
+	ip6 := ztaddr.RFC4193(id, ours.Address())
+	if !slices.Contains(st.Addresses, ip6) {
+		t.Fatalf("no RFC4193 address %s in %v", ip6, st.Addresses)
 	}
+	h := newHost(nw, ip)
+	h.ip6 = ip6.Addr()
+	exchange(t, h, ep.Addr, ep)
+
+	// IPv6: NDP to the member's solicited-node group (a multicast), then ICMPv6 both ways.
+	memberAddr6 := ztaddr.RFC4193(id, mustAddress(t, member.Address())).Addr()
+	mac := h.resolve6(t, memberAddr6, 30*time.Second)
+	h.ping6(t, memberAddr6, mac, 30*time.Second)
+	if out := ep.Run(t, "ping", "-6", "-c", "3", "-i", "0.3", "-W", "5", h.ip6.String()); !strings.Contains(out, " 0% packet loss") {
+		t.Fatalf("ping -6 from the zerotier-one member:\n%s", out)
+	}
+
+	if d := nw.Counters().Drops["not-member"]; d != 0 {
+		t.Errorf("%d frames from an authorized member refused", d)
+	}
+
+	// Deauthorized, the member is revoked: the controller pushes a revocation of its
+	// certificate to us, and its frames are refused from then on.
+	if err := ctrl.Deauthorize(ctx, nwid, member.Address()); err != nil {
+		t.Fatal(err)
+	}
+	before := nw.Counters().Drops["not-member"]
+	answered := h.answered()
+	deadline := time.Now().Add(30 * time.Second)
+	for nw.Counters().Drops["not-member"] == before {
+		if time.Now().After(deadline) {
+			t.Fatal("the deauthorized member's frames are still accepted")
+		}
+		ep.Exec(t, "ping", "-c", "1", "-W", "1", ip.String())
+	}
+	if out, err := ep.Exec(t, "ping", "-c", "2", "-W", "2", ip.String()); err == nil {
+		t.Fatalf("the deauthorized member still reaches us:\n%s", out)
+	}
+	t.Logf("revoked: %d echo requests answered before, %d after", answered, h.answered())
 }
 
 // (b) Our root, a zerotier-one node (controller of a network it is also a member of, over
