@@ -480,3 +480,26 @@ print("other:", errno.errorcode[socket.socket().connect_ex(("127.0.0.1", %d))])
 		t.Errorf("the allowed canary: %s", c)
 	}
 }
+
+// TestIsolateRacingAddress: under --isolate a program cannot slip past the check by changing a
+// connect's address in memory while the supervisor decides (another thread flips the port
+// between an allowed and a forbidden canary): the supervisor connects with the address it
+// checked, never the kernel with what memory holds later, so the forbidden canary sees nothing.
+func TestIsolateRacingAddress(t *testing.T) {
+	need(t)
+	good, goodCounts := startCanary(t)
+	bad, badCounts := startCanary(t)
+	r := ztnc(t, 2*time.Minute, "--local", "10.9.0.1/24", "--isolate", "--allow-host", fmt.Sprintf("127.0.0.1:%d", good),
+		"--", raceprog, strconv.Itoa(good), strconv.Itoa(bad), "300")
+	if r.code != 0 || !strings.Contains(r.stdout, "connected ") {
+		t.Fatalf("%s", r)
+	}
+	time.Sleep(200 * time.Millisecond)
+	t.Logf("%s; allowed canary %s", strings.TrimSpace(r.stdout), goodCounts())
+	if c := badCounts(); !strings.HasSuffix(c, "after tcp 1 udp 0") {
+		t.Errorf("a racing connect reached the forbidden canary: %s", c)
+	}
+	if c := goodCounts(); strings.HasSuffix(c, "after tcp 1 udp 0") {
+		t.Errorf("no connect reached the allowed canary: %s", c)
+	}
+}
