@@ -155,3 +155,28 @@ i=0; until [ -e %[9]s ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; don
 		t.Errorf("C's listener bound to its N1 address answered on N2: %q", bBound)
 	}
 }
+
+// TestZtncRunInterfaceNameAsZT1: the interface a program under ztnc-run sees for a network has
+// the name zerotier-one gives its TAP device for that network (needs ZT1_BIN).
+func TestZtncRunInterfaceNameAsZT1(t *testing.T) {
+	s := startSelfHosted(t)
+	ctx := t.Context()
+	nw, err := s.ctrl.CreateNetwork(ctx, lab.NewNetwork("names", ztSubnet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := s.memberHome(t, 2, nw.ID)
+	if err := s.ctrl.Authorize(ctx, nw.ID, home.Address()); err != nil {
+		t.Fatal(err)
+	}
+	m := lab.StartZT1(t, s.lab.AddHost("m1", member1Addr), lab.ZT1Config{Home: home})
+	n, err := m.WaitNetworkOK(nw.ID, joinTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := s.ztncMember(t, "z", "192.0.2.40", 3, nw.ID, netip.MustParseAddr("203.0.113.70"))
+	out := z.Run(t, "ip", "-o", "link")
+	if n.PortDeviceName == "" || !strings.Contains(out, ": "+n.PortDeviceName+": ") {
+		t.Errorf("zerotier-one's device is %q; ztnc-run shows:\n%s", n.PortDeviceName, out)
+	}
+}
