@@ -311,8 +311,11 @@ func (d *dgram) recvmmsg(c *call, pc **progEnd) (int64, error) {
 }
 
 // ioctl answers FIONREAD (SIOCINQ) as Linux does for UDP: the length of the first queued
-// datagram, 0 if none.
+// datagram, 0 if none; and the interface ioctls (see ifIoctl).
 func (d *dgram) ioctl(c *call, p *progEnd) (int64, error) {
+	if req := c.Args[1] & 0xffffffff; req != unix.SIOCINQ {
+		return 0, d.s.ifIoctl(c, req, c.Args[2])
+	}
 	buf := dgramBufs.Get().(*[maxDgram + ipv4HeaderLen]byte)
 	defer dgramBufs.Put(buf)
 	n := 0

@@ -17,7 +17,8 @@ import (
 //   - sendto and recvfrom only when their address argument is not NULL, so send/recv on stream
 //     sockets (and connected datagram sockets) stay untrapped;
 //   - sendmsg, recvmsg, sendmmsg, recvmmsg and ioctl(FIONREAD) only on fds in the datagram
-//     range (see fdRange), where they need addresses, control messages or datagram lengths.
+//     range (see fdRange), where they need addresses, control messages or datagram lengths;
+//     and there the interface ioctls (SIOCGIFCONF…, see ifIoctl).
 //
 // read, write, readv, writev, send, recv, splice and sendfile are never trapped: on emulated
 // sockets they run on the AF_UNIX socketpair end in the kernel. io_uring is refused so that
@@ -61,7 +62,9 @@ func (p Policy) Spec() notify.Spec {
 		{Index: 0, Mask: 0xffffffff, Value: unix.AF_NETLINK},
 		{Index: 2, Mask: 0xffffffff, Value: unix.NETLINK_ROUTE},
 	}})
-	trap = append(trap, notify.Rule{Syscall: "ioctl", Args: []notify.Arg{inRange, {Index: 1, Mask: 0xffffffff, Value: unix.SIOCINQ}}})
+	for _, req := range append([]uint64{unix.SIOCINQ}, ifIoctls...) {
+		trap = append(trap, notify.Rule{Syscall: "ioctl", Args: []notify.Arg{inRange, {Index: 1, Mask: 0xffffffff, Value: req}}})
+	}
 	var deny []notify.Rule
 	for _, name := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {
 		deny = append(deny, notify.Rule{Syscall: name, Errno: unix.ENOSYS})

@@ -16,10 +16,11 @@ import (
 )
 
 var (
-	ztncRun string // the ztnc-run binary under test
-	tcpprog string // tests/testdata/tcpprog, static
-	udpprog string // tests/testdata/udpprog, static
-	ifprog  string // tests/testdata/ifprog, static
+	ztncRun  string // the ztnc-run binary under test
+	tcpprog  string // tests/testdata/tcpprog, static
+	udpprog  string // tests/testdata/udpprog, static
+	ifprog   string // tests/testdata/ifprog, static
+	raceprog string // tests/testdata/raceprog, static
 )
 
 func TestMain(m *testing.M) {
@@ -37,6 +38,7 @@ func run(m *testing.M) int {
 	tcpprog = filepath.Join(dir, "tcpprog")
 	udpprog = filepath.Join(dir, "udpprog")
 	ifprog = filepath.Join(dir, "ifprog")
+	raceprog = filepath.Join(dir, "raceprog")
 	build := func(out, pkg string, env ...string) error {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), env...)
@@ -47,7 +49,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
 		return 1
 	}
-	for _, p := range []string{"tcpprog", "udpprog", "ifprog"} {
+	for _, p := range []string{"tcpprog", "udpprog", "ifprog", "raceprog"} {
 		if err := build(filepath.Join(dir, p), "./testdata/"+p, "CGO_ENABLED=0"); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n", p, err)
 			return 1

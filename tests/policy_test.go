@@ -397,16 +397,38 @@ echo "virtual: $(dig +short web.internal)"`)
 // TestInterfaces: what programs see of their interfaces is the virtual network's (and
 // loopback): ip addr and ip -6 addr (iproute2's rtnetlink dumps), hostname -I and Python's
 // if_nameindex (glibc: getifaddrs, if_nameindex), a static Go program (its own netlink code),
-// Node's os.networkInterfaces (libuv). Other rtnetlink requests still reach the host's
-// kernel (ip route shows the host's table).
+// Node's os.networkInterfaces (libuv), the SIOCGIF* ioctls (Python's fcntl, and Java's
+// NetworkInterface, whose IPv4 side uses them). Other rtnetlink requests still reach the
+// host's kernel (ip route shows the host's table).
 func TestInterfaces(t *testing.T) {
 	need(t, "ip", "hostname", "python3")
+	java := filepath.Join(t.TempDir(), "Ifs.java")
+	writeFile(t, java, `import java.net.*;
+import java.util.*;
+public class Ifs {
+  public static void main(String[] a) throws Exception {
+    for (NetworkInterface n : Collections.list(NetworkInterface.getNetworkInterfaces()))
+      for (InterfaceAddress ia : n.getInterfaceAddresses())
+        if (ia.getAddress() instanceof Inet4Address)
+          System.out.println("java: " + n.getName() + " " + n.getIndex() + " " + ia.getAddress().getHostAddress() + "/" + ia.getNetworkPrefixLength());
+  }
+}
+`)
 	script := `
 ip addr
 ip -6 addr | sed 's/^/v6: /'
 echo "hostname -I: $(hostname -I)"
 python3 -c 'import socket; print("if_nameindex:", socket.if_nameindex())'
 ` + ifprog + ` | sed 's/^/go: /'
+python3 - <<'EOF'
+import socket, fcntl, struct
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+req = struct.pack("40s", b"ztnc0")
+print("ioctl addr:", socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x8915, req)[20:24]))
+print("ioctl mask:", socket.inet_ntoa(fcntl.ioctl(s.fileno(), 0x891b, req)[20:24]))
+print("ioctl index:", struct.unpack("i", fcntl.ioctl(s.fileno(), 0x8933, req)[16:20])[0])
+EOF
+if command -v java >/dev/null; then java ` + java + `; fi
 if command -v node >/dev/null; then node -e 'const i = require("os").networkInterfaces(); for (const [n, as] of Object.entries(i)) for (const a of as) console.log("node:", n, a.cidr)'; fi
 echo "route lines: $(ip route show table all | wc -l)"
 `
@@ -416,6 +438,10 @@ echo "route lines: $(ip route show table all | wc -l)"
 		"hostname -I: 10.9.0.1 fd00::a09:1 \n", "if_nameindex: [(1, 'lo'), (2, 'ztnc0')]",
 		"go: lo index=1 mtu=65536 up=true mac= 127.0.0.1/8 ::1/128\n",
 		"go: ztnc0 index=2 mtu=2800 up=true mac=02:7a:74:6e:63:01 10.9.0.1/24 fd00::a09:1/64 fe80::")
+	mustContain(t, r, "ioctl addr: 10.9.0.1\n", "ioctl mask: 255.255.255.0\n", "ioctl index: 2\n")
+	if _, err := exec.LookPath("java"); err == nil {
+		mustContain(t, r, "java: ztnc0 2 10.9.0.1/24\n", "java: lo 1 127.0.0.1/8\n")
+	}
 	if _, err := exec.LookPath("node"); err == nil {
 		mustContain(t, r, "node: ztnc0 10.9.0.1/24\n", "node: lo 127.0.0.1/8\n")
 	}
@@ -452,5 +478,28 @@ print("other:", errno.errorcode[socket.socket().connect_ex(("127.0.0.1", %d))])
 	}
 	if c := counts(); !strings.HasSuffix(c, "after tcp 2 udp 0") {
 		t.Errorf("the allowed canary: %s", c)
+	}
+}
+
+// TestIsolateRacingAddress: under --isolate a program cannot slip past the check by changing a
+// connect's address in memory while the supervisor decides (another thread flips the port
+// between an allowed and a forbidden canary): the supervisor connects with the address it
+// checked, never the kernel with what memory holds later, so the forbidden canary sees nothing.
+func TestIsolateRacingAddress(t *testing.T) {
+	need(t)
+	good, goodCounts := startCanary(t)
+	bad, badCounts := startCanary(t)
+	r := ztnc(t, 2*time.Minute, "--local", "10.9.0.1/24", "--isolate", "--allow-host", fmt.Sprintf("127.0.0.1:%d", good),
+		"--", raceprog, strconv.Itoa(good), strconv.Itoa(bad), "300")
+	if r.code != 0 || !strings.Contains(r.stdout, "connected ") {
+		t.Fatalf("%s", r)
+	}
+	time.Sleep(200 * time.Millisecond)
+	t.Logf("%s; allowed canary %s", strings.TrimSpace(r.stdout), goodCounts())
+	if c := badCounts(); !strings.HasSuffix(c, "after tcp 1 udp 0") {
+		t.Errorf("a racing connect reached the forbidden canary: %s", c)
+	}
+	if c := goodCounts(); strings.HasSuffix(c, "after tcp 1 udp 0") {
+		t.Errorf("no connect reached the allowed canary: %s", c)
 	}
 }

@@ -26,16 +26,11 @@ func TestZtncRunTwoNetworks(t *testing.T) {
 	s := startOurs(t)
 	ctx := t.Context()
 	sub1, sub2 := netip.MustParsePrefix("203.0.113.0/25"), netip.MustParsePrefix("203.0.113.128/25")
-	// (Each with a DNS domain: lab.Network cannot decode the controller's "dns": [] of a
-	// network without one.)
-	net1, net2 := lab.NewNetwork("one", sub1), lab.NewNetwork("two", sub2)
-	net1.DNS = &lab.DNS{Domain: "one.example", Servers: []string{}}
-	net2.DNS = &lab.DNS{Domain: "two.example", Servers: []string{}}
-	n1, err := s.ctrl.CreateNetwork(ctx, net1)
+	n1, err := s.ctrl.CreateNetwork(ctx, lab.NewNetwork("one", sub1))
 	if err != nil {
 		t.Fatal(err)
 	}
-	n2, err := s.ctrl.CreateNetwork(ctx, net2)
+	n2, err := s.ctrl.CreateNetwork(ctx, lab.NewNetwork("two", sub2))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -158,5 +153,30 @@ i=0; until [ -e %[9]s ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; don
 	}
 	if !strings.Contains(bBound, "unreachable") {
 		t.Errorf("C's listener bound to its N1 address answered on N2: %q", bBound)
+	}
+}
+
+// TestZtncRunInterfaceNameAsZT1: the interface a program under ztnc-run sees for a network has
+// the name zerotier-one gives its TAP device for that network (needs ZT1_BIN).
+func TestZtncRunInterfaceNameAsZT1(t *testing.T) {
+	s := startSelfHosted(t)
+	ctx := t.Context()
+	nw, err := s.ctrl.CreateNetwork(ctx, lab.NewNetwork("names", ztSubnet))
+	if err != nil {
+		t.Fatal(err)
+	}
+	home := s.memberHome(t, 2, nw.ID)
+	if err := s.ctrl.Authorize(ctx, nw.ID, home.Address()); err != nil {
+		t.Fatal(err)
+	}
+	m := lab.StartZT1(t, s.lab.AddHost("m1", member1Addr), lab.ZT1Config{Home: home})
+	n, err := m.WaitNetworkOK(nw.ID, joinTimeout)
+	if err != nil {
+		t.Fatal(err)
+	}
+	z := s.ztncMember(t, "z", "192.0.2.40", 3, nw.ID, netip.MustParseAddr("203.0.113.70"))
+	out := z.Run(t, "ip", "-o", "link")
+	if n.PortDeviceName == "" || !strings.Contains(out, ": "+n.PortDeviceName+": ") {
+		t.Errorf("zerotier-one's device is %q; ztnc-run shows:\n%s", n.PortDeviceName, out)
 	}
 }
