@@ -20,6 +20,7 @@ package main
 // the lock holder, so a socket left by a dead process is replaced, a live one never.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -185,12 +186,20 @@ func (o ownerOnly) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		o.log.Warn("control socket: connection refused", "uid", uid, "err", err)
-		// A one-line answer, so that the refused client says why.
-		c.SetWriteDeadline(time.Now().Add(time.Second))
-		msg := fmt.Sprintf(`{"error":"uid %d may not use this ztnc-run: only its owner (uid %d) and root may"}`, uid, os.Geteuid())
-		fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(msg), msg)
-		c.Close()
+		go refuse(c, fmt.Sprintf("uid %d may not use this ztnc-run: only its owner (uid %d) and root may", uid, os.Geteuid()))
 	}
+}
+
+// refuse answers a connection's request with 403 and msg, so that the client says why; the
+// request is read first, so that writing it does not fail.
+func refuse(c net.Conn, msg string) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(c, 64<<10))); err == nil {
+		io.Copy(io.Discard, req.Body)
+	}
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(b), b)
 }
 
 func peerUID(c *net.UnixConn) (int, error) {

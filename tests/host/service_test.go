@@ -17,8 +17,8 @@ import (
 
 // TestService: the 2015 beta's workflow. A `ztnc-run service` joins a network of our
 // controller; a server attached to it is reached by a client attached later (through the
-// virtual address and 127.0.0.1), by a plain `ztnc-run -- CMD` with the beta's variables, and
-// by another member; attach passes exit statuses and signals; only the home's owner may
+// virtual address and 127.0.0.1), by a plain `ztnc-run -- CMD` with the beta's variables, by
+// another member, and from the host through the service's published port; attach passes exit statuses and signals; only the home's owner may
 // attach or join; leaving the network takes it from the running programs; SIGTERM to the
 // service ends the attached programs and the service.
 func TestService(t *testing.T) {
@@ -43,7 +43,9 @@ func TestService(t *testing.T) {
 
 	// --isolate: once the network is left, its addresses must not go out to the host's
 	// network (fall-through would send them there); it reaches the attached programs too.
-	svc := ztnc(t, "service", nil, append([]string{"service", "--isolate"}, flags...)...)
+	// -p publishes the attached server's port on the host.
+	pubPort := freePort(t)
+	svc := ztnc(t, "service", nil, append([]string{"service", "--isolate", "-p", fmt.Sprintf("127.0.0.1:%d:8080", pubPort)}, flags...)...)
 	waitFor(t, svc, "the service's control socket", 30*time.Second, func() error {
 		if r := cli(t, nil, "status", "--home", home.Dir); r.code != 0 {
 			return fmt.Errorf("%s", r)
@@ -87,6 +89,9 @@ func TestService(t *testing.T) {
 	})
 	if r := attach("curl", "-fsS", "http://127.0.0.1:8080/"); r.code != 0 || r.stdout != "from the service\n" {
 		t.Errorf("attached client to 127.0.0.1: %s", r)
+	}
+	if r := runCmd(t, 30*time.Second, spec{argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/", pubPort)}}); r.code != 0 || r.stdout != "from the service\n" {
+		t.Errorf("the service's published port, from the host: %s", r)
 	}
 
 	// The beta's variables make a plain ztnc-run attach to the service of their home.
