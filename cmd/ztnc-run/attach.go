@@ -153,9 +153,20 @@ func attachOver(log *slog.Logger, conn *net.UnixConn, home string, o *attachOpti
 	}
 	if resp.StatusCode != http.StatusSwitchingProtocols {
 		b, _ := io.ReadAll(io.LimitReader(resp.Body, 64<<10))
-		var e struct{ Error string }
+		var e struct {
+			Error      string
+			Supervised bool
+		}
 		if json.Unmarshal(b, &e) != nil || e.Error == "" {
 			e.Error = strings.TrimSpace(string(b))
+		}
+		if resp.StatusCode == http.StatusConflict && e.Supervised {
+			// This process runs under that instance already: so will CMD.
+			conn.Close()
+			log.Debug("already supervised by the instance: running the program directly", "home", home)
+			takeIdentitySecret()
+			err := syscall.Exec(path, args, os.Environ())
+			return &exitError{exitCannotExec, fmt.Sprintf("%s: %v", path, err)}
 		}
 		return fail(fmt.Errorf("attach to the ztnc-run of %s: %s", home, e.Error))
 	}

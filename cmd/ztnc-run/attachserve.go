@@ -97,9 +97,10 @@ func newAttacher(log *slog.Logger, inst *instance, ns *netset, filter notify.Pro
 
 // attachSession is one attached program.
 type attachSession struct {
-	conn *net.UnixConn
-	stop chan string
-	once sync.Once
+	launcher int // pid of the program's parent: what the program leaves behind is reparented to it
+	conn     *net.UnixConn
+	stop     chan string
+	once     sync.Once
 }
 
 func (s *attachSession) requestStop(reason string) {
@@ -111,6 +112,13 @@ func (at *attacher) serveHTTP(w http.ResponseWriter, r *http.Request) {
 	if !strings.EqualFold(r.Header.Get("Upgrade"), attachProtocol) {
 		w.Header().Set("Upgrade", attachProtocol)
 		writeError(w, &apiError{http.StatusUpgradeRequired, "POST /attach is the protocol of ztnc-run attach (Upgrade: " + attachProtocol + ")"})
+		return
+	}
+	if pid := peerPID(r); pid > 0 && at.supervises(pid) {
+		// ztnc-run attach run by a program of this instance (a shell attached earlier): the
+		// launcher is on the networks already, and a second filter with a listener cannot
+		// be installed under the first.
+		writeJSON(w, http.StatusConflict, map[string]any{"error": "already on this ztnc-run's networks", "supervised": true})
 		return
 	}
 	var req attachRequest
@@ -210,6 +218,9 @@ func (at *attacher) run(s *attachSession, brw *bufio.ReadWriter, req *attachRequ
 		return err
 	}
 	l.Killable = h.Killable
+	at.mu.Lock()
+	s.launcher = parentOf(pid)
+	at.mu.Unlock()
 	log := at.log.With("pid", pid)
 	sup, err := sv.start(l, log)
 	if err != nil {
@@ -334,13 +345,53 @@ func pidfdPid(pidfd int) (int, error) {
 	for _, line := range strings.Split(string(b), "\n") {
 		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
 			pid, err := strconv.Atoi(strings.TrimSpace(v))
-			if err != nil || pid <= 0 {
-				return 0, fmt.Errorf("not a live process's pidfd (Pid: %s)", strings.TrimSpace(v))
+			switch {
+			case err != nil || pid < 0:
+				return 0, fmt.Errorf("the program is gone (pidfd Pid: %s)", strings.TrimSpace(v))
+			case pid == 0:
+				return 0, errors.New("the program runs in a PID namespace this ztnc-run cannot see: attach from inside its PID namespace (docker exec does)")
 			}
 			return pid, nil
 		}
 	}
 	return 0, errors.New("not a pidfd")
+}
+
+// supervises reports whether process pid is under one of the instance's filters: a
+// descendant of this process (a run's program) or of the launcher of an attached program
+// (the program's parent, and the subreaper of what it leaves behind).
+func (at *attacher) supervises(pid int) bool {
+	roots := map[int]bool{os.Getpid(): true}
+	at.mu.Lock()
+	for s := range at.sessions {
+		if s.launcher > 0 {
+			roots[s.launcher] = true
+		}
+	}
+	at.mu.Unlock()
+	for n := 0; pid > 1 && n < 4096; n++ {
+		if roots[pid] {
+			return true
+		}
+		pid = parentOf(pid)
+	}
+	return false
+}
+
+// parentOf reads a process's parent pid from /proc (0 when it is gone).
+func parentOf(pid int) int {
+	b, err := os.ReadFile("/proc/" + strconv.Itoa(pid) + "/stat")
+	if err != nil {
+		return 0
+	}
+	// The command name may hold spaces and parentheses: the fields follow the last ')'.
+	s := string(b)
+	f := strings.Fields(s[strings.LastIndexByte(s, ')')+1:])
+	if len(f) < 2 {
+		return 0
+	}
+	ppid, _ := strconv.Atoi(f[1])
+	return ppid
 }
 
 // stop asks every attached program to end, waits for them up to timeout, then closes the

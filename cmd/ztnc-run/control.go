@@ -153,6 +153,9 @@ func serveControl(log *slog.Logger, l *homeLock, h http.Handler) (*controlServer
 			IdleTimeout:       time.Minute,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				return context.WithValue(ctx, peerConnKey{}, c)
+			},
 		},
 	}
 	go c.srv.Serve(ownerOnly{ln.(*net.UnixListener), log})
@@ -200,6 +203,28 @@ func refuse(c net.Conn, msg string) {
 	}
 	b, _ := json.Marshal(map[string]string{"error": msg})
 	fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(b), b)
+}
+
+// peerConnKey keys a request's connection in its context.
+type peerConnKey struct{}
+
+// peerPID is the pid of the process that made a request (SO_PEERCRED), or 0.
+func peerPID(r *http.Request) int {
+	c, _ := r.Context().Value(peerConnKey{}).(*net.UnixConn)
+	if c == nil {
+		return 0
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	rc.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
 }
 
 func peerUID(c *net.UnixConn) (int, error) {

@@ -93,6 +93,11 @@ func TestService(t *testing.T) {
 	if r := runCmd(t, 30*time.Second, spec{argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/", pubPort)}}); r.code != 0 || r.stdout != "from the service\n" {
 		t.Errorf("the service's published port, from the host: %s", r)
 	}
+	// ztnc-run inside an attached program (ZTNC_HOME is set for it) runs CMD directly: it is
+	// on the service's networks already.
+	if r := attach("sh", "-c", "ztnc-run attach -- curl -fsS http://127.0.0.1:8080/ && ztnc-run -- curl -fsS http://127.0.0.1:8080/"); r.code != 0 || r.stdout != "from the service\nfrom the service\n" {
+		t.Errorf("ztnc-run inside an attached program: %s", r)
+	}
 
 	// The beta's variables make a plain ztnc-run attach to the service of their home.
 	beta := []string{"ZTNC_HOME=" + home.Dir, "ZT_NC_NWID=" + nwid}
