@@ -121,7 +121,7 @@ func joinedBefore(home string, ids []ztaddr.NetworkID) []ztaddr.NetworkID {
 	ents, _ := os.ReadDir(filepath.Join(home, "networks.d"))
 	for _, e := range ents {
 		name, ok := strings.CutSuffix(e.Name(), ".conf")
-		if !ok || len(name) != 16 {
+		if !ok || len(name) != 16 || e.IsDir() {
 			continue
 		}
 		if id, err := ztaddr.ParseNetworkID(name); err == nil && id != 0 {
