@@ -390,3 +390,55 @@ func TestServiceLifetime(t *testing.T) {
 		t.Errorf("left running: %q", ps)
 	}
 }
+
+// TestServiceTwoNetworks: a service on two networks; a server attached to it listens on both
+// (a wildcard listener), and a member of each network reaches it at the service's address in
+// that network; leaving one network takes it from the server, the other stays.
+func TestServiceTwoNetworks(t *testing.T) {
+	need(t, "python3", "curl")
+	s := startSelfHosted(t)
+	nwA, nwB := s.network(t, "a"), createNetwork(t, s.ctl, "b")
+	home, flags := s.member(t, 2)
+	mA, mAFlags := s.member(t, 3)
+	mB, mBFlags := s.member(t, 4)
+	// Both networks assign from 10.147.17.0/24: the service has the same prefix on two
+	// networks, and reaches each member through the network that has it.
+	for _, a := range []struct {
+		nwid, node string
+		last       byte
+	}{{nwA, home.Address(), 21}, {nwB, home.Address(), 22}, {nwA, mA.Address(), 31}, {nwB, mB.Address(), 32}} {
+		if err := s.ctl.Authorize(t.Context(), a.nwid, a.node, netip.AddrFrom4([4]byte{10, 147, 17, a.last})); err != nil {
+			t.Fatal(err)
+		}
+	}
+	svc := ztnc(t, "service", nil, append([]string{"service", "--isolate", "--nwid", nwA + "," + nwB}, flags...)...)
+	waitFor(t, svc, "both networks OK", 60*time.Second, func() error {
+		var nets []networkJSON
+		if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 2 || nets[0].Status != "OK" || nets[1].Status != "OK" {
+			return fmt.Errorf("%s", r)
+		}
+		return nil
+	})
+	site := t.TempDir()
+	os.WriteFile(filepath.Join(site, "index.html"), []byte("on two networks\n"), 0o644)
+	ztnc(t, "server", nil, "attach", "--home", home.Dir, "--", "python3", "-m", "http.server", "8080", "--directory", site)
+	fetch := func(flags []string, nwid, addr string) result {
+		t.Helper()
+		return runZtnc(t, 90*time.Second, nil, append(flags, "--nwid", nwid, "--", "curl", "-fsS", "-m", "5", "--retry", "20", "--retry-all-errors", "http://"+addr+":8080/")...)
+	}
+	if r := fetch(mAFlags, nwA, "10.147.17.21"); r.code != 0 || r.stdout != "on two networks\n" {
+		t.Errorf("member of network a: %s", r)
+	}
+	if r := fetch(mBFlags, nwB, "10.147.17.22"); r.code != 0 || r.stdout != "on two networks\n" {
+		t.Errorf("member of network b: %s", r)
+	}
+	if r := cli(t, nil, "leave", nwB, "--home", home.Dir); r.code != 0 {
+		t.Fatalf("leave b: %s", r)
+	}
+	if r := runZtnc(t, 60*time.Second, nil, append(mBFlags, "--nwid", nwB, "--", "curl", "-fsS", "-m", "3", "http://10.147.17.22:8080/")...); r.code == 0 {
+		t.Errorf("member of network b reaches the server after the service left b: %s", r)
+	}
+	if r := fetch(mAFlags, nwA, "10.147.17.21"); r.code != 0 || r.stdout != "on two networks\n" {
+		t.Errorf("member of network a after the service left b: %s", r)
+	}
+}
