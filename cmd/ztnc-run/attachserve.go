@@ -255,14 +255,18 @@ func (at *attacher) run(s *attachSession, brw *bufio.ReadWriter, req *attachRequ
 			}
 		}
 	}()
+	exited := false
 	for {
 		select {
 		case ev, ok := <-events:
 			if !ok {
-				log.Info("attached program gone", "argv", req.Argv)
+				if !exited {
+					log.Warn("attached program's launcher gone", "argv", req.Argv)
+				}
 				return nil
 			}
 			if ev.Exit != nil {
+				exited = true
 				log.Info("attached program exited", "argv", req.Argv, "status", *ev.Exit)
 			}
 		case err := <-served:
