@@ -41,6 +41,7 @@ type dgram struct {
 	hasRaw  bool              // rawID is set
 	closing bool
 	bindReq netip.AddrPort                // what the program bound (invalid: nothing)
+	rawCap  bool                          // the program had CAP_NET_RAW when it made the socket
 	local   bool                          // the local address is known (bound): indexed if it is loopback's
 	lo      netip.AddrPort                // indexed in the supervisor's loopbacks (invalid: not)
 	relay   *hostRelay                    // the host's network, for unconnected sends there (nil: none yet)
@@ -94,6 +95,7 @@ func (s *Supervisor) socketDgram(c *call, v6 bool, typ, proto int) error {
 		return err
 	}
 	defer unix.Close(p)
+	d.rawCap = kind != kindUDP && hasCapability(c.Pid, capNetRaw)
 	cloexec := int(int32(c.Args[1]))&unix.SOCK_CLOEXEC != 0
 	if target := s.freeDatagramFD(c.Pid); target >= 0 {
 		_, err = s.l.AddFDReturnAt(c.ID, p, target, cloexec)

@@ -264,7 +264,7 @@ func (n *netlinkSock) handle(c *call, pc **progEnd) (int64, error) {
 		if err := c.read(c.Args[1], data); err != nil {
 			return 0, err
 		}
-		return n.send(c, *pc, data, int(int32(c.Args[3])))
+		return n.send(*pc, data)
 	case unix.SYS_SENDMSG:
 		var raw [sizeofMsghdr]byte
 		if err := c.read(c.Args[1], raw[:]); err != nil {
@@ -279,7 +279,7 @@ func (n *netlinkSock) handle(c *call, pc **progEnd) (int64, error) {
 		if err != nil {
 			return 0, err
 		}
-		return n.send(c, *pc, data, int(int32(c.Args[2])))
+		return n.send(*pc, data)
 	case unix.SYS_RECVFROM:
 		return n.recvfrom(c, pc)
 	case unix.SYS_RECVMSG:
@@ -340,7 +340,7 @@ func (n *netlinkSock) bind(c *call) error {
 
 // send takes a request written with sendto or sendmsg (to the kernel: the only destination
 // the emulation has) and queues it on P, as a native send would.
-func (n *netlinkSock) send(c *call, p *progEnd, data []byte, flags int) (int64, error) {
+func (n *netlinkSock) send(p *progEnd, data []byte) (int64, error) {
 	var m int
 	err := ignoreEINTR(func() (err error) {
 		m, err = unix.SendmsgN(p.fd, data, nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"encoding/binary"
 	"net/netip"
 	"os"
 	"sync"
@@ -27,6 +28,12 @@ type hostRelay struct {
 	fd int
 	f  *os.File
 	rc syscall.RawConn
+	// raw: a ping socket's relay is a raw ICMP socket, because the host refuses ping sockets
+	// (ping_group_range) and the program held CAP_NET_RAW when it made its socket: it could
+	// have made a raw one, as ping does on such a host.
+	// It hears every echo reply: only those with the identifiers the program sent are passed.
+	raw bool
+	ids sync.Map // uint16 echo identifiers sent
 }
 
 // hostRelay returns the socket's relay, made on first use.
@@ -48,6 +55,11 @@ func (d *dgram) hostRelay() (*hostRelay, error) {
 	if err != nil && bind.IsValid() {
 		fd, err = hostSocket(d.v6, typ, proto, true, d.opts, netip.AddrPort{})
 	}
+	raw := false
+	if err == unix.EACCES && d.kind == kindPing && d.rawCap {
+		fd, err = hostSocket(d.v6, unix.SOCK_RAW, proto, true, nil, netip.AddrPort{})
+		raw = true
+	}
 	if err != nil {
 		return nil, err
 	}
@@ -57,7 +69,7 @@ func (d *dgram) hostRelay() (*hostRelay, error) {
 		f.Close()
 		return nil, err
 	}
-	r := &hostRelay{d: d, fd: fd, f: f, rc: rc}
+	r := &hostRelay{d: d, fd: fd, f: f, rc: rc, raw: raw}
 	d.relay = r
 	d.s.goSafe(r.receive)
 	return r, nil
@@ -65,6 +77,9 @@ func (d *dgram) hostRelay() (*hostRelay, error) {
 
 // send sends one datagram to ap on the host's network.
 func (r *hostRelay) send(data []byte, ap netip.AddrPort, flags int, blocking bool) (int64, error) {
+	if r.raw && len(data) >= 8 {
+		r.ids.Store(binary.BigEndian.Uint16(data[4:]), true)
+	}
 	var n int64
 	var err error
 	cerr := r.rc.Write(func(fd uintptr) bool {
@@ -99,12 +114,15 @@ func (r *hostRelay) receive() {
 			return
 		}
 		data := buf[:n]
-		if r.d.kind == kindRawICMP && !r.d.v6 {
+		if (r.raw || r.d.kind == kindRawICMP) && !r.d.v6 {
 			// A host raw socket reads the IPv4 header too; the emulated one adds its own.
 			if n < ipv4HeaderLen || int(data[0]&0xf)*4 > n {
 				continue
 			}
 			data = data[int(data[0]&0xf)*4:]
+		}
+		if r.raw && !r.ownEchoReply(data) {
+			continue
 		}
 		h := netstack.DatagramHeader{Remote: sockaddrAddrPort(from)}
 		if err := r.d.ep.Deliver(h, data); err == unix.ENOTCONN {
@@ -114,6 +132,20 @@ func (r *hostRelay) receive() {
 }
 
 func (r *hostRelay) close() { r.f.Close() }
+
+// ownEchoReply reports whether an ICMP message is an echo reply to one of the program's
+// requests.
+func (r *hostRelay) ownEchoReply(m []byte) bool {
+	reply := byte(0) // ICMP echo reply
+	if r.d.v6 {
+		reply = 129
+	}
+	if len(m) < 8 || m[0] != reply {
+		return false
+	}
+	_, ok := r.ids.Load(binary.BigEndian.Uint16(m[4:]))
+	return ok
+}
 
 // sockaddrAddrPort converts a received source address.
 func sockaddrAddrPort(sa unix.Sockaddr) netip.AddrPort {

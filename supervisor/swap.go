@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"bytes"
+	"encoding/binary"
 	"fmt"
 	"math"
 	"os"
@@ -58,31 +60,56 @@ type epollWatch struct {
 
 // epollWatches finds the registrations of fd (whose file has inode ino) in the epoll
 // instances of thread tid's fd table: /proc/<tid>/fd names them, and each instance's fdinfo
-// lists its targets ("tfd: N events: E data: D pos:P ino:I sdev:S").
+// lists its targets ("tfd: N events: E data: D pos:P ino:I sdev:S"). It runs on every swap,
+// so it reads the directory with one getdents buffer and readlinkat, without allocating per
+// entry.
 func epollWatches(tid uint32, fd int, ino uint64) ([]epollWatch, error) {
 	dir := "/proc/" + strconv.FormatUint(uint64(tid), 10)
-	ents, err := os.ReadDir(dir + "/fd")
+	dfd, err := unix.Open(dir+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
+	defer unix.Close(dfd)
 	var out []epollWatch
-	var link [64]byte
-	for _, e := range ents {
-		n, err := unix.Readlink(dir+"/fd/"+e.Name(), link[:])
-		if err != nil || string(link[:n]) != "anon_inode:[eventpoll]" {
-			continue
-		}
-		epfd, err := strconv.Atoi(e.Name())
+	var buf [8192]byte
+	var link [32]byte
+	const eventpoll = "anon_inode:[eventpoll]"
+	for {
+		n, err := unix.Getdents(dfd, buf[:])
 		if err != nil {
-			continue
+			return out, err
 		}
-		b, err := os.ReadFile(dir + "/fdinfo/" + e.Name())
-		if err != nil {
-			continue
+		if n <= 0 {
+			return out, nil
 		}
-		out = append(out, parseEpollInfo(b, epfd, fd, ino)...)
+		for b := buf[:n]; len(b) >= 19; {
+			reclen := int(binary.NativeEndian.Uint16(b[16:]))
+			if reclen < 19 || reclen > len(b) {
+				break
+			}
+			name := b[19:reclen]
+			if i := bytes.IndexByte(name, 0); i >= 0 {
+				name = name[:i]
+			}
+			b = b[reclen:]
+			if len(name) == 0 || name[0] == '.' {
+				continue
+			}
+			l, err := unix.Readlinkat(dfd, string(name), link[:])
+			if err != nil || l != len(eventpoll) || string(link[:l]) != eventpoll {
+				continue
+			}
+			epfd, err := strconv.Atoi(string(name))
+			if err != nil {
+				continue
+			}
+			info, err := os.ReadFile(dir + "/fdinfo/" + string(name))
+			if err != nil {
+				continue
+			}
+			out = append(out, parseEpollInfo(info, epfd, fd, ino)...)
+		}
 	}
-	return out, nil
 }
 
 // parseEpollInfo picks the registrations of fd with inode ino from an epoll instance's

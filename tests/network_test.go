@@ -465,8 +465,10 @@ func TestZeroTierNotAuthorized(t *testing.T) {
 	}
 
 	// Started at once, its program finds no network: the node has no config, so nothing it
-	// sends leaves it, and the member's server is out of reach.
-	r = ztnc(t, time.Minute, s.memberArgs(nwid, homeC, "--wait", "0", "--", "sh", "-c",
+	// sends leaves it, and the member's server is out of reach. (--isolate: without a route
+	// of the network, its addresses would be the host's business, as with zerotier-one, and
+	// the connect would leave through the host's default route.)
+	r = ztnc(t, time.Minute, s.memberArgs(nwid, homeC, "--wait", "0", "--isolate", "--", "sh", "-c",
 		"timeout 5 "+tcpprog+" echo "+a+" hello && echo REACHED")...)
 	if r.code == 0 || strings.Contains(r.stdout, "REACHED") {
 		t.Fatalf("a node that is not a member reached %s\n%s", a, r)

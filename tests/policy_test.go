@@ -503,3 +503,31 @@ func TestIsolateRacingAddress(t *testing.T) {
 		t.Errorf("no connect reached the allowed canary: %s", c)
 	}
 }
+
+// TestFallThroughPing: ping to a host destination (the host's own address, so that nothing
+// leaves the machine) works where the host allows it: through a host ping socket, or, when
+// the host refuses those (ping_group_range) and ping holds CAP_NET_RAW, a raw one — as ping
+// itself would on the host. Under --isolate it is unreachable.
+func TestFallThroughPing(t *testing.T) {
+	need(t, "ping")
+	if os.Geteuid() != 0 {
+		t.Skip("needs root (CAP_NET_RAW) or an open ping_group_range")
+	}
+	var hostAddr string
+	addrs, _ := net.InterfaceAddrs()
+	for _, a := range addrs {
+		if p, ok := a.(*net.IPNet); ok && p.IP.To4() != nil && !p.IP.IsLoopback() {
+			hostAddr = p.IP.String()
+			break
+		}
+	}
+	if hostAddr == "" {
+		t.Skip("the host has no IPv4 address but loopback")
+	}
+	r := local(t, "ping -c 2 -i 0.2 -W 2 "+hostAddr)
+	mustContain(t, r, "2 packets transmitted, 2 received")
+	r = ztnc(t, time.Minute, "--local", "10.9.0.1/24", "--isolate", "--", "ping", "-c", "1", "-W", "1", hostAddr)
+	if r.code == 0 || !strings.Contains(r.stderr, "Network is unreachable") {
+		t.Errorf("ping under --isolate: %s", r)
+	}
+}

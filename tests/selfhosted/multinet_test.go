@@ -74,12 +74,14 @@ func TestZtncRunTwoNetworks(t *testing.T) {
 			t.Fatal(err)
 		}
 		out := filepath.Join(results, m.name)
-		m.ep.Start(t, "sh", "-c", fmt.Sprintf(`
+		m.ep.Start(t, "env", "UDP_ECHO="+udpEcho, "UDP_ASK="+udpAsk, "sh", "-c", fmt.Sprintf(`
 busybox httpd -f -p %[1]s -h %[2]s &
+python3 -c "$UDP_ECHO" %[5]s 9999 %[6]s &
 i=0; until curl -sf --max-time 2 -o %[3]s.any http://%[4]s:9000/who.txt; do i=$((i+1)); [ $i -lt 120 ] || break; sleep 0.5; done
 curl -sf --max-time 3 -o %[3]s.bound http://%[4]s:9001/who.txt || echo unreachable > %[3]s.bound
+python3 -c "$UDP_ASK" %[4]s 9998 > %[3]s.udp 2>&1
 touch %[3]s.done
-sleep 600`, lab.HostPort(m.addr, 8080), dir, out, m.cc))
+sleep 600`, lab.HostPort(m.addr, 8080), dir, out, m.cc, m.addr, m.name))
 	}
 	cDir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(cDir, "who.txt"), []byte("server-c\n"), 0o644); err != nil {
@@ -101,7 +103,18 @@ import socket
 for peer in ("%[3]s", "%[4]s"):
     s = socket.create_connection((peer, 8080), timeout=5)
     print("local to %%s: %%s" %% (peer, s.getsockname()[0]))
+# UDP: one unconnected socket to both networks, then a connected one to each.
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(5)
+for peer in ("%[3]s", "%[4]s"):
+    u.sendto(b"unconnected", (peer, 9999))
+    d, src = u.recvfrom(100)
+    print("udp from %%s: %%s" %% (src[0], d.decode()))
+for peer in ("%[3]s", "%[4]s"):
+    c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.settimeout(5)
+    c.connect((peer, 9999)); c.send(b"connected")
+    print("connected udp to %%s: %%s, local %%s" %% (peer, c.recv(100).decode(), c.getsockname()[0]))
 EOF
+python3 -c "$UDP_ECHO" 0.0.0.0 9998 server-c &
 echo "name a: $(dig +short %[5]s.%[6]s.zt)"
 echo "name b: $(dig +short %[7]s.%[8]s.zt)"
 echo "interfaces: $(ip -o -4 addr show | awk '{print $2, $4}' | tr '\n' ' ')"
@@ -109,7 +122,7 @@ i=0; until [ -e %[9]s ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; don
 `, cDir, c1, aAddr, bAddr, aNode, n1.ID, bNode, n2.ID, done)
 	out := make(chan string, 1)
 	go func() {
-		o, err := c.Exec(t, "sh", "-c", cScript)
+		o, err := c.Exec(t, "env", "UDP_ECHO="+udpEcho, "sh", "-c", cScript)
 		if err != nil {
 			o += "\nerror: " + err.Error()
 		}
@@ -133,6 +146,7 @@ i=0; until [ -e %[9]s ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; don
 	}
 	fromA, fromB := file("server-a.any"), file("server-b.any")
 	aBound, bBound := file("server-a.bound"), file("server-b.bound")
+	aUDP, bUDP := file("server-a.udp"), file("server-b.udp")
 	os.WriteFile(done, nil, 0o644)
 	got := <-out
 	for _, want := range []string{
@@ -140,6 +154,9 @@ i=0; until [ -e %[9]s ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; don
 		fmt.Sprintf("local to %s: %s\n", aAddr, c1), fmt.Sprintf("local to %s: %s\n", bAddr, c2),
 		"name a: " + aAddr.String() + "\n", "name b: " + bAddr.String() + "\n",
 		fmt.Sprintf("%s/25", c1), fmt.Sprintf("%s/25", c2),
+		fmt.Sprintf("udp from %s: server-a:unconnected\n", aAddr), fmt.Sprintf("udp from %s: server-b:unconnected\n", bAddr),
+		fmt.Sprintf("connected udp to %s: server-a:connected, local %s\n", aAddr, c1),
+		fmt.Sprintf("connected udp to %s: server-b:connected, local %s\n", bAddr, c2),
 	} {
 		if !strings.Contains(got, want) {
 			t.Errorf("member C's output lacks %q:\n%s", want, got)
@@ -147,6 +164,10 @@ i=0; until [ -e %[9]s ]; do i=$((i+1)); [ $i -lt 600 ] || exit 1; sleep 0.1; don
 	}
 	if fromA != "server-c" || fromB != "server-c" {
 		t.Errorf("C's wildcard listener from N1: %q, from N2: %q; want server-c from both", fromA, fromB)
+	}
+	// C's wildcard UDP server answers both networks, from the address each one reached.
+	if aUDP != fmt.Sprintf("server-c:ask from %s", c1) || bUDP != fmt.Sprintf("server-c:ask from %s", c2) {
+		t.Errorf("C's wildcard UDP server from N1: %q, from N2: %q", aUDP, bUDP)
 	}
 	if aBound != "server-c" {
 		t.Errorf("C's listener bound to its N1 address, from N1: %q", aBound)
@@ -180,3 +201,26 @@ func TestZtncRunInterfaceNameAsZT1(t *testing.T) {
 		t.Errorf("zerotier-one's device is %q; ztnc-run shows:\n%s", n.PortDeviceName, out)
 	}
 }
+
+// udpEcho answers each datagram with its prefix (argv 3) and the datagram, on argv 1:2.
+const udpEcho = `
+import socket, sys
+s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+s.bind((sys.argv[1], int(sys.argv[2])))
+while True:
+    d, a = s.recvfrom(4096)
+    s.sendto(sys.argv[3].encode() + b":" + d, a)
+`
+
+// udpAsk sends "ask" to argv 1:2 until it gets an answer, and prints it with its source.
+const udpAsk = `
+import socket, sys
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.settimeout(1)
+for _ in range(60):
+    u.sendto(b"ask", (sys.argv[1], int(sys.argv[2])))
+    try:
+        d, src = u.recvfrom(100)
+        print("%s from %s" % (d.decode(), src[0])); break
+    except socket.timeout:
+        pass
+`
