@@ -17,7 +17,8 @@ import (
 
 // TestService: the 2015 beta's workflow. A `ztnc-run service` joins a network of our
 // controller; a server attached to it is reached by a client attached later (through the
-// virtual address and 127.0.0.1), by a plain `ztnc-run -- CMD` with the beta's variables, by
+// virtual address and 127.0.0.1), by a plain `ztnc-run -- CMD` with the beta's variables
+// (ZTNC_HOME and ZT_NC_NWID, or ZT_NC_NETWORK), by
 // another member, and from the host through the service's published port; attach passes exit statuses and signals; only the home's owner may
 // attach or join; leaving the network takes it from the running programs; SIGTERM to the
 // service ends the attached programs and the service.
@@ -103,6 +104,13 @@ func TestService(t *testing.T) {
 	beta := []string{"ZTNC_HOME=" + home.Dir, "ZT_NC_NWID=" + nwid}
 	if r := runZtnc(t, 60*time.Second, beta, "--", "curl", "-fsS", "http://127.0.0.1:8080/"); r.code != 0 || r.stdout != "from the service\n" {
 		t.Errorf("ZTNC_HOME + ZT_NC_NWID: %s", r)
+	}
+	beta2015 := []string{"ZT_NC_NETWORK=" + filepath.Join(home.Dir, "nc_"+nwid)}
+	if r := runZtnc(t, 60*time.Second, beta2015, "--", "curl", "-fsS", "http://127.0.0.1:8080/"); r.code != 0 || r.stdout != "from the service\n" {
+		t.Errorf("ZT_NC_NETWORK=HOME/nc_NWID: %s", r)
+	}
+	if r := runZtnc(t, 30*time.Second, []string{"ZT_NC_NETWORK=" + home.Dir}, "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "want HOME/nc_NWID") {
+		t.Errorf("malformed ZT_NC_NETWORK: %s", r)
 	}
 	other := s.ctl.Address + "000099"
 	if r := runZtnc(t, 30*time.Second, []string{"ZTNC_HOME=" + home.Dir, "ZT_NC_NWID=" + other}, "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "network "+other+" is not joined") {
