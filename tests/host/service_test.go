@@ -189,16 +189,10 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 
 	t.Run("owner-only", func(t *testing.T) {
 		// A copy of ztnc-run that another user can run.
-		dir, err := os.MkdirTemp("", "ztnc-service-owner-")
-		if err != nil {
-			t.Fatal(err)
-		}
-		t.Cleanup(func() { os.RemoveAll(dir) })
-		os.Chmod(dir, 0o755)
-		bin := filepath.Join(dir, "ztnc-run")
+		bin := filepath.Join(worldReadableDir(t), "ztnc-run")
 		copyFile(t, ztncRun, bin, 0o755)
 		asNobody := func(args ...string) result {
-			return runCmd(t, 60*time.Second, spec{argv: append([]string{"setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", "--", bin}, args...)})
+			return runCmd(t, 60*time.Second, spec{argv: append([]string{"setpriv"}, asNobody(append([]string{bin}, args...)...)...)})
 		}
 		// The home (0700) and the socket (0600) keep other users out...
 		if r := asNobody("attach", "--home", home.Dir, "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "only the home's owner and root may") {
@@ -257,6 +251,27 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 	}
 }
 
+// nobody is the uid and gid of the tests' unprivileged user.
+const nobody = 65534
+
+// asNobody is setpriv's argv that runs argv as nobody.
+func asNobody(argv ...string) []string {
+	return append([]string{"--reuid=65534", "--regid=65534", "--clear-groups", "--"}, argv...)
+}
+
+// worldReadableDir is a new directory that every user can read and search (t.TempDir's
+// parents are the test's only).
+func worldReadableDir(t *testing.T) string {
+	t.Helper()
+	dir, err := os.MkdirTemp("", "ztnc-service-test-")
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { os.RemoveAll(dir) })
+	os.Chmod(dir, 0o755)
+	return dir
+}
+
 func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	t.Helper()
 	in, err := os.Open(from)
@@ -276,10 +291,10 @@ func copyFile(t *testing.T, from, to string, mode os.FileMode) {
 	}
 }
 
-// TestWalkthrough runs scripts/walkthrough.sh, after checking that the commands README.md
-// shows for it are the script's, in its order.
+// TestWalkthrough runs scripts/walkthrough.sh as an unprivileged user, after checking that
+// the commands README.md shows for it are the script's, in its order.
 func TestWalkthrough(t *testing.T) {
-	need(t, "python3", "curl", "bash")
+	need(t, "python3", "curl", "bash", "setpriv")
 	readme, err := os.ReadFile("../../README.md")
 	if err != nil {
 		t.Fatal(err)
@@ -307,10 +322,19 @@ func TestWalkthrough(t *testing.T) {
 		at += i + 1
 	}
 
+	// As a user without privileges (nobody), as users run it: copies of ztnc-run and the
+	// script in a directory every user can read, and a TMPDIR of nobody's own.
+	dir := worldReadableDir(t)
+	os.MkdirAll(filepath.Join(dir, "scripts"), 0o755)
+	copyFile(t, ztncRun, filepath.Join(dir, "ztnc-run"), 0o755)
+	copyFile(t, "../../scripts/walkthrough.sh", filepath.Join(dir, "scripts", "walkthrough.sh"), 0o755)
+	tmp := filepath.Join(dir, "tmp")
+	os.Mkdir(tmp, 0o700)
+	os.Chown(tmp, nobody, nobody)
 	ctx, cancel := context.WithTimeout(t.Context(), 3*time.Minute)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, "bash", "../../scripts/walkthrough.sh")
-	cmd.Env = append(os.Environ(), "ZTNC="+ztncRun, "TMPDIR="+t.TempDir())
+	cmd := exec.CommandContext(ctx, "setpriv", asNobody("bash", filepath.Join(dir, "scripts", "walkthrough.sh"))...)
+	cmd.Env = append(os.Environ(), "ZTNC="+filepath.Join(dir, "ztnc-run"), "TMPDIR="+tmp, "HOME="+tmp)
 	cmd.WaitDelay = 5 * time.Second
 	out, err := cmd.CombinedOutput()
 	s := string(out)
