@@ -107,6 +107,11 @@ func runService(cmd *cobra.Command, o *serviceOptions) error {
 	if err != nil {
 		return err
 	}
+	if isInit {
+		// As a container's entrypoint, every orphan of the container (those of docker exec
+		// sessions) becomes the service's child.
+		go reapOrphans(ctx)
+	}
 	log.Info("service ready", "address", node.Address().String(), "home", host.inst.home, "pid", os.Getpid())
 	<-ctx.Done()
 	log.Info("service stopping")
@@ -134,4 +139,19 @@ func joinedBefore(home string, ids []ztaddr.NetworkID) []ztaddr.NetworkID {
 		}
 	}
 	return out
+}
+
+// reapOrphans reaps the children that come to the service until ctx ends.
+func reapOrphans(ctx context.Context) {
+	chld := make(chan os.Signal, 1)
+	signal.Notify(chld, syscall.SIGCHLD)
+	defer signal.Stop(chld)
+	for {
+		reapNoHang()
+		select {
+		case <-chld:
+		case <-ctx.Done():
+			return
+		}
+	}
 }
