@@ -277,9 +277,14 @@ func startCanary(t *testing.T) (port int, counts func() string) {
 	out := filepath.Join(t.TempDir(), "counts")
 	hostProc(t, "python3", "-c", canary, strconv.Itoa(port), out)
 	waitHostTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
-	// The wait's own connection counted: start from a known file.
-	time.Sleep(100 * time.Millisecond)
-	base, _ := os.ReadFile(out)
+	// Start from the count with the wait's own connection in it.
+	var base []byte
+	for range 100 {
+		if base, _ = os.ReadFile(out); string(base) == "tcp 1 udp 0" {
+			break
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
 	return port, func() string {
 		b, _ := os.ReadFile(out)
 		return fmt.Sprintf("before %s, after %s", base, b)
@@ -289,8 +294,9 @@ func startCanary(t *testing.T) (port int, counts func() string) {
 // TestIsolate: under --isolate nothing reaches the host's network. Canary servers on the
 // host's loopback count 0 connections and 0 datagrams after every way of reaching them has
 // been tried (connect blocking and not, curl, sendto, sendmsg, connected UDP), each failing
-// with ENETUNREACH, and the DNS responder refuses outside names; an --allow-host hole lets
-// exactly its destination through (TCP, unconnected and connected UDP).
+// with ENETUNREACH, and the DNS responder refuses outside names; packet sockets are refused;
+// an --allow-host hole lets exactly its destination through (TCP, unconnected and connected
+// UDP).
 func TestIsolate(t *testing.T) {
 	need(t, "curl", "python3", "dig")
 	cp, closed := startCanary(t)
@@ -323,6 +329,7 @@ w = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); w.settimeout(5)
 w.connect(("127.0.0.1", allowed)); w.send(b"connected")
 print("allowed connected udp:", w.recv(100).decode())
 print("from the hole elsewhere:", err(lambda: w.sendto(b"x", ("127.0.0.1", canary))))
+print("packet socket:", err(lambda: socket.socket(socket.AF_PACKET, socket.SOCK_RAW)))
 EOF
 curl -sS --max-time 5 http://127.0.0.1:%[1]d/ 2>/dev/null || echo "curl: failed"
 echo "dns: $(dig +time=2 +tries=1 example.com | grep -o 'status: [A-Z]*')"
@@ -332,7 +339,7 @@ echo "dns: $(dig +time=2 +tries=1 example.com | grep -o 'status: [A-Z]*')"
 		"tcp v4-mapped: ENETUNREACH\n", "udp sendto: ENETUNREACH\n", "udp sendmsg: ENETUNREACH\n",
 		"udp connect: ENETUNREACH\n", "allowed tcp: canary:tcp\n", "allowed udp: canary:udp\n",
 		"allowed connected udp: canary:connected\n", "from the hole elsewhere: ENETUNREACH\n",
-		"curl: failed\n", "dns: status: REFUSED\n")
+		"curl: failed\n", "dns: status: REFUSED\n", "packet socket: EPERM\n")
 	time.Sleep(200 * time.Millisecond)
 	c := closed()
 	if before, after, _ := strings.Cut(strings.TrimPrefix(c, "before "), ", after "); before != after {
