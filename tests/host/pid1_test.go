@@ -95,14 +95,15 @@ exit 42`
 func TestPID1Signals(t *testing.T) {
 	need(t, "unshare")
 	script := `trap 'wait $child; echo main got TERM; exit 7' TERM
-sh -c 'trap "echo child got TERM; exit 0" TERM; while :; do sleep 0.05; done' &
+sh -c 'trap "echo child got TERM; exit 0" TERM; echo child ready; while :; do sleep 0.05; done' &
 child=$!
 echo ready
 while :; do sleep 0.05; done`
 	u := start(t, "unshare", spec{argv: asInit("--local", "10.9.0.1/24", "--", "sh", "-c", script)})
 	pid := initPID(t, u)
 	waitFor(t, u, "the program", 30*time.Second, func() error {
-		if !strings.Contains(u.stdout.String(), "ready") {
+		// Both shells must have set their traps before the signal comes.
+		if out := u.stdout.String(); !strings.Contains(out, "\nready") && !strings.HasPrefix(out, "ready") || !strings.Contains(out, "child ready") {
 			return fmt.Errorf("not ready")
 		}
 		return nil
