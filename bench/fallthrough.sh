@@ -31,7 +31,7 @@ trap 'kill $server 2>/dev/null || true' EXIT
 until "$prog" echo "127.0.0.1:$port" up >/dev/null 2>&1; do sleep 0.05; done
 
 plain() { "$prog" "$1" "127.0.0.1:$port" "$2"; }
-ztnc() { "$out/ztnc-run" --local 10.9.0.1/24 -- "$prog" "$1" "127.0.0.1:$port" "$2"; }
+ztnc() { "$out/ztnc-run" --local 198.51.100.1/24 -- "$prog" "$1" "127.0.0.1:$port" "$2"; }
 
 field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i+1)}'; }
 median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }

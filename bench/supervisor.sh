@@ -40,10 +40,10 @@ host() {
 
 # ztnc CMD ARGS: the same, server and client both under one ztnc-run --local.
 ztnc() {
-	"$out/ztnc-run" --local 10.9.0.1/24 -- sh -c '
-		"$0" serve 10.9.0.1:7000 >/dev/null 2>&1 &
-		until "$0" echo 10.9.0.1:7000 up >/dev/null 2>&1; do sleep 0.05; done
-		"$0" "$1" 10.9.0.1:7000 "$2"
+	"$out/ztnc-run" --local 198.51.100.1/24 -- sh -c '
+		"$0" serve 198.51.100.1:7000 >/dev/null 2>&1 &
+		until "$0" echo 198.51.100.1:7000 up >/dev/null 2>&1; do sleep 0.05; done
+		"$0" "$1" 198.51.100.1:7000 "$2"
 		kill $!' "$prog" "$1" "$2"
 }
 

@@ -6,10 +6,11 @@
 #
 # Offline, the ZeroTier network is our own: a root ("ztnc-run root") and a controller
 # ("ztnc-run controller") on 127.0.0.1, set up first. README.md quotes the walkthrough part;
-# tests/host/walkthrough_test.go runs this script.
+# tests/host (TestWalkthrough) runs this script, as an unprivileged user.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZTNC=$(realpath "${ZTNC:-bin/ztnc-run}")
+. scripts/lib.sh
 
 work=$(mktemp -d "${TMPDIR:-/tmp}/ztnc-walkthrough.XXXXXX")
 pids=()
@@ -51,9 +52,6 @@ until_ok() {
 		sleep 0.2
 	done
 }
-free_port() {
-	python3 -c 'import socket; s=socket.socket(socket.AF_INET, socket.SOCK_DGRAM); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'
-}
 
 # --- Set-up: a root and a controller of our own, on loopback ------------------------------
 ztnc-run root --home "$work/root" --bind 127.0.0.1 --port "$(free_port)" 2>"$work/root.log" &
@@ -70,8 +68,8 @@ ctl() { curl -sSf -H "X-ZT1-Auth: $token" "$@"; }
 until_ok 100 ctl "$api/controller"
 ctladdr=$(ztnc-run status --home "$work/ctl" | cut -d' ' -f3)
 NWID=$(ctl -X POST "$api/controller/network/${ctladdr}______" -d '{"name": "walkthrough",
-	"private": true, "v4AssignMode": {"zt": true}, "routes": [{"target": "10.147.17.0/24"}],
-	"ipAssignmentPools": [{"ipRangeStart": "10.147.17.1", "ipRangeEnd": "10.147.17.254"}]}' |
+	"private": true, "v4AssignMode": {"zt": true}, "routes": [{"target": "203.0.113.0/24"}],
+	"ipAssignmentPools": [{"ipRangeStart": "203.0.113.1", "ipRangeEnd": "203.0.113.254"}]}' |
 	python3 -c 'import json, sys; print(json.load(sys.stdin)["id"])')
 authorize() { ctl -X POST -d '{"authorized": true}' "$api/controller/network/$NWID/member/$1" >/dev/null; }
 # Every node finds the root through the planet in its home.
@@ -80,7 +78,7 @@ member=$work/member
 mkdir -p "$home" "$member"
 cp "$planet" "$home/planet"
 cp "$planet" "$member/planet"
-echo "Set up offline: root and controller on 127.0.0.1, network $NWID (10.147.17.0/24)."
+echo "Set up offline: root and controller on 127.0.0.1, network $NWID (203.0.113.0/24)."
 
 # --- The walkthrough (README.md quotes these commands) -------------------------------------
 start ztnc-run service --home "$home" --bind 127.0.0.1 2>"$work/service.log"
@@ -90,7 +88,7 @@ run ztnc-run status --home "$home"
 run ztnc-run join --home "$home" "$NWID"
 authorize "$(ztnc-run status --home "$home" | cut -d' ' -f3)"
 
-until_ok 150 sh -c "ztnc-run listnetworks --home '$home' | grep -q ' OK .*10\\.147\\.'"
+until_ok 150 sh -c "ztnc-run listnetworks --home '$home' | grep -q ' OK .*203\\.0\\.113\\.'"
 run ztnc-run listnetworks --home "$home"
 addr=$(ztnc-run listnetworks --home "$home" | awk 'NR > 1 { split($NF, a, "/"); print a[1] }')
 

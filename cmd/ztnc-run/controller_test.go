@@ -6,7 +6,6 @@ import (
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -15,6 +14,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
@@ -33,25 +34,6 @@ func (s *syncBuffer) String() string {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	return s.b.String()
-}
-
-// freePort returns a port free for both UDP and TCP on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	for range 20 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", u.LocalAddr().String())
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // startController runs the controller command's body until the test ends or stop is called.
@@ -109,7 +91,7 @@ func apiCall(t *testing.T, method, url, token, body string) (int, string) {
 // token of authtoken.secret, keeps its networks across a restart and stops cleanly.
 func TestControllerCommand(t *testing.T) {
 	home := t.TempDir()
-	port := freePort(t)
+	port := lab.FreePort(t)
 	url, out, stop := startController(t, home, port)
 	tok, err := os.ReadFile(filepath.Join(home, "authtoken.secret"))
 	if err != nil {
@@ -154,7 +136,7 @@ func TestControllerCommandBrokenRecord(t *testing.T) {
 	os.MkdirAll(dir, 0o700)
 	bad := filepath.Join(dir, "0123456789000001.json")
 	os.WriteFile(bad, []byte("{nope"), 0o600)
-	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: freePort(t), allowLoopback: true}}
+	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: lab.FreePort(t), allowLoopback: true}}
 	err := runController(context.Background(), o, slog.New(slog.DiscardHandler), io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), bad+":1:2") {
 		t.Errorf("error %v, want one naming %s", err, bad)

@@ -136,7 +136,7 @@ func TestContainerExample(t *testing.T) {
 	volume := homeWith(t, 2)
 	planet, _ := os.ReadFile(rootHome.Path("planet"))
 	volume.SetPlanet(t, planet)
-	zAddr := netip.MustParseAddr("10.147.17.5")
+	zAddr := netip.MustParseAddr("203.0.113.5")
 	if err := ctl.Authorize(t.Context(), nwid, volume.Address(), zAddr); err != nil {
 		t.Fatal(err)
 	}

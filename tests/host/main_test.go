@@ -14,7 +14,6 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -246,26 +245,6 @@ func runZtnc(t *testing.T, timeout time.Duration, env []string, args ...string) 
 	return runCmd(t, timeout, spec{argv: append([]string{ztncRun}, args...), env: env})
 }
 
-// freePort returns a port that was free on 127.0.0.1 for both UDP and TCP.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", u.LocalAddr().String())
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
-}
-
 // homeWith returns a new home holding a lab identity (no proof of work at start).
 func homeWith(t *testing.T, n int) *lab.Home {
 	t.Helper()
@@ -280,8 +259,10 @@ const (
 	controllerIdentity = 8
 )
 
-// netSubnet is the IPv4 pool and route of the test networks.
-var netSubnet = netip.MustParsePrefix("10.147.17.0/24")
+// netSubnet is the IPv4 pool and route of the test networks: a documentation range, since a
+// program whose network is down (not yet joined, or left) sends its traffic to the host's
+// network.
+var netSubnet = netip.MustParsePrefix("203.0.113.0/24")
 
 // selfHosted is our root and our controller, each a ztnc-run process on loopback.
 type selfHosted struct {
@@ -293,7 +274,7 @@ type selfHosted struct {
 func startSelfHosted(t *testing.T) *selfHosted {
 	t.Helper()
 	rootHome, ctlHome := homeWith(t, rootIdentity), homeWith(t, controllerIdentity)
-	rootPort := freePort(t)
+	rootPort := lab.FreePort(t)
 	root := ztnc(t, "root", nil, "root", "--home", rootHome.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(rootPort))
 	waitFor(t, root, "root serving", 10*time.Second, func() error {
 		if !strings.Contains(root.stderr.String(), "root serving") {
@@ -302,7 +283,7 @@ func startSelfHosted(t *testing.T) *selfHosted {
 		return nil
 	})
 	s := &selfHosted{planet: rootHome.Path("planet"), rootHome: rootHome, ctlHome: ctlHome}
-	ctlPort := freePort(t)
+	ctlPort := lab.FreePort(t)
 	ctl := ztnc(t, "controller", nil, "controller", "--home", ctlHome.Dir, "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(ctlPort), "--planet", s.planet)
 	waitFor(t, ctl, "controller API", 10*time.Second, func() error {
@@ -359,5 +340,5 @@ func (s *selfHosted) member(t *testing.T, n int) (*lab.Home, []string) {
 		t.Fatal(err)
 	}
 	h.SetPlanet(t, b)
-	return h, []string{"--home", h.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(freePort(t))}
+	return h, []string{"--home", h.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(lab.FreePort(t))}
 }

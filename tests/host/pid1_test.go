@@ -70,7 +70,7 @@ busybox sleep 1
 ` + countZombies + `
 exit 42`
 	start := time.Now()
-	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "10.9.0.1/24", "--", "sh", "-c", script)})
+	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
 	if r.code != 42 {
 		t.Errorf("exit %d, want the program's 42\n%s", r.code, r)
 	}
@@ -99,7 +99,7 @@ sh -c 'trap "echo child got TERM; exit 0" TERM; echo child ready; while :; do sl
 child=$!
 echo ready
 while :; do sleep 0.05; done`
-	u := start(t, "unshare", spec{argv: asInit("--local", "10.9.0.1/24", "--", "sh", "-c", script)})
+	u := start(t, "unshare", spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
 	pid := initPID(t, u)
 	waitFor(t, u, "the program", 30*time.Second, func() error {
 		// Both shells must have set their traps before the signal comes.
@@ -118,7 +118,7 @@ while :; do sleep 0.05; done`
 		t.Errorf("output:\n%s", out)
 	}
 
-	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "10.9.0.1/24", "--", "sh", "-c", "kill -KILL $$")})
+	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", "kill -KILL $$")})
 	if r.code != 128+9 {
 		t.Errorf("program killed by SIGKILL: exit %d, want 137\n%s", r.code, r)
 	}

@@ -13,6 +13,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 // TestService: the 2015 beta's workflow. A `ztnc-run service` joins a network of our
@@ -28,7 +30,7 @@ func TestService(t *testing.T) {
 	nwid := s.network(t, "service")
 	home, flags := s.member(t, 2)
 	m2Home, m2Flags := s.member(t, 3)
-	svcAddr, m2Addr := netip.MustParseAddr("10.147.17.20"), netip.MustParseAddr("10.147.17.30")
+	svcAddr, m2Addr := netip.MustParseAddr("203.0.113.20"), netip.MustParseAddr("203.0.113.30")
 	for _, m := range []struct {
 		node string
 		addr netip.Addr
@@ -45,7 +47,7 @@ func TestService(t *testing.T) {
 	// --isolate: once the network is left, its addresses must not go out to the host's
 	// network (fall-through would send them there); it reaches the attached programs too.
 	// -p publishes the attached server's port on the host.
-	pubPort := freePort(t)
+	pubPort := lab.FreePort(t)
 	svc := ztnc(t, "service", nil, append([]string{"service", "--isolate", "-p", fmt.Sprintf("127.0.0.1:%d:8080", pubPort)}, flags...)...)
 	waitFor(t, svc, "the service's control socket", 30*time.Second, func() error {
 		if r := cli(t, nil, "status", "--home", home.Dir); r.code != 0 {
@@ -327,7 +329,9 @@ func TestWalkthrough(t *testing.T) {
 	dir := worldReadableDir(t)
 	os.MkdirAll(filepath.Join(dir, "scripts"), 0o755)
 	copyFile(t, ztncRun, filepath.Join(dir, "ztnc-run"), 0o755)
-	copyFile(t, "../../scripts/walkthrough.sh", filepath.Join(dir, "scripts", "walkthrough.sh"), 0o755)
+	for _, f := range []string{"walkthrough.sh", "lib.sh"} {
+		copyFile(t, "../../scripts/"+f, filepath.Join(dir, "scripts", f), 0o755)
+	}
 	tmp := filepath.Join(dir, "tmp")
 	os.Mkdir(tmp, 0o700)
 	os.Chown(tmp, nobody, nobody)
@@ -346,7 +350,7 @@ func TestWalkthrough(t *testing.T) {
 			t.Errorf("walkthrough output lacks %q:\n%s", want, s)
 		}
 	}
-	if n := strings.Count(s, "Hello from a program attached to the ztnc-run service at 10.147.17."); n != 3 {
+	if n := strings.Count(s, "Hello from a program attached to the ztnc-run service at 203.0.113."); n != 3 {
 		t.Errorf("walkthrough: %d fetches, want 3 (attached client, the beta's variables, another member):\n%s", n, s)
 	}
 }
@@ -362,7 +366,7 @@ func TestServiceLifetime(t *testing.T) {
 	home, flags := s.member(t, 4)
 	runHome, runFlags := s.member(t, 5)
 	for i, h := range []string{home.Address(), runHome.Address()} {
-		if err := s.ctl.Authorize(t.Context(), nwid, h, netip.AddrFrom4([4]byte{10, 147, 17, byte(40 + i)})); err != nil {
+		if err := s.ctl.Authorize(t.Context(), nwid, h, netip.AddrFrom4([4]byte{203, 0, 113, byte(40 + i)})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -433,13 +437,13 @@ func TestServiceTwoNetworks(t *testing.T) {
 	home, flags := s.member(t, 2)
 	mA, mAFlags := s.member(t, 3)
 	mB, mBFlags := s.member(t, 4)
-	// Both networks assign from 10.147.17.0/24: the service has the same prefix on two
+	// Both networks assign from 203.0.113.0/24: the service has the same prefix on two
 	// networks, and reaches each member through the network that has it.
 	for _, a := range []struct {
 		nwid, node string
 		last       byte
 	}{{nwA, home.Address(), 21}, {nwB, home.Address(), 22}, {nwA, mA.Address(), 31}, {nwB, mB.Address(), 32}} {
-		if err := s.ctl.Authorize(t.Context(), a.nwid, a.node, netip.AddrFrom4([4]byte{10, 147, 17, a.last})); err != nil {
+		if err := s.ctl.Authorize(t.Context(), a.nwid, a.node, netip.AddrFrom4([4]byte{203, 0, 113, a.last})); err != nil {
 			t.Fatal(err)
 		}
 	}
@@ -458,19 +462,19 @@ func TestServiceTwoNetworks(t *testing.T) {
 		t.Helper()
 		return runZtnc(t, 90*time.Second, nil, append(flags, "--nwid", nwid, "--", "curl", "-fsS", "-m", "5", "--retry", "20", "--retry-all-errors", "http://"+addr+":8080/")...)
 	}
-	if r := fetch(mAFlags, nwA, "10.147.17.21"); r.code != 0 || r.stdout != "on two networks\n" {
+	if r := fetch(mAFlags, nwA, "203.0.113.21"); r.code != 0 || r.stdout != "on two networks\n" {
 		t.Errorf("member of network a: %s", r)
 	}
-	if r := fetch(mBFlags, nwB, "10.147.17.22"); r.code != 0 || r.stdout != "on two networks\n" {
+	if r := fetch(mBFlags, nwB, "203.0.113.22"); r.code != 0 || r.stdout != "on two networks\n" {
 		t.Errorf("member of network b: %s", r)
 	}
 	if r := cli(t, nil, "leave", nwB, "--home", home.Dir); r.code != 0 {
 		t.Fatalf("leave b: %s", r)
 	}
-	if r := runZtnc(t, 60*time.Second, nil, append(mBFlags, "--nwid", nwB, "--", "curl", "-fsS", "-m", "3", "http://10.147.17.22:8080/")...); r.code == 0 {
+	if r := runZtnc(t, 60*time.Second, nil, append(mBFlags, "--nwid", nwB, "--", "curl", "-fsS", "-m", "3", "http://203.0.113.22:8080/")...); r.code == 0 {
 		t.Errorf("member of network b reaches the server after the service left b: %s", r)
 	}
-	if r := fetch(mAFlags, nwA, "10.147.17.21"); r.code != 0 || r.stdout != "on two networks\n" {
+	if r := fetch(mAFlags, nwA, "203.0.113.21"); r.code != 0 || r.stdout != "on two networks\n" {
 		t.Errorf("member of network a after the service left b: %s", r)
 	}
 }

@@ -106,7 +106,7 @@ func TestStatusCommands(t *testing.T) {
 	s := startSelfHosted(t)
 	nwid := s.network(t, "status")
 	home, flags := s.member(t, 2)
-	addr := netip.MustParseAddr("10.147.17.50")
+	addr := netip.MustParseAddr("203.0.113.50")
 	if err := s.ctl.Authorize(t.Context(), nwid, home.Address(), addr); err != nil {
 		t.Fatal(err)
 	}
@@ -117,7 +117,9 @@ i=0; until curl -fsS -o /dev/null http://` + addr.String() + `:8080/hello.txt; d
 echo fetched
 while curl -fsS -m 2 -o /dev/null http://` + addr.String() + `:8080/hello.txt; do sleep 0.2; done
 echo lost; sleep 600`
-	m := ztnc(t, "member", nil, append(flags, "--nwid", nwid, "--", "sh", "-c", script)...)
+	// --isolate: after the leave below, the address is outside every network of the program
+	// and its curl would go to the host's network.
+	m := ztnc(t, "member", nil, append(flags, "--nwid", nwid, "--isolate", "--", "sh", "-c", script)...)
 	waitFor(t, m, "the program's fetch", 60*time.Second, func() error {
 		if !strings.Contains(m.stdout.String(), "fetched") {
 			return fmt.Errorf("not yet")
@@ -169,7 +171,7 @@ echo lost; sleep 600`
 	if n.NWID != nwid || n.ID != nwid || n.Name != "status" || n.Status != "OK" || n.Type != "PRIVATE" || n.MTU != 2800 {
 		t.Errorf("network: %+v", n)
 	}
-	if !slices.Contains(n.AssignedAddresses, "10.147.17.50/24") || len(n.Routes) == 0 || n.Routes[0].Target != netSubnet.String() || n.Routes[0].Via != nil {
+	if !slices.Contains(n.AssignedAddresses, "203.0.113.50/24") || len(n.Routes) == 0 || n.Routes[0].Target != netSubnet.String() || n.Routes[0].Via != nil {
 		t.Errorf("network addresses %v routes %+v", n.AssignedAddresses, n.Routes)
 	}
 	if !regexp.MustCompile(`^([0-9a-f]{2}:){5}[0-9a-f]{2}$`).MatchString(n.MAC) {
@@ -180,7 +182,7 @@ echo lost; sleep 600`
 	}
 	r = cli(t, nil, "listnetworks", "--home", home.Dir)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	want := fmt.Sprintf("200 listnetworks %s status %s OK PRIVATE ztnc 10.147.17.50/24", nwid, n.MAC)
+	want := fmt.Sprintf("200 listnetworks %s status %s OK PRIVATE ztnc 203.0.113.50/24", nwid, n.MAC)
 	if r.code != 0 || len(lines) != 2 || lines[0] != "200 listnetworks <nwid> <name> <mac> <status> <type> <dev> <ZT assigned ips>" || !strings.HasPrefix(lines[1], want) {
 		t.Errorf("listnetworks: want %q\n%s", want, r)
 	}
