@@ -7,6 +7,7 @@ import (
 	"io"
 	"log/slog"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -16,6 +17,9 @@ import (
 	"time"
 
 	"github.com/ztnc/ztnc/tests/lab"
+	"github.com/ztnc/ztnc/zt/identity"
+	"github.com/ztnc/ztnc/zt/world"
+	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
 // syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
@@ -36,9 +40,37 @@ func (s *syncBuffer) String() string {
 	return s.b.String()
 }
 
+// offlinePlanet writes a planet into home whose only root is 127.0.0.1:9, where nobody
+// answers: a node in a test must never fall back on the built-in planet, whose roots are
+// ZeroTier's public ones.
+func offlinePlanet(t *testing.T, home string) {
+	t.Helper()
+	ids, err := os.ReadFile(filepath.Join(vectors, "identities.txt"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	root, err := identity.Parse(strings.Fields(string(ids))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := identity.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := ztaddr.InetAddressOf(netip.MustParseAddrPort("127.0.0.1:9"))
+	w, err := world.New(world.TypePlanet, 1, 1, pub, []world.Root{{Identity: root.Public(), StableEndpoints: []ztaddr.InetAddress{ep}}}, &priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "planet"), w.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
+}
+
 // startController runs the controller command's body until the test ends or stop is called.
 func startController(t *testing.T, home string, port int) (url string, out *syncBuffer, stop func() error) {
 	t.Helper()
+	offlinePlanet(t, home)
 	ctx, cancel := context.WithCancel(context.Background())
 	out = &syncBuffer{}
 	ready := make(chan string, 1)
@@ -136,6 +168,7 @@ func TestControllerCommandBrokenRecord(t *testing.T) {
 	os.MkdirAll(dir, 0o700)
 	bad := filepath.Join(dir, "0123456789000001.json")
 	os.WriteFile(bad, []byte("{nope"), 0o600)
+	offlinePlanet(t, home)
 	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: lab.FreePort(t), allowLoopback: true}}
 	err := runController(context.Background(), o, slog.New(slog.DiscardHandler), io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), bad+":1:2") {
