@@ -21,15 +21,12 @@ BYTES=${BYTES:-1073741824}
 WRK_SECONDS=${WRK_SECONDS:-5}
 DGRAMS=${DGRAMS:-100000}
 
-out=bench/out
-mkdir -p "$out"
-go build -o "$out/ztnc-run" ./cmd/ztnc-run
+. bench/lib.sh
+build tcpprog udpprog
 before=$(mktemp -d)
 trap 'rm -rf "$before"' EXIT
 git archive "$BASE" | tar -x -C "$before"
 (cd "$before" && go build -o ztnc-run ./cmd/ztnc-run)
-CGO_ENABLED=0 go build -o "$out/tcpprog" ./tests/testdata/tcpprog
-CGO_ENABLED=0 go build -o "$out/udpprog" ./tests/testdata/udpprog
 tcpprog=$PWD/$out/tcpprog udpprog=$PWD/$out/udpprog
 
 www=$(mktemp -d)
@@ -66,9 +63,6 @@ nginx_wrk() {
 		kill $!' "$www" "$WRK_SECONDS"
 }
 
-field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i+1)}'; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
-
 declare -A res
 for ((r = 1; r <= ROUNDS; r++)); do
 	for side in before after; do
@@ -83,10 +77,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
-med() { tr ' ' '\n' <<<"${res[$1]}" | grep . | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), median of $ROUNDS rounds, before = $BASE"
+run_header ", before = $BASE"
 echo
 echo "| TCP under ztnc-run --local | before UDP support | after | after / before |"
 echo "|---|---|---|---|"

@@ -40,30 +40,12 @@ const exitFailure = 125
 // memberStartTimeout bounds the time from a member's start to its network being OK.
 const memberStartTimeout = 30 * time.Second
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a ztnc-run process running in the background.
 type proc struct {
 	name     string
 	cmd      *exec.Cmd
-	stdout   syncBuffer
-	stderr   syncBuffer
+	stdout   lab.Buffer
+	stderr   lab.Buffer
 	done     chan struct{}
 	code     int
 	stopOnce sync.Once
@@ -82,7 +64,7 @@ func startZtnc(t *testing.T, name string, args ...string) *proc {
 	}
 	go func() {
 		err := p.cmd.Wait()
-		p.code = exitCode(err)
+		p.code = lab.ExitCode(err)
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -92,19 +74,6 @@ func startZtnc(t *testing.T, name string, args ...string) *proc {
 		}
 	})
 	return p
-}
-
-func exitCode(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
 }
 
 // stop ends the process (SIGTERM, then SIGKILL after 10 s) and returns its exit code.

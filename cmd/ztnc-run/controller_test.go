@@ -1,7 +1,6 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
@@ -21,24 +20,6 @@ import (
 	"github.com/ztnc/ztnc/zt/world"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
-
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
 
 // offlinePlanet writes a planet into home whose only root is 127.0.0.1:9, where nobody
 // answers: a node in a test must never fall back on the built-in planet, whose roots are
@@ -68,11 +49,11 @@ func offlinePlanet(t *testing.T, home string) {
 }
 
 // startController runs the controller command's body until the test ends or stop is called.
-func startController(t *testing.T, home string, port int) (url string, out *syncBuffer, stop func() error) {
+func startController(t *testing.T, home string, port int) (url string, out *lab.Buffer, stop func() error) {
 	t.Helper()
 	offlinePlanet(t, home)
 	ctx, cancel := context.WithCancel(context.Background())
-	out = &syncBuffer{}
+	out = &lab.Buffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: port, allowLoopback: true}}

@@ -74,30 +74,12 @@ func need(t *testing.T, progs ...string) {
 	}
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a process running in the background.
 type proc struct {
 	name     string
 	cmd      *exec.Cmd
-	stdout   syncBuffer
-	stderr   syncBuffer
+	stdout   lab.Buffer
+	stderr   lab.Buffer
 	done     chan struct{}
 	code     int
 	stopOnce sync.Once
@@ -124,7 +106,7 @@ func start(t *testing.T, name string, s spec) *proc {
 		t.Fatalf("%s: %v", name, err)
 	}
 	go func() {
-		p.code = exitCode(p.cmd.Wait())
+		p.code = lab.ExitCode(p.cmd.Wait())
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -140,19 +122,6 @@ func start(t *testing.T, name string, s spec) *proc {
 func ztnc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	return start(t, name, spec{argv: append([]string{ztncRun}, args...), env: env})
-}
-
-func exitCode(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -232,7 +201,7 @@ func runCmd(t *testing.T, timeout time.Duration, s spec) result {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), code: exitCode(err)}
+	r := result{stdout: out.String(), stderr: errb.String(), code: lab.ExitCode(err)}
 	if ctx.Err() != nil {
 		t.Fatalf("%q timed out\n%s", s.argv, r)
 	}
