@@ -87,6 +87,10 @@ func (o *netOptions) nodeConfig(log *slog.Logger) (zt.Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("--planet: %w", err)
 		}
+		// Checked here so that the error names the file (the node would only say "planet").
+		if _, _, err := world.Parse(b); err != nil {
+			return cfg, fmt.Errorf("--planet %s: %w", o.planet, err)
+		}
 		cfg.Planet = b
 	}
 	return cfg, nil

@@ -12,7 +12,6 @@ package host
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
 	"net/http"
 	"net/netip"
@@ -279,22 +278,12 @@ func (s *selfHosted) network(t *testing.T, name string) string {
 	return createNetwork(t, s.ctl, name)
 }
 
-// createNetwork creates a network with lab.NewNetwork's settings and returns its ID. (Only the
-// ID is decoded: lab.Controller.CreateNetwork fails on the "dns": [] that zerotier-one's and
-// our controller's answers hold for a network without DNS settings.)
+// createNetwork creates a network with lab.NewNetwork's settings and returns its ID.
 func createNetwork(t *testing.T, c *lab.Controller, name string) string {
 	t.Helper()
-	body, _ := json.Marshal(lab.NewNetwork(name, netSubnet))
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", c.URL+"/controller/network/"+c.Address+"______", bytes.NewReader(body))
-	req.Header.Set("X-ZT1-Auth", c.Token)
-	resp, err := c.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var nw struct{ ID string }
-	if err := json.NewDecoder(resp.Body).Decode(&nw); err != nil || resp.StatusCode != 200 || len(nw.ID) != 16 {
-		t.Fatalf("create network: %s %v %q", resp.Status, err, nw.ID)
+	nw, err := c.CreateNetwork(t.Context(), lab.NewNetwork(name, netSubnet))
+	if err != nil || len(nw.ID) != 16 {
+		t.Fatalf("create network: %v %q", err, nw.ID)
 	}
 	return nw.ID
 }
