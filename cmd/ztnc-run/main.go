@@ -1,5 +1,10 @@
-// Command ztnc-run runs unmodified programs with their TCP/IP sockets on a virtual network
-// inside this process instead of the host's.
+// Command ztnc-run runs unmodified programs with their sockets on virtual networks inside this
+// process instead of the host's. It is where the packages meet: it starts the ZeroTier node
+// (zt) and joins its networks, gives each network a stack (netstack) with the network as its
+// Ethernet port, and launches the program under the seccomp supervisor (notify, supervisor)
+// that puts its sockets on those stacks; around that, the subcommands (root, controller,
+// service, attach, status...), the control socket, published ports, health and the
+// environment of a container entrypoint.
 //
 //	ztnc-run [flags] -- CMD [ARGS...]
 //
