@@ -421,17 +421,17 @@ if command -v java >/dev/null; then java ` + java + `; fi
 if command -v node >/dev/null; then node -e 'const i = require("os").networkInterfaces(); for (const [n, as] of Object.entries(i)) for (const a of as) console.log("node:", n, a.cidr)'; fi
 echo "route lines: $(ip route show table all | wc -l)"
 `
-	// Only an IPv4 --local: the IPv6 address ztnc-run derives from it (fd00::/64, the IPv4
+	// Only an IPv4 --local: the IPv6 address ztnc-run derives from it (fd7a:746e:6300::/64, the IPv4
 	// address in the low bits) is listed too.
 	r := ztnc(t, 3*time.Minute, "--local", localNet, "--", "sh", "-c", "set -e\n"+script)
 	if r.code != 0 {
 		t.Fatalf("script failed: %s", r)
 	}
 	mustContain(t, r, "inet 127.0.0.1/8 scope host lo", "inet 198.51.100.1/24 brd 198.51.100.255 scope global ztnc0",
-		"link/ether 02:7a:74:6e:63:01", "v6:     inet6 fd00::c633:6401/64 scope global", "v6:     inet6 fe80::",
-		"hostname -I: 198.51.100.1 fd00::c633:6401 \n", "if_nameindex: [(1, 'lo'), (2, 'ztnc0')]",
+		"link/ether 02:7a:74:6e:63:01", "v6:     inet6 fd7a:746e:6300::c633:6401/64 scope global", "v6:     inet6 fe80::",
+		"hostname -I: 198.51.100.1 fd7a:746e:6300::c633:6401 \n", "if_nameindex: [(1, 'lo'), (2, 'ztnc0')]",
 		"go: lo index=1 mtu=65536 up=true mac= 127.0.0.1/8 ::1/128\n",
-		"go: ztnc0 index=2 mtu=2800 up=true mac=02:7a:74:6e:63:01 198.51.100.1/24 fd00::c633:6401/64 fe80::")
+		"go: ztnc0 index=2 mtu=2800 up=true mac=02:7a:74:6e:63:01 198.51.100.1/24 fd7a:746e:6300::c633:6401/64 fe80::")
 	mustContain(t, r, "ioctl addr: 198.51.100.1\n", "ioctl mask: 255.255.255.0\n", "ioctl index: 2\n")
 	if _, err := exec.LookPath("java"); err == nil {
 		mustContain(t, r, "java: ztnc0 2 198.51.100.1/24\n", "java: lo 1 127.0.0.1/8\n")

@@ -53,8 +53,14 @@ func newLogger(o *runOptions) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 }
 
-// localPrefixes parses --local. When no IPv6 prefix is given, fd00::/64 with the first IPv4
-// address in the low 32 bits is added (10.9.0.1 → fd00::a09:1), so IPv6 programs work too.
+// localIPv6Prefix is the unique local /64 of --local networks given no IPv6 prefix: fd7a:746e:63
+// spells "ztnc". A fixed prefix keeps the derived address predictable; fd00::/64, the obvious
+// choice, is too often the host's own LAN, which would then be unreachable from inside.
+var localIPv6Prefix = [8]byte{0xfd, 0x7a, 0x74, 0x6e, 0x63, 0x00, 0x00, 0x00}
+
+// localPrefixes parses --local. When no IPv6 prefix is given, localIPv6Prefix with the first
+// IPv4 address in the low 32 bits is added (10.9.0.1 → fd7a:746e:6300::a09:1), so IPv6
+// programs work too.
 func localPrefixes(vals []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	var first4 netip.Addr
@@ -77,7 +83,8 @@ func localPrefixes(vals []string) ([]netip.Prefix, error) {
 	}
 	if !has6 && first4.IsValid() {
 		a4 := first4.As4()
-		a16 := [16]byte{0: 0xfd}
+		var a16 [16]byte
+		copy(a16[:], localIPv6Prefix[:])
 		copy(a16[12:], a4[:])
 		out = append(out, netip.PrefixFrom(netip.AddrFrom16(a16), 64))
 	}
