@@ -29,13 +29,6 @@ func rawWrite(fd uintptr, b []byte) (int, unix.Errno) {
 	return int(n), e
 }
 
-// rawInq is ioctl(SIOCINQ): the bytes queued to read.
-func rawInq(fd uintptr) (int, unix.Errno) {
-	var v int32
-	_, _, e := unix.RawSyscall(unix.SYS_IOCTL, fd, unix.SIOCINQ, uintptr(unsafe.Pointer(&v)))
-	return int(v), e
-}
-
 // rawPoll0 polls fd for events without waiting and returns the events that hold.
 func rawPoll0(fd uintptr, events int16) int16 {
 	p := unix.PollFd{Fd: int32(fd), Events: events}

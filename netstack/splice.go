@@ -63,20 +63,15 @@ type splice struct {
 
 	// State of toNet's socket reads and toUnix's endpoint reads, kept here (not in
 	// closures) so that the loops do not allocate.
-	rbuf     *[spliceBufSize]byte
-	roff, rn int // rbuf[roff:rn] is new data
-	reof     bool
-	rerr     error
-	readFn   func(fd uintptr) bool
-	w        fillWriter
+	rbuf   *[spliceBufSize]byte
+	rn     int
+	rerr   error
+	readFn func(fd uintptr) bool
+	w      fillWriter
 	// State of toUnix's socket writes.
 	wdata   []byte
 	werr    unix.Errno
 	writeFn func(fd uintptr) bool
-
-	// held: the last byte forwarded to the network is still queued in the socket (see
-	// readUnix).
-	held atomic.Bool
 
 	mu       sync.Mutex
 	onDone   func() // see TCPEndpoint.OnDone
@@ -96,13 +91,10 @@ type splice struct {
 // each way on its own (shutdown(SHUT_WR) on its end sends FIN; the peer's FIN reads as end
 // of file), and close(2) on its end closes the connection as Linux does: FIN, or RST when
 // received data was left unread, data arrives after the close, or SO_LINGER is {1, 0}. A
-// peer RST or a timeout makes the program's reads fail with ECONNRESET once it has read
-// what arrived before (Linux says ETIMEDOUT for a timeout), provided the program has written
-// to the connection: the proxy keeps the last byte it forwarded unread in its end, and a
-// socketpair end closed with data unread is what gives the other end ECONNRESET. A program
-// that never wrote reads end of file. Err gives the precise error either way, for
-// SO_ERROR. Unless the program set SO_KEEPALIVE, keepalive is turned on so that vanished
-// peers are noticed.
+// peer RST or a timeout shows as end of file (Linux would report ECONNRESET/ETIMEDOUT; a
+// socketpair can carry that only while data from the program is still unread): Err gives
+// the error so the supervisor can answer SO_ERROR with it. Unless the program set
+// SO_KEEPALIVE, keepalive is turned on so that vanished peers are noticed.
 //
 // The program's shutdown(2) and close(2) must act on its socket, not on the endpoint; the
 // supervisor may still Close or Abort the endpoint to end the connection from outside.
@@ -254,29 +246,30 @@ func (sp *splice) toNet() {
 	sp.readFn = sp.readUnix
 	for {
 		err := sp.rc.Read(sp.readFn)
-		buf, rerr := sp.rbuf, sp.rerr
+		buf, n, rerr := sp.rbuf, sp.rn, sp.rerr
 		sp.rbuf = nil
-		put := func() {
+		if err != nil { // the socket was closed by stop
 			if buf != nil {
 				spliceBufs.Put(buf)
 			}
+			return
 		}
 		switch {
-		case err != nil: // the socket was closed by stop
-			put()
-			return
-		case rerr != nil:
-			// ECONNRESET: the program closed its socket without reading everything, and
-			// Linux resets.
-			put()
+		case rerr == unix.ECONNRESET:
+			// The program closed its socket without reading everything: Linux resets.
+			spliceBufs.Put(buf)
 			sp.stop(true, 0)
 			return
-		case sp.reof:
-			put()
+		case rerr != nil:
+			spliceBufs.Put(buf)
+			sp.stop(true, 0)
+			return
+		case n == 0:
+			spliceBufs.Put(buf)
 			sp.finishToNet()
 			return
 		}
-		data := buf[sp.roff:sp.rn]
+		data := buf[:n]
 		for len(data) > 0 {
 			r.Reset(data)
 			m, werr := ep.Write(&r, tcpip.WriteOptions{})
@@ -300,63 +293,26 @@ func (sp *splice) toNet() {
 	}
 }
 
-// readUnix takes what the program wrote: new data in sp.rbuf[sp.roff:sp.rn], or end of file
-// (sp.reof), or an error (sp.rerr); false when there is nothing yet, so that the poller
-// waits. A buffer is taken from the pool only when data is there.
-//
-// The last byte forwarded stays queued in the socket (sp.held), to be read again and skipped
-// with the next chunk: if the connection is then reset, the socket is closed with it unread,
-// which gives the program ECONNRESET, as Linux gives it on a reset TCP socket (stop drains it
-// when the connection ends in order). It costs an ioctl and a peek per chunk.
+// readUnix reads the socket into a pooled buffer (sp.rbuf, sp.rn, sp.rerr); false when
+// nothing is there, so that the poller waits. The buffer is taken only when data is.
 func (sp *splice) readUnix(fd uintptr) bool {
-	sp.reof, sp.rerr, sp.roff, sp.rn = false, nil, 0, 0
-	avail, errno := rawInq(fd)
-	if errno != 0 {
-		sp.rerr = errno
-		return true
-	}
-	skip := 0
-	if sp.held.Load() {
-		skip = 1
-	}
-	if avail <= skip {
-		// Nothing new: end of file, a close with our data unread (the one error an AF_UNIX
-		// stream socket reports), or nothing yet.
-		revents := rawPoll0(fd, unix.POLLIN|unix.POLLRDHUP)
-		switch {
-		case revents&unix.POLLERR != 0:
-			sp.rerr = unix.ECONNRESET
-		case revents&(unix.POLLRDHUP|unix.POLLHUP) != 0:
-			sp.reof = true
-		default:
-			return false
-		}
-		return true
-	}
 	buf := spliceBufs.Get().(*[spliceBufSize]byte)
-	sp.rbuf = buf
-	// Consume all but the last byte queued (the held one, already sent, comes first)...
-	want, n := min(avail-1, len(buf)-1), 0
-	for want > 0 {
-		n, errno = rawRead(fd, buf[:want], 0)
+	var errno unix.Errno
+	for {
+		sp.rn, errno = rawRead(fd, buf[:], 0)
 		if errno != unix.EINTR {
 			break
 		}
 	}
+	if errno == unix.EAGAIN {
+		spliceBufs.Put(buf)
+		return false
+	}
+	sp.rerr = nil
 	if errno != 0 {
 		sp.rerr = errno
-		return true
 	}
-	// ...and forward the last one too, leaving it queued.
-	sp.held.Store(false)
-	end := n
-	if n == avail-1 {
-		if m, errno := rawRead(fd, buf[n:n+1], unix.MSG_PEEK); errno == 0 && m == 1 {
-			end++
-			sp.held.Store(true)
-		}
-	}
-	sp.roff, sp.rn = min(skip, n), end
+	sp.rbuf = buf
 	return true
 }
 
@@ -402,9 +358,7 @@ func (sp *splice) hungUp() bool {
 // pollHUP reports whether the socket fd has hung up: both directions shut, as the peer's
 // close leaves an AF_UNIX stream socket.
 func pollHUP(fd uintptr) bool {
-	p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLOUT}}
-	n, _ := unix.Poll(p, 0)
-	return n == 1 && p[0].Revents&unix.POLLHUP != 0
+	return rawPoll0(fd, unix.POLLOUT)&unix.POLLHUP != 0
 }
 
 // toUnix copies network → program.
@@ -476,14 +430,6 @@ func (sp *splice) stop(abort bool, cause syscall.Errno) {
 	sp.stopped = true
 	sp.mu.Unlock()
 	close(sp.stopping)
-	if !abort && sp.held.Load() {
-		// An orderly end: consume the byte readUnix kept queued, lest closing the socket
-		// give the program ECONNRESET.
-		sp.rc.Control(func(fd uintptr) {
-			var one [1]byte
-			unix.Read(int(fd), one[:])
-		})
-	}
 	sp.conn.Close()
 	if abort {
 		sp.e.once.Do(sp.e.ep.Abort)

@@ -34,8 +34,12 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 	if err != nil {
 		return err
 	}
-	ap = sk.s.redirectOut(false, ap)
+	ap, redirected := sk.s.redirectOut(false, ap)
 	nonblocking := (*pc).nonblocking()
+	kind, st := toStack, sk.s.stack
+	if !redirected && !unspec {
+		kind, st = sk.s.route(false, ap)
+	}
 
 	sk.mu.Lock()
 	switch sk.state {
@@ -70,7 +74,13 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		if e != 0 {
 			return e // the pending error first, as Linux reports it
 		}
-		return sk.reconnect(c, ap, unspec, nonblocking)
+		switch kind {
+		case toHost:
+			return sk.toHost(c, *pc, ap)
+		case unreachable:
+			return unix.ENETUNREACH
+		}
+		return sk.reconnect(c, ap, st, unspec, nonblocking)
 	case stClosed:
 		sk.mu.Unlock()
 		return unix.EBADF
@@ -79,7 +89,15 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		sk.mu.Unlock()
 		return nil // AF_UNSPEC on an unconnected socket: nothing to dissolve
 	}
-	if err := sk.startConnect(ap, pc); err != nil {
+	switch kind {
+	case toHost:
+		sk.mu.Unlock()
+		return sk.toHost(c, *pc, ap)
+	case unreachable:
+		sk.mu.Unlock()
+		return unix.ENETUNREACH
+	}
+	if err := sk.startConnect(ap, st, pc); err != nil {
 		sk.mu.Unlock()
 		return err
 	}
@@ -95,7 +113,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 // spent socketpair cannot carry it: a fresh one replaces it at the same fd number (ADDFD with
 // SETFD, close-on-exec as before). Epoll registrations of the old file do not carry over, and
 // other fds the program holds for the old socket keep the failed one.
-func (sk *socket) reconnect(c *call, ap netip.AddrPort, unspec, nonblocking bool) error {
+func (sk *socket) reconnect(c *call, ap netip.AddrPort, st *netstack.Stack, unspec, nonblocking bool) error {
 	if unspec {
 		return nil
 	}
@@ -110,6 +128,7 @@ func (sk *socket) reconnect(c *call, ap netip.AddrPort, unspec, nonblocking bool
 	defer unix.Close(p)
 	sk.mu.Lock()
 	nsk.opts = maps.Clone(sk.opts)
+	nsk.bindReq = sk.bindReq
 	sk.mu.Unlock()
 	if err := sk.s.l.AddFDAt(c.ID, p, c.fd, cloexec); err != nil {
 		if err == notify.ErrGone {
@@ -123,7 +142,7 @@ func (sk *socket) reconnect(c *call, ap netip.AddrPort, unspec, nonblocking bool
 	}
 	pc := &progEnd{fd: held}
 	nsk.mu.Lock()
-	err = nsk.startConnect(ap, &pc)
+	err = nsk.startConnect(ap, st, &pc)
 	nsk.mu.Unlock()
 	pc.close() // still ours if the connect did not start
 	if err != nil {
@@ -151,10 +170,10 @@ func fdCloexec(tid uint32, fd int) (bool, error) {
 	return false, unix.EINVAL
 }
 
-// startConnect starts the handshake, keeping the copy of P to open it when done. sk.mu is
-// held.
-func (sk *socket) startConnect(ap netip.AddrPort, pc **progEnd) error {
-	if err := sk.ensureEndpoint(); err != nil {
+// startConnect starts the handshake on stack st, keeping the copy of P to open it when done.
+// sk.mu is held.
+func (sk *socket) startConnect(ap netip.AddrPort, st *netstack.Stack, pc **progEnd) error {
+	if err := sk.endpointOn(st); err != nil {
 		return err
 	}
 	switch err := sk.ep.Connect(ap); err {
@@ -290,6 +309,30 @@ func (sk *socket) connectDone() {
 	}
 }
 
+// toHost moves the socket to the host's network for a connect to ap there: a host socket
+// takes its fd number (see swapFD, hostSocket), and the kernel connects it — with the
+// program's own call in fall-through mode, with the checked address under isolation.
+func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
+	sk.mu.Lock()
+	opts, bind := maps.Clone(sk.opts), sk.bindReq
+	sk.mu.Unlock()
+	h, err := hostSocket(sk.v6, unix.SOCK_STREAM, 0, p.nonblocking(), opts, bind)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(h)
+	if err := c.swapFD(h, sk.ino); err != nil {
+		return err
+	}
+	if sk.s.verbose {
+		sk.s.log.Debug("to host", "pid", c.Pid, "fd", c.fd, "ino", sk.ino, "dst", ap)
+	}
+	if !sk.s.policy.Isolate {
+		return continueErr
+	}
+	return c.connectHost(h, ap, sk.v6)
+}
+
 // startSplice hands S and the established endpoint to the stack's proxy. sk.mu is held.
 func (sk *socket) startSplice() {
 	sk.s.hup.unwatch(sk)
@@ -298,12 +341,16 @@ func (sk *socket) startSplice() {
 	ep := sk.ep
 	if err := ep.Splice(f); err != nil {
 		sk.s.log.Warn("splice", "ino", sk.ino, "err", err)
+		sk.s.stats.spliceFails.Add(1)
 		ep.Abort()
 		sk.s.goSafe(sk.release)
 		return
 	}
+	sk.s.stats.connections.Add(1)
+	sk.s.stats.active.Add(1)
 	sk.s.goSafe(func() {
 		<-ep.Done()
+		sk.s.stats.active.Add(-1)
 		sk.mu.Lock()
 		if sk.state == stConnected {
 			sk.setState(stEnded)

@@ -3,6 +3,7 @@ package supervisor
 import (
 	"bufio"
 	"bytes"
+	"maps"
 	"net/netip"
 	"os"
 	"strconv"
@@ -31,6 +32,7 @@ type dgram struct {
 	v6   bool
 	kind dgramKind
 	ep   *netstack.DatagramEndpoint
+	st   *netstack.Stack // ep's
 
 	mu      sync.Mutex
 	recv    recvOpts
@@ -38,6 +40,12 @@ type dgram struct {
 	rawID   uint16            // raw ICMP: the identifier the program puts in its echo requests
 	hasRaw  bool              // rawID is set
 	closing bool
+	bindReq netip.AddrPort                // what the program bound (invalid: nothing)
+	rawCap  bool                          // the program had CAP_NET_RAW when it made the socket
+	local   bool                          // the local address is known (bound): indexed if it is loopback's
+	lo      netip.AddrPort                // indexed in the supervisor's loopbacks (invalid: not)
+	relay   *hostRelay                    // the host's network, for unconnected sends there (nil: none yet)
+	others  map[*netstack.Stack]*netRelay // the other networks (unconnected sends, wildcard binds)
 }
 
 type dgramKind uint8
@@ -82,55 +90,12 @@ func (s *Supervisor) socketDgram(c *call, v6 bool, typ, proto int) error {
 		// network; refuse them as a kernel without that protocol would.
 		return unix.EPROTONOSUPPORT
 	}
-	var ep *netstack.DatagramEndpoint
-	var err error
-	if kind == kindUDP {
-		ep, err = s.stack.NewUDP(v6)
-	} else {
-		ep, err = s.stack.NewPing(v6)
-	}
+	d, p, err := s.newDgram(s.stack, v6, kind, int(int32(c.Args[1]))&unix.SOCK_NONBLOCK != 0)
 	if err != nil {
 		return err
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
-	if err != nil {
-		ep.Close()
-		return err
-	}
-	p, sfd := fds[0], fds[1]
 	defer unix.Close(p)
-	if typ0 := int(int32(c.Args[1])); typ0&unix.SOCK_NONBLOCK == 0 {
-		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
-	}
-	var st unix.Stat_t
-	if err == nil {
-		err = unix.Fstat(p, &st)
-	}
-	if err != nil {
-		unix.Close(sfd)
-		ep.Close()
-		return err
-	}
-	d := &dgram{s: s, ino: st.Ino, v6: v6, kind: kind, ep: ep}
-	if kind == kindRawICMP && !v6 {
-		// The IPv4 header a raw socket delivers carries the TTL.
-		ep.SetSockOpt(unix.IPPROTO_IP, unix.IP_RECVTTL, intOpt(1))
-	}
-	s.register(d.ino, d)
-	// The proxy owns S and the endpoint from here: when the program's last reference to P
-	// closes, it closes both, and the socket is forgotten.
-	if err := ep.Splice(os.NewFile(uintptr(sfd), "ztnc-dgram")); err != nil {
-		s.unregister(d.ino, d)
-		return err
-	}
-	done := ep.Done()
-	s.goSafe(func() {
-		select {
-		case <-done:
-		case <-s.done:
-		}
-		d.release()
-	})
+	d.rawCap = kind != kindUDP && hasCapability(c.Pid, capNetRaw)
 	cloexec := int(int32(c.Args[1]))&unix.SOCK_CLOEXEC != 0
 	if target := s.freeDatagramFD(c.Pid); target >= 0 {
 		_, err = s.l.AddFDReturnAt(c.ID, p, target, cloexec)
@@ -150,6 +115,62 @@ func (s *Supervisor) socketDgram(c *call, v6 bool, typ, proto int) error {
 		s.log.Debug("socket", "pid", c.Pid, "ino", d.ino, "v6", v6, "kind", kind)
 	}
 	return answered
+}
+
+// newDgram makes a datagram socket of kind on stack st: its endpoint, spliced to S, and P,
+// which the caller injects and closes.
+func (s *Supervisor) newDgram(st *netstack.Stack, v6 bool, kind dgramKind, nonblocking bool) (*dgram, int, error) {
+	var ep *netstack.DatagramEndpoint
+	var err error
+	if kind == kindUDP {
+		ep, err = st.NewUDP(v6)
+	} else {
+		ep, err = st.NewPing(v6)
+	}
+	if err != nil {
+		return nil, -1, err
+	}
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	if err != nil {
+		ep.Close()
+		return nil, -1, err
+	}
+	p, sfd := fds[0], fds[1]
+	if !nonblocking {
+		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
+	}
+	var sta unix.Stat_t
+	if err == nil {
+		err = unix.Fstat(p, &sta)
+	}
+	if err != nil {
+		unix.Close(p)
+		unix.Close(sfd)
+		ep.Close()
+		return nil, -1, err
+	}
+	d := &dgram{s: s, ino: sta.Ino, v6: v6, kind: kind, ep: ep, st: st}
+	if kind == kindRawICMP && !v6 {
+		// The IPv4 header a raw socket delivers carries the TTL.
+		ep.SetSockOpt(unix.IPPROTO_IP, unix.IP_RECVTTL, intOpt(1))
+	}
+	s.register(d.ino, d)
+	// The proxy owns S and the endpoint from here: when the program's last reference to P
+	// closes, it closes both, and the socket is forgotten.
+	if err := ep.Splice(os.NewFile(uintptr(sfd), "ztnc-dgram")); err != nil {
+		s.unregister(d.ino, d)
+		unix.Close(p)
+		return nil, -1, err
+	}
+	done := ep.Done()
+	s.goSafe(func() {
+		select {
+		case <-done:
+		case <-s.done:
+		}
+		d.release()
+	})
+	return d, p, nil
 }
 
 // freeDatagramFD finds a number in the datagram range that is free in thread tid's fd table,
@@ -199,16 +220,69 @@ func (d *dgram) release() {
 		return
 	}
 	d.closing = true
+	if d.lo.IsValid() {
+		d.s.loopbacks.remove(true, d.lo)
+	}
+	relay, others := d.relay, d.others
 	d.mu.Unlock()
+	if relay != nil {
+		relay.close()
+	}
+	for _, r := range others {
+		r.close()
+	}
 	d.ep.Close()
 	d.s.unregister(d.ino, d)
+}
+
+// noteLocal indexes the socket in the loopback index once it has a local address (bind,
+// connect or the first send picks one), if it is a loopback or wildcard one: loopback
+// destinations then reach it rather than the host.
+func (d *dgram) noteLocal() {
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.local || d.closing || d.kind != kindUDP {
+		return
+	}
+	la := d.ep.LocalAddr()
+	if la.Port() == 0 {
+		return
+	}
+	d.local = true
+	if d.s.loopbacks.add(true, la) {
+		d.lo = la
+	}
+}
+
+// route decides where a datagram to ap goes (see Supervisor.route). Echo requests to
+// loopback addresses are answered by the stack's loopback, as a container's would be.
+func (d *dgram) route(ap netip.AddrPort) (routeKind, *netstack.Stack) {
+	if d.kind != kindUDP && ap.Addr().Unmap().IsLoopback() {
+		return toStack, d.s.stack
+	}
+	return d.s.route(d.kind == kindUDP, ap)
+}
+
+// hostType is the socket type and protocol of the host socket that stands for this one.
+func (d *dgram) hostType() (typ, proto int) {
+	icmp := unix.IPPROTO_ICMP
+	if d.v6 {
+		icmp = unix.IPPROTO_ICMPV6
+	}
+	switch d.kind {
+	case kindPing:
+		return unix.SOCK_DGRAM, icmp
+	case kindRawICMP:
+		return unix.SOCK_RAW, icmp
+	}
+	return unix.SOCK_DGRAM, 0
 }
 
 // handle answers a call on a datagram socket.
 func (d *dgram) handle(c *call, pc **progEnd) (int64, error) {
 	switch c.Nr {
 	case unix.SYS_CONNECT:
-		return 0, d.connect(c)
+		return 0, d.connect(c, *pc)
 	case unix.SYS_BIND:
 		return 0, d.bind(c)
 	case unix.SYS_LISTEN, unix.SYS_ACCEPT, unix.SYS_ACCEPT4:
@@ -256,7 +330,7 @@ func (d *dgram) peer() (netip.AddrPort, error) {
 
 // connect emulates connect(2): a peer to send to and receive from, or AF_UNSPEC to dissolve
 // the association. Unlike TCP it completes at once.
-func (d *dgram) connect(c *call) error {
+func (d *dgram) connect(c *call, p *progEnd) error {
 	b, err := c.readSockaddr(c.Args[1], c.Args[2])
 	if err != nil {
 		return err
@@ -268,7 +342,75 @@ func (d *dgram) connect(c *call) error {
 	if unspec {
 		return d.ep.Disconnect()
 	}
-	return d.ep.Connect(d.s.redirectOut(d.kind == kindUDP, ap))
+	to, redirected := d.s.redirectOut(d.kind == kindUDP, ap)
+	if !redirected {
+		switch kind, st := d.route(to); {
+		case kind == toHost:
+			return d.toHost(c, p, to)
+		case kind == unreachable:
+			return unix.ENETUNREACH
+		case st != d.st:
+			return d.moveTo(c, p, st, to)
+		}
+	}
+	err = d.ep.Connect(to)
+	d.noteLocal()
+	return err
+}
+
+// moveTo moves the socket to another network's stack for a connect to ap there: a new
+// datagram socket on st, with the options and the bind replayed, takes the fd number (see
+// swapFD).
+func (d *dgram) moveTo(c *call, p *progEnd, st *netstack.Stack, ap netip.AddrPort) error {
+	nd, np, err := d.s.newDgram(st, d.v6, d.kind, p.nonblocking())
+	if err != nil {
+		return err
+	}
+	defer unix.Close(np)
+	d.mu.Lock()
+	opts, bind, recv := maps.Clone(d.opts), d.bindReq, d.recv
+	d.mu.Unlock()
+	for k, v := range opts {
+		nd.ep.SetSockOpt(k.level, k.name, v)
+	}
+	nd.opts, nd.recv = opts, recv
+	if bind.IsValid() && bind.Addr().Unmap().IsUnspecified() {
+		nd.ep.Bind(bind) // the same port if it is free there; else the connect picks one
+	}
+	if err := nd.ep.Connect(ap); err != nil {
+		return err
+	}
+	if err := c.swapFD(np, d.ino); err != nil {
+		return err
+	}
+	nd.noteLocal()
+	return nil
+}
+
+// toHost moves the socket to the host's network for a connect to ap there: a host socket of
+// the same kind takes its fd number (see swapFD), and the kernel connects it — with the
+// program's own call in fall-through mode, with the checked address under isolation. From
+// then on the program talks to its peer without the supervisor.
+func (d *dgram) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
+	typ, proto := d.hostType()
+	d.mu.Lock()
+	opts, bind := maps.Clone(d.opts), d.bindReq
+	d.mu.Unlock()
+	h, err := hostSocket(d.v6, typ, proto, p.nonblocking(), opts, bind)
+	if err != nil {
+		return err
+	}
+	defer unix.Close(h)
+	if err := c.swapFD(h, d.ino); err != nil {
+		return err
+	}
+	if d.s.verbose {
+		d.s.log.Debug("to host", "pid", c.Pid, "fd", c.fd, "ino", d.ino, "dst", ap)
+	}
+	if !d.s.policy.Isolate {
+		return continueErr
+	}
+	return c.connectHost(h, ap, d.v6)
 }
 
 // bind emulates bind(2) (for echo sockets the port is the echo identifier).
@@ -284,6 +426,22 @@ func (d *dgram) bind(c *call) error {
 	err = d.ep.Bind(ap)
 	if err == unix.EADDRINUSE && ap.Port() != 0 && d.s.releaseClosedDatagrams(ap.Port()) {
 		err = d.ep.Bind(ap)
+	}
+	if err == nil {
+		d.mu.Lock()
+		d.bindReq = ap
+		d.mu.Unlock()
+		d.noteLocal()
+		if ap.Addr().Unmap().IsUnspecified() {
+			// A wildcard bind receives from every network.
+			for _, st := range d.s.stacks {
+				if st != d.st {
+					if _, err := d.otherNet(st); err != nil {
+						d.s.log.Warn("bind on another network", "port", d.ep.LocalAddr().Port(), "err", err)
+					}
+				}
+			}
+		}
 	}
 	return err
 }

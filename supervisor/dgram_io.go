@@ -69,7 +69,7 @@ func (d *dgram) source(m *dgramMsg) netip.AddrPort {
 // receiver runs one trapped receive: once at once, and, when nothing is queued and the call
 // would block, again from a goroutine each time P becomes readable (until SO_RCVTIMEO, a
 // signal, or the call's end). The receive function gets a copy of P and must not keep it.
-func (d *dgram) receiver(c *call, pc **progEnd, block bool, recv func(pfd int) (int64, error)) (int64, error) {
+func (c *call) receiver(pc **progEnd, block bool, recv func(pfd int) (int64, error)) (int64, error) {
 	v, err := recv((*pc).fd)
 	if err != unix.EAGAIN || !block {
 		return v, err
@@ -77,7 +77,7 @@ func (d *dgram) receiver(c *call, pc **progEnd, block bool, recv func(pfd int) (
 	p := *pc
 	*pc = nil
 	deadline := sockTimeout(p.fd, unix.SO_RCVTIMEO)
-	d.s.goSafe(func() {
+	c.s.goSafe(func() {
 		defer p.close()
 		for {
 			switch werr := c.waitFD(p.fd, deadline); werr {
@@ -126,7 +126,7 @@ func (d *dgram) recvfrom(c *call, pc **progEnd) (int64, error) {
 	if flags&unix.MSG_ERRQUEUE != 0 {
 		return 0, unix.EAGAIN // no queued errors: they are reported as the errors of calls
 	}
-	return d.receiver(c, pc, blocking(*pc, flags), func(pfd int) (int64, error) {
+	return c.receiver(pc, blocking(*pc, flags), func(pfd int) (int64, error) {
 		buf := dgramBufs.Get().(*[maxDgram + ipv4HeaderLen]byte)
 		defer dgramBufs.Put(buf)
 		m, err := d.take(pfd, size, flags&unix.MSG_PEEK != 0, buf)
@@ -152,7 +152,7 @@ func (d *dgram) recvmsg(c *call, pc **progEnd) (int64, error) {
 	if flags&unix.MSG_ERRQUEUE != 0 {
 		return 0, unix.EAGAIN
 	}
-	return d.receiver(c, pc, blocking(*pc, flags), func(pfd int) (int64, error) {
+	return c.receiver(pc, blocking(*pc, flags), func(pfd int) (int64, error) {
 		return d.recvOne(c, c.Args[1], flags, pfd)
 	})
 }
@@ -290,7 +290,7 @@ func (d *dgram) recvmmsg(c *call, pc **progEnd) (int64, error) {
 	if vlen == 0 {
 		return 0, nil
 	}
-	return d.receiver(c, pc, blocking(*pc, flags), func(pfd int) (int64, error) {
+	return c.receiver(pc, blocking(*pc, flags), func(pfd int) (int64, error) {
 		received := uint64(0)
 		for received < vlen {
 			hdr := vec + received*sizeofMmsghdr
@@ -311,8 +311,11 @@ func (d *dgram) recvmmsg(c *call, pc **progEnd) (int64, error) {
 }
 
 // ioctl answers FIONREAD (SIOCINQ) as Linux does for UDP: the length of the first queued
-// datagram, 0 if none.
+// datagram, 0 if none; and the interface ioctls (see ifIoctl).
 func (d *dgram) ioctl(c *call, p *progEnd) (int64, error) {
+	if req := c.Args[1] & 0xffffffff; req != unix.SIOCINQ {
+		return 0, d.s.ifIoctl(c, req, c.Args[2])
+	}
 	buf := dgramBufs.Get().(*[maxDgram + ipv4HeaderLen]byte)
 	defer dgramBufs.Put(buf)
 	n := 0
@@ -348,24 +351,68 @@ func (d *dgram) sendto(c *call, p *progEnd) (int64, error) {
 	return d.send(c, p, data, to, netstack.SendOptions{}, flags)
 }
 
-// destination decodes a send's address (an empty one means the connected peer).
-func (d *dgram) destination(b []byte) (netip.AddrPort, error) {
+// dest is where a datagram goes: an address on the socket's stack (invalid: the connected
+// peer), or one on the host's network.
+type dest struct {
+	ap   netip.AddrPort
+	host bool
+	st   *netstack.Stack // the network of ap (nil: the socket's own)
+}
+
+// destination decodes a send's address (an empty one means the connected peer) and decides
+// where it goes: ENETUNREACH where the policy lets nothing go.
+func (d *dgram) destination(b []byte) (dest, error) {
 	if len(b) == 0 {
-		return netip.AddrPort{}, nil
+		return dest{}, nil
 	}
 	ap, unspec, err := decodeSockaddr(b, d.v6)
 	if err != nil {
-		return ap, err
+		return dest{}, err
 	}
 	if unspec {
-		return netip.AddrPort{}, nil // Linux takes AF_UNSPEC as "no address" for UDP
+		return dest{}, nil // Linux takes AF_UNSPEC as "no address" for UDP
 	}
-	return d.s.redirectOut(d.kind == kindUDP, ap), nil
+	ap, redirected := d.s.redirectOut(d.kind == kindUDP, ap)
+	if redirected {
+		return dest{ap: ap}, nil
+	}
+	switch kind, st := d.route(ap); kind {
+	case toHost:
+		return dest{ap: ap, host: true}, nil
+	case unreachable:
+		return dest{}, unix.ENETUNREACH
+	default:
+		if st != d.st {
+			return dest{ap: ap, st: st}, nil
+		}
+	}
+	return dest{ap: ap}, nil
 }
 
 // send sends one datagram for a trapped call, waiting (from a goroutine) while the stack's
-// send buffer is full if the call blocks.
-func (d *dgram) send(c *call, p *progEnd, data []byte, to netip.AddrPort, o netstack.SendOptions, flags int) (int64, error) {
+// send buffer is full if the call blocks. Datagrams to the host's network go out of the
+// socket's host relay.
+func (d *dgram) send(c *call, p *progEnd, data []byte, dst dest, o netstack.SendOptions, flags int) (int64, error) {
+	if dst.host {
+		r, err := d.hostRelay()
+		if err != nil {
+			return 0, err
+		}
+		return r.send(data, dst.ap, flags, blocking(p, flags))
+	}
+	if dst.st != nil {
+		r, err := d.otherNet(dst.st)
+		if err != nil {
+			return 0, err
+		}
+		n, err := r.ep.WriteMsg(data, dst.ap, o)
+		if err == unix.EAGAIN && blocking(p, flags) {
+			err = unix.ENOBUFS
+		}
+		return int64(n), err
+	}
+	defer d.noteLocal()
+	to := dst.ap
 	if d.kind == kindRawICMP {
 		if err := d.rawSend(data); err != nil {
 			return 0, err
@@ -419,7 +466,7 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 		return 0, err
 	}
 	m := decodeMsghdr(raw[:])
-	var to netip.AddrPort
+	var to dest
 	var opts netstack.SendOptions
 	if m.name != 0 && m.namelen > 0 {
 		if m.namelen > maxSockaddrLen {

@@ -87,12 +87,12 @@ func (d *dgram) setsockopt(c *call, p *progEnd) error {
 	on := len(val) > 0 && !allZeroBytes(val)
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if err == unix.ENOPROTOOPT {
-		if d.opts == nil {
-			d.opts = make(map[optKey][]byte)
-		}
-		d.opts[optKey{level, name}] = val
+	// Every option is kept: for getsockopt where the stack does not model it, and to set
+	// again on a host socket that may replace this one.
+	if d.opts == nil {
+		d.opts = make(map[optKey][]byte)
 	}
+	d.opts[optKey{level, name}] = val
 	r := &d.recv
 	switch level {
 	case unix.IPPROTO_IP:

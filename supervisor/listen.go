@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"net/netip"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/ztnc/ztnc/netstack"
@@ -20,18 +22,23 @@ func (sk *socket) bind(c *call) error {
 	if err != nil {
 		return err
 	}
+	st := sk.s.stackOf(ap.Addr())
+	if st == nil {
+		return unix.EADDRNOTAVAIL // not an address of any network (nor loopback, nor any)
+	}
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if sk.state != stFresh || sk.bound {
 		return unix.EINVAL
 	}
-	if err := sk.ensureEndpoint(); err != nil {
+	if err := sk.endpointOn(st); err != nil {
 		return err
 	}
 	if err := sk.ep.Bind(ap); err != nil {
 		return err
 	}
 	sk.bound = true
+	sk.bindReq = ap
 	return nil
 }
 
@@ -45,6 +52,9 @@ func (sk *socket) listen(c *call) error {
 	case stListening:
 		if err := sk.ep.Listen(backlog); err != nil {
 			return err
+		}
+		for _, ep := range sk.others {
+			ep.Listen(backlog)
 		}
 		sk.backlog = backlog
 		return nil
@@ -61,11 +71,62 @@ func (sk *socket) listen(c *call) error {
 	sk.backlog = backlog
 	sk.bound = true
 	sk.setState(stListening)
-	sk.cancelNotify = sk.ep.Notify(netstack.EventIn, func(netstack.Events) { sk.s.goSafe(sk.fill) })
-	if sk.ep.Readiness(netstack.EventIn) != 0 {
-		sk.s.goSafe(sk.fill)
+	if local := sk.ep.LocalAddr(); sk.s.loopbacks.add(false, local) {
+		sk.loopback = local
 	}
+	sk.listenOthers(backlog)
+	cancels := []func(){sk.ep.Notify(netstack.EventIn, func(netstack.Events) { sk.s.goSafe(sk.fill) })}
+	for _, ep := range sk.others {
+		cancels = append(cancels, ep.Notify(netstack.EventIn, func(netstack.Events) { sk.s.goSafe(sk.fill) }))
+	}
+	sk.cancelNotify = func() {
+		for _, c := range cancels {
+			c()
+		}
+	}
+	sk.s.goSafe(sk.fill) // connections may be waiting already
 	return nil
+}
+
+// listenOthers makes a wildcard listener reachable from every joined network: an endpoint
+// listening on the same port on each other network's stack, whose connections join the
+// socket's accept queue. A listener bound to one network's address (or to loopback) stays
+// on that network. sk.mu is held.
+func (sk *socket) listenOthers(backlog int) {
+	local := sk.ep.LocalAddr()
+	if !local.Addr().IsUnspecified() || len(sk.s.stacks) < 2 {
+		return
+	}
+	for _, st := range sk.s.stacks {
+		if st == sk.st {
+			continue
+		}
+		ep, err := st.NewTCP(sk.v6)
+		if err != nil {
+			sk.s.log.Warn("listen on another network", "port", local.Port(), "err", err)
+			continue
+		}
+		for k, v := range sk.opts {
+			ep.SetSockOpt(k.level, k.name, v)
+		}
+		if err := ep.Bind(local); err == nil {
+			err = ep.Listen(backlog)
+		}
+		if err != nil {
+			sk.s.log.Warn("listen on another network", "port", local.Port(), "err", err)
+			ep.Close()
+			continue
+		}
+		sk.others = append(sk.others, ep)
+	}
+}
+
+// closeOthers closes the listeners on the other networks. sk.mu is held.
+func (sk *socket) closeOthers() {
+	for _, ep := range sk.others {
+		ep.Close()
+	}
+	sk.others = nil
 }
 
 // fill moves established connections from the stack's accept queue to the socket's (up to the
@@ -81,12 +142,14 @@ func (sk *socket) fillLocked() {
 		return
 	}
 	n := len(sk.pending)
-	for len(sk.pending) <= sk.backlog {
-		conn, err := sk.ep.Accept()
-		if err != nil {
-			break
+	for _, ep := range append([]*netstack.TCPEndpoint{sk.ep}, sk.others...) {
+		for len(sk.pending) <= sk.backlog {
+			conn, err := ep.Accept()
+			if err != nil {
+				break
+			}
+			sk.pending = append(sk.pending, conn)
 		}
-		sk.pending = append(sk.pending, conn)
 	}
 	sk.topUpTokens()
 	if len(sk.pending) != n {
@@ -275,6 +338,17 @@ func (sk *socket) stopListening(p *progEnd) {
 	}
 	sk.ep.Close()
 	sk.ep = nil
+	sk.closeOthers()
 	sk.bound = false
+	sk.bindReq = netip.AddrPort{}
+	sk.unindexLoopback()
 	sk.setState(stFresh)
+}
+
+// unindexLoopback takes a listener out of the loopback index. sk.mu is held.
+func (sk *socket) unindexLoopback() {
+	if sk.loopback.IsValid() {
+		sk.s.loopbacks.remove(false, sk.loopback)
+		sk.loopback = netip.AddrPort{}
+	}
 }

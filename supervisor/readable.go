@@ -8,7 +8,8 @@ import (
 )
 
 // readable wakes calls that wait for a program's end to become readable (a blocking recvfrom
-// with an address) without a thread per waiter: one epoll set, one goroutine. A program with
+// with an address), or a host socket to become writable (a connect the supervisor makes),
+// without a thread per waiter: one epoll set, one goroutine. A program with
 // thousands of threads blocked in such calls costs timers and channels, not OS threads.
 type readable struct {
 	epfd int
@@ -41,16 +42,17 @@ func newReadable(s *Supervisor) (*readable, error) {
 	return r, nil
 }
 
-// watch returns a channel closed once fd is readable (or has an error or hang-up), and a
-// function that stops watching; the caller keeps fd open until it has called it.
-func (r *readable) watch(fd int) (<-chan struct{}, func(), error) {
+// watch returns a channel closed once fd has one of events (EPOLLIN, EPOLLOUT), an error or a
+// hang-up, and a function that stops watching; the caller keeps fd open until it has called
+// it.
+func (r *readable) watch(fd int, events uint32) (<-chan struct{}, func(), error) {
 	ch := make(chan struct{})
 	r.mu.Lock()
 	r.next++
 	key := r.next
 	r.waiters[key] = ch
 	r.mu.Unlock()
-	ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLONESHOT}
+	ev := unix.EpollEvent{Events: events | unix.EPOLLONESHOT}
 	setEventData(&ev, key)
 	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
 		r.mu.Lock()

@@ -35,20 +35,22 @@ func (s *Supervisor) SetRedirects(rs []Redirect) {
 	s.redirects.Store(t)
 }
 
-// redirectOut returns where a program's destination really goes.
-func (s *Supervisor) redirectOut(udp bool, ap netip.AddrPort) netip.AddrPort {
+// redirectOut returns where a program's destination really goes, and whether it was
+// redirected.
+func (s *Supervisor) redirectOut(udp bool, ap netip.AddrPort) (netip.AddrPort, bool) {
 	return s.redirectLookup(udp, ap, false)
 }
 
 // redirectIn returns the address a program sees for a peer or source.
 func (s *Supervisor) redirectIn(udp bool, ap netip.AddrPort) netip.AddrPort {
-	return s.redirectLookup(udp, ap, true)
+	ap, _ = s.redirectLookup(udp, ap, true)
+	return ap
 }
 
-func (s *Supervisor) redirectLookup(udp bool, ap netip.AddrPort, in bool) netip.AddrPort {
+func (s *Supervisor) redirectLookup(udp bool, ap netip.AddrPort, in bool) (netip.AddrPort, bool) {
 	t := s.redirects.Load()
 	if t == nil || !ap.IsValid() {
-		return ap
+		return ap, false
 	}
 	m := t.out
 	if in {
@@ -56,12 +58,12 @@ func (s *Supervisor) redirectLookup(udp bool, ap netip.AddrPort, in bool) netip.
 	}
 	r, ok := m[redirectKey{udp, unmapAddrPort(ap)}]
 	if !ok {
-		return ap
+		return ap, false
 	}
 	if ap.Addr().Is4In6() && r.Addr().Is4() {
 		r = netip.AddrPortFrom(netip.AddrFrom16(r.Addr().As16()), r.Port())
 	}
-	return r
+	return r, true
 }
 
 func unmapAddrPort(ap netip.AddrPort) netip.AddrPort {

@@ -24,7 +24,7 @@ func TestRedirects(t *testing.T) {
 		{true, "10.255.255.53:54", "10.255.255.53:54"}, // another port: not redirected
 		{true, "10.9.0.1:53", "10.9.0.1:53"},
 	} {
-		got := s.redirectOut(tc.udp, ap(tc.in))
+		got, _ := s.redirectOut(tc.udp, ap(tc.in))
 		if got != ap(tc.out) {
 			t.Errorf("out %v (udp %v) = %v, want %v", tc.in, tc.udp, got, tc.out)
 		}

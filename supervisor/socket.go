@@ -34,10 +34,12 @@ type socket struct {
 	mu       sync.Mutex
 	state    sockState
 	ep       *netstack.TCPEndpoint
+	st       *netstack.Stack // ep's
 	bound    bool
-	junk     int      // bytes in S's queue keeping P closed; 0 once open
-	held     *progEnd // a copy of P kept while connecting, to open P when done
-	acked    bool     // the program has been told EINPROGRESS for the current connect
+	bindReq  netip.AddrPort // what the program bound (invalid: nothing)
+	junk     int            // bytes in S's queue keeping P closed; 0 once open
+	held     *progEnd       // a copy of P kept while connecting, to open P when done
+	acked    bool           // the program has been told EINPROGRESS for the current connect
 	soErr    unix.Errno
 	errTaken bool           // SO_ERROR reported why the spliced connection ended
 	local    netip.AddrPort // fixed once connected (the endpoint may be gone later)
@@ -46,6 +48,8 @@ type socket struct {
 	changed  chan struct{}     // closed and replaced when the state changes
 
 	// Listening.
+	loopback     netip.AddrPort          // indexed in the supervisor's loopbacks (invalid: not)
+	others       []*netstack.TCPEndpoint // a wildcard listener's endpoints on the other networks
 	backlog      int
 	pending      []*netstack.TCPEndpoint
 	tokens       int
@@ -142,6 +146,9 @@ func (s *Supervisor) socket(c *call) error {
 	if typ&^(sockTypeMask|unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC) != 0 {
 		return unix.EINVAL
 	}
+	if domain == unix.AF_NETLINK {
+		return s.socketNetlink(c)
+	}
 	if t := typ & sockTypeMask; t == unix.SOCK_DGRAM || t == unix.SOCK_RAW {
 		return s.socketDgram(c, domain == unix.AF_INET6, t, proto)
 	}
@@ -198,20 +205,39 @@ func (s *Supervisor) newSocket(v6, nonblocking bool) (*socket, int, error) {
 	return sk, p, nil
 }
 
-// ensureEndpoint creates the stack endpoint on first need (bind, connect, listen, options).
-// sk.mu is held.
+// ensureEndpoint creates the stack endpoint on first need (bind, connect, listen, options),
+// on the first network's stack unless a bind or connect chose another. sk.mu is held.
 func (sk *socket) ensureEndpoint() error {
 	if sk.ep != nil {
 		return nil
 	}
-	ep, err := sk.s.stack.NewTCP(sk.v6)
+	return sk.endpointOn(sk.s.stack)
+}
+
+// endpointOn makes sure the endpoint is on stack st: made there, or, when an option or a
+// wildcard bind made it on another network's stack, made again there with the options and
+// the bind replayed. sk.mu is held.
+func (sk *socket) endpointOn(st *netstack.Stack) error {
+	if sk.ep != nil && sk.st == st {
+		return nil
+	}
+	ep, err := st.NewTCP(sk.v6)
 	if err != nil {
 		return err
 	}
 	for k, v := range sk.opts {
 		ep.SetSockOpt(k.level, k.name, v)
 	}
-	sk.ep = ep
+	if sk.bindReq.IsValid() {
+		if err := ep.Bind(sk.bindReq); err != nil {
+			ep.Close()
+			return err
+		}
+	}
+	if sk.ep != nil {
+		sk.ep.Close()
+	}
+	sk.ep, sk.st = ep, st
 	return nil
 }
 
@@ -244,9 +270,11 @@ func (sk *socket) release() {
 		p.Abort()
 	}
 	sk.pending = nil
+	sk.unindexLoopback()
 	if sk.ep != nil && prev != stConnected && prev != stEnded {
 		sk.ep.Close()
 	}
+	sk.closeOthers()
 	sk.held.close()
 	sk.held = nil
 	if sk.sfd >= 0 {

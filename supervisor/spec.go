@@ -8,20 +8,28 @@ import (
 
 // Spec is the filter the supervised programs run under. It traps only what must be trapped:
 //
-//   - socket() for AF_INET/AF_INET6 stream, datagram and raw sockets (AF_UNIX, netlink and
-//     the rest cost nothing);
+//   - socket() for AF_INET/AF_INET6 stream, datagram and raw sockets, and for rtnetlink
+//     sockets (the interfaces programs see); AF_UNIX, other netlink families and the rest
+//     cost nothing;
 //   - the calls that take a socket fd and change or report its state (connect, bind, listen,
 //     accept, names, options, shutdown), whatever the fd: a filter sees only registers, so calls
 //     on fds that are not ours are sent back to the kernel (CONTINUE);
 //   - sendto and recvfrom only when their address argument is not NULL, so send/recv on stream
 //     sockets (and connected datagram sockets) stay untrapped;
 //   - sendmsg, recvmsg, sendmmsg, recvmmsg and ioctl(FIONREAD) only on fds in the datagram
-//     range (see fdRange), where they need addresses, control messages or datagram lengths.
+//     range (see fdRange), where they need addresses, control messages or datagram lengths;
+//     and there the interface ioctls (SIOCGIFCONF…, see ifIoctl).
 //
 // read, write, readv, writev, send, recv, splice and sendfile are never trapped: on emulated
 // sockets they run on the AF_UNIX socketpair end in the kernel. io_uring is refused so that
 // programs fall back to plain system calls the filter can see.
-func Spec() notify.Spec {
+func Spec() notify.Spec { return Policy{}.Spec() }
+
+// Spec is the filter for programs under policy p. Isolation adds two things: sendmsg and
+// sendmmsg are trapped on every fd (a host datagram socket's destination lies in memory, see
+// isolatedCall), and packet sockets, which would reach the host's links directly, are refused
+// (EPERM, as without CAP_NET_RAW).
+func (p Policy) Spec() notify.Spec {
 	var trap []notify.Rule
 	for _, family := range []uint64{unix.AF_INET, unix.AF_INET6} {
 		for _, typ := range []uint64{unix.SOCK_STREAM, unix.SOCK_DGRAM, unix.SOCK_RAW} {
@@ -43,12 +51,28 @@ func Spec() notify.Spec {
 	r := datagramFDs()
 	inRange := notify.Arg{Index: 0, Mask: r.mask(), Value: r.value()}
 	for _, name := range []string{"sendmsg", "recvmsg", "sendmmsg", "recvmmsg"} {
+		if p.Isolate && (name == "sendmsg" || name == "sendmmsg") {
+			trap = append(trap, notify.Rule{Syscall: name})
+			continue
+		}
 		trap = append(trap, notify.Rule{Syscall: name, Args: []notify.Arg{inRange}})
 	}
-	trap = append(trap, notify.Rule{Syscall: "ioctl", Args: []notify.Arg{inRange, {Index: 1, Mask: 0xffffffff, Value: unix.SIOCINQ}}})
+	// rtnetlink sockets, for the interfaces programs see (see netlink.go).
+	trap = append(trap, notify.Rule{Syscall: "socket", Args: []notify.Arg{
+		{Index: 0, Mask: 0xffffffff, Value: unix.AF_NETLINK},
+		{Index: 2, Mask: 0xffffffff, Value: unix.NETLINK_ROUTE},
+	}})
+	for _, req := range append([]uint64{unix.SIOCINQ}, ifIoctls...) {
+		trap = append(trap, notify.Rule{Syscall: "ioctl", Args: []notify.Arg{inRange, {Index: 1, Mask: 0xffffffff, Value: req}}})
+	}
 	var deny []notify.Rule
 	for _, name := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {
 		deny = append(deny, notify.Rule{Syscall: name, Errno: unix.ENOSYS})
+	}
+	if p.Isolate {
+		deny = append(deny, notify.Rule{Syscall: "socket", Errno: unix.EPERM, Args: []notify.Arg{
+			{Index: 0, Mask: 0xffffffff, Value: unix.AF_PACKET},
+		}})
 	}
 	return notify.Spec{Trap: trap, Deny: deny}
 }

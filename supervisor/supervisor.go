@@ -8,6 +8,7 @@ import (
 	"runtime/debug"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"golang.org/x/sys/unix"
 
@@ -16,22 +17,29 @@ import (
 )
 
 // Supervisor answers the trapped socket calls of every process under one filter, backing their
-// AF_INET/AF_INET6 stream, datagram and ICMP sockets with one stack.
+// AF_INET/AF_INET6 stream, datagram and ICMP sockets with the stacks of the virtual networks,
+// or with host sockets where its Policy sends them to the host's network.
 type Supervisor struct {
-	l     *notify.Listener
-	tasks *notify.Tasks
-	stack *netstack.Stack
-	log   *slog.Logger
+	l      *notify.Listener
+	tasks  *notify.Tasks
+	stack  *netstack.Stack   // the first network's: loopback, wildcard listeners, the responder
+	stacks []*netstack.Stack // every network's, stack first
+	policy Policy
+	links  func() []Link // the networks' interface names and MTUs (nil: defaults)
+	log    *slog.Logger
 
 	mu    sync.Mutex
 	socks map[uint64]emulated // by inode of the program's end of the socketpair
 
 	redirects atomic.Pointer[redirectTable]
-	fdCursor  atomic.Uint32 // where the search for a free number in the datagram range starts
+	fdCursor  atomic.Uint32  // where the search for a free number in the datagram range starts
+	loopbacks *loopbackPorts // the programs' sockets that loopback destinations reach
+	mover     *epollMover    // carries epoll registrations over fd swaps (started on first use)
 
 	hup      *hangups
 	readable *readable
 	verbose  bool // debug logging is on: log every call
+	stats    stats
 
 	fatal     chan error // a failure the programs must not outlive
 	fatalOnce sync.Once
@@ -45,14 +53,16 @@ func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervis
 		log = slog.New(slog.DiscardHandler)
 	}
 	s := &Supervisor{
-		l:     l,
-		tasks: notify.NewTasks(),
-		stack: stack,
-		log:   log,
-		socks: make(map[uint64]emulated),
-		fatal: make(chan error, 1),
-		done:  make(chan struct{}),
+		l:      l,
+		tasks:  notify.NewTasks(),
+		stack:  stack,
+		stacks: []*netstack.Stack{stack},
+		log:    log,
+		socks:  make(map[uint64]emulated),
+		fatal:  make(chan error, 1),
+		done:   make(chan struct{}),
 	}
+	s.loopbacks = &loopbackPorts{}
 	s.verbose = log.Enabled(context.Background(), slog.LevelDebug)
 	h, err := newHangups(s)
 	if err != nil {
@@ -65,6 +75,24 @@ func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervis
 	}
 	return s, nil
 }
+
+// SetPolicy sets where destinations outside the virtual networks go (before Serve; the
+// default is the host's network). The filter must come from the same policy's Spec.
+func (s *Supervisor) SetPolicy(p Policy) { s.policy = p }
+
+// Loopbacks is an index of the programs' sockets that loopback destinations reach (listeners
+// and bound datagram sockets on a loopback or wildcard address).
+type Loopbacks struct{ ports loopbackPorts }
+
+// ShareLoopbacks makes supervisors on the same first stack share one index (before Serve):
+// programs attached to one instance at different times, each under its own supervisor, then
+// reach each other's listeners at 127.0.0.1 and ::1, as processes of one container do.
+func (s *Supervisor) ShareLoopbacks(l *Loopbacks) { s.loopbacks = &l.ports }
+
+// AddNetwork adds the stack of another joined network (before Serve): connects and sends go
+// to the network whose routes hold the destination, and wildcard listeners are reachable
+// from every network.
+func (s *Supervisor) AddNetwork(st *netstack.Stack) { s.stacks = append(s.stacks, st) }
 
 // Serve answers notifications until Close, until no process is left (nil), or until the
 // supervisor fails (the error; the caller must then kill the programs, whose sockets no longer
@@ -115,6 +143,9 @@ func (s *Supervisor) Close() {
 		s.mu.Lock()
 		socks := s.socks
 		s.socks = map[uint64]emulated{}
+		if s.mover != nil {
+			s.mover.close()
+		}
 		s.mu.Unlock()
 		for _, sk := range socks {
 			sk.release()
@@ -153,6 +184,7 @@ var continueErr = errors.New("continue")
 var answered = errors.New("answered")
 
 func (s *Supervisor) dispatch(n *notify.Notification) {
+	start := time.Now()
 	c := &call{Notification: n, s: s}
 	var val int64
 	var err error
@@ -162,6 +194,7 @@ func (s *Supervisor) dispatch(n *notify.Notification) {
 		val, err = s.onSocket(c)
 	}
 	c.answer(val, err)
+	s.stats.record(n.Nr, err, start)
 }
 
 // answer sends the reply for val/err unless the handler already did. It returns the send's
@@ -203,7 +236,11 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 	c.fd = int(int32(c.Args[0]))
 	e, pc, err := s.lookup(c.Pid, c.fd)
 	if err != nil || e == nil {
-		// Not ours, or no such fd (the kernel reports EBADF/ENOTSOCK itself).
+		// Not ours, or no such fd (the kernel reports EBADF/ENOTSOCK itself). Under isolation
+		// a host socket's destinations are checked first.
+		if err == nil && s.policy.Isolate {
+			return s.isolatedCall(c)
+		}
 		return 0, continueErr
 	}
 	if !s.l.Valid(c.ID) {
@@ -221,6 +258,8 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 	case *socket:
 		return 0, sk.handle(c, &pc)
 	case *dgram:
+		return sk.handle(c, &pc)
+	case *netlinkSock:
 		return sk.handle(c, &pc)
 	}
 	return 0, continueErr

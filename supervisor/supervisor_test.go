@@ -35,6 +35,8 @@ func child(what string) error {
 	switch what {
 	case "identity":
 		return identity()
+	case "epollhost":
+		return epollHost()
 	}
 	return fmt.Errorf("unknown behaviour %q", what)
 }
@@ -102,6 +104,12 @@ func identity() error {
 // and returns the child's output and the supervisor.
 func supervise(t *testing.T, what string) (string, *Supervisor) {
 	t.Helper()
+	return superviseWith(t, what, Policy{})
+}
+
+// superviseWith is supervise under policy p, with more environment variables for the child.
+func superviseWith(t *testing.T, what string, pol Policy, env ...string) (string, *Supervisor) {
+	t.Helper()
 	hub := netstack.NewHub()
 	st, err := netstack.New(hub.NewPort([6]byte{2, 0, 0, 0, 0, 1}, 2800), netstack.Config{})
 	if err != nil {
@@ -111,14 +119,14 @@ func supervise(t *testing.T, what string) (string, *Supervisor) {
 	if err := st.SetAddresses([]netip.Prefix{netip.MustParsePrefix("10.9.0.1/24")}); err != nil {
 		t.Fatal(err)
 	}
-	prog, err := notify.Compile(Spec())
+	prog, err := notify.Compile(pol.Spec())
 	if err != nil {
 		t.Fatal(err)
 	}
 	exe, _ := os.Executable()
 	outR, outW, _ := os.Pipe()
 	p, err := notify.Start(prog, notify.Command{
-		Path: exe, Args: []string{exe}, Env: append(os.Environ(), childEnv+"="+what),
+		Path: exe, Args: []string{exe}, Env: append(append(os.Environ(), childEnv+"="+what), env...),
 		Files: []*os.File{nil, outW, os.Stderr},
 		Sys:   &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL},
 	})
@@ -131,6 +139,7 @@ func supervise(t *testing.T, what string) (string, *Supervisor) {
 	if err != nil {
 		t.Fatal(err)
 	}
+	s.SetPolicy(pol)
 	t.Cleanup(s.Close)
 	served := make(chan error, 1)
 	go func() { served <- s.Serve() }()

@@ -48,7 +48,12 @@ func (c *call) block(changed <-chan struct{}, deadline time.Time) error {
 // waitFD waits on behalf of the trapped call until fd (a copy of the program's end) is
 // readable, with block's results.
 func (c *call) waitFD(fd int, deadline time.Time) error {
-	ready, stop, err := c.s.readable.watch(fd)
+	return c.waitFDEvents(fd, unix.EPOLLIN, deadline)
+}
+
+// waitFDEvents is waitFD for other events (EPOLLOUT).
+func (c *call) waitFDEvents(fd int, events uint32, deadline time.Time) error {
+	ready, stop, err := c.s.readable.watch(fd, events)
 	if err != nil {
 		return err
 	}

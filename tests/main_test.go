@@ -16,9 +16,11 @@ import (
 )
 
 var (
-	ztncRun string // the ztnc-run binary under test
-	tcpprog string // tests/testdata/tcpprog, static
-	udpprog string // tests/testdata/udpprog, static
+	ztncRun  string // the ztnc-run binary under test
+	tcpprog  string // tests/testdata/tcpprog, static
+	udpprog  string // tests/testdata/udpprog, static
+	ifprog   string // tests/testdata/ifprog, static
+	raceprog string // tests/testdata/raceprog, static
 )
 
 func TestMain(m *testing.M) {
@@ -35,6 +37,8 @@ func run(m *testing.M) int {
 	ztncRun = filepath.Join(dir, "ztnc-run")
 	tcpprog = filepath.Join(dir, "tcpprog")
 	udpprog = filepath.Join(dir, "udpprog")
+	ifprog = filepath.Join(dir, "ifprog")
+	raceprog = filepath.Join(dir, "raceprog")
 	build := func(out, pkg string, env ...string) error {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), env...)
@@ -45,7 +49,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
 		return 1
 	}
-	for _, p := range []string{"tcpprog", "udpprog"} {
+	for _, p := range []string{"tcpprog", "udpprog", "ifprog", "raceprog"} {
 		if err := build(filepath.Join(dir, p), "./testdata/"+p, "CGO_ENABLED=0"); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n", p, err)
 			return 1
@@ -90,12 +94,27 @@ func ztnc(t *testing.T, timeout time.Duration, args ...string) result {
 	return r
 }
 
-// local runs a shell script under ztnc-run --local 10.9.0.1/24 (plus its default IPv6
-// address fd00::a09:1) and more flags if given, and fails the test unless it exits 0.
+// The --local network of these tests: documentation ranges (RFC 5737, RFC 3849) on both
+// families. A destination outside a program's networks goes to the host's network
+// (fall-through), so a test's virtual addresses must be ones that could never reach a real
+// machine, should a socket ever escape the stack.
+const (
+	localNet  = "198.51.100.1/24"    // the program's address 198.51.100.1
+	localNet6 = "2001:db8:198::1/64" // the program's address 2001:db8:198::1
+)
+
+// onLocal returns ztnc-run's arguments for running args (`--`, the program and its arguments,
+// after more flags if any) on the tests' --local network.
+func onLocal(args ...string) []string {
+	return append([]string{"--local", localNet, "--local", localNet6}, args...)
+}
+
+// local runs a shell script under ztnc-run on the tests' --local network (198.51.100.1 and
+// 2001:db8:198::1) with more flags if given, and fails the test unless it exits 0.
 func local(t *testing.T, script string, flags ...string) result {
 	t.Helper()
-	args := append([]string{"--local", "10.9.0.1/24"}, flags...)
-	r := ztnc(t, 3*time.Minute, append(args, "--", "sh", "-c", "set -e\n"+script)...)
+	args := append(onLocal(flags...), "--", "sh", "-c", "set -e\n"+script)
+	r := ztnc(t, 3*time.Minute, args...)
 	if r.code != 0 {
 		t.Fatalf("script failed: %s", r)
 	}

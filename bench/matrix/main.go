@@ -1,6 +1,7 @@
 // Command matrix benchmarks the same programs side by side over pairs of endpoints — plain
 // veth (the physical limit), zerotier-one 1.14 with its kernel TAP and ztnc-run members (both
-// when ZT1_BIN is set) — and prints a markdown table with ratios.
+// when ZT1_BIN is set), and ztnc-run members on a network of our own root and controller
+// (ztnc-self) — and prints a markdown table with ratios.
 //
 // For each pair, servers run on endpoint A and clients on endpoint B: iperf3 TCP (1 and 4
 // streams, both directions) and UDP (1400-byte datagrams), nginx under wrk (keep-alive and new
@@ -8,15 +9,8 @@
 // OK and to first byte). Measurements are interleaved across pairs so that background load
 // hits all pairs alike. Needs root (network namespaces).
 //
-// Each pair's programs run in a cpuacct cgroup of their own, so that every rate also comes
-// with the CPU time the pair spent per unit of work (per GB, request or datagram): on a
-// loaded machine that is steadier than the rate.
-//
-// To compare two builds of ztnc-run, give the other one as -ztnc-base: both pairs then run
-// in the same interleaved rounds.
-//
-//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc] [-metrics REGEXP]
-//		[-ztnc-run bin/ztnc-run] [-ztnc-base OTHER] [-profile-dir DIR] [-o FILE] [-v]
+//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc,ztnc-self] [-ztnc-run bin/ztnc-run]
+//	    [-o FILE] [-v] [-startup-runs 5] [-ztnc-cpuprofile DIR]
 package main
 
 import (
@@ -26,8 +20,6 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"regexp"
-	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -39,21 +31,17 @@ func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each iperf3 and wrk run")
 	runs := flag.Int("runs", 1, "measurements per metric and pair (interleaved); the table shows the median")
 	only := flag.String("pairs", "", "comma-separated pairs to run (default: every pair that can run here)")
-	metrics := flag.String("metrics", "", "run only the measurements whose first row's name matches this regular expression")
 	outFile := flag.String("o", "", "also write the report to this file")
 	verbose := flag.Bool("v", false, "log commands and their output to stderr")
+	flag.IntVar(&startupRuns, "startup-runs", 5, "ztnc-self pair: starts of B measured per kind of home (fresh, cached); the table shows the median")
+	flag.StringVar(&ztncProfileDir, "ztnc-cpuprofile", "", "ztnc-self pair: every ztnc-run writes a CPU profile into this directory (<host>-<n>-<program>.prof)")
 	flag.Parse()
-	if *runs < 1 || *duration < time.Second {
-		fmt.Fprintln(os.Stderr, "matrix: -runs must be ≥ 1 and -duration ≥ 1s")
+	if *runs < 1 || *duration < time.Second || startupRuns < 1 {
+		fmt.Fprintln(os.Stderr, "matrix: -runs and -startup-runs must be ≥ 1 and -duration ≥ 1s")
 		os.Exit(2)
 	}
 
 	selected, err := selectPairs(*only)
-	if err != nil {
-		fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
-		os.Exit(2)
-	}
-	ms, err := selectMeasurements(measurements(*duration), *metrics)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
 		os.Exit(2)
@@ -67,19 +55,16 @@ func main() {
 	err = lab.Standalone("bench-matrix", log, func(t lab.T) {
 		lab.Require(t, "iperf3", "wrk", "nginx", "ping", "curl", "busybox")
 		env := describeMachine()
+		ms := measurements(*duration)
 		res := newResults(selected, ms)
 		fmt.Fprintf(os.Stderr, "matrix: %s\n", env.load())
 
-		type endpoints struct {
-			a, b *lab.Endpoint
-			cg   *cpuGroup
-		}
+		type endpoints struct{ a, b *lab.Endpoint }
 		eps := make([]endpoints, len(selected))
 		for i, p := range selected {
 			fmt.Fprintf(os.Stderr, "matrix: setting up %s\n", p.name)
-			cg := newCPUGroup(t, p.name)
-			a, b, st := p.setup(t, cg)
-			eps[i] = endpoints{a, b, cg}
+			a, b, st := p.setup(t)
+			eps[i] = endpoints{a, b}
 			for _, h := range []*lab.Host{a.Host, b.Host} {
 				if err := h.Sysctl(portRange[0], portRange[1]); err != nil {
 					t.Fatalf("%v", err)
@@ -87,17 +72,15 @@ func main() {
 			}
 			res.startup[i] = st
 			// Warm up paths and neighbour caches; not measured.
-			idle := a.Start(t, "sleep", "3600")
 			if _, err := b.Exec(t, "ping", "-c", "3", "-i", "0.2", "-w", "10", a.Addr.String()); err != nil {
 				fmt.Fprintf(os.Stderr, "matrix: %s: warm-up ping failed: %v\n", p.name, err)
 			}
-			idle.Stop()
 		}
 		for mi, m := range ms {
 			for run := 0; run < *runs; run++ {
 				for pi, p := range selected {
 					fmt.Fprintf(os.Stderr, "matrix: %s: %s (run %d/%d)\n", p.name, m.rows[0].name, run+1, *runs)
-					vals, note, err := m.run(t, eps[pi].a, eps[pi].b, eps[pi].cg, *duration)
+					vals, note, err := m.run(t, eps[pi].a, eps[pi].b)
 					res.add(mi, pi, vals, note, err)
 				}
 			}
@@ -123,57 +106,33 @@ func main() {
 // connection the server still holds in TIME-WAIT can stall a client for a second.
 var portRange = [2]string{"net.ipv4.ip_local_port_range", "1024 65535"}
 
-// selectPairs returns the pairs named in list (comma-separated), or every available pair,
-// in column order.
+// selectPairs returns the pairs named in list (comma-separated), or every available pair.
 func selectPairs(list string) ([]pair, error) {
 	var out []pair
 	if list == "" {
-		for _, name := range pairOrder {
-			p := pairsByName[name]()
+		for _, p := range pairs {
 			if why := p.available(); why == "" {
 				out = append(out, p)
-			} else if name != "ztnc-base" || *ztncBase != "" {
+			} else {
 				fmt.Fprintf(os.Stderr, "matrix: skipping pair %s: %s\n", p.name, why)
 			}
 		}
 		return out, nil
 	}
-	names := strings.Split(list, ",")
-	for _, name := range names {
-		if pairsByName[name] == nil {
+	for _, name := range strings.Split(list, ",") {
+		i := -1
+		for j, p := range pairs {
+			if p.name == name {
+				i = j
+			}
+		}
+		if i < 0 {
 			return nil, fmt.Errorf("unknown pair %q", name)
 		}
-	}
-	for _, name := range pairOrder {
-		if !slices.Contains(names, name) {
-			continue
-		}
-		p := pairsByName[name]()
-		if why := p.available(); why != "" {
+		if why := pairs[i].available(); why != "" {
 			return nil, fmt.Errorf("pair %s cannot run: %s", name, why)
 		}
-		out = append(out, p)
-	}
-	return out, nil
-}
-
-// selectMeasurements keeps the measurements whose first row matches expr ("" keeps all).
-func selectMeasurements(ms []measurement, expr string) ([]measurement, error) {
-	if expr == "" {
-		return ms, nil
-	}
-	re, err := regexp.Compile(expr)
-	if err != nil {
-		return nil, fmt.Errorf("-metrics: %w", err)
-	}
-	var out []measurement
-	for _, m := range ms {
-		if re.MatchString(m.rows[0].name) {
-			out = append(out, m)
-		}
-	}
-	if len(out) == 0 {
-		return nil, fmt.Errorf("-metrics %q matches no measurement", expr)
+		out = append(out, pairs[i])
 	}
 	return out, nil
 }

@@ -3,7 +3,6 @@ package main
 import (
 	"encoding/json"
 	"fmt"
-	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -25,19 +24,10 @@ type row struct {
 // measurement runs a client on B against a server on A and yields one value per row.
 type measurement struct {
 	rows   []row
-	server string   // "iperf3", "nginx", "idle" (a process on A, so that a wrapped member's node runs) or "" (none)
+	server string   // "iperf3", "nginx" or "" (none)
 	argv   []string // client command; "{A}" stands for A's address
 	// parse reads the client's output: a value per row and a note on anything odd.
 	parse func(stdout string) (vals []float64, note string, err error)
-	// cpu, if set, adds a last row: the pair's CPU time during the client's run per unit of
-	// work, the work being the first row's rate times the run's length.
-	cpu *cpuCost
-}
-
-// cpuCost says how CPU time is reported per unit of work.
-type cpuCost struct {
-	unit  string  // e.g. "CPU-s/GB"
-	scale float64 // CPU seconds / (rate × seconds) × scale = the value shown
 }
 
 const (
@@ -56,14 +46,11 @@ func measurements(d time.Duration) []measurement {
 		argv := []string{"wrk", fmt.Sprintf("-t%d", threads), fmt.Sprintf("-c%d", conns), "-d" + secs + "s"}
 		return append(append(argv, extra...), url)
 	}
-	// Gbit/s × s = Gbit = GB × 8; req/s × s = requests.
-	perGB := &cpuCost{unit: "CPU-s/GB", scale: 8}
-	perReq := &cpuCost{unit: "CPU-µs/req", scale: 1e6}
 	tcp := func(name string, extra ...string) measurement {
-		return measurement{rows: []row{{name, "Gbit/s", false}}, server: "iperf3", argv: iperf(extra...), parse: parseIperfTCP, cpu: perGB}
+		return measurement{rows: []row{{name, "Gbit/s", false}}, server: "iperf3", argv: iperf(extra...), parse: parseIperfTCP}
 	}
 	http := func(name string, argv []string) measurement {
-		return measurement{rows: []row{{name, "req/s", false}}, server: "nginx", argv: argv, parse: parseWrk, cpu: perReq}
+		return measurement{rows: []row{{name, "req/s", false}}, server: "nginx", argv: argv, parse: parseWrk}
 	}
 	return []measurement{
 		tcp("TCP 1 stream B→A"),
@@ -76,30 +63,20 @@ func measurements(d time.Duration) []measurement {
 				{"UDP 1400 B B→A loss", "%", true},
 			},
 			server: "iperf3", argv: iperf("-u", "-l", "1400", "-b", "0"), parse: parseIperfUDP,
-			cpu: &cpuCost{unit: "CPU-µs/datagram", scale: 1e6},
 		},
 		http("HTTP keep-alive -c32", wrk(2, 32)),
 		http("HTTP new connection -c1", wrk(1, 1, "-H", "Connection: close")),
 		http("HTTP new connection -c32", wrk(2, 32, "-H", "Connection: close")),
 		{
-			rows:   []row{{"ping RTT avg (after 10)", "ms", true}, {"ping RTT p50", "ms", true}},
-			server: "idle",
-			argv:   []string{"ping", "-c", "200", "-i", "0.01", "-W", "1", "{A}"},
-			parse:  parsePing,
+			rows:  []row{{"ping RTT avg", "ms", true}, {"ping RTT p50", "ms", true}},
+			argv:  []string{"ping", "-c", "200", "-i", "0.01", "-W", "1", "{A}"},
+			parse: parsePing,
 		},
 	}
 }
 
-// allRows are the rows of m, with its CPU row.
-func (m measurement) allRows() []row {
-	if m.cpu == nil {
-		return m.rows
-	}
-	return append(slices.Clone(m.rows), row{m.rows[0].name + ", CPU", m.cpu.unit, true})
-}
-
-// run measures once on a pair: server on a, client on b, the pair's CPU time accounted in cg.
-func (m measurement) run(t lab.T, a, b *lab.Endpoint, cg *cpuGroup, d time.Duration) ([]float64, string, error) {
+// run measures once on a pair: server on a, client on b.
+func (m measurement) run(t lab.T, a, b *lab.Endpoint) ([]float64, string, error) {
 	switch m.server {
 	case "iperf3":
 		srv := a.Start(t, "iperf3", "-s", "-B", a.Addr.String(), "-p", strconv.Itoa(iperfPort), "--forceflush")
@@ -115,31 +92,23 @@ func (m measurement) run(t lab.T, a, b *lab.Endpoint, cg *cpuGroup, d time.Durat
 		if err := b.WaitTCP(t, a.Addr, httpPort, 30*time.Second); err != nil {
 			return nil, "", err
 		}
-	case "idle":
-		// A member whose node lives in the programs it wraps answers pings only while one
-		// runs; wait until it answers.
-		srv := a.Start(t, "sleep", "3600")
-		defer srv.Stop()
-		if _, err := b.Exec(t, "ping", "-c", "1", "-w", "30", a.Addr.String()); err != nil {
-			return nil, "", err
+	case "":
+		// A wrapped endpoint (ztnc-run) has a node to answer ping only while a program runs
+		// under the wrapper: keep one running, from ztnc-run's status=OK line on.
+		if a.Wrap != nil {
+			idle := a.Start(t, "sleep", "infinity")
+			defer idle.Stop()
+			if err := idle.WaitOutput("status=OK", 30*time.Second); err != nil {
+				return nil, "", err
+			}
 		}
 	}
 	argv := m.command(a.Addr.String())
-	cpu0 := cg.seconds()
 	out, err := b.Exec(t, argv[0], argv[1:]...)
-	cpu := cg.seconds() - cpu0
 	if err != nil {
 		return nil, "", err
 	}
-	vals, note, err := m.parse(out)
-	if err != nil || m.cpu == nil {
-		return vals, note, err
-	}
-	v := math.NaN()
-	if work := vals[0] * d.Seconds(); cg != nil && work > 0 {
-		v = cpu / work * m.cpu.scale
-	}
-	return append(vals, v), note, nil
+	return m.parse(out)
 }
 
 // command is the client argv with A's address filled in.
@@ -266,12 +235,8 @@ var (
 	pingLoss = regexp.MustCompile(`\d+ packets transmitted, \d+ received, [0-9.]+% packet loss`)
 )
 
-// pingWarmup is how many of the first replies the mean leaves out (when there are more than
-// twice as many): a node process started for the ping (ztnc-run) resolves its peer first.
-const pingWarmup = 10
-
-// parsePing yields the mean round-trip time of the echoes answered after the first
-// pingWarmup, and the median of all; the note tells the loss, if any.
+// parsePing yields the mean and median round-trip time of the echoes answered; the note
+// tells the loss, if any.
 func parsePing(out string) ([]float64, string, error) {
 	var rtts []float64
 	for _, m := range pingTime.FindAllStringSubmatch(out, -1) {
@@ -284,19 +249,15 @@ func parsePing(out string) ([]float64, string, error) {
 	if len(rtts) == 0 {
 		return nil, "", fmt.Errorf("ping: no replies")
 	}
-	steady := rtts
-	if len(rtts) > 2*pingWarmup {
-		steady = rtts[pingWarmup:]
-	}
 	var sum float64
-	for _, v := range steady {
+	for _, v := range rtts {
 		sum += v
 	}
 	note := pingLoss.FindString(out)
 	if strings.Contains(note, " 0% packet loss") {
 		note = ""
 	}
-	return []float64{sum / float64(len(steady)), median(rtts)}, note, nil
+	return []float64{sum / float64(len(rtts)), median(rtts)}, note, nil
 }
 
 func median(v []float64) float64 {

@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"math"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -101,18 +102,17 @@ func TestVethPair(t *testing.T) {
 		t.Skip("runs iperf3, nginx and wrk for about 15 s")
 	}
 	lab.Require(t, "iperf3", "wrk", "nginx", "ping")
-	cg := newCPUGroup(t, "test")
-	a, b, st := vethPair.setup(t, cg)
+	a, b, st := pairs[0].setup(t)
 	if st != nil {
 		t.Errorf("veth pair measured a startup")
 	}
 	for _, m := range measurements(time.Second) {
-		vals, _, err := m.run(t, a, b, cg, time.Second)
+		vals, _, err := m.run(t, a, b)
 		if err != nil {
 			t.Errorf("%s: %v", m.rows[0].name, err)
 			continue
 		}
-		if len(vals) != len(m.allRows()) || vals[0] <= 0 || (cg != nil && m.cpu != nil && !(vals[len(vals)-1] > 0)) {
+		if len(vals) != len(m.rows) || vals[0] <= 0 {
 			t.Errorf("%s: values %v", m.rows[0].name, vals)
 		}
 	}
@@ -131,5 +131,35 @@ func TestFailureNotes(t *testing.T) {
 	}
 	if c := r.cell(0, 0, 0); c.v != 1 || c.n != 1 {
 		t.Errorf("cell %+v", c)
+	}
+}
+
+// TestZtncSelfPair runs the ztnc-self pair end to end for one second per measurement: our
+// root and controller, two ztnc-run members, B's starts, and every measurement.
+func TestZtncSelfPair(t *testing.T) {
+	if testing.Short() {
+		t.Skip("runs our root, controller and members with iperf3, nginx and wrk for about a minute")
+	}
+	lab.Require(t, "iperf3", "wrk", "nginx", "ping", "curl", "busybox")
+	bin, err := lab.BuildZtncRun(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer func(path string, n int) { *ztncRun, startupRuns = path, n }(*ztncRun, startupRuns)
+	*ztncRun, startupRuns = bin, 1
+	i := slices.IndexFunc(pairs, func(p pair) bool { return p.name == "ztnc-self" })
+	a, b, st := pairs[i].setup(t)
+	if st == nil || len(st.toOK) != 1 || len(st.cachedToFirstByte) != 1 || st.toFirstByte[0] < st.toOK[0] {
+		t.Errorf("startup %+v", st)
+	}
+	for _, m := range measurements(time.Second) {
+		vals, _, err := m.run(t, a, b)
+		if err != nil {
+			t.Errorf("%s: %v", m.rows[0].name, err)
+			continue
+		}
+		if len(vals) != len(m.rows) || vals[0] <= 0 {
+			t.Errorf("%s: values %v", m.rows[0].name, vals)
+		}
 	}
 }

@@ -37,7 +37,8 @@ address. Networks and members live as JSON files in DIR/controller.d, in zerotie
 
 They are managed through zerotier-one's controller API, served on 127.0.0.1 at the node's port
 number (TCP) to clients that send the token of DIR/authtoken.secret in an X-ZT1-Auth header;
-zero-ui, ztncui and scripts written for zerotier-one work unchanged.`,
+scripts written against zerotier-one's controller API work unchanged (docs/cli.md lists the
+requests it serves).`,
 		Example: `  ztnc-run controller --home /var/lib/ztnc-ctl --planet ./planet
   TOK=$(cat /var/lib/ztnc-ctl/authtoken.secret)
   curl -H "X-ZT1-Auth: $TOK" -X POST http://127.0.0.1:9993/controller/network/<address>______ \
@@ -83,11 +84,19 @@ func runController(ctx context.Context, o *controllerOptions, log *slog.Logger, 
 		cfg.AllowLoopback = true
 	}
 	home := cfg.Home
+	host, err := claimNodeHome(log, home)
+	if err != nil {
+		return err
+	}
+	defer host.close()
 	node, err := zt.NewNode(ctx, cfg)
 	if err != nil {
 		return err
 	}
 	defer node.Close()
+	if err := host.serveNetworks(node, nil); err != nil {
+		return err
+	}
 	ctl, err := controller.New(controller.Config{Home: home, Identity: node.Identity(), Sender: node, Logger: log})
 	if err != nil {
 		return err

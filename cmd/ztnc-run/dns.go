@@ -84,13 +84,14 @@ func defaultDNSName() string {
 }
 
 // startResolver serves the DNS responder on the stack and returns the redirects that send the
-// programs' queries to the host's resolvers there.
-//
-// Host access: a --local network has none, so names outside the virtual network are refused.
-// (The fall-through policy will set Config.Upstream to the host's servers.)
-func startResolver(log *slog.Logger, st *netstack.Stack, nets []resolver.Network) (*resolver.Server, []supervisor.Redirect, error) {
+// programs' queries to the host's resolvers there. Names outside the virtual networks go to
+// upstream, the host's resolvers the policy lets the programs reach; with none they are
+// refused.
+func startResolver(log *slog.Logger, st *netstack.Stack, nets func() []resolver.Network, upstream []netip.AddrPort) (*resolver.Server, []supervisor.Redirect, error) {
 	r := resolver.New(resolver.Config{
-		Networks: func() []resolver.Network { return nets },
+		Networks: nets,
+		Upstream: upstream,
+		Exchange: resolver.HostExchange,
 	})
 	srv, addrs, err := resolver.Listen(r, st, log)
 	if err != nil {

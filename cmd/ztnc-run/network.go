@@ -33,11 +33,16 @@ type netOptions struct {
 
 func (o *netOptions) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.nwids, "nwid", nil, "join this ZeroTier network (16 hex digits)")
+	o.addNodeFlags(f)
+	f.DurationVar(&o.wait, "wait", 60*time.Second, "how long to wait for every network to be OK with an address before starting the program (0: start at once)")
+}
+
+// addNodeFlags adds the flags of the node itself (all but --nwid and --wait).
+func (o *netOptions) addNodeFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.home, "home", "", "node state directory: identity, planet, cached configs (default $ZTNC_HOME, $XDG_STATE_HOME/ztnc, ~/.local/state/ztnc)")
 	f.IntVar(&o.port, "port", 0, "UDP port of the node (default 9993 if free, else the port used last, else a random one)")
 	f.StringArrayVar(&o.bind, "bind", nil, "local address for the node's UDP socket (repeatable; default: all)")
 	f.StringVar(&o.planet, "planet", "", "planet file naming the roots (default: HOME/planet, else ZeroTier's public roots)")
-	f.DurationVar(&o.wait, "wait", 60*time.Second, "how long to wait for every network to be OK with an address before starting the program (0: start at once)")
 	f.BoolVar(&o.allowLoopback, "allow-loopback", false, "accept loopback physical paths (only between nodes of ours on one machine; implied by a planet whose roots are on loopback)")
 }
 
@@ -82,6 +87,10 @@ func (o *netOptions) nodeConfig(log *slog.Logger) (zt.Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("--planet: %w", err)
 		}
+		// Checked here so that the error names the file (the node would only say "planet").
+		if _, _, err := world.Parse(b); err != nil {
+			return cfg, fmt.Errorf("--planet %s: %w", o.planet, err)
+		}
 		cfg.Planet = b
 	}
 	return cfg, nil
@@ -93,48 +102,30 @@ type attachment struct {
 	stack *netstack.Stack
 }
 
-// startNetworks starts the node, joins the networks and attaches a stack to each, keeping
-// the stacks' addresses, routes and MTU in step with the controller's configs. Unless the
-// wait is zero it returns once every network is OK with an address; it fails with a
-// one-line reason when the wait runs out.
-func startNetworks(ctx context.Context, log *slog.Logger, o *netOptions, ids []ztaddr.NetworkID) (*zt.Node, []attachment, error) {
+// startNode starts the node of the home (networks are joined through a netset).
+func startNode(ctx context.Context, log *slog.Logger, o *netOptions) (*zt.Node, error) {
 	cfg, err := o.nodeConfig(log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if planetOnLoopback(cfg) {
 		cfg.AllowLoopback = true
 	}
 	node, err := zt.NewNode(ctx, cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	node.Start()
+	return node, nil
+}
 
-	var atts []attachment
-	fail := func(err error) (*zt.Node, []attachment, error) {
-		for _, a := range atts {
-			a.stack.Close()
-		}
-		node.Close()
-		return nil, nil, err
+// waitNetworks returns once every network is OK with an address, at once if wait is zero; it
+// fails with a one-line reason when the wait runs out.
+func waitNetworks(ctx context.Context, node *zt.Node, atts []attachment, wait time.Duration) error {
+	if wait <= 0 {
+		return nil
 	}
-	for _, id := range ids {
-		nw, err := node.Join(id)
-		if err != nil {
-			return fail(fmt.Errorf("join %s: %w", id, err))
-		}
-		st, err := netstack.New(nw, netstack.Config{})
-		if err != nil {
-			return fail(fmt.Errorf("network %s: stack: %w", id, err))
-		}
-		atts = append(atts, attachment{nw, st})
-		go followConfig(ctx, log, nw, st)
-	}
-	if o.wait <= 0 {
-		return node, atts, nil
-	}
-	deadline := time.NewTimer(o.wait)
+	deadline := time.NewTimer(wait)
 	defer deadline.Stop()
 	for _, a := range atts {
 		ch := a.nw.Notify()
@@ -142,13 +133,23 @@ func startNetworks(ctx context.Context, log *slog.Logger, o *netOptions, ids []z
 			select {
 			case <-ch:
 			case <-deadline.C:
-				return fail(notReady(node.Address(), a.nw.State(), o.wait))
+				return notReady(node.Address(), a.nw.State(), wait)
 			case <-ctx.Done():
-				return fail(ctx.Err())
+				return ctx.Err()
 			}
 		}
 	}
-	return node, atts, nil
+	return nil
+}
+
+// logCounters reports at debug level what the node and its networks carried and what they
+// dropped, by reason (for instance "not-member": frames from peers without a valid
+// certificate of membership).
+func logCounters(log *slog.Logger, node *zt.Node, atts []attachment) {
+	log.Debug("node counters", "address", node.Address().String(), "counters", fmt.Sprintf("%+v", node.Counters()))
+	for _, a := range atts {
+		log.Debug("network counters", "nwid", a.nw.ID().String(), "counters", fmt.Sprintf("%+v", a.nw.Counters()))
+	}
 }
 
 // ready reports whether a network can carry the program's traffic.
@@ -179,6 +180,9 @@ func followConfig(ctx context.Context, log *slog.Logger, nw *zt.Network, st *net
 		select {
 		case _, ok := <-ch:
 			if !ok {
+				// Left: the programs lose the network as they would an interface.
+				st.SetRoutes(nil)
+				st.SetAddresses(nil)
 				return
 			}
 		case <-ctx.Done():

@@ -33,7 +33,7 @@ func forwardSignals() *signalForwarder {
 			select {
 			case s := <-f.ch:
 				if pid := f.pid.Load(); pid > 0 {
-					syscall.Kill(int(pid), s.(syscall.Signal))
+					syscall.Kill(signalTarget(int(pid)), s.(syscall.Signal))
 				} else {
 					early = append(early, s)
 				}
@@ -42,7 +42,7 @@ func forwardSignals() *signalForwarder {
 			}
 			if pid := f.pid.Load(); pid > 0 {
 				for _, s := range early {
-					syscall.Kill(int(pid), s.(syscall.Signal))
+					syscall.Kill(signalTarget(int(pid)), s.(syscall.Signal))
 				}
 				early = nil
 			}
@@ -153,6 +153,10 @@ func descendants() []int {
 
 // killTree sends sig to every descendant.
 func killTree(sig syscall.Signal) {
+	if isInit {
+		syscall.Kill(-1, sig)
+		return
+	}
 	for _, pid := range descendants() {
 		syscall.Kill(pid, sig)
 	}
@@ -176,15 +180,15 @@ const stopGrace = 2 * time.Second
 // stopDescendants ends what the program left running (daemons, background jobs): their
 // network ends with ztnc-run. SIGTERM first, SIGKILL after stopGrace.
 func stopDescendants() {
-	if len(descendants()) == 0 {
-		reapNoHang()
+	reapNoHang()
+	if !anyDescendants() {
 		return
 	}
 	killTree(syscall.SIGTERM)
 	deadline := time.Now().Add(stopGrace)
 	for time.Now().Before(deadline) {
 		reapNoHang()
-		if len(descendants()) == 0 {
+		if !anyDescendants() {
 			return
 		}
 		time.Sleep(20 * time.Millisecond)

@@ -54,11 +54,19 @@ is re-signed with the same key.`,
 				return err
 			}
 			cfg.Logger = log
+			host, err := claimNodeHome(log, cfg.Home)
+			if err != nil {
+				return err
+			}
+			defer host.close()
 			n, err := zt.NewNode(cmd.Context(), cfg)
 			if err != nil {
 				return &exitError{code: exitFailure, msg: err.Error()}
 			}
 			defer n.Close()
+			if err := host.serveNetworks(n, nil); err != nil {
+				return err
+			}
 			ctx, stop := signal.NotifyContext(cmd.Context(), os.Interrupt, syscall.SIGTERM)
 			defer stop()
 			n.Start()

@@ -1,6 +1,7 @@
 package lab
 
 import (
+	"encoding/json"
 	"errors"
 	"fmt"
 	"io"
@@ -306,5 +307,25 @@ func TestWaitOutput(t *testing.T) {
 	start := time.Now()
 	if err := q.WaitOutput("ready", 10*time.Second); err == nil || time.Since(start) > 5*time.Second {
 		t.Errorf("WaitOutput on an exited process: %v after %v", err, time.Since(start))
+	}
+}
+
+func TestNetworkDNSDecoding(t *testing.T) {
+	for _, tc := range []struct {
+		in   string
+		want *DNS
+	}{
+		{`{"dns":[]}`, &DNS{}},
+		{`{}`, nil},
+		{`{"dns":{"domain":"zt.example","servers":["203.0.113.53"]}}`, &DNS{Domain: "zt.example", Servers: []string{"203.0.113.53"}}},
+	} {
+		var n Network
+		if err := json.Unmarshal([]byte(tc.in), &n); err != nil {
+			t.Errorf("%s: %v", tc.in, err)
+			continue
+		}
+		if (n.DNS == nil) != (tc.want == nil) || n.DNS != nil && (n.DNS.Domain != tc.want.Domain || len(n.DNS.Servers) != len(tc.want.Servers)) {
+			t.Errorf("%s: got %+v, want %+v", tc.in, n.DNS, tc.want)
+		}
 	}
 }

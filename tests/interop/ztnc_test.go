@@ -1,0 +1,33 @@
+package interop
+
+import (
+	"fmt"
+	"os"
+	"testing"
+
+	"github.com/ztnc/ztnc/tests/lab"
+)
+
+// ztncRun is the ztnc-run binary under test, built by TestMain when ZT1_BIN is set (without
+// it every test skips).
+var ztncRun string
+
+func TestMain(m *testing.M) {
+	os.Exit(run(m))
+}
+
+func run(m *testing.M) int {
+	if os.Getenv(lab.ZT1BinEnv) != "" {
+		dir, err := os.MkdirTemp("", "ztnc-interop-")
+		if err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+		defer os.RemoveAll(dir)
+		if ztncRun, err = lab.BuildZtncRun(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
+			return 1
+		}
+	}
+	return m.Run()
+}
