@@ -9,7 +9,8 @@
 #   calls:  tcpprog calls — getsockname on a connected socket, the trapped-call round trip,
 #           median µs
 #   nginx:  wrk against nginx (1 worker, a 612-byte file) under one `ztnc-run --local`: new
-#           connection per request (Connection: close) with -c1 and -c32, keep-alive -c32
+#           connection per request (Connection: close) with -c1 and -c32, keep-alive -c32;
+#           req/s, and CPU µs per request (ztnc-run, nginx and wrk)
 #   host:   tcpprog pairs from under `ztnc-run --local` to a tcpprog server on the host's
 #           loopback (fall-through): pairs/s, median µs
 #
@@ -72,20 +73,29 @@ local_prog() {
 		"$0" serve 10.9.0.1:7000 >/dev/null 2>&1 &
 		until "$0" echo 10.9.0.1:7000 up >/dev/null 2>&1; do sleep 0.05; done
 		"$0" "$1" 10.9.0.1:7000 "$2"
-		kill $!' "$prog" "$2" "$3"
+		echo ztnc_ticks $(cut -d" " -f14,15 /proc/$PPID/stat)
+		kill $!' "$prog" "$2" "$3" >"$t.out"
+	grep -v ztnc_ticks "$t.out"
 	awk -v n="$3" '{printf "cpu_us_per_op %.1f\n", ($1 + $2) * 1e6 / n}' "$t"
+	awk -v n="$3" -v hz="$(getconf CLK_TCK)" '$1 == "ztnc_ticks" {printf "ztnc_us_per_op %.1f\n", ($2 + $3) * 1e6 / hz / n}' "$t.out"
 }
 
-# nginx_wrk BIN: three wrk runs against nginx, both under one ztnc-run --local.
+# nginx_wrk BIN CONNS [HEADER]: wrk against nginx, both under one ztnc-run --local; prints
+# "rps X cpu_us_per_req Y" (CPU of ztnc-run, nginx and wrk over all requests).
 nginx_wrk() {
-	"$1" --local 10.9.0.1/24 -- sh -c '
+	local t=$work/time
+	/usr/bin/time -o "$t" -f "%U %S" "$1" --local 10.9.0.1/24 -- sh -c '
 		nginx -c "$0/nginx.conf" -g "daemon off;" &
-		until wrk -t1 -c1 -d1s http://10.9.0.1:8080/ >/dev/null 2>&1; do sleep 0.1; done
-		wrk -t1 -c1 -d1s -H "Connection: close" http://10.9.0.1:8080/ | grep -q "Non-2xx" && echo "nginx: errors" >&2
-		echo close1 $(wrk -t1 -c1 -d"$1"s -H "Connection: close" http://10.9.0.1:8080/ | awk "/Requests\/sec/ {print \$2}")
-		echo close32 $(wrk -t2 -c32 -d"$1"s -H "Connection: close" http://10.9.0.1:8080/ | awk "/Requests\/sec/ {print \$2}")
-		echo keepalive32 $(wrk -t2 -c32 -d"$1"s http://10.9.0.1:8080/ | awk "/Requests\/sec/ {print \$2}")
-		kill $!' "$work/www" "$WRK_SECONDS"
+		until curl -so /dev/null http://10.9.0.1:8080/; do sleep 0.05; done
+		wrk -t$(($2 > 1 ? 2 : 1)) -c"$2" -d"$1"s ${3:+-H "$3"} http://10.9.0.1:8080/ >"$0/wrk.out"
+		echo $(cut -d" " -f14,15 /proc/$PPID/stat) >"$0/ticks"
+		kill $!' "$work/www" "$WRK_SECONDS" "$2" "${3:-}" >/dev/null
+	grep -q "Non-2xx" "$work/www/wrk.out" && echo "nginx: errors" >&2
+	awk '/requests in/ {n = $1} /Requests\/sec/ {r = $2} END {print "rps", r, "requests", n}' "$work/www/wrk.out" |
+		awk -v t="$(cat "$t")" -v z="$(cat "$work/www/ticks")" -v hz="$(getconf CLK_TCK)" '{
+			split(t, c, " "); split(z, k, " ")
+			printf "rps %s cpu_us_per_req %.1f ztnc_us_per_req %.1f\n", $2, (c[1] + c[2]) * 1e6 / $4, (k[1] + k[2]) * 1e6 / hz / $4
+		}'
 }
 
 host_pairs() { "$1" --local 10.9.0.1/24 -- "$prog" pairs "127.0.0.1:$port" "$PAIRS"; }
@@ -103,15 +113,22 @@ for ((r = 1; r <= ROUNDS; r++)); do
 			res[$side.pairs.ps]+="$(field per_second <<<"$l") "
 			res[$side.pairs.us]+="$(field median_us <<<"$l") "
 			res[$side.pairs.cpu]+="$(field cpu_us_per_op <<<"$l") "
+			res[$side.pairs.zcpu]+="$(field ztnc_us_per_op <<<"$l") "
 		fi
 		if want calls; then
 			l=$(local_prog "$bin" calls "$CALLS")
 			res[$side.calls.us]+="$(field median_us <<<"$l") "
 		fi
 		if want nginx; then
-			l=$(nginx_wrk "$bin")
 			for k in close1 close32 keepalive32; do
-				res[$side.$k]+="$(awk -v k=$k '$1 == k {print $2}' <<<"$l") "
+				case $k in
+				close1) l=$(nginx_wrk "$bin" 1 "Connection: close") ;;
+				close32) l=$(nginx_wrk "$bin" 32 "Connection: close") ;;
+				keepalive32) l=$(nginx_wrk "$bin" 32) ;;
+				esac
+				res[$side.$k]+="$(field rps <<<"$l") "
+				res[$side.$k.cpu]+="$(field cpu_us_per_req <<<"$l") "
+				res[$side.$k.zcpu]+="$(field ztnc_us_per_req <<<"$l") "
 			done
 		fi
 		if want host; then
@@ -137,9 +154,16 @@ echo "|---|---|---|---|"
 row "Go connect+accept pairs per second" pairs.ps
 row "Go connect+accept pair, median µs" pairs.us
 row "CPU per pair (ztnc-run + programs), µs" pairs.cpu
+row "CPU per pair (ztnc-run alone), µs" pairs.zcpu
 row "trapped call round trip (getsockname), median µs" calls.us
 row "nginx new connection per request, wrk -c1, req/s" close1
+row "nginx new connection per request, wrk -c1, CPU µs per request" close1.cpu
+row "  of which ztnc-run" close1.zcpu
 row "nginx new connection per request, wrk -c32, req/s" close32
+row "nginx new connection per request, wrk -c32, CPU µs per request" close32.cpu
+row "  of which ztnc-run" close32.zcpu
 row "nginx keep-alive, wrk -c32, req/s" keepalive32
+row "nginx keep-alive, wrk -c32, CPU µs per request" keepalive32.cpu
+row "  of which ztnc-run" keepalive32.zcpu
 row "Go pairs to a host server (fall-through) per second" host.ps
 row "Go pair to a host server (fall-through), median µs" host.us
