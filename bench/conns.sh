@@ -15,7 +15,8 @@
 #           loopback (fall-through): pairs/s, median µs
 #
 # Usage: BASE=main bench/conns.sh   (env: ROUNDS=5 PAIRS=3000 CALLS=100000 WRK_SECONDS=4
-# BASE_BIN=path/to/ztnc-run instead of building BASE; ONLY="pairs calls nginx host")
+# BASE_BIN=path/to/ztnc-run instead of building BASE, AFTER_BIN instead of building this tree;
+# ONLY="pairs calls nginx host")
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-5}
@@ -33,7 +34,11 @@ cleanup() {
 }
 trap cleanup EXIT
 
-go build -o "$work/after" ./cmd/ztnc-run
+if [ -n "${AFTER_BIN:-}" ]; then
+	cp "$AFTER_BIN" "$work/after"
+else
+	go build -o "$work/after" ./cmd/ztnc-run
+fi
 if [ -n "${BASE_BIN:-}" ]; then
 	cp "$BASE_BIN" "$work/before"
 else
@@ -147,7 +152,7 @@ row() {
 	echo "| $1 | $b | $a | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}') |"
 }
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), median of $ROUNDS rounds, before = ${BASE_BIN:-$BASE}, after = $(git describe --always --dirty)"
+echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), median of $ROUNDS rounds, before = ${BASE_BIN:-$BASE}, after = ${AFTER_BIN:-$(git describe --always --dirty)}"
 echo
 echo "| under ztnc-run --local | before | after | after / before |"
 echo "|---|---|---|---|"
