@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -243,6 +244,23 @@ func (l *Listener) AddFDAt(id uint64, fd, target int, cloexec bool) error {
 }
 
 func (l *Listener) addfd(a *notifAddFD) (int, error) {
+	if a.flags&unix.SECCOMP_ADDFD_FLAG_SEND != 0 {
+		// The kernel marks the call answered before the thread installs the fd, and a signal
+		// that interrupts our wait for the installation withdraws the fd but leaves the
+		// answer: the thread's call returns 0, and the restarted ioctl finds the call
+		// answered (EINPROGRESS) or gone. Go's runtime signals its threads at any time
+		// (preemption, SIGCHLD of the programs), so this thread takes none while it waits.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var all, old unix.Sigset_t
+		for i := range all.Val {
+			all.Val[i] = ^uint64(0)
+		}
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
+			return -1, fmt.Errorf("notify: add fd: block signals: %w", err)
+		}
+		defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	}
 	for {
 		r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_ADDFD, uintptr(unsafe.Pointer(a)))
 		switch e {
