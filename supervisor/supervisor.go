@@ -163,8 +163,9 @@ func (s *Supervisor) fail(err error) {
 // call is one trapped call being answered.
 type call struct {
 	*notify.Notification
-	s  *Supervisor
-	fd int // the socket fd argument (all trapped calls but socket)
+	s   *Supervisor
+	fd  int      // the socket fd argument (all trapped calls but socket)
+	end *progEnd // the copy of the program's end the call was looked up by; closed once answered
 }
 
 // continueErr marks a call that is not ours: the kernel runs it.
@@ -184,6 +185,8 @@ func (s *Supervisor) dispatch(n *notify.Notification) {
 		val, err = s.onSocket(c)
 	}
 	c.answer(val, err)
+	// The program's thread runs on from the answer: what is left waits until then.
+	c.end.close()
 	s.stats.record(n.Nr, err, start)
 }
 
@@ -233,26 +236,35 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 		}
 		return 0, continueErr
 	}
-	if !s.l.Valid(c.ID) {
+	c.end = pc // handlers take it over by setting c.end to nil
+	if !readsFirst(e, c.Nr) && !s.l.Valid(c.ID) {
 		// The thread died and its id may already name another thread, whose fd we just
 		// looked at: do nothing.
-		pc.close()
 		return 0, answered
 	}
-	defer func() {
-		if pc != nil {
-			pc.close()
-		}
-	}()
 	switch sk := e.(type) {
 	case *socket:
-		return 0, sk.handle(c, &pc)
+		return 0, sk.handle(c, &c.end)
 	case *dgram:
-		return sk.handle(c, &pc)
+		return sk.handle(c, &c.end)
 	case *netlinkSock:
-		return sk.handle(c, &pc)
+		return sk.handle(c, &c.end)
 	}
 	return 0, continueErr
+}
+
+// readsFirst reports whether e's handler of call nr reads the program's memory (and then checks
+// that the call is still valid, see call.read) before it acts: for those the check after the
+// fd lookup would be a second one. The others act on the socket first.
+func readsFirst(e emulated, nr int32) bool {
+	if _, ok := e.(*netlinkSock); ok {
+		return false
+	}
+	switch nr {
+	case unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME, unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT:
+		return true
+	}
+	return false
 }
 
 // handle answers a call on a stream socket.
