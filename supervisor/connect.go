@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -157,17 +156,17 @@ func (sk *socket) reconnect(c *call, ap netip.AddrPort, st *netstack.Stack, unsp
 
 // fdCloexec reads whether fd of thread tid is close-on-exec (flags in /proc/<tid>/fdinfo/<fd>).
 func fdCloexec(tid uint32, fd int) (bool, error) {
-	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/fdinfo/" + strconv.Itoa(fd))
+	var buf [256]byte
+	b, err := readProc(procPath(tid, "fdinfo/"+strconv.Itoa(fd)), buf[:])
 	if err != nil {
 		return false, err
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "flags:"); ok {
-			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
-			return flags&unix.O_CLOEXEC != 0, err
-		}
+	v, ok := fdinfoField(b, "flags")
+	if !ok {
+		return false, unix.EINVAL
 	}
-	return false, unix.EINVAL
+	flags, err := strconv.ParseUint(string(v), 8, 64)
+	return flags&unix.O_CLOEXEC != 0, err
 }
 
 // startConnect starts the handshake on stack st, keeping the copy of P to open it when done.

@@ -261,7 +261,8 @@ func readsFirst(e emulated, nr int32) bool {
 		return false
 	}
 	switch nr {
-	case unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME, unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT:
+	case unix.SYS_CONNECT, unix.SYS_BIND, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
+		unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT:
 		return true
 	}
 	return false
