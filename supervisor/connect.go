@@ -79,7 +79,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		case unreachable:
 			return unix.ENETUNREACH
 		}
-		return sk.reconnect(c, ap, st, unspec, nonblocking)
+		return sk.reconnect(c, *pc, ap, st, unspec, nonblocking)
 	case stClosed:
 		sk.mu.Unlock()
 		return unix.EBADF
@@ -112,7 +112,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 // spent socketpair cannot carry it: a fresh one replaces it at the same fd number (ADDFD with
 // SETFD, close-on-exec as before). Epoll registrations of the old file do not carry over, and
 // other fds the program holds for the old socket keep the failed one.
-func (sk *socket) reconnect(c *call, ap netip.AddrPort, st *netstack.Stack, unspec, nonblocking bool) error {
+func (sk *socket) reconnect(c *call, old *progEnd, ap netip.AddrPort, st *netstack.Stack, unspec, nonblocking bool) error {
 	if unspec {
 		return nil
 	}
@@ -125,6 +125,7 @@ func (sk *socket) reconnect(c *call, ap netip.AddrPort, st *netstack.Stack, unsp
 		return err
 	}
 	defer unix.Close(p)
+	copyNativeOpts(old.fd, p)
 	sk.mu.Lock()
 	nsk.opts = maps.Clone(sk.opts)
 	nsk.bindReq = sk.bindReq
@@ -282,6 +283,9 @@ func (sk *socket) connectDone() {
 		sk.local = sk.ep.LocalAddr()
 		sk.peer, _ = sk.ep.RemoteAddr()
 		sk.peer = sk.s.redirectIn(false, sk.peer)
+		for k, v := range readNativeOpts(sk.held.fd) {
+			sk.ep.SetSockOpt(k.level, k.name, v)
+		}
 		if err := sk.openProgEnd(sk.held.fd); err != nil {
 			sk.s.log.Warn("open socket", "ino", sk.ino, "err", err)
 		}
@@ -315,6 +319,7 @@ func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 	sk.mu.Lock()
 	opts, bind := maps.Clone(sk.opts), sk.bindReq
 	sk.mu.Unlock()
+	opts = withNativeOpts(opts, p.fd)
 	h, err := hostSocket(sk.v6, unix.SOCK_STREAM, 0, p.nonblocking(), opts, bind)
 	if err != nil {
 		return err

@@ -295,6 +295,11 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		sk.requeue(conn)
 		return err
 	}
+	// Accepted sockets inherit the listener's options, the native ones too.
+	for k, v := range readNativeOpts(p.fd) {
+		unix.SetsockoptString(pfd, k.level, k.name, string(v))
+		conn.SetSockOpt(k.level, k.name, v)
+	}
 	nsk := &socket{
 		s: sk.s, ino: st.Ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, bound: true,
 		ep: conn, local: conn.LocalAddr(), peer: peer, changed: make(chan struct{}),

@@ -242,6 +242,9 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 		// looked at: do nothing.
 		return 0, answered
 	}
+	if isNativeOpt(c) {
+		return 0, c.nativeOpt()
+	}
 	switch sk := e.(type) {
 	case *socket:
 		return 0, sk.handle(c, &c.end)
