@@ -70,6 +70,14 @@ type Listener struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+
+	// Receive's state, kept here so that a receive allocates nothing: the poller's callback
+	// (made once) fills recvN and sets recvErr.
+	recvMu  sync.Mutex
+	recvN   *Notification
+	recvErr error
+	recvFn  func(fd uintptr) bool
+	pollFds [1]unix.PollFd
 }
 
 // NewListener wraps a listener fd taken from the stage and probes the kernel's ADDFD support.
@@ -84,6 +92,7 @@ func NewListener(fd int) (*Listener, error) {
 		return nil, fmt.Errorf("notify: listener: %w", err)
 	}
 	l.rc = rc
+	l.recvFn = l.tryReceive
 	// An ADDFD for an id that does not exist fails with ENOENT once the kernel has parsed the
 	// request, and with EINVAL earlier when it does not know the flags (or the ioctl).
 	probe := func(flags uint32) unix.Errno {
@@ -119,44 +128,52 @@ func (l *Listener) Close() error {
 // The wait happens in Go's network poller, so no thread (and no scheduler P) is held while
 // idle: goroutines the answer to the previous call woke (the stack's) run at once.
 func (l *Listener) Receive(n *Notification) error {
-	var rerr error
-	err := l.rc.Read(func(fd uintptr) bool {
-		// The poller's readiness is edge-triggered: look at the level, and receive only when
-		// a notification is queued (a receive with none queued would block the thread).
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, 0); err != nil {
-			return err != unix.EINTR && l.setErr(&rerr, fmt.Errorf("notify: poll: %w", err))
-		}
-		if fds[0].Revents&unix.POLLIN == 0 {
-			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
-				return l.setErr(&rerr, fmt.Errorf("notify: no process left: %w", unix.EPIPE))
-			}
-			return false
-		}
-		*n = Notification{}
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(n)))
-		switch e {
-		case 0:
-			return true
-		case unix.EINTR, unix.ENOENT:
-			// ENOENT: the thread was interrupted between queueing and our receive.
-			return false
-		default:
-			return l.setErr(&rerr, fmt.Errorf("notify: receive: %w", e))
-		}
-	})
+	l.recvMu.Lock()
+	defer l.recvMu.Unlock()
+	l.recvN, l.recvErr = n, nil
+	err := l.rc.Read(l.recvFn)
+	l.recvN = nil
 	if err != nil {
 		if l.closed.Load() {
 			return ErrClosed
 		}
 		return fmt.Errorf("notify: receive: %w", err)
 	}
-	return rerr
+	return l.recvErr
 }
 
-func (l *Listener) setErr(dst *error, err error) bool {
-	*dst = err
-	return true
+// tryReceive is the poller's callback: it receives into l.recvN if a notification is queued,
+// and reports whether Receive is done (a notification, or an error in l.recvErr).
+func (l *Listener) tryReceive(fd uintptr) bool {
+	// The poller's readiness is edge-triggered: look at the level, and receive only when a
+	// notification is queued (a receive with none queued would block the thread).
+	l.pollFds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
+	if _, err := unix.Poll(l.pollFds[:], 0); err != nil {
+		if err == unix.EINTR {
+			return false
+		}
+		l.recvErr = fmt.Errorf("notify: poll: %w", err)
+		return true
+	}
+	if ev := l.pollFds[0].Revents; ev&unix.POLLIN == 0 {
+		if ev&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+			l.recvErr = fmt.Errorf("notify: no process left: %w", unix.EPIPE)
+			return true
+		}
+		return false
+	}
+	*l.recvN = Notification{}
+	_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(l.recvN)))
+	switch e {
+	case 0:
+		return true
+	case unix.EINTR, unix.ENOENT:
+		// ENOENT: the thread was interrupted between queueing and our receive.
+		return false
+	default:
+		l.recvErr = fmt.Errorf("notify: receive: %w", e)
+		return true
+	}
 }
 
 func (l *Listener) send(r *notifResp) error {

@@ -241,7 +241,7 @@ func (sk *socket) waitConnect(c *call) {
 			c.answer(0, unix.EBADF)
 			return
 		}
-		changed := sk.changed
+		changed := sk.changes()
 		sk.mu.Unlock()
 		switch err := c.block(changed, deadline); err {
 		case nil:
@@ -266,17 +266,27 @@ func (sk *socket) setAcked() {
 	sk.mu.Unlock()
 }
 
-// connectDone runs when the connecting endpoint reports an event: it opens P and either
-// splices the connection or records the error for SO_ERROR.
+// connectDone runs on its own goroutine when the connecting endpoint reports an event: it
+// opens P and either splices the connection, then stays to see it end, or records the error
+// for SO_ERROR.
 func (sk *socket) connectDone() {
 	sk.mu.Lock()
-	defer sk.mu.Unlock()
+	ended := sk.connectDoneLocked()
+	sk.mu.Unlock()
+	if ended != nil {
+		ended()
+	}
+}
+
+// connectDoneLocked does connectDone's work under sk.mu and returns, for a spliced
+// connection, what waits for its end.
+func (sk *socket) connectDoneLocked() (ended func()) {
 	if sk.state != stConnecting {
-		return
+		return nil
 	}
 	switch st := sk.ep.State(); st {
 	case tcpSynSent:
-		return // not yet
+		return nil // not yet
 	case tcpEstablished, tcpCloseWait:
 		sk.cancelNotify()
 		sk.cancelNotify = nil
@@ -291,7 +301,7 @@ func (sk *socket) connectDone() {
 		}
 		sk.held.close()
 		sk.held = nil
-		sk.startSplice()
+		ended = sk.startSplice()
 		sk.setState(stConnected)
 	default:
 		sk.cancelNotify()
@@ -310,6 +320,7 @@ func (sk *socket) connectDone() {
 		unix.Shutdown(sk.sfd, unix.SHUT_WR)
 		sk.setState(stFailed)
 	}
+	return ended
 }
 
 // toHost moves the socket to the host's network for a connect to ap there: a host socket
@@ -337,8 +348,10 @@ func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 	return c.connectHost(h, ap, sk.v6)
 }
 
-// startSplice hands S and the established endpoint to the stack's proxy. sk.mu is held.
-func (sk *socket) startSplice() {
+// startSplice hands S and the established endpoint to the stack's proxy, and returns what
+// waits for the connection's end (the caller runs it on a goroutine; nil if the splice
+// failed). sk.mu is held.
+func (sk *socket) startSplice() (ended func()) {
 	sk.s.hup.unwatch(sk)
 	f := os.NewFile(uintptr(sk.sfd), "ztnc-splice")
 	sk.sfd = -1
@@ -348,11 +361,11 @@ func (sk *socket) startSplice() {
 		sk.s.stats.spliceFails.Add(1)
 		ep.Abort()
 		sk.s.goSafe(sk.release)
-		return
+		return nil
 	}
 	sk.s.stats.connections.Add(1)
 	sk.s.stats.active.Add(1)
-	sk.s.goSafe(func() {
+	return func() {
 		<-ep.Done()
 		sk.s.stats.active.Add(-1)
 		sk.mu.Lock()
@@ -361,5 +374,5 @@ func (sk *socket) startSplice() {
 		}
 		sk.mu.Unlock()
 		sk.s.hup.ended(sk)
-	})
+	}
 }

@@ -113,12 +113,12 @@ func (s *Supervisor) receive() (err error) {
 		}
 	}()
 	for {
-		// Each call gets its own notification: blocking calls are answered from goroutines.
-		n := new(notify.Notification)
-		if err := s.l.Receive(n); err != nil {
+		// Each call gets its own: blocking calls are answered from goroutines.
+		c := &call{s: s}
+		if err := s.l.Receive(&c.Notification); err != nil {
 			return err
 		}
-		s.dispatch(n)
+		s.dispatch(c)
 	}
 }
 
@@ -162,7 +162,7 @@ func (s *Supervisor) fail(err error) {
 
 // call is one trapped call being answered.
 type call struct {
-	*notify.Notification
+	notify.Notification
 	s   *Supervisor
 	fd  int      // the socket fd argument (all trapped calls but socket)
 	end *progEnd // the copy of the program's end the call was looked up by; closed once answered
@@ -174,9 +174,9 @@ var continueErr = errors.New("continue")
 // answered marks a call a handler has answered itself (or handed to a goroutine that will).
 var answered = errors.New("answered")
 
-func (s *Supervisor) dispatch(n *notify.Notification) {
+func (s *Supervisor) dispatch(c *call) {
 	start := time.Now()
-	c := &call{Notification: n, s: s}
+	n := &c.Notification
 	var val int64
 	var err error
 	if n.Nr == unix.SYS_SOCKET {
