@@ -77,7 +77,6 @@ type Listener struct {
 	recvN   *Notification
 	recvErr error
 	recvFn  func(fd uintptr) bool
-	pollFds [1]unix.PollFd
 }
 
 // NewListener wraps a listener fd taken from the stage and probes the kernel's ADDFD support.
@@ -147,15 +146,15 @@ func (l *Listener) Receive(n *Notification) error {
 func (l *Listener) tryReceive(fd uintptr) bool {
 	// The poller's readiness is edge-triggered: look at the level, and receive only when a
 	// notification is queued (a receive with none queued would block the thread).
-	l.pollFds[0] = unix.PollFd{Fd: int32(fd), Events: unix.POLLIN}
-	if _, err := unix.Poll(l.pollFds[:], 0); err != nil {
+	ev, err := rawPollIn(int(fd))
+	if err != nil {
 		if err == unix.EINTR {
 			return false
 		}
 		l.recvErr = fmt.Errorf("notify: poll: %w", err)
 		return true
 	}
-	if ev := l.pollFds[0].Revents; ev&unix.POLLIN == 0 {
+	if ev&unix.POLLIN == 0 {
 		if ev&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
 			l.recvErr = fmt.Errorf("notify: no process left: %w", unix.EPIPE)
 			return true
@@ -163,7 +162,8 @@ func (l *Listener) tryReceive(fd uintptr) bool {
 		return false
 	}
 	*l.recvN = Notification{}
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(l.recvN)))
+	// POLLIN: a notification is queued, the receive does not wait.
+	_, e := rawIoctl(int(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, unsafe.Pointer(l.recvN))
 	switch e {
 	case 0:
 		return true
@@ -178,7 +178,7 @@ func (l *Listener) tryReceive(fd uintptr) bool {
 
 func (l *Listener) send(r *notifResp) error {
 	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(r)))
+		_, e := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(r))
 		switch e {
 		case 0:
 			return nil
@@ -209,7 +209,7 @@ func (l *Listener) Continue(id uint64) error {
 
 // Valid reports whether the notification still waits for an answer.
 func (l *Listener) Valid(id uint64) bool {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
+	_, e := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id))
 	return e == 0
 }
 

@@ -77,7 +77,7 @@ type progEnd struct{ fd int }
 
 func (p *progEnd) close() {
 	if p != nil && p.fd >= 0 {
-		unix.Close(p.fd)
+		rawClose(p.fd)
 		p.fd = -1
 	}
 }

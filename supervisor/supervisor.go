@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -313,20 +314,28 @@ func (s *Supervisor) lookup(tid uint32, fd int) (emulated, *progEnd, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// fstat and close of the copy never wait: made raw, like notify's calls (see there).
 	var st unix.Stat_t
-	if err := unix.Fstat(cfd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		unix.Close(cfd)
-		return nil, nil, err
+	if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(cfd), uintptr(unsafe.Pointer(&st)), 0); e != 0 || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		rawClose(cfd)
+		if e != 0 {
+			return nil, nil, e
+		}
+		return nil, nil, nil
 	}
 	s.mu.Lock()
 	sk := s.socks[st.Ino]
 	s.mu.Unlock()
 	if sk == nil {
-		unix.Close(cfd)
+		rawClose(cfd)
 		return nil, nil, nil
 	}
 	return sk, &progEnd{fd: cfd}, nil
 }
+
+// rawClose closes a copy of a program's fd: never its last reference while the program holds
+// it, so the close does not wait.
+func rawClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
 
 func (s *Supervisor) register(ino uint64, e emulated) {
 	s.mu.Lock()
