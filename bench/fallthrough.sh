@@ -18,23 +18,18 @@ ROUNDS=${ROUNDS:-5}
 PAIRS=${PAIRS:-3000}
 BYTES=${BYTES:-2147483648}
 
-out=bench/out
-mkdir -p "$out"
-go build -o "$out/ztnc-run" ./cmd/ztnc-run
-CGO_ENABLED=0 go build -o "$out/tcpprog" ./tests/testdata/tcpprog
+. bench/lib.sh
+build tcpprog
 prog=$PWD/$out/tcpprog
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$prog" serve "127.0.0.1:$port" >/dev/null 2>&1 &
 server=$!
 trap 'kill $server 2>/dev/null || true' EXIT
 until "$prog" echo "127.0.0.1:$port" up >/dev/null 2>&1; do sleep 0.05; done
 
 plain() { "$prog" "$1" "127.0.0.1:$port" "$2"; }
-ztnc() { "$out/ztnc-run" --local 10.9.0.1/24 -- "$prog" "$1" "127.0.0.1:$port" "$2"; }
-
-field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i+1)}'; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
+ztnc() { "$out/ztnc-run" --local 198.51.100.1/24 -- "$prog" "$1" "127.0.0.1:$port" "$2"; }
 
 declare -A res
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -47,10 +42,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
-med() { tr ' ' '\n' <<<"${res[$1]}" | grep . | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), median of $ROUNDS rounds"
+run_header
 echo
 echo "| client → server on the host's loopback | plain | under ztnc-run (fall-through) | ztnc / plain |"
 echo "|---|---|---|---|"

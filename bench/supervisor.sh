@@ -18,18 +18,14 @@ CALLS=${CALLS:-100000}
 PAIRS=${PAIRS:-3000}
 BYTES=${BYTES:-2147483648}
 
-out=bench/out
-mkdir -p "$out"
-go build -o "$out/ztnc-run" ./cmd/ztnc-run
-CGO_ENABLED=0 go build -o "$out/tcpprog" ./tests/testdata/tcpprog
+. bench/lib.sh
+build tcpprog
 prog=$PWD/$out/tcpprog
-
-freeport() { python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])'; }
 
 # host CMD ARGS: run one tcpprog client mode against a tcpprog server on host loopback.
 host() {
 	local port pid
-	port=$(freeport)
+	port=$(free_port)
 	"$prog" serve "127.0.0.1:$port" >/dev/null 2>&1 &
 	pid=$!
 	until "$prog" echo "127.0.0.1:$port" up >/dev/null 2>&1; do sleep 0.05; done
@@ -40,16 +36,12 @@ host() {
 
 # ztnc CMD ARGS: the same, server and client both under one ztnc-run --local.
 ztnc() {
-	"$out/ztnc-run" --local 10.9.0.1/24 -- sh -c '
-		"$0" serve 10.9.0.1:7000 >/dev/null 2>&1 &
-		until "$0" echo 10.9.0.1:7000 up >/dev/null 2>&1; do sleep 0.05; done
-		"$0" "$1" 10.9.0.1:7000 "$2"
+	"$out/ztnc-run" --local 198.51.100.1/24 -- sh -c '
+		"$0" serve 198.51.100.1:7000 >/dev/null 2>&1 &
+		until "$0" echo 198.51.100.1:7000 up >/dev/null 2>&1; do sleep 0.05; done
+		"$0" "$1" 198.51.100.1:7000 "$2"
 		kill $!' "$prog" "$1" "$2"
 }
-
-# field NAME: the value after NAME on the program's output line.
-field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i+1)}'; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A res
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -64,10 +56,7 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
-med() { tr ' ' '\n' <<<"${res[$1]}" | grep . | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), median of $ROUNDS rounds"
+run_header
 echo
 echo "| measurement | host loopback | ztnc-run --local | ztnc / host |"
 echo "|---|---|---|---|"

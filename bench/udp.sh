@@ -21,15 +21,12 @@ BYTES=${BYTES:-1073741824}
 WRK_SECONDS=${WRK_SECONDS:-5}
 DGRAMS=${DGRAMS:-100000}
 
-out=bench/out
-mkdir -p "$out"
-go build -o "$out/ztnc-run" ./cmd/ztnc-run
+. bench/lib.sh
+build tcpprog udpprog
 before=$(mktemp -d)
 trap 'rm -rf "$before"' EXIT
 git archive "$BASE" | tar -x -C "$before"
 (cd "$before" && go build -o ztnc-run ./cmd/ztnc-run)
-CGO_ENABLED=0 go build -o "$out/tcpprog" ./tests/testdata/tcpprog
-CGO_ENABLED=0 go build -o "$out/udpprog" ./tests/testdata/udpprog
 tcpprog=$PWD/$out/tcpprog udpprog=$PWD/$out/udpprog
 
 www=$(mktemp -d)
@@ -44,30 +41,27 @@ http {
 	access_log off;
 	client_body_temp_path $www; proxy_temp_path $www; fastcgi_temp_path $www; uwsgi_temp_path $www; scgi_temp_path $www;
 	keepalive_requests 1000000;
-	server { listen 10.9.0.1:8080; root $www; }
+	server { listen 198.51.100.1:8080; root $www; }
 }
 CONF
 
 # bulk ZTNC: one 1 GiB TCP stream under the given ztnc-run.
 bulk() {
-	"$1" --local 10.9.0.1/24 -- sh -c '
-		"$0" serve 10.9.0.1:7000 >/dev/null 2>&1 &
-		until "$0" echo 10.9.0.1:7000 up >/dev/null 2>&1; do sleep 0.05; done
-		"$0" bulk 10.9.0.1:7000 "$1"
+	"$1" --local 198.51.100.1/24 -- sh -c '
+		"$0" serve 198.51.100.1:7000 >/dev/null 2>&1 &
+		until "$0" echo 198.51.100.1:7000 up >/dev/null 2>&1; do sleep 0.05; done
+		"$0" bulk 198.51.100.1:7000 "$1"
 		kill $!' "$tcpprog" "$BYTES"
 }
 
 # nginx ZTNC: wrk against nginx, both under the given ztnc-run.
 nginx_wrk() {
-	"$1" --local 10.9.0.1/24 -- sh -c '
+	"$1" --local 198.51.100.1/24 -- sh -c '
 		nginx -c "$0/nginx.conf" -g "daemon off;" &
-		until wrk -t1 -c1 -d1s http://10.9.0.1:8080/ >/dev/null 2>&1; do sleep 0.1; done
-		wrk -t2 -c50 -d"$1"s http://10.9.0.1:8080/
+		until wrk -t1 -c1 -d1s http://198.51.100.1:8080/ >/dev/null 2>&1; do sleep 0.1; done
+		wrk -t2 -c50 -d"$1"s http://198.51.100.1:8080/
 		kill $!' "$www" "$WRK_SECONDS"
 }
-
-field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i+1)}'; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 declare -A res
 for ((r = 1; r <= ROUNDS; r++)); do
@@ -79,14 +73,11 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 	for mode in connected unconnected; do
 		res[host.$mode]+="$("$udpprog" rate 127.0.0.1:0 "$DGRAMS" $mode | field per_second) "
-		res[ztnc.$mode]+="$("$out/ztnc-run" --local 10.9.0.1/24 -- "$udpprog" rate 10.9.0.1:0 "$DGRAMS" $mode | field per_second) "
+		res[ztnc.$mode]+="$("$out/ztnc-run" --local 198.51.100.1/24 -- "$udpprog" rate 198.51.100.1:0 "$DGRAMS" $mode | field per_second) "
 	done
 done
 
-med() { tr ' ' '\n' <<<"${res[$1]}" | grep . | median; }
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
-
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), median of $ROUNDS rounds, before = $BASE"
+run_header ", before = $BASE"
 echo
 echo "| TCP under ztnc-run --local | before UDP support | after | after / before |"
 echo "|---|---|---|---|"

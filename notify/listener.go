@@ -111,6 +111,10 @@ func NewListener(fd int) (*Listener, error) {
 	return l, nil
 }
 
+// File is the listener's open file, for handing it to another process (SCM_RIGHTS), which
+// serves its copy with NewListener. Close closes it.
+func (l *Listener) File() *os.File { return l.file }
+
 // Close releases the listener; the filter then fails trapped calls with ENOSYS. A waiting
 // Receive returns ErrClosed.
 func (l *Listener) Close() error {

@@ -16,6 +16,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ZTNC=$(realpath "${ZTNC:-bin/ztnc-run}")
+. scripts/lib.sh
 HTTP_PORT=8080
 TIMEOUT=${DEMO_TIMEOUT:-30}
 
@@ -53,23 +54,6 @@ wait_for() {
 	done
 }
 
-# free_port prints a port free on 127.0.0.1 for both UDP and TCP. It is taken below the
-# kernel's ephemeral range, so that no outgoing connection of another program grabs it
-# between this check and the demo's bind.
-free_port() {
-	python3 -c 'import random, socket
-lo = int(open("/proc/sys/net/ipv4/ip_local_port_range").read().split()[0])
-for p in random.sample(range(20000, max(lo, 20001)), min(200, max(lo, 20001) - 20000)):
-    try:
-        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", p))
-        t = socket.socket(); t.bind(("127.0.0.1", p))
-        print(p); break
-    except OSError:
-        pass
-else:
-    raise SystemExit("no free port")'
-}
-
 # node_address HOME: the ZeroTier address of a node's identity (users authorize this).
 node_address() { cut -d: -f1 "$1/identity.public"; }
 
@@ -83,6 +67,11 @@ json_field() {
 	python3 -c 'import json, sys
 v = json.load(sys.stdin).get(sys.argv[1])
 print(" ".join(v) if isinstance(v, list) else v if v is not None else "")' "$1"
+}
+
+# ipv6_of LOG: a member's IPv6 address, from the addresses of its "status=OK" line.
+ipv6_of() {
+	sed -n 's/.*status=OK.* addresses="\[\([^]]*\)\].*/\1/p' "$1" | tr ' ' '\n' | awk -F/ '/:/ && !n++ { print $1 }'
 }
 
 # status_lines LOG: a member's network status lines, as ztnc-run prints them on stderr.
@@ -142,7 +131,7 @@ authorize server "$work/server" $server
 wait_for "server on the network" $server grep -q 'Serving HTTP' "$work/server.out"
 server_addr=$(node_address "$work/server")
 server_v4=$(assigned "$server_addr")
-server_v6=$(grep -o 'fd[0-9a-f:]*' "$work/server.log" | head -1)
+server_v6=$(ipv6_of "$work/server.log")
 status_lines "$work/server.log"
 echo "   server: $server_addr, IPv4 $server_v4 (from the API), IPv6 $server_v6"
 
@@ -163,7 +152,7 @@ echo "   client's output (IPv4, then IPv6):"
 sed 's/^/     | /' "$work/client.out"
 [ "$(grep -c Hello "$work/client.out")" -eq 2 ] || fail "the client did not get the page twice"
 echo "   member $server_addr (server): $(assigned "$server_addr"), $server_v6"
-echo "   member $client_addr (client): $(assigned "$client_addr"), $(grep -o 'fd[0-9a-f:]*' "$work/client.log" | head -1)"
+echo "   member $client_addr (client): $(assigned "$client_addr"), $(ipv6_of "$work/client.log")"
 echo "   the host meanwhile (the server lives inside ztnc-run, not on the host):"
 if ip -brief address | grep -qF "$server_v4"; then
 	echo "     an interface has $server_v4 (UNEXPECTED)"

@@ -4,6 +4,11 @@
 # the exact command to run and fails.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+# Go first: without it nothing else is worth installing.
+if ! command -v go >/dev/null; then
+	echo "ztnc: Go 1.26 is required (https://go.dev/dl); put it on PATH" >&2
+	exit 1
+fi
 
 mapfile -t want < <(grep -v '^\s*#' .ci/apt-packages | sed 's/\s//g' | grep -v '^$')
 missing=()
@@ -19,9 +24,5 @@ if ((${#missing[@]})); then
 	fi
 	echo "ztnc: installing ${missing[*]}" >&2
 	sh -c "$cmd" >&2
-fi
-if ! command -v go >/dev/null; then
-	echo "ztnc: Go 1.26 is required (https://go.dev/dl); put it on PATH" >&2
-	exit 1
 fi
 go mod download

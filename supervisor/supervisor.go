@@ -33,9 +33,9 @@ type Supervisor struct {
 	socks map[uint64]emulated // by inode of the program's end of the socketpair
 
 	redirects atomic.Pointer[redirectTable]
-	fdCursor  atomic.Uint32 // where the search for a free number in the datagram range starts
-	loopbacks loopbackPorts // the programs' sockets that loopback destinations reach
-	mover     *epollMover   // carries epoll registrations over fd swaps (started on first use)
+	fdCursor  atomic.Uint32  // where the search for a free number in the datagram range starts
+	loopbacks *loopbackPorts // the programs' sockets that loopback destinations reach
+	mover     *epollMover    // carries epoll registrations over fd swaps (started on first use)
 
 	hup      *hangups
 	readable *readable
@@ -63,6 +63,7 @@ func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervis
 		fatal:  make(chan error, 1),
 		done:   make(chan struct{}),
 	}
+	s.loopbacks = &loopbackPorts{}
 	s.verbose = log.Enabled(context.Background(), slog.LevelDebug)
 	h, err := newHangups(s)
 	if err != nil {
@@ -79,6 +80,15 @@ func New(l *notify.Listener, stack *netstack.Stack, log *slog.Logger) (*Supervis
 // SetPolicy sets where destinations outside the virtual networks go (before Serve; the
 // default is the host's network). The filter must come from the same policy's Spec.
 func (s *Supervisor) SetPolicy(p Policy) { s.policy = p }
+
+// Loopbacks is an index of the programs' sockets that loopback destinations reach (listeners
+// and bound datagram sockets on a loopback or wildcard address).
+type Loopbacks struct{ ports loopbackPorts }
+
+// ShareLoopbacks makes supervisors on the same first stack share one index (before Serve):
+// programs attached to one instance at different times, each under its own supervisor, then
+// reach each other's listeners at 127.0.0.1 and ::1, as processes of one container do.
+func (s *Supervisor) ShareLoopbacks(l *Loopbacks) { s.loopbacks = &l.ports }
 
 // AddNetwork adds the stack of another joined network (before Serve): connects and sends go
 // to the network whose routes hold the destination, and wildcard listeners are reachable

@@ -94,12 +94,27 @@ func ztnc(t *testing.T, timeout time.Duration, args ...string) result {
 	return r
 }
 
-// local runs a shell script under ztnc-run --local 10.9.0.1/24 (plus its default IPv6
-// address fd00::a09:1) and more flags if given, and fails the test unless it exits 0.
+// The --local network of these tests: documentation ranges (RFC 5737, RFC 3849) on both
+// families. A destination outside a program's networks goes to the host's network
+// (fall-through), so a test's virtual addresses must be ones that could never reach a real
+// machine, should a socket ever escape the stack.
+const (
+	localNet  = "198.51.100.1/24"    // the program's address 198.51.100.1
+	localNet6 = "2001:db8:198::1/64" // the program's address 2001:db8:198::1
+)
+
+// onLocal returns ztnc-run's arguments for running args (`--`, the program and its arguments,
+// after more flags if any) on the tests' --local network.
+func onLocal(args ...string) []string {
+	return append([]string{"--local", localNet, "--local", localNet6}, args...)
+}
+
+// local runs a shell script under ztnc-run on the tests' --local network (198.51.100.1 and
+// 2001:db8:198::1) with more flags if given, and fails the test unless it exits 0.
 func local(t *testing.T, script string, flags ...string) result {
 	t.Helper()
-	args := append([]string{"--local", "10.9.0.1/24"}, flags...)
-	r := ztnc(t, 3*time.Minute, append(args, "--", "sh", "-c", "set -e\n"+script)...)
+	args := append(onLocal(flags...), "--", "sh", "-c", "set -e\n"+script)
+	r := ztnc(t, 3*time.Minute, args...)
 	if r.code != 0 {
 		t.Fatalf("script failed: %s", r)
 	}

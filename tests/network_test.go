@@ -5,7 +5,6 @@ import (
 	"encoding/json"
 	"fmt"
 	"io"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -30,8 +29,10 @@ import (
 // pre-generated set, so no test waits for the identity proof of work (except where identity
 // creation is what is tested).
 
-// netSubnet is the IPv4 pool and route of the test networks; RFC 4193 IPv6 is on too.
-var netSubnet = netip.MustParsePrefix("10.147.17.0/24")
+// netSubnet is the IPv4 pool and route of the test networks (a documentation range: should
+// a member's program send to it while its network is down, the traffic goes to the host's
+// network); RFC 4193 IPv6 is on too.
+var netSubnet = netip.MustParsePrefix("203.0.113.0/24")
 
 // exitFailure is ztnc-run's exit status for its own failures.
 const exitFailure = 125
@@ -39,30 +40,12 @@ const exitFailure = 125
 // memberStartTimeout bounds the time from a member's start to its network being OK.
 const memberStartTimeout = 30 * time.Second
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a ztnc-run process running in the background.
 type proc struct {
 	name     string
 	cmd      *exec.Cmd
-	stdout   syncBuffer
-	stderr   syncBuffer
+	stdout   lab.Buffer
+	stderr   lab.Buffer
 	done     chan struct{}
 	code     int
 	stopOnce sync.Once
@@ -81,7 +64,7 @@ func startZtnc(t *testing.T, name string, args ...string) *proc {
 	}
 	go func() {
 		err := p.cmd.Wait()
-		p.code = exitCode(err)
+		p.code = lab.ExitCode(err)
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -91,19 +74,6 @@ func startZtnc(t *testing.T, name string, args ...string) *proc {
 		}
 	})
 	return p
-}
-
-func exitCode(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
 }
 
 // stop ends the process (SIGTERM, then SIGKILL after 10 s) and returns its exit code.
@@ -152,26 +122,6 @@ func (p *proc) waitOutput(t *testing.T, what string, timeout time.Duration, cond
 	}
 }
 
-// freeLoopbackPort returns a port that was free on 127.0.0.1 for both UDP and TCP.
-func freeLoopbackPort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", u.LocalAddr().String())
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
-}
-
 // selfHosted is our root and our controller, each a ztnc-run process on loopback.
 type selfHosted struct {
 	planet  string // the root's planet file
@@ -185,12 +135,12 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	t.Helper()
 	need(t)
 	rootHome, ctlHome := homeWith(t, lab.Identity(5)), homeWith(t, lab.Identity(6))
-	rootPort := freeLoopbackPort(t)
+	rootPort := lab.FreePort(t)
 	root := startZtnc(t, "root", "root", "--home", rootHome, "--bind", "127.0.0.1", "--port", strconv.Itoa(rootPort))
 	root.waitOutput(t, "root serving", 10*time.Second, func(_, stderr string) bool { return strings.Contains(stderr, "root serving") })
 	s := &selfHosted{planet: filepath.Join(rootHome, "planet")}
 
-	ctlPort := freeLoopbackPort(t)
+	ctlPort := lab.FreePort(t)
 	s.ctl = startZtnc(t, "controller", "controller", "--home", ctlHome, "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(ctlPort), "--planet", s.planet)
 	s.ctl.waitOutput(t, "API line", 10*time.Second, func(stdout, stderr string) bool {
@@ -262,7 +212,7 @@ func (s *selfHosted) createNetwork(t *testing.T) string {
 		"v4AssignMode":      map[string]bool{"zt": true},
 		"v6AssignMode":      map[string]bool{"rfc4193": true},
 		"routes":            []map[string]any{{"target": netSubnet.String()}},
-		"ipAssignmentPools": []map[string]string{{"ipRangeStart": "10.147.17.1", "ipRangeEnd": "10.147.17.254"}},
+		"ipAssignmentPools": []map[string]string{{"ipRangeStart": "203.0.113.1", "ipRangeEnd": "203.0.113.254"}},
 	}
 	var nw struct {
 		ID string `json:"id"`
@@ -500,8 +450,10 @@ func TestZeroTierDeauthorized(t *testing.T) {
 	server.waitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
 	a := netip.AddrPortFrom(assignedIPv4(t, server.stderr.String()), 7000).String()
 
-	// The client connects every 0.2 s and prints ok or fail for each attempt.
-	client := startZtnc(t, "client", s.memberArgs(nwid, homeB, "--", "sh", "-c", `while :; do
+	// The client connects every 0.2 s and prints ok or fail for each attempt. --isolate: once
+	// its network is denied, the server's address is outside every route it has, and would
+	// be the host's business.
+	client := startZtnc(t, "client", s.memberArgs(nwid, homeB, "--isolate", "--", "sh", "-c", `while :; do
 	if timeout 2 `+tcpprog+` echo `+a+` x >/dev/null 2>&1; then echo ok; else echo fail; fi
 	sleep 0.2
 done`)...)

@@ -12,6 +12,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 // The policy tests run servers on the host's loopback beside ztnc-run: what the programs
@@ -35,26 +37,6 @@ func hostProc(t *testing.T, name string, args ...string) *exec.Cmd {
 		}
 	})
 	return cmd
-}
-
-// freePort returns a port free for TCP and UDP on the host's loopback.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 100 {
-		l, err := net.Listen("tcp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := l.Addr().(*net.TCPAddr).Port
-		u, err := net.ListenPacket("udp4", fmt.Sprintf("127.0.0.1:%d", port))
-		l.Close()
-		if err == nil {
-			u.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port")
-	return 0
 }
 
 // waitHostTCP waits until something accepts connections at addr on the host.
@@ -84,7 +66,7 @@ while True:
 // hostHTTP serves dir on the host's loopback at a free port, which it returns.
 func hostHTTP(t *testing.T, dir string) int {
 	t.Helper()
-	port := freePort(t)
+	port := lab.FreePort(t)
 	hostProc(t, "python3", "-m", "http.server", "--bind", "127.0.0.1", "--directory", dir, strconv.Itoa(port))
 	waitHostTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
 	return port
@@ -109,7 +91,7 @@ func TestFallThrough(t *testing.T) {
 	writeFile(t, filepath.Join(hostDir, "where.txt"), "on-the-host\n")
 	writeFile(t, filepath.Join(virtDir, "where.txt"), "on-the-virtual-network\n")
 	hp := hostHTTP(t, hostDir)
-	hu := freePort(t)
+	hu := lab.FreePort(t)
 	hostProc(t, "python3", "-c", udpEcho, "127.0.0.1", strconv.Itoa(hu), "host:")
 
 	ngDir := t.TempDir()
@@ -125,7 +107,7 @@ http {
   server {
     listen 8090;
     location /host/ { proxy_pass http://127.0.0.1:%[2]d/; }
-    location /virt/ { proxy_pass http://10.9.0.1:8080/; }
+    location /virt/ { proxy_pass http://198.51.100.1:8080/; }
   }
 }
 `, ngDir, hp)
@@ -133,17 +115,17 @@ http {
 
 	script := retry + fmt.Sprintf(`
 python3 -m http.server --directory %[1]s 8080 >/dev/null 2>&1 &
-python3 -c '%[4]s' 10.9.0.1 9999 virt: &
+python3 -c '%[4]s' 198.51.100.1 9999 virt: &
 nginx -c %[3]s/nginx.conf &
-retry curl -sf -o /dev/null http://10.9.0.1:8080/
-retry curl -sf -o /dev/null http://10.9.0.1:8090/virt/where.txt
+retry curl -sf -o /dev/null http://198.51.100.1:8080/
+retry curl -sf -o /dev/null http://198.51.100.1:8090/virt/where.txt
 echo "curl host: $(curl -sS http://127.0.0.1:%[2]d/where.txt)"
-echo "curl virt: $(curl -sS http://10.9.0.1:8080/where.txt)"
+echo "curl virt: $(curl -sS http://198.51.100.1:8080/where.txt)"
 python3 - <<'EOF'
 import socket, urllib.request
-for name, url in (("host", "http://127.0.0.1:%[2]d/where.txt"), ("virt", "http://10.9.0.1:8080/where.txt")):
+for name, url in (("host", "http://127.0.0.1:%[2]d/where.txt"), ("virt", "http://198.51.100.1:8080/where.txt")):
     print("urllib %%s: %%s" %% (name, urllib.request.urlopen(url, timeout=10).read().decode().strip()))
-for name, addr in (("host", ("127.0.0.1", %[5]d)), ("virt", ("10.9.0.1", 9999))):
+for name, addr in (("host", ("127.0.0.1", %[5]d)), ("virt", ("198.51.100.1", 9999))):
     u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
     u.settimeout(5)
     u.sendto(b"unconnected", addr)
@@ -156,8 +138,8 @@ for name, addr in (("host", ("127.0.0.1", %[5]d)), ("virt", ("10.9.0.1", 9999)))
     print("udp %%s: %%s, peer %%s:%%d" %% (name, c.recv(100).decode(), *c.getpeername()))
 EOF
 for i in 1 2 3; do
-	echo "nginx host: $(curl -sS http://10.9.0.1:8090/host/where.txt)"
-	echo "nginx virt: $(curl -sS http://10.9.0.1:8090/virt/where.txt)"
+	echo "nginx host: $(curl -sS http://198.51.100.1:8090/host/where.txt)"
+	echo "nginx virt: $(curl -sS http://198.51.100.1:8090/virt/where.txt)"
 done
 kill $(cat %[3]s/nginx.pid)
 `, virtDir, hp, ngDir, strings.ReplaceAll(udpEcho, "'", `"`), hu)
@@ -167,7 +149,7 @@ kill $(cat %[3]s/nginx.pid)
 		"urllib host: on-the-host\n", "urllib virt: on-the-virtual-network\n",
 		fmt.Sprintf("udp host: host:unconnected from 127.0.0.1:%d\n", hu),
 		fmt.Sprintf("udp host: host:connected, peer 127.0.0.1:%d\n", hu),
-		"udp virt: virt:unconnected from 10.9.0.1:9999\n", "udp virt: virt:connected, peer 10.9.0.1:9999\n")
+		"udp virt: virt:unconnected from 198.51.100.1:9999\n", "udp virt: virt:connected, peer 198.51.100.1:9999\n")
 	if n := strings.Count(r.stdout, "nginx host: on-the-host\n"); n != 3 {
 		t.Errorf("nginx to the host backend: %d of 3\n%s", n, r)
 	}
@@ -219,11 +201,11 @@ udp=$!
 socat TCP-LISTEN:8081,fork,reuseaddr TCP:127.0.0.1:%[2]d &
 # Until the sibling listens, 127.0.0.1:PORT is the host's server.
 retry sh -c 'curl -sS http://127.0.0.1:%[2]d/who.txt | grep -q sibling'
-retry curl -sf -o /dev/null http://10.9.0.1:8081/who.txt
+retry curl -sf -o /dev/null http://198.51.100.1:8081/who.txt
 retry sh -c 'echo hi | socat -t 1 - UDP:127.0.0.1:%[2]d | grep -q sibling'
 echo "direct: $(curl -sS http://127.0.0.1:%[2]d/who.txt)"
-echo "relayed: $(curl -sS http://10.9.0.1:8081/who.txt)"
-curl -sS --max-time 5 http://10.9.0.1:%[2]d/who.txt 2>/dev/null || echo "from the network: refused"
+echo "relayed: $(curl -sS http://198.51.100.1:8081/who.txt)"
+curl -sS --max-time 5 http://198.51.100.1:%[2]d/who.txt 2>/dev/null || echo "from the network: refused"
 echo "udp: $(echo hi | socat -t 2 - UDP:127.0.0.1:%[2]d)"
 touch %[3]s
 retry test -e %[3]s.checked
@@ -273,7 +255,7 @@ while True:
 
 func startCanary(t *testing.T) (port int, counts func() string) {
 	t.Helper()
-	port = freePort(t)
+	port = lab.FreePort(t)
 	out := filepath.Join(t.TempDir(), "counts")
 	hostProc(t, "python3", "-c", canary, strconv.Itoa(port), out)
 	waitHostTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
@@ -370,7 +352,7 @@ func TestFallThroughDNS(t *testing.T) {
 	rc := filepath.Join(dir, "resolv.conf")
 	writeFile(t, rc, "nameserver "+addr+"\n")
 	run := func(flags ...string) result {
-		args := append([]string{"--mount", "sh", "-c", `mount --bind "$0" /etc/resolv.conf && exec "$@"`, rc, ztncRun, "--local", "10.9.0.1/24"}, flags...)
+		args := append([]string{"--mount", "sh", "-c", `mount --bind "$0" /etc/resolv.conf && exec "$@"`, rc, ztncRun}, onLocal(flags...)...)
 		args = append(args, "--", "sh", "-c", `
 echo "dig: $(dig +short +time=2 +tries=1 outside.example)"
 echo "tcp: $(dig +tcp +short +time=2 +tries=1 outside.example)"
@@ -387,14 +369,14 @@ echo "virtual: $(dig +short web.internal)"`)
 		return result{stdout: out.String(), stderr: errb.String()}
 	}
 	r := run("--dns-name", "web")
-	mustContain(t, r, "dig: 192.0.2.77\n", "tcp: 192.0.2.77\n", "getent: 192.0.2.77", "status: NOERROR", "virtual: 10.9.0.1\n")
+	mustContain(t, r, "dig: 192.0.2.77\n", "tcp: 192.0.2.77\n", "getent: 192.0.2.77", "status: NOERROR", "virtual: 198.51.100.1\n")
 	seen, _ := os.ReadFile(log)
 	n := strings.Count(string(seen), "outside.example from")
 	if n == 0 {
 		t.Fatalf("the host's resolver saw no forwarded query:\n%s", seen)
 	}
 	r = run("--isolate", "--dns-name", "web")
-	mustContain(t, r, "dig: \n", "status: status: REFUSED\n", "virtual: 10.9.0.1\n")
+	mustContain(t, r, "dig: \n", "status: status: REFUSED\n", "virtual: 198.51.100.1\n")
 	seen, _ = os.ReadFile(log)
 	if m := strings.Count(string(seen), "outside.example from"); m != n {
 		t.Errorf("under --isolate the host's resolver got %d queries more:\n%s", m-n, seen)
@@ -439,18 +421,23 @@ if command -v java >/dev/null; then java ` + java + `; fi
 if command -v node >/dev/null; then node -e 'const i = require("os").networkInterfaces(); for (const [n, as] of Object.entries(i)) for (const a of as) console.log("node:", n, a.cidr)'; fi
 echo "route lines: $(ip route show table all | wc -l)"
 `
-	r := local(t, script)
-	mustContain(t, r, "inet 127.0.0.1/8 scope host lo", "inet 10.9.0.1/24 brd 10.9.0.255 scope global ztnc0",
-		"link/ether 02:7a:74:6e:63:01", "v6:     inet6 fd00::a09:1/64 scope global", "v6:     inet6 fe80::",
-		"hostname -I: 10.9.0.1 fd00::a09:1 \n", "if_nameindex: [(1, 'lo'), (2, 'ztnc0')]",
+	// Only an IPv4 --local: the IPv6 address ztnc-run derives from it (fd7a:746e:6300::/64, the IPv4
+	// address in the low bits) is listed too.
+	r := ztnc(t, 3*time.Minute, "--local", localNet, "--", "sh", "-c", "set -e\n"+script)
+	if r.code != 0 {
+		t.Fatalf("script failed: %s", r)
+	}
+	mustContain(t, r, "inet 127.0.0.1/8 scope host lo", "inet 198.51.100.1/24 brd 198.51.100.255 scope global ztnc0",
+		"link/ether 02:7a:74:6e:63:01", "v6:     inet6 fd7a:746e:6300::c633:6401/64 scope global", "v6:     inet6 fe80::",
+		"hostname -I: 198.51.100.1 fd7a:746e:6300::c633:6401 \n", "if_nameindex: [(1, 'lo'), (2, 'ztnc0')]",
 		"go: lo index=1 mtu=65536 up=true mac= 127.0.0.1/8 ::1/128\n",
-		"go: ztnc0 index=2 mtu=2800 up=true mac=02:7a:74:6e:63:01 10.9.0.1/24 fd00::a09:1/64 fe80::")
-	mustContain(t, r, "ioctl addr: 10.9.0.1\n", "ioctl mask: 255.255.255.0\n", "ioctl index: 2\n")
+		"go: ztnc0 index=2 mtu=2800 up=true mac=02:7a:74:6e:63:01 198.51.100.1/24 fd7a:746e:6300::c633:6401/64 fe80::")
+	mustContain(t, r, "ioctl addr: 198.51.100.1\n", "ioctl mask: 255.255.255.0\n", "ioctl index: 2\n")
 	if _, err := exec.LookPath("java"); err == nil {
-		mustContain(t, r, "java: ztnc0 2 10.9.0.1/24\n", "java: lo 1 127.0.0.1/8\n")
+		mustContain(t, r, "java: ztnc0 2 198.51.100.1/24\n", "java: lo 1 127.0.0.1/8\n")
 	}
 	if _, err := exec.LookPath("node"); err == nil {
-		mustContain(t, r, "node: ztnc0 10.9.0.1/24\n", "node: lo 127.0.0.1/8\n")
+		mustContain(t, r, "node: ztnc0 198.51.100.1/24\n", "node: lo 127.0.0.1/8\n")
 	}
 	host, _ := exec.Command("ip", "addr").Output()
 	for _, line := range strings.Split(string(host), "\n") {
@@ -469,7 +456,7 @@ func TestIsolateFromEnvironment(t *testing.T) {
 	need(t, "python3")
 	allowed, counts := startCanary(t)
 	closed, closedCounts := startCanary(t)
-	cmd := exec.Command(ztncRun, "--local", "10.9.0.1/24", "--", "python3", "-c", fmt.Sprintf(`
+	cmd := exec.Command(ztncRun, "--local", localNet, "--", "python3", "-c", fmt.Sprintf(`
 import socket, errno
 a = socket.create_connection(("127.0.0.1", %d), timeout=5); a.sendall(b"env"); print("allowed:", a.recv(100).decode())
 print("other:", errno.errorcode[socket.socket().connect_ex(("127.0.0.1", %d))])
@@ -496,8 +483,8 @@ func TestIsolateRacingAddress(t *testing.T) {
 	need(t)
 	good, goodCounts := startCanary(t)
 	bad, badCounts := startCanary(t)
-	r := ztnc(t, 2*time.Minute, "--local", "10.9.0.1/24", "--isolate", "--allow-host", fmt.Sprintf("127.0.0.1:%d", good),
-		"--", raceprog, strconv.Itoa(good), strconv.Itoa(bad), "300")
+	r := ztnc(t, 2*time.Minute, onLocal("--isolate", "--allow-host", fmt.Sprintf("127.0.0.1:%d", good),
+		"--", raceprog, strconv.Itoa(good), strconv.Itoa(bad), "300")...)
 	if r.code != 0 || !strings.Contains(r.stdout, "connected ") {
 		t.Fatalf("%s", r)
 	}
@@ -533,7 +520,7 @@ func TestFallThroughPing(t *testing.T) {
 	}
 	r := local(t, "ping -c 2 -i 0.2 -W 2 "+hostAddr)
 	mustContain(t, r, "2 packets transmitted, 2 received")
-	r = ztnc(t, time.Minute, "--local", "10.9.0.1/24", "--isolate", "--", "ping", "-c", "1", "-W", "1", hostAddr)
+	r = ztnc(t, time.Minute, onLocal("--isolate", "--", "ping", "-c", "1", "-W", "1", hostAddr)...)
 	if r.code == 0 || !strings.Contains(r.stderr, "Network is unreachable") {
 		t.Errorf("ping under --isolate: %s", r)
 	}

@@ -20,9 +20,9 @@ func TestCurlPythonHTTPServer(t *testing.T) {
 	need(t, "curl", "python3")
 	dir := webRoot(t)
 	r := local(t, retry+`
-python3 -m http.server 8000 --bind 10.9.0.1 --directory `+dir+` >/dev/null 2>&1 &
-retry curl -sf -o /dev/null http://10.9.0.1:8000/
-curl -sSf http://10.9.0.1:8000/index.html
+python3 -m http.server 8000 --bind 198.51.100.1 --directory `+dir+` >/dev/null 2>&1 &
+retry curl -sf -o /dev/null http://198.51.100.1:8000/
+curl -sSf http://198.51.100.1:8000/index.html
 kill $!
 `)
 	mustContain(t, r, "hello from the virtual network")
@@ -32,9 +32,9 @@ func TestCurlPythonHTTPServerIPv6(t *testing.T) {
 	need(t, "curl", "python3")
 	dir := webRoot(t)
 	r := local(t, retry+`
-python3 -m http.server 8000 --bind fd00::a09:1 --directory `+dir+` >/dev/null 2>&1 &
-retry curl -6 -sf -o /dev/null 'http://[fd00::a09:1]:8000/'
-curl -6 -sSf 'http://[fd00::a09:1]:8000/index.html'
+python3 -m http.server 8000 --bind 2001:db8:198::1 --directory `+dir+` >/dev/null 2>&1 &
+retry curl -6 -sf -o /dev/null 'http://[2001:db8:198::1]:8000/'
+curl -6 -sSf 'http://[2001:db8:198::1]:8000/index.html'
 kill $!
 `)
 	mustContain(t, r, "hello from the virtual network")
@@ -45,21 +45,21 @@ func TestBusybox(t *testing.T) {
 	need(t, "busybox")
 	dir := webRoot(t)
 	r := local(t, retry+`
-busybox httpd -f -p 10.9.0.1:8080 -h `+dir+` &
-retry busybox wget -q -O /dev/null http://10.9.0.1:8080/index.html
-busybox wget -q -O - http://10.9.0.1:8080/index.html
-busybox wget -q -O - 'http://[fd00::a09:1]:8080/index.html' 2>/dev/null && echo "v4-only server answered v6" || true
+busybox httpd -f -p 198.51.100.1:8080 -h `+dir+` &
+retry busybox wget -q -O /dev/null http://198.51.100.1:8080/index.html
+busybox wget -q -O - http://198.51.100.1:8080/index.html
+busybox wget -q -O - 'http://[2001:db8:198::1]:8080/index.html' 2>/dev/null && echo "v4-only server answered v6" || true
 kill $!
 # A dual-stack server (bound to the IPv6 any address) answers both.
 busybox httpd -f -p 8081 -h `+dir+` &
-retry busybox wget -q -O /dev/null 'http://[fd00::a09:1]:8081/index.html'
-busybox wget -q -O - 'http://[fd00::a09:1]:8081/index.html' | sed 's/^/v6: /'
-busybox wget -q -O - 'http://10.9.0.1:8081/index.html' | sed 's/^/v4: /'
+retry busybox wget -q -O /dev/null 'http://[2001:db8:198::1]:8081/index.html'
+busybox wget -q -O - 'http://[2001:db8:198::1]:8081/index.html' | sed 's/^/v6: /'
+busybox wget -q -O - 'http://198.51.100.1:8081/index.html' | sed 's/^/v4: /'
 kill $!
 `)
 	mustContain(t, r, "hello from the virtual network", "v6: hello", "v4: hello")
 	if strings.Contains(r.stdout, "answered v6") {
-		t.Fatal("a server bound to 10.9.0.1 answered on IPv6")
+		t.Fatal("a server bound to 198.51.100.1 answered on IPv6")
 	}
 }
 
@@ -68,15 +68,15 @@ kill $!
 func TestStaticGo(t *testing.T) {
 	need(t)
 	r := local(t, retry+tcpprog+` serve :7000 &
-retry `+tcpprog+` echo 10.9.0.1:7000 ping
+retry `+tcpprog+` echo 198.51.100.1:7000 ping
 `+tcpprog+` echo 127.0.0.1:7000 loopback
-`+tcpprog+` names 10.9.0.1:7000
-`+tcpprog+` names '[fd00::a09:1]:7000'
+`+tcpprog+` names 198.51.100.1:7000
+`+tcpprog+` names '[2001:db8:198::1]:7000'
 `+tcpprog+` names '[::1]:7000'
 kill $!
 `)
 	mustContain(t, r, "ping\n", "loopback\n",
-		"remote 10.9.0.1:7000;", "remote [fd00::a09:1]:7000;", "remote [::1]:7000;")
+		"remote 198.51.100.1:7000;", "remote [2001:db8:198::1]:7000;", "remote [::1]:7000;")
 }
 
 // TestForkingServer: python's ForkingTCPServer accepts in the parent and serves each
@@ -91,14 +91,14 @@ class H(socketserver.StreamRequestHandler):
     def handle(self):
         line = self.rfile.readline()
         self.wfile.write(b"pid %d says %s" % (os.getpid(), line))
-socketserver.ForkingTCPServer(("10.9.0.1", 7100), H).serve_forever()
+socketserver.ForkingTCPServer(("198.51.100.1", 7100), H).serve_forever()
 EOF
 python3 - <<'EOF'
 import socket, time, concurrent.futures
 def one(i):
     for _ in range(100):
         try:
-            s = socket.create_connection(("10.9.0.1", 7100), timeout=10)
+            s = socket.create_connection(("198.51.100.1", 7100), timeout=10)
             break
         except ConnectionRefusedError:
             time.sleep(0.1)
@@ -130,9 +130,9 @@ kill $!
 // garbage collections) while its socket calls are trapped.
 func TestManyConnectionsUnderPreemption(t *testing.T) {
 	need(t)
-	r := local(t, retry+tcpprog+` serve 10.9.0.1:7000 >/dev/null &
-retry `+tcpprog+` echo 10.9.0.1:7000 up >/dev/null
-GOMAXPROCS=4 `+tcpprog+` many 10.9.0.1:7000 1000
+	r := local(t, retry+tcpprog+` serve 198.51.100.1:7000 >/dev/null &
+retry `+tcpprog+` echo 198.51.100.1:7000 up >/dev/null
+GOMAXPROCS=4 `+tcpprog+` many 198.51.100.1:7000 1000
 kill $!
 `)
 	m := regexp.MustCompile(`connections 1000 failures 0 gc_cycles (\d+)`).FindStringSubmatch(r.stdout)
@@ -145,10 +145,12 @@ kill $!
 // sha256.
 func TestBulkTransfer(t *testing.T) {
 	need(t)
-	r := local(t, retry+tcpprog+` serve 10.9.0.1:7000 2>&1 &
-retry `+tcpprog+` echo 10.9.0.1:7000 up >/dev/null
-`+tcpprog+` bulk 10.9.0.1:7000 1073741824
-sleep 0.2
+	serverOut := filepath.Join(t.TempDir(), "server.out")
+	r := local(t, retry+tcpprog+` serve 198.51.100.1:7000 >`+serverOut+` 2>&1 &
+retry `+tcpprog+` echo 198.51.100.1:7000 up >/dev/null
+`+tcpprog+` bulk 198.51.100.1:7000 1073741824
+retry grep -q 'sent sha256' `+serverOut+`
+cat `+serverOut+`
 kill $!
 `)
 	sent := regexp.MustCompile(`sent sha256 ([0-9a-f]{64})`).FindStringSubmatch(r.stdout)

@@ -15,7 +15,7 @@ import (
 func python(t *testing.T, prog string) result {
 	t.Helper()
 	need(t, "python3")
-	r := ztnc(t, 2*time.Minute, "--local", "10.9.0.1/24", "--", "python3", "-c", prog)
+	r := ztnc(t, 2*time.Minute, onLocal("--", "python3", "-c", prog)...)
 	if r.code != 0 || !strings.Contains(r.stdout, "OK") {
 		t.Fatalf("python failed: %s", r)
 	}
@@ -28,11 +28,11 @@ func python(t *testing.T, prog string) result {
 func TestEpollBeforeConnect(t *testing.T) {
 	python(t, `
 import socket, select, errno
-srv = socket.socket(); srv.bind(("10.9.0.1", 9000)); srv.listen()
+srv = socket.socket(); srv.bind(("198.51.100.1", 9000)); srv.listen()
 ep = select.epoll()
 c = socket.socket(); c.setblocking(False)
 ep.register(c.fileno(), select.EPOLLOUT | select.EPOLLIN | select.EPOLLET)
-assert c.connect_ex(("10.9.0.1", 9000)) == errno.EINPROGRESS
+assert c.connect_ex(("198.51.100.1", 9000)) == errno.EINPROGRESS
 ev = ep.poll(5)
 assert ev and ev[0][1] & select.EPOLLOUT, ev
 assert c.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
@@ -44,12 +44,12 @@ for _ in range(10):
     assert ev, "no EPOLLIN"
     if ev[0][1] & select.EPOLLIN: break
 assert c.recv(2) == b"yo"
-# A handshake that cannot finish (nobody has 10.9.0.99): no EPOLLOUT meanwhile.
+# A handshake that cannot finish (nobody has 198.51.100.99): no EPOLLOUT meanwhile.
 d = socket.socket(); d.setblocking(False)
 ep.register(d.fileno(), select.EPOLLOUT | select.EPOLLIN)
-assert d.connect_ex(("10.9.0.99", 80)) == errno.EINPROGRESS
+assert d.connect_ex(("198.51.100.99", 80)) == errno.EINPROGRESS
 assert ep.poll(0.5) == [], "EPOLLOUT before the connection exists"
-assert d.connect_ex(("10.9.0.99", 80)) == errno.EALREADY
+assert d.connect_ex(("198.51.100.99", 80)) == errno.EALREADY
 # select() sees the same.
 r, w, x = select.select([d], [d], [d], 0.2)
 assert (r, w, x) == ([], [], []), (r, w, x)
@@ -62,14 +62,14 @@ func TestConnectRefused(t *testing.T) {
 import socket, select, errno
 s = socket.socket()
 try:
-    s.connect(("10.9.0.1", 9))
+    s.connect(("198.51.100.1", 9))
     raise SystemExit("connected")
 except ConnectionRefusedError:
     pass
 s = socket.socket(socket.AF_INET6)
-assert s.connect_ex(("fd00::a09:1", 9)) == errno.ECONNREFUSED
+assert s.connect_ex(("2001:db8:198::1", 9)) == errno.ECONNREFUSED
 s = socket.socket(); s.setblocking(False)
-assert s.connect_ex(("10.9.0.1", 9)) == errno.EINPROGRESS
+assert s.connect_ex(("198.51.100.1", 9)) == errno.EINPROGRESS
 r, w, x = select.select([], [s], [], 5)
 assert w == [s]
 assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
@@ -77,26 +77,26 @@ assert s.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
 assert s.recv(10) == b""
 # A failed socket can connect again, as on Linux, blocking or not.
 s = socket.socket()
-assert s.connect_ex(("10.9.0.1", 9300)) == errno.ECONNREFUSED
-srv = socket.socket(); srv.bind(("10.9.0.1", 9300)); srv.listen()
-assert s.connect_ex(("10.9.0.1", 9300)) == 0
+assert s.connect_ex(("198.51.100.1", 9300)) == errno.ECONNREFUSED
+srv = socket.socket(); srv.bind(("198.51.100.1", 9300)); srv.listen()
+assert s.connect_ex(("198.51.100.1", 9300)) == 0
 a, _ = srv.accept(); s.sendall(b"again"); assert a.recv(5) == b"again"
 n = socket.socket(); n.setblocking(False)
-assert n.connect_ex(("10.9.0.1", 9301)) == errno.EINPROGRESS
+assert n.connect_ex(("198.51.100.1", 9301)) == errno.EINPROGRESS
 select.select([], [n], [], 5)
 assert n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == errno.ECONNREFUSED
-assert n.connect_ex(("10.9.0.1", 9300)) == errno.EINPROGRESS
+assert n.connect_ex(("198.51.100.1", 9300)) == errno.EINPROGRESS
 select.select([], [n], [], 5)
 assert n.getsockopt(socket.SOL_SOCKET, socket.SO_ERROR) == 0
 a, _ = srv.accept(); n.send(b"nb"); assert a.recv(2) == b"nb"
 print("OK")
 `)
 	need(t, "curl")
-	r := ztnc(t, time.Minute, "--local", "10.9.0.1/24", "--", "curl", "-sS", "http://10.9.0.1:9/")
+	r := ztnc(t, time.Minute, onLocal("--", "curl", "-sS", "http://198.51.100.1:9/")...)
 	if r.code != 7 || !strings.Contains(r.stderr, "Couldn't connect") {
 		t.Fatalf("curl to a closed port: want exit 7, %s", r)
 	}
-	r = ztnc(t, time.Minute, "--local", "10.9.0.1/24", "--", tcpprog, "echo", "10.9.0.1:9", "x")
+	r = ztnc(t, time.Minute, onLocal("--", tcpprog, "echo", "198.51.100.1:9", "x")...)
 	if r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
 		t.Fatalf("Go dial to a closed port: %s", r)
 	}
@@ -117,14 +117,14 @@ assert s.getsockopt(socket.SOL_SOCKET, socket.SO_TYPE) == socket.SOCK_STREAM
 assert s.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_INET
 assert s.getsockopt(socket.SOL_SOCKET, socket.SO_PROTOCOL) == socket.IPPROTO_TCP
 srv = socket.socket(); srv.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-srv.bind(("10.9.0.1", 0)); port = srv.getsockname()[1]; assert port > 0
+srv.bind(("198.51.100.1", 0)); port = srv.getsockname()[1]; assert port > 0
 srv.listen(5)
 assert srv.getsockopt(socket.SOL_SOCKET, socket.SO_ACCEPTCONN) == 1
 assert srv.getsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR) == 1
-s.connect(("10.9.0.1", port))
+s.connect(("198.51.100.1", port))
 a, peer = srv.accept()
-assert peer == s.getsockname() and peer[0] == "10.9.0.1", (peer, s.getsockname())
-assert s.getpeername() == ("10.9.0.1", port) == a.getsockname()
+assert peer == s.getsockname() and peer[0] == "198.51.100.1", (peer, s.getsockname())
+assert s.getpeername() == ("198.51.100.1", port) == a.getsockname()
 assert a.getpeername() == peer
 s.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
 assert s.getsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY) == 1
@@ -141,14 +141,14 @@ assert s6.getsockname() == ("::", 0, 0, 0)
 assert s6.getsockopt(socket.SOL_SOCKET, socket.SO_DOMAIN) == socket.AF_INET6
 srv6 = socket.socket(socket.AF_INET6); srv6.bind(("::", 0)); srv6.listen()
 p6 = srv6.getsockname()[1]
-s6.connect(("fd00::a09:1", p6))
+s6.connect(("2001:db8:198::1", p6))
 a6, peer6 = srv6.accept()
-assert peer6[:2] == s6.getsockname()[:2] and peer6[0] == "fd00::a09:1", (peer6, s6.getsockname())
-assert s6.getpeername()[:2] == ("fd00::a09:1", p6)
-c4 = socket.socket(); c4.connect(("10.9.0.1", p6))
+assert peer6[:2] == s6.getsockname()[:2] and peer6[0] == "2001:db8:198::1", (peer6, s6.getsockname())
+assert s6.getpeername()[:2] == ("2001:db8:198::1", p6)
+c4 = socket.socket(); c4.connect(("198.51.100.1", p6))
 a4, peer4 = srv6.accept()
-assert peer4[0] == "::ffff:10.9.0.1" and peer4[1] == c4.getsockname()[1], peer4
-assert a4.getsockname()[:2] == ("::ffff:10.9.0.1", p6), a4.getsockname()
+assert peer4[0] == "::ffff:198.51.100.1" and peer4[1] == c4.getsockname()[1], peer4
+assert a4.getsockname()[:2] == ("::ffff:198.51.100.1", p6), a4.getsockname()
 print("OK")
 `)
 }
@@ -161,7 +161,7 @@ func TestBlockingCallsAndSignals(t *testing.T) {
 import socket, signal, threading, time
 class Alarm(Exception): pass
 def raise_alarm(*a): raise Alarm()
-srv = socket.socket(); srv.bind(("10.9.0.1", 9100)); srv.listen()
+srv = socket.socket(); srv.bind(("198.51.100.1", 9100)); srv.listen()
 signal.signal(signal.SIGALRM, raise_alarm)
 signal.setitimer(signal.ITIMER_REAL, 0.3)
 try:
@@ -174,7 +174,7 @@ signal.siginterrupt(signal.SIGALRM, False)  # SA_RESTART
 signal.setitimer(signal.ITIMER_REAL, 0.2)
 def dial():
     time.sleep(0.6)
-    socket.create_connection(("10.9.0.1", 9100)).close()
+    socket.create_connection(("198.51.100.1", 9100)).close()
 threading.Thread(target=dial).start()
 a, peer = srv.accept()
 assert fired == [1], fired
@@ -213,7 +213,7 @@ func TestExitCodes(t *testing.T) {
 		{"subcommand name", []string{"help"}, 0, "program-not-subcommand"},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
-			r := ztnc(t, time.Minute, append([]string{"--local", "10.9.0.1/24", "--"}, tc.args...)...)
+			r := ztnc(t, time.Minute, onLocal(append([]string{"--"}, tc.args...)...)...)
 			if r.code != tc.code || !strings.Contains(r.stdout, tc.out) {
 				t.Fatalf("want exit %d: %s", tc.code, r)
 			}
@@ -232,12 +232,12 @@ func TestExitCodes(t *testing.T) {
 // returns.
 func TestSignalForwarding(t *testing.T) {
 	need(t, "python3")
-	cmd := exec.Command(ztncRun, "--local", "10.9.0.1/24", "--", "python3", "-c", `
+	cmd := exec.Command(ztncRun, onLocal("--", "python3", "-c", `
 import signal, sys, time
 signal.signal(signal.SIGTERM, lambda *a: sys.exit(7))
 print("ready", flush=True)
 time.sleep(60)
-`)
+`)...)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -264,12 +264,12 @@ time.sleep(60)
 // listening socket and no such address.
 func TestHostSeesNothing(t *testing.T) {
 	need(t, "python3")
-	cmd := exec.Command(ztncRun, "--local", "10.9.0.1/24", "--", "python3", "-c", `
+	cmd := exec.Command(ztncRun, onLocal("--", "python3", "-c", `
 import socket, time
-s = socket.socket(); s.bind(("10.9.0.1", 47123)); s.listen()
+s = socket.socket(); s.bind(("198.51.100.1", 47123)); s.listen()
 print("listening", flush=True)
 time.sleep(60)
-`)
+`)...)
 	out, _ := cmd.StdoutPipe()
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
@@ -280,13 +280,16 @@ time.sleep(60)
 	}
 	for _, f := range []string{"/proc/net/tcp", "/proc/net/tcp6"} {
 		b, _ := os.ReadFile(f)
-		// Ports are hex in the local_address column: 47123 = B813.
-		if strings.Contains(string(b), ":B813 ") {
-			t.Fatalf("host %s shows port 47123:\n%s", f, b)
+		// A listening socket on port 47123: local_address ends in :B813 (hex), st is 0A.
+		// (Connections of other programs may use the port as their own, and are not ours.)
+		for _, line := range strings.Split(string(b), "\n") {
+			if col := strings.Fields(line); len(col) > 3 && strings.HasSuffix(col[1], ":B813") && col[3] == "0A" {
+				t.Fatalf("host %s shows a listener on port 47123: %s", f, line)
+			}
 		}
 	}
-	if b, _ := os.ReadFile("/proc/net/fib_trie"); strings.Contains(string(b), "10.9.0.1") {
-		t.Fatal("host has address 10.9.0.1")
+	if b, _ := os.ReadFile("/proc/net/fib_trie"); strings.Contains(string(b), "198.51.100.1") {
+		t.Fatal("host has address 198.51.100.1")
 	}
 }
 
@@ -295,13 +298,13 @@ time.sleep(60)
 func TestCloseAndShutdown(t *testing.T) {
 	python(t, `
 import socket, os, errno, time, fcntl
-srv = socket.socket(); srv.bind(("10.9.0.1", 9200)); srv.listen()
+srv = socket.socket(); srv.bind(("198.51.100.1", 9200)); srv.listen()
 other = socket.socket()
 try:
-    other.bind(("10.9.0.1", 9200)); raise SystemExit("bound twice")
+    other.bind(("198.51.100.1", 9200)); raise SystemExit("bound twice")
 except OSError as e:
     assert e.errno == errno.EADDRINUSE, e
-c = socket.create_connection(("10.9.0.1", 9200))
+c = socket.create_connection(("198.51.100.1", 9200))
 a, _ = srv.accept()
 assert not os.get_inheritable(c.fileno()) and not os.get_inheritable(a.fileno())
 # Half-close: the client stops sending, still receives.
@@ -321,7 +324,7 @@ while True:
 assert got == b"reply", got
 c.close()
 # Close with unread data: the peer is reset.
-c = socket.create_connection(("10.9.0.1", 9200))
+c = socket.create_connection(("198.51.100.1", 9200))
 a, _ = srv.accept()
 c.sendall(b"never read")
 time.sleep(0.2)
@@ -333,7 +336,7 @@ try:
 except (ConnectionResetError, BrokenPipeError):
     pass
 # accept4 with SOCK_NONBLOCK, through the raw call.
-c = socket.create_connection(("10.9.0.1", 9200))
+c = socket.create_connection(("198.51.100.1", 9200))
 srv.setblocking(False)
 import ctypes
 libc = ctypes.CDLL(None, use_errno=True)

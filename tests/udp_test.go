@@ -17,7 +17,7 @@ const localLinkLocal = "fe80::7a:74ff:fe6e:6301%2"
 // datagram fd range, rebinding a closed socket's port, SO_RCVTIMEO, raw sockets.
 func TestUDPSemantics(t *testing.T) {
 	need(t)
-	r := local(t, udpprog+` semantics 10.9.0.1 fd00::a09:1 '`+localLinkLocal+`'`)
+	r := local(t, udpprog+` semantics 198.51.100.1 2001:db8:198::1 '`+localLinkLocal+`'`)
 	mustContain(t, r, "ok boundaries", "ok peek-trunc-dontwait-fionread", "ok pktinfo", "ok mmsg",
 		"ok dual-stack", "ok connect-disconnect-refused", "ok broadcast", "ok multicast",
 		"ok link-local", "ok dup-out-of-range", "ok rebind", "ok reuseaddr", "ok timeout", "ok raw-protocols")
@@ -27,12 +27,12 @@ func TestUDPSemantics(t *testing.T) {
 // (WriteTo/ReadFrom), over IPv4, IPv6 and loopback.
 func TestStaticGoUDP(t *testing.T) {
 	need(t)
-	r := local(t, udpprog+` serve :7100 &
-sleep 0.3
-`+udpprog+` echo 10.9.0.1:7100 v4-connected
-`+udpprog+` echoto 10.9.0.1:7100 v4-unconnected
-`+udpprog+` echo '[fd00::a09:1]:7100' v6-connected
-`+udpprog+` echoto '[fd00::a09:1]:7100' v6-unconnected
+	r := local(t, retry+udpprog+` serve :7100 &
+retry `+udpprog+` echo 198.51.100.1:7100 up >/dev/null
+`+udpprog+` echo 198.51.100.1:7100 v4-connected
+`+udpprog+` echoto 198.51.100.1:7100 v4-unconnected
+`+udpprog+` echo '[2001:db8:198::1]:7100' v6-connected
+`+udpprog+` echoto '[2001:db8:198::1]:7100' v6-unconnected
 `+udpprog+` echoto 127.0.0.1:7100 loopback
 kill $!
 `)
@@ -45,7 +45,7 @@ kill $!
 func TestUDPEchoSocatNetcat(t *testing.T) {
 	need(t, "socat", "nc", "python3")
 	out := t.TempDir() + "/listener.out"
-	r := local(t, `
+	r := local(t, retry+`
 socat UDP4-RECVFROM:7201,fork EXEC:cat &
 p1=$!
 socat UDP6-RECVFROM:7202,fork EXEC:cat &
@@ -59,15 +59,17 @@ while True:
     s.sendto(b"py:" + data, addr)
 ' &
 p3=$!
-sleep 0.5
-echo socat-v4 | socat -t 0.5 - UDP4:10.9.0.1:7201
-echo nc-v4 | nc -u -w1 10.9.0.1 7201
-echo socat-v6 | socat -t 0.5 - UDP6:[fd00::a09:1]:7202
-echo nc-v6 | nc -6 -u -w1 fd00::a09:1 7202
-echo nc-mapped | nc -u -w1 10.9.0.1 7203
+retry sh -c 'echo up | socat -t 1 - UDP4:198.51.100.1:7201 | grep -q up'
+retry sh -c 'echo up | socat -t 1 - UDP6:[2001:db8:198::1]:7202 | grep -q up'
+retry sh -c 'echo up | nc -u -w1 198.51.100.1 7203 | grep -q up'
+echo socat-v4 | socat -t 0.5 - UDP4:198.51.100.1:7201
+echo nc-v4 | nc -u -w1 198.51.100.1 7201
+echo socat-v6 | socat -t 0.5 - UDP6:[2001:db8:198::1]:7202
+echo nc-v6 | nc -6 -u -w1 2001:db8:198::1 7202
+echo nc-mapped | nc -u -w1 198.51.100.1 7203
 python3 -c '
 import socket
-for fam, addr in ((socket.AF_INET, ("10.9.0.1", 7203)), (socket.AF_INET6, ("fd00::a09:1", 7203))):
+for fam, addr in ((socket.AF_INET, ("198.51.100.1", 7203)), (socket.AF_INET6, ("2001:db8:198::1", 7203))):
     c = socket.socket(fam, socket.SOCK_DGRAM)
     c.settimeout(5)
     c.sendto(b"unconnected", addr)
@@ -76,14 +78,13 @@ for fam, addr in ((socket.AF_INET, ("10.9.0.1", 7203)), (socket.AF_INET6, ("fd00
     print(data.decode(), src[0])
 '
 (nc -u -l -W 1 7204 > `+out+` &)
-sleep 0.3
-echo to-nc-listener | nc -u -w1 10.9.0.1 7204
-sleep 0.5
+# Sent until the listener has it (it exits after one datagram).
+retry sh -c 'echo to-nc-listener | nc -u -w1 198.51.100.1 7204; test -s `+out+`'
 cat `+out+`
 kill $p1 $p2 $p3
 `)
 	mustContain(t, r, "socat-v4\n", "nc-v4\n", "socat-v6\n", "nc-v6\n", "py:nc-mapped\n",
-		"py:unconnected 10.9.0.1\n", "py:unconnected fd00::a09:1\n", "to-nc-listener\n")
+		"py:unconnected 198.51.100.1\n", "py:unconnected 2001:db8:198::1\n", "to-nc-listener\n")
 }
 
 // TestDNSVirtualNames resolves names of the virtual network with dig (UDP and TCP), host and
@@ -101,10 +102,10 @@ echo "getent6: $(getent ahostsv6 db6.internal | head -1)"
 host web.internal
 dig example.com | grep -o 'status: [A-Z]*' | sed 's/^/outside: /'
 dig web6.internal | grep -o 'status: [A-Z]*' | sed 's/^/unknown: /'
-`, "--isolate", "--dns-name", "web", "--add-host", "db=10.9.0.2", "--add-host", "db6=fd00::2")
-	mustContain(t, r, "dig: 10.9.0.1\n", "dig6: fd00::a09:1\n", "tcp: 10.9.0.2\n",
-		"getent: 10.9.0.1", "getent6: fd00::2", "web.internal has address 10.9.0.1",
-		"web.internal has IPv6 address fd00::a09:1", "outside: status: REFUSED", "unknown: status: NXDOMAIN")
+`, "--isolate", "--dns-name", "web", "--add-host", "db=198.51.100.2", "--add-host", "db6=2001:db8:198::2")
+	mustContain(t, r, "dig: 198.51.100.1\n", "dig6: 2001:db8:198::1\n", "tcp: 198.51.100.2\n",
+		"getent: 198.51.100.1", "getent6: 2001:db8:198::2", "web.internal has address 198.51.100.1",
+		"web.internal has IPv6 address 2001:db8:198::1", "outside: status: REFUSED", "unknown: status: NXDOMAIN")
 }
 
 // TestDNSServerInside runs dnsmasq as a DNS server of the virtual network (port 53 on every
@@ -112,16 +113,18 @@ dig web6.internal | grep -o 'status: [A-Z]*' | sed 's/^/unknown: /'
 // host's resolvers does not take port 53 from programs.
 func TestDNSServerInside(t *testing.T) {
 	need(t, "dnsmasq", "dig")
-	r := local(t, `
+	r := local(t, retry+`
 dnsmasq --no-daemon --conf-file=/dev/null --no-resolv --no-hosts --port=53 --user=root --pid-file= \
-	--address=/svc.example/10.9.0.7 --address=/svc.example/fd00::7 2>/dev/null &
-sleep 0.5
-echo "v4: $(dig +short @10.9.0.1 svc.example)"
-echo "v6: $(dig +short @fd00::a09:1 AAAA svc.example)"
+	--address=/svc.example/198.51.100.7 --address=/svc.example/2001:db8:198::7 2>/dev/null &
+retry dig +tries=1 +time=1 @198.51.100.1 svc.example >/dev/null
+retry dig +tries=1 +time=1 @2001:db8:198::1 svc.example >/dev/null
+retry dig +tcp +tries=1 +time=1 @127.0.0.1 svc.example >/dev/null
+echo "v4: $(dig +short @198.51.100.1 svc.example)"
+echo "v6: $(dig +short @2001:db8:198::1 AAAA svc.example)"
 echo "tcp: $(dig +tcp +short @127.0.0.1 svc.example)"
 kill $!
 `)
-	mustContain(t, r, "v4: 10.9.0.7\n", "v6: fd00::7\n", "tcp: 10.9.0.7\n")
+	mustContain(t, r, "v4: 198.51.100.7\n", "v6: 2001:db8:198::7\n", "tcp: 198.51.100.7\n")
 }
 
 // TestPing runs iputils ping (ICMP datagram sockets) over IPv4 and IPv6 and checks sequence
@@ -130,8 +133,8 @@ kill $!
 func TestPing(t *testing.T) {
 	need(t, "ping", "python3")
 	r := local(t, `
-ping -c 3 -i 0.2 10.9.0.1
-ping -6 -c 3 -i 0.2 fd00::a09:1
+ping -c 3 -i 0.2 198.51.100.1
+ping -6 -c 3 -i 0.2 2001:db8:198::1
 python3 -c '
 import socket, struct
 def csum(b):
@@ -142,23 +145,23 @@ s = socket.socket(socket.AF_INET, socket.SOCK_RAW, socket.IPPROTO_ICMP)
 s.settimeout(5)
 hdr = struct.pack("!BBHHH", 8, 0, 0, 0x1234, 7) + b"rawping!"
 pkt = hdr[:2] + struct.pack("!H", csum(hdr)) + hdr[4:]
-s.sendto(pkt, ("10.9.0.1", 0))
+s.sendto(pkt, ("198.51.100.1", 0))
 data, addr = s.recvfrom(1500)
 ihl = (data[0] & 15) * 4
 t, code, _, ident, seq = struct.unpack("!BBHHH", data[ihl:ihl+8])
 print("raw reply type %d id %#x seq %d from %s ttl %d csum %s" % (t, ident, seq, addr[0], data[8], csum(data[ihl:]) == 0))
 s6 = socket.socket(socket.AF_INET6, socket.SOCK_RAW, socket.IPPROTO_ICMPV6)
 s6.settimeout(5)
-s6.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x4321, 9) + b"raw6", ("fd00::a09:1", 0))
+s6.sendto(struct.pack("!BBHHH", 128, 0, 0, 0x4321, 9) + b"raw6", ("2001:db8:198::1", 0))
 data, addr = s6.recvfrom(1500)
 t, code, _, ident, seq = struct.unpack("!BBHHH", data[:8])
 print("raw6 reply type %d id %#x seq %d from %s" % (t, ident, seq, addr[0]))
 '
 `)
 	mustContain(t, r, "3 packets transmitted, 3 received", "icmp_seq=1 ", "icmp_seq=2 ", "icmp_seq=3 ",
-		"64 bytes from fd00::a09:1: icmp_seq=3",
-		"raw reply type 0 id 0x1234 seq 7 from 10.9.0.1 ttl 64 csum True",
-		"raw6 reply type 129 id 0x4321 seq 9 from fd00::a09:1")
+		"64 bytes from 2001:db8:198::1: icmp_seq=3",
+		"raw reply type 0 id 0x1234 seq 7 from 198.51.100.1 ttl 64 csum True",
+		"raw6 reply type 129 id 0x4321 seq 9 from 2001:db8:198::1")
 	if strings.Count(r.stdout, "0% packet loss") != 2 {
 		t.Fatalf("packet loss\n%s", r)
 	}
@@ -167,10 +170,9 @@ print("raw6 reply type %d id %#x seq %d from %s" % (t, ident, seq, addr[0]))
 // TestIperf3UDP runs iperf3 in UDP mode (connected sockets: the untrapped data path).
 func TestIperf3UDP(t *testing.T) {
 	need(t, "iperf3")
-	r := local(t, `
-iperf3 -s -1 -B 10.9.0.1 -p 5301 >/dev/null &
-sleep 0.5
-iperf3 -u -c 10.9.0.1 -p 5301 -b 20M -t 2 -l 1200
+	r := local(t, retry+`
+iperf3 -s -1 -B 198.51.100.1 -p 5301 >/dev/null &
+retry iperf3 -u -c 198.51.100.1 -p 5301 -b 20M -t 2 -l 1200
 wait
 `)
 	mustContain(t, r, "receiver")
@@ -180,11 +182,12 @@ wait
 // static Go client, and what the server sees.
 func TestIPv6LinkLocal(t *testing.T) {
 	need(t)
-	r := local(t, tcpprog+` serve '[::]:7300' &
+	r := local(t, retry+tcpprog+` serve '[::]:7300' &
 p1=$!
 `+udpprog+` serve '[::]:7301' &
 p2=$!
-sleep 0.3
+retry `+tcpprog+` echo '[`+localLinkLocal+`]:7300' up >/dev/null
+retry `+udpprog+` echo '[`+localLinkLocal+`]:7301' up >/dev/null
 `+tcpprog+` echo '[`+localLinkLocal+`]:7300' tcp-link-local
 `+udpprog+` echo '[`+localLinkLocal+`]:7301' udp-link-local
 `+udpprog+` echoto '[`+localLinkLocal+`]:7301' udp-link-local-unconnected
@@ -206,12 +209,12 @@ func TestResolvers(t *testing.T) {
 busybox nslookup web.internal | grep -A1 'Name:' | grep Address | sed 's/^/busybox: /'
 python3 -c 'import socket; print("glibc:", sorted({a[4][0] for a in socket.getaddrinfo("web.internal", 80)}))'
 `
-	want := []string{"go: [10.9.0.1 fd00::a09:1]", "busybox: Address: 10.9.0.1", "busybox: Address: fd00::a09:1",
-		"glibc: ['10.9.0.1', 'fd00::a09:1']"}
+	want := []string{"go: [198.51.100.1 2001:db8:198::1]", "busybox: Address: 198.51.100.1", "busybox: Address: 2001:db8:198::1",
+		"glibc: ['198.51.100.1', '2001:db8:198::1']"}
 	if _, err := exec.LookPath("node"); err == nil {
 		script += `node -e 'require("dns").resolve4("web.internal", (e, a) => console.log("c-ares:", e, a))'
 `
-		want = append(want, "c-ares: null [ '10.9.0.1' ]")
+		want = append(want, "c-ares: null [ '198.51.100.1' ]")
 	}
 	r := local(t, script, "--dns-name", "web")
 	mustContain(t, r, want...)

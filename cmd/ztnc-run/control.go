@@ -10,6 +10,7 @@ package main
 //	POST   /network/{nwid}  join (zerotier-cli join)
 //	DELETE /network/{nwid}  leave (zerotier-cli leave)
 //	GET    /peer            peers (zerotier-cli listpeers -j)
+//	POST   /attach          supervise a program started by ztnc-run attach (see attachserve.go)
 //	GET    /healthz         200 once every network is OK with an address, 503 before
 //	GET    /metrics         Prometheus text format
 //
@@ -19,6 +20,7 @@ package main
 // the lock holder, so a socket left by a dead process is replaced, a live one never.
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -151,6 +153,9 @@ func serveControl(log *slog.Logger, l *homeLock, h http.Handler) (*controlServer
 			IdleTimeout:       time.Minute,
 			MaxHeaderBytes:    64 << 10,
 			ErrorLog:          slog.NewLogLogger(log.Handler(), slog.LevelDebug),
+			ConnContext: func(ctx context.Context, c net.Conn) context.Context {
+				return context.WithValue(ctx, peerConnKey{}, c)
+			},
 		},
 	}
 	go c.srv.Serve(ownerOnly{ln.(*net.UnixListener), log})
@@ -184,8 +189,42 @@ func (o ownerOnly) Accept() (net.Conn, error) {
 			return c, nil
 		}
 		o.log.Warn("control socket: connection refused", "uid", uid, "err", err)
-		c.Close()
+		go refuse(c, fmt.Sprintf("uid %d may not use this ztnc-run: only its owner (uid %d) and root may", uid, os.Geteuid()))
 	}
+}
+
+// refuse answers a connection's request with 403 and msg, so that the client says why; the
+// request is read first, so that writing it does not fail.
+func refuse(c net.Conn, msg string) {
+	defer c.Close()
+	c.SetDeadline(time.Now().Add(time.Second))
+	if req, err := http.ReadRequest(bufio.NewReader(io.LimitReader(c, 64<<10))); err == nil {
+		io.Copy(io.Discard, req.Body)
+	}
+	b, _ := json.Marshal(map[string]string{"error": msg})
+	fmt.Fprintf(c, "HTTP/1.1 403 Forbidden\r\nContent-Type: application/json\r\nContent-Length: %d\r\nConnection: close\r\n\r\n%s", len(b), b)
+}
+
+// peerConnKey keys a request's connection in its context.
+type peerConnKey struct{}
+
+// peerPID is the pid of the process that made a request (SO_PEERCRED), or 0.
+func peerPID(r *http.Request) int {
+	c, _ := r.Context().Value(peerConnKey{}).(*net.UnixConn)
+	if c == nil {
+		return 0
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return 0
+	}
+	pid := 0
+	rc.Control(func(fd uintptr) {
+		if cred, err := unix.GetsockoptUcred(int(fd), unix.SOL_SOCKET, unix.SO_PEERCRED); err == nil {
+			pid = int(cred.Pid)
+		}
+	})
+	return pid
 }
 
 func peerUID(c *net.UnixConn) (int, error) {
@@ -261,6 +300,9 @@ type errNoInstance struct {
 }
 
 func (e *errNoInstance) Error() string {
+	if errors.Is(e.err, unix.EACCES) {
+		return fmt.Sprintf("cannot reach the ztnc-run of home %s (%s: %v): only the home's owner and root may", e.home, filepath.Join(e.home, controlSocketFile), e.err)
+	}
 	return fmt.Sprintf("no ztnc-run is running with home %s (%s: %v)", e.home, filepath.Join(e.home, controlSocketFile), e.err)
 }
 
@@ -346,6 +388,16 @@ func (in *instance) handler() http.Handler {
 	})
 	mux.HandleFunc("GET /peer", func(w http.ResponseWriter, r *http.Request) {
 		writeJSON(w, http.StatusOK, in.peers())
+	})
+	mux.HandleFunc("POST /attach", func(w http.ResponseWriter, r *http.Request) {
+		in.mu.Lock()
+		at := in.attach
+		in.mu.Unlock()
+		if at == nil {
+			writeError(w, &apiError{http.StatusNotImplemented, "this ztnc-run runs no programs: nothing can attach to it"})
+			return
+		}
+		at.serveHTTP(w, r)
 	})
 	in.healthRoutes(mux)
 	return mux

@@ -37,7 +37,8 @@ address. Networks and members live as JSON files in DIR/controller.d, in zerotie
 
 They are managed through zerotier-one's controller API, served on 127.0.0.1 at the node's port
 number (TCP) to clients that send the token of DIR/authtoken.secret in an X-ZT1-Auth header;
-zero-ui, ztncui and scripts written for zerotier-one work unchanged.`,
+scripts written against zerotier-one's controller API work unchanged (docs/cli.md lists the
+requests it serves).`,
 		Example: `  ztnc-run controller --home /var/lib/ztnc-ctl --planet ./planet
   TOK=$(cat /var/lib/ztnc-ctl/authtoken.secret)
   curl -H "X-ZT1-Auth: $TOK" -X POST http://127.0.0.1:9993/controller/network/<address>______ \

@@ -1,13 +1,12 @@
 package main
 
 import (
-	"bytes"
 	"context"
 	"encoding/json"
 	"io"
 	"log/slog"
-	"net"
 	"net/http"
+	"net/netip"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -15,50 +14,46 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
+	"github.com/ztnc/ztnc/zt/identity"
+	"github.com/ztnc/ztnc/zt/world"
+	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
-// syncBuffer is a bytes.Buffer safe for a writer and a reader in different goroutines.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
-// freePort returns a port free for both UDP and TCP on 127.0.0.1 a moment ago.
-func freePort(t *testing.T) int {
-	for range 20 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", u.LocalAddr().String())
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
+// offlinePlanet writes a planet into home whose only root is 127.0.0.1:9, where nobody
+// answers: a node in a test must never fall back on the built-in planet, whose roots are
+// ZeroTier's public ones.
+func offlinePlanet(t *testing.T, home string) {
+	t.Helper()
+	ids, err := os.ReadFile(filepath.Join(vectors, "identities.txt"))
+	if err != nil {
+		t.Fatal(err)
 	}
-	t.Fatal("no free port")
-	return 0
+	root, err := identity.Parse(strings.Fields(string(ids))[0])
+	if err != nil {
+		t.Fatal(err)
+	}
+	pub, priv, err := identity.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	ep := ztaddr.InetAddressOf(netip.MustParseAddrPort("127.0.0.1:9"))
+	w, err := world.New(world.TypePlanet, 1, 1, pub, []world.Root{{Identity: root.Public(), StableEndpoints: []ztaddr.InetAddress{ep}}}, &priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := os.WriteFile(filepath.Join(home, "planet"), w.Bytes(), 0o644); err != nil {
+		t.Fatal(err)
+	}
 }
 
 // startController runs the controller command's body until the test ends or stop is called.
-func startController(t *testing.T, home string, port int) (url string, out *syncBuffer, stop func() error) {
+func startController(t *testing.T, home string, port int) (url string, out *lab.Buffer, stop func() error) {
 	t.Helper()
+	offlinePlanet(t, home)
 	ctx, cancel := context.WithCancel(context.Background())
-	out = &syncBuffer{}
+	out = &lab.Buffer{}
 	ready := make(chan string, 1)
 	done := make(chan error, 1)
 	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: port, allowLoopback: true}}
@@ -109,7 +104,7 @@ func apiCall(t *testing.T, method, url, token, body string) (int, string) {
 // token of authtoken.secret, keeps its networks across a restart and stops cleanly.
 func TestControllerCommand(t *testing.T) {
 	home := t.TempDir()
-	port := freePort(t)
+	port := lab.FreePort(t)
 	url, out, stop := startController(t, home, port)
 	tok, err := os.ReadFile(filepath.Join(home, "authtoken.secret"))
 	if err != nil {
@@ -154,7 +149,8 @@ func TestControllerCommandBrokenRecord(t *testing.T) {
 	os.MkdirAll(dir, 0o700)
 	bad := filepath.Join(dir, "0123456789000001.json")
 	os.WriteFile(bad, []byte("{nope"), 0o600)
-	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: freePort(t), allowLoopback: true}}
+	offlinePlanet(t, home)
+	o := &controllerOptions{netOptions{home: home, bind: []string{"127.0.0.1"}, port: lab.FreePort(t), allowLoopback: true}}
 	err := runController(context.Background(), o, slog.New(slog.DiscardHandler), io.Discard, nil)
 	if err == nil || !strings.Contains(err.Error(), bad+":1:2") {
 		t.Errorf("error %v, want one naming %s", err, bad)

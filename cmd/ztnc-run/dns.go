@@ -87,9 +87,9 @@ func defaultDNSName() string {
 // programs' queries to the host's resolvers there. Names outside the virtual networks go to
 // upstream, the host's resolvers the policy lets the programs reach; with none they are
 // refused.
-func startResolver(log *slog.Logger, st *netstack.Stack, nets []resolver.Network, upstream []netip.AddrPort) (*resolver.Server, []supervisor.Redirect, error) {
+func startResolver(log *slog.Logger, st *netstack.Stack, nets func() []resolver.Network, upstream []netip.AddrPort) (*resolver.Server, []supervisor.Redirect, error) {
 	r := resolver.New(resolver.Config{
-		Networks: func() []resolver.Network { return nets },
+		Networks: nets,
 		Upstream: upstream,
 		Exchange: resolver.HostExchange,
 	})

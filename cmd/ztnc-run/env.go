@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ztnc/ztnc/zt/identity"
+	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
 // Container entrypoint mode: every flag of a command can come from the environment, so that an
@@ -66,9 +67,76 @@ func applyEnv(cmd *cobra.Command) error {
 			errs = append(errs, fmt.Errorf("%s=%q: %w", name, val, err))
 			return
 		}
-		f.Changed = true
+		markFromEnv(f, name)
 	})
+	if err := applyBetaNetwork(fs); err != nil {
+		errs = append(errs, err)
+	}
 	return errors.Join(errs...)
+}
+
+// markFromEnv records that variable name set flag f.
+func markFromEnv(f *pflag.Flag, name string) {
+	f.Changed = true
+	if f.Annotations == nil {
+		f.Annotations = map[string][]string{}
+	}
+	f.Annotations[envAnnotation] = []string{name}
+}
+
+// betaNetworkEnv is how the 2015 beta's programs named their service and network at once:
+// ZT_NC_NETWORK=HOME/nc_NWID (the path of the service's socket for that network).
+const betaNetworkEnv = "ZT_NC_NETWORK"
+
+// applyBetaNetwork sets --home and --nwid from ZT_NC_NETWORK where neither the command line
+// nor another variable did (and --local is not given).
+func applyBetaNetwork(fs *pflag.FlagSet) error {
+	val := strings.TrimSpace(os.Getenv(betaNetworkEnv))
+	nwid, home := fs.Lookup("nwid"), fs.Lookup("home")
+	if val == "" || nwid == nil || home == nil || setOnCommandLine(fs.Lookup("local")) {
+		return nil
+	}
+	dir, base := filepath.Split(filepath.Clean(val))
+	hex, ok := strings.CutPrefix(base, "nc_")
+	id, err := parseNWID(hex)
+	if !ok || err != nil || dir == "" {
+		return fmt.Errorf("%s=%q: want HOME/nc_NWID, the 2015 beta's form (or use ZTNC_HOME and ZTNC_NWID)", betaNetworkEnv, val)
+	}
+	if !nwid.Changed {
+		if err := nwid.Value.Set(id); err != nil {
+			return err
+		}
+		markFromEnv(nwid, betaNetworkEnv)
+	}
+	if !home.Changed {
+		if err := home.Value.Set(filepath.Clean(dir)); err != nil {
+			return err
+		}
+		markFromEnv(home, betaNetworkEnv)
+	}
+	return nil
+}
+
+// parseNWID checks a network ID of 16 hex digits and returns it in canonical form.
+func parseNWID(s string) (string, error) {
+	id, err := ztaddr.ParseNetworkID(s)
+	if err != nil || id == 0 || len(s) != 16 {
+		return "", fmt.Errorf("network ID %q: want 16 hex digits", s)
+	}
+	return id.String(), nil
+}
+
+// envAnnotation marks a flag set from its variable (the value names the variable).
+const envAnnotation = "ztnc-env"
+
+// setOnCommandLine reports whether a flag was given on the command line (not by a variable).
+func setOnCommandLine(f *pflag.Flag) bool {
+	return f != nil && f.Changed && len(f.Annotations[envAnnotation]) == 0
+}
+
+// setFromEnvironment reports whether a flag was set by its variable.
+func setFromEnvironment(f *pflag.Flag) bool {
+	return f != nil && len(f.Annotations[envAnnotation]) > 0
 }
 
 // lookupEnv returns the first set variable of a flag and its value.

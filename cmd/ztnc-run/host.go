@@ -13,6 +13,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/notify"
 	"github.com/ztnc/ztnc/supervisor"
 	"github.com/ztnc/ztnc/zt"
 )
@@ -208,6 +209,17 @@ func (h *hostSetup) serveNetworks(node *zt.Node, atts []attachment) error {
 	}
 	h.ctl = ctl
 	return nil
+}
+
+// serveNetset makes the node and its networks visible on the control socket and /healthz,
+// with join and leave, and takes programs started by ztnc-run attach under filter.
+func (h *hostSetup) serveNetset(node *zt.Node, ns *netset, filter notify.Program) (*attacher, error) {
+	at := newAttacher(h.log, h.inst, ns, filter)
+	h.inst.mu.Lock()
+	h.inst.netset, h.inst.attach = ns, at
+	h.inst.mu.Unlock()
+	ns.watch(func(atts []attachment) { h.inst.setNetworks(node, atts) })
+	return at, h.serveNetworks(node, ns.joined())
 }
 
 // close stops everything, the published ports first (their connections end) and the home

@@ -26,6 +26,8 @@ type instance struct {
 	mu       sync.Mutex
 	node     *zt.Node
 	nets     []attachment // nw is nil for a --local network
+	netset   *netset      // joins and leaves (nil: the networks are fixed, or there are none)
+	attach   *attacher    // takes programs started by ztnc-run attach (nil: none)
 	programs []*program
 	pubs     []*publisher
 }
@@ -446,45 +448,33 @@ func (in *instance) health() (ok bool, reasons []string) {
 	return len(reasons) == 0, reasons
 }
 
-// join answers a join request. This instance runs its programs on the networks it started
-// with: joining one of them again is a no-op; others need multiple-network support.
+// join answers a join request: the network's stack starts, and the programs started from now
+// on (ztnc-run attach) have it. Programs already running keep the networks they started with.
 func (in *instance) join(id ztaddr.NetworkID) (networkJSON, error) {
-	node, nets, _, _ := in.snapshot()
+	in.mu.Lock()
+	node, ns := in.node, in.netset
+	in.mu.Unlock()
 	if node == nil {
 		return networkJSON{}, &apiError{http.StatusBadRequest, "this ztnc-run runs on a --local network, without a ZeroTier node"}
 	}
-	for _, a := range nets {
-		if a.nw != nil && a.nw.ID() == id {
-			return networkOf(node, a), nil
-		}
+	if ns == nil {
+		return networkJSON{}, &apiError{http.StatusNotImplemented, "this ztnc-run runs no programs: it joins no networks"}
 	}
-	return networkJSON{}, &apiError{http.StatusNotImplemented, fmt.Sprintf("this ztnc-run runs its program on network %s; joining another network while it runs is not supported yet", joinedIDs(nets))}
+	a, err := ns.join(id)
+	if err != nil {
+		return networkJSON{}, err
+	}
+	return networkOf(node, a), nil
 }
 
-func joinedIDs(nets []attachment) string {
-	var s []string
-	for _, a := range nets {
-		if a.nw != nil {
-			s = append(s, a.nw.ID().String())
-		}
-	}
-	if len(s) == 0 {
-		return "(none: it left them)"
-	}
-	return fmt.Sprint(s)
-}
-
-// leave leaves a network: the node forgets it, and its stack loses its addresses and routes
-// (followConfig clears them), so the programs lose the network as they would an interface.
+// leave leaves a network: the node forgets it, and its stack loses its addresses and routes,
+// so the programs lose the network as they would an interface.
 func (in *instance) leave(id ztaddr.NetworkID) error {
 	in.mu.Lock()
-	node := in.node
-	i := slices.IndexFunc(in.nets, func(a attachment) bool { return a.nw != nil && a.nw.ID() == id })
-	if node == nil || i < 0 {
-		in.mu.Unlock()
-		return &apiError{http.StatusNotFound, "network " + id.String() + " is not joined"}
-	}
-	in.nets = slices.Delete(in.nets, i, i+1)
+	ns := in.netset
 	in.mu.Unlock()
-	return node.Leave(id)
+	if ns == nil {
+		return errNotJoined(id)
+	}
+	return ns.leave(id)
 }

@@ -1,5 +1,10 @@
-// Command ztnc-run runs unmodified programs with their TCP/IP sockets on a virtual network
-// inside this process instead of the host's.
+// Command ztnc-run runs unmodified programs with their sockets on virtual networks inside this
+// process instead of the host's. It is where the packages meet: it starts the ZeroTier node
+// (zt) and joins its networks, gives each network a stack (netstack) with the network as its
+// Ethernet port, and launches the program under the seccomp supervisor (notify, supervisor)
+// that puts its sockets on those stacks; around that, the subcommands (root, controller,
+// service, attach, status...), the control socket, published ports, health and the
+// environment of a container entrypoint.
 //
 //	ztnc-run [flags] -- CMD [ARGS...]
 //
@@ -59,14 +64,21 @@ func newRootCmd() *cobra.Command {
 	root := &cobra.Command{
 		Use:   "ztnc-run [flags] -- CMD [ARGS...]",
 		Short: "Run a program with its sockets on a virtual network",
-		Long: `ztnc-run runs CMD, and every process it starts, with all their IPv4/IPv6 TCP sockets
-on a user-space network stack inside ztnc-run instead of the host: no root, no TUN device, no
-change to the host. Dynamically and statically linked programs both work.
+		Long: `ztnc-run runs CMD, and every process it starts, with their sockets (TCP, UDP and ICMP;
+IPv4 and IPv6) on a user-space network stack inside ztnc-run instead of the host's: no root,
+no TUN device, no change to the host. Dynamically and statically linked programs both work.
 
-With --local the network exists only inside this ztnc-run: the program gets the given
-addresses, and the processes it starts reach each other through the stack.`,
-		Example: `  ztnc-run --local 10.9.0.1/24 -- python3 -m http.server 8080
-  ztnc-run --local 10.9.0.1/24 --local fd00::1/64 -- sh -c 'server & client'`,
+With --nwid, ztnc-run is a ZeroTier node: it prints the node's address (authorize it on the
+network's controller) and starts CMD once the network is OK with an address (--wait). With
+--local the network exists only inside this ztnc-run. Destinations outside the virtual
+networks use the host's network, unless --isolate.
+
+Every flag can also be set from the environment: --some-flag is ZTNC_SOME_FLAG (ZT_NC_NWID is
+--nwid, as in the 2015 beta). Exit status: CMD's (128+N when signal N killed it); 125 when
+ztnc-run fails; 126 when CMD cannot be executed, 127 when it is not found.`,
+		Example: `  ztnc-run --nwid 8056c2e21c000001 -- python3 -m http.server 8080
+  ztnc-run --nwid 8056c2e21c000001 --isolate -p 8080:80 -- nginx -g 'daemon off;'
+  ztnc-run --local 10.9.0.1/24 -- sh -c 'python3 -m http.server 8080 & sleep 1; curl http://10.9.0.1:8080/'`,
 		Args: func(cmd *cobra.Command, args []string) error {
 			if len(args) == 0 {
 				return errors.New("no program given: ztnc-run [flags] -- CMD [ARGS...] (see --help)")
@@ -76,6 +88,9 @@ addresses, and the processes it starts reach each other through the stack.`,
 		SilenceErrors: true,
 		SilenceUsage:  true,
 		RunE: func(cmd *cobra.Command, args []string) error {
+			if attached, err := attachFromEnv(cmd, &o, args); attached || err != nil {
+				return err
+			}
 			return runProgram(cmd.Context(), &o, args)
 		},
 	}
@@ -93,6 +108,7 @@ addresses, and the processes it starts reach each other through the stack.`,
 	o.host.addFlags(root.Flags())
 	root.PersistentPreRunE = func(cmd *cobra.Command, _ []string) error { return applyEnv(cmd) }
 	root.AddCommand(newIdtoolCmd(), newRootServerCmd(), newControllerCmd())
+	root.AddCommand(newServiceCmd(), newAttachCmd())
 	root.AddCommand(newStatusCmds()...)
 	return root
 }

@@ -33,11 +33,16 @@ type netOptions struct {
 
 func (o *netOptions) addFlags(f *pflag.FlagSet) {
 	f.StringArrayVar(&o.nwids, "nwid", nil, "join this ZeroTier network (16 hex digits)")
+	o.addNodeFlags(f)
+	f.DurationVar(&o.wait, "wait", 60*time.Second, "how long to wait for every network to be OK with an address before starting the program (0: start at once)")
+}
+
+// addNodeFlags adds the flags of the node itself (all but --nwid and --wait).
+func (o *netOptions) addNodeFlags(f *pflag.FlagSet) {
 	f.StringVar(&o.home, "home", "", "node state directory: identity, planet, cached configs (default $ZTNC_HOME, $XDG_STATE_HOME/ztnc, ~/.local/state/ztnc)")
 	f.IntVar(&o.port, "port", 0, "UDP port of the node (default 9993 if free, else the port used last, else a random one)")
 	f.StringArrayVar(&o.bind, "bind", nil, "local address for the node's UDP socket (repeatable; default: all)")
 	f.StringVar(&o.planet, "planet", "", "planet file naming the roots (default: HOME/planet, else ZeroTier's public roots)")
-	f.DurationVar(&o.wait, "wait", 60*time.Second, "how long to wait for every network to be OK with an address before starting the program (0: start at once)")
 	f.BoolVar(&o.allowLoopback, "allow-loopback", false, "accept loopback physical paths (only between nodes of ours on one machine; implied by a planet whose roots are on loopback)")
 }
 
@@ -82,6 +87,10 @@ func (o *netOptions) nodeConfig(log *slog.Logger) (zt.Config, error) {
 		if err != nil {
 			return cfg, fmt.Errorf("--planet: %w", err)
 		}
+		// Checked here so that the error names the file (the node would only say "planet").
+		if _, _, err := world.Parse(b); err != nil {
+			return cfg, fmt.Errorf("--planet %s: %w", o.planet, err)
+		}
 		cfg.Planet = b
 	}
 	return cfg, nil
@@ -93,43 +102,21 @@ type attachment struct {
 	stack *netstack.Stack
 }
 
-// startNetworks starts the node, joins the networks and attaches a stack to each, keeping
-// the stacks' addresses, routes and MTU in step with the controller's configs.
-func startNetworks(ctx context.Context, log *slog.Logger, o *netOptions, ids []ztaddr.NetworkID) (*zt.Node, []attachment, error) {
+// startNode starts the node of the home (networks are joined through a netset).
+func startNode(ctx context.Context, log *slog.Logger, o *netOptions) (*zt.Node, error) {
 	cfg, err := o.nodeConfig(log)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	if planetOnLoopback(cfg) {
 		cfg.AllowLoopback = true
 	}
 	node, err := zt.NewNode(ctx, cfg)
 	if err != nil {
-		return nil, nil, err
+		return nil, err
 	}
 	node.Start()
-
-	var atts []attachment
-	fail := func(err error) (*zt.Node, []attachment, error) {
-		for _, a := range atts {
-			a.stack.Close()
-		}
-		node.Close()
-		return nil, nil, err
-	}
-	for _, id := range ids {
-		nw, err := node.Join(id)
-		if err != nil {
-			return fail(fmt.Errorf("join %s: %w", id, err))
-		}
-		st, err := netstack.New(nw, netstack.Config{})
-		if err != nil {
-			return fail(fmt.Errorf("network %s: stack: %w", id, err))
-		}
-		atts = append(atts, attachment{nw, st})
-		go followConfig(ctx, log, nw, st)
-	}
-	return node, atts, nil
+	return node, nil
 }
 
 // waitNetworks returns once every network is OK with an address, at once if wait is zero; it

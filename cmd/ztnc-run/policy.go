@@ -14,13 +14,14 @@ import (
 )
 
 // supervision is what the supervisor is given: the networks' stacks (the first one carries
-// loopback and the DNS responder), their interface names, where the rest goes, and the DNS
-// redirects.
+// loopback and the DNS responder), their interface names, where the rest goes, the DNS
+// redirects, and the loopback index of the instance (nil: the supervisor's own).
 type supervision struct {
 	stacks    []*netstack.Stack
 	links     func() []supervisor.Link
 	policy    supervisor.Policy
 	redirects []supervisor.Redirect
+	loopbacks *supervisor.Loopbacks
 }
 
 // start makes the supervisor of the programs behind l.
@@ -35,6 +36,9 @@ func (v *supervision) start(l *notify.Listener, log *slog.Logger) (*supervisor.S
 	sup.SetPolicy(v.policy)
 	sup.SetLinks(v.links)
 	sup.SetRedirects(v.redirects)
+	if v.loopbacks != nil {
+		sup.ShareLoopbacks(v.loopbacks)
+	}
 	return sup, nil
 }
 

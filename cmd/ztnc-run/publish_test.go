@@ -135,11 +135,10 @@ func udpEcho(t *testing.T, st *netstack.Stack, port uint16) {
 func TestPublishUDPFlows(t *testing.T) {
 	st := localStack(t)
 	udpEcho(t, st, 53)
-	spec, err := parsePublish("127.0.0.1:0:53/udp")
-	if err == nil {
+	if _, err := parsePublish("127.0.0.1:0:53/udp"); err == nil {
 		t.Fatal("port 0 accepted")
 	}
-	spec = publishSpec{host: netip.MustParseAddrPort("127.0.0.1:0"), vport: 53, udp: true}
+	spec := publishSpec{host: netip.MustParseAddrPort("127.0.0.1:0"), vport: 53, udp: true}
 	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return st }, 300*time.Millisecond)
 	if err != nil {
 		t.Fatal(err)

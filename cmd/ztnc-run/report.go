@@ -18,3 +18,13 @@ func reportError(root *cobra.Command, msg string) {
 	}
 	fmt.Fprintln(os.Stderr, "ztnc-run: "+msg)
 }
+
+// commandLogger is the logger of a subcommand, from the root's --verbose and --log-format.
+func commandLogger(cmd *cobra.Command) (*slog.Logger, error) {
+	verbose, _ := cmd.Flags().GetBool("verbose")
+	format, _ := cmd.Flags().GetString("log-format")
+	if format == "" {
+		format = "text"
+	}
+	return newLogger(&runOptions{verbose: verbose, logFormat: format})
+}

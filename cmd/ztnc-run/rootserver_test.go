@@ -2,7 +2,6 @@ package main
 
 import (
 	"context"
-	"net"
 	"net/netip"
 	"os"
 	"path/filepath"
@@ -12,6 +11,7 @@ import (
 	"time"
 
 	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/tests/lab"
 	"github.com/ztnc/ztnc/zt"
 	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/world"
@@ -19,16 +19,6 @@ import (
 
 // A joined network is the stack's Ethernet port.
 var _ netstack.Port = (*zt.Network)(nil)
-
-func freeUDPPort(t *testing.T) int {
-	t.Helper()
-	c, err := net.ListenUDP("udp4", &net.UDPAddr{IP: net.IPv4(127, 0, 0, 1)})
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer c.Close()
-	return c.LocalAddr().(*net.UDPAddr).Port
-}
 
 func TestRootServerWritesPlanetAndServes(t *testing.T) {
 	dir := t.TempDir()
@@ -41,7 +31,7 @@ func TestRootServerWritesPlanetAndServes(t *testing.T) {
 	if err := os.WriteFile(filepath.Join(dir, "identity.secret"), []byte(lines[0]), 0o600); err != nil {
 		t.Fatal(err)
 	}
-	port := freeUDPPort(t)
+	port := lab.FreePort(t)
 	ctx, cancel := context.WithCancel(context.Background())
 	cmd := newRootServerCmd()
 	cmd.Flags().Bool("verbose", false, "")

@@ -17,7 +17,6 @@ import (
 
 	"github.com/ztnc/ztnc/netstack"
 	"github.com/ztnc/ztnc/notify"
-	"github.com/ztnc/ztnc/supervisor"
 	"github.com/ztnc/ztnc/supervisor/resolver"
 )
 
@@ -54,8 +53,14 @@ func newLogger(o *runOptions) (*slog.Logger, error) {
 	return nil, fmt.Errorf("--log-format %q: want text or json", o.logFormat)
 }
 
-// localPrefixes parses --local. When no IPv6 prefix is given, fd00::/64 with the first IPv4
-// address in the low 32 bits is added (10.9.0.1 → fd00::a09:1), so IPv6 programs work too.
+// localIPv6Prefix is the unique local /64 of --local networks given no IPv6 prefix: fd7a:746e:63
+// spells "ztnc". A fixed prefix keeps the derived address predictable; fd00::/64, the obvious
+// choice, is too often the host's own LAN, which would then be unreachable from inside.
+var localIPv6Prefix = [8]byte{0xfd, 0x7a, 0x74, 0x6e, 0x63, 0x00, 0x00, 0x00}
+
+// localPrefixes parses --local. When no IPv6 prefix is given, localIPv6Prefix with the first
+// IPv4 address in the low 32 bits is added (10.9.0.1 → fd7a:746e:6300::a09:1), so IPv6
+// programs work too.
 func localPrefixes(vals []string) ([]netip.Prefix, error) {
 	var out []netip.Prefix
 	var first4 netip.Addr
@@ -78,7 +83,8 @@ func localPrefixes(vals []string) ([]netip.Prefix, error) {
 	}
 	if !has6 && first4.IsValid() {
 		a4 := first4.As4()
-		a16 := [16]byte{0: 0xfd}
+		var a16 [16]byte
+		copy(a16[:], localIPv6Prefix[:])
 		copy(a16[12:], a4[:])
 		out = append(out, netip.PrefixFrom(netip.AddrFrom16(a16), 64))
 	}
@@ -116,43 +122,48 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	}
 	defer host.close()
 
-	var stack *netstack.Stack
-	var nets []resolver.Network
-	sv := &supervision{policy: pol}
-	dnsName := o.dnsName
+	var sv *supervision
+	var prog notify.Program
 	if len(ids) > 0 {
 		if err := host.claimHome(startCtx, &o.net); err != nil {
 			return err
 		}
-		node, atts, err := startNetworks(ctx, log, &o.net, ids)
+		node, err := startNode(ctx, log, &o.net)
 		if err != nil {
 			return err
 		}
 		defer node.Close()
-		for _, a := range atts {
-			defer a.stack.Close()
-			nets = append(nets, &ztNames{nw: a.nw, self: node.Address(), st: a.stack})
-			sv.stacks = append(sv.stacks, a.stack)
-		}
-		sv.links = func() []supervisor.Link {
-			links := make([]supervisor.Link, len(atts))
-			for i, a := range atts {
-				links[i] = supervisor.Link{Name: linkName(a.nw.ID()), MTU: a.nw.State().MTU}
-			}
-			return links
-		}
-		defer logCounters(log, node, atts)
-		if err := host.serveNetworks(node, atts); err != nil {
+		ns, err := newNetset(ctx, log, node, pol, o.addHosts)
+		if err != nil {
 			return err
 		}
-		if err := waitNetworks(startCtx, node, atts, o.net.wait); err != nil {
+		defer ns.close()
+		defer func() { logCounters(log, node, ns.joined()) }()
+		for _, id := range ids {
+			if _, err := ns.join(id); err != nil {
+				return fmt.Errorf("join %s: %w", id, err)
+			}
+		}
+		if prog, err = notify.Compile(pol.Spec()); err != nil {
+			return err
+		}
+		at, err := host.serveNetset(node, ns, prog)
+		if err != nil {
+			return err
+		}
+		// Programs attached to this instance end with it, before its networks close.
+		defer at.stop("the ztnc-run running "+args[0]+" is exiting", attachStopGrace)
+		if err := waitNetworks(startCtx, node, ns.joined(), o.net.wait); err != nil {
 			if sig := startDone(); sig != 0 {
 				return interrupted(sig, "waiting for the network")
 			}
 			return err
 		}
-		stack = atts[0].stack
-		dnsName = "" // members are named <node>.<nwid>.zt
+		var release func()
+		if sv, release, err = ns.supervision(); err != nil {
+			return err
+		}
+		defer release()
 	} else {
 		prefixes, err := localPrefixes(o.local)
 		if err != nil {
@@ -160,7 +171,8 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		}
 		hub := netstack.NewHub()
 		port := hub.NewPort(localMAC, localMTU)
-		if stack, err = netstack.New(port, netstack.Config{}); err != nil {
+		stack, err := netstack.New(port, netstack.Config{})
+		if err != nil {
 			return fmt.Errorf("network stack: %w", err)
 		}
 		defer stack.Close()
@@ -168,25 +180,22 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 			return fmt.Errorf("--local: %w", err)
 		}
 		log.Debug("local network", "addresses", prefixes)
-		sv.stacks = []*netstack.Stack{stack}
 		host.serveNetworks(nil, []attachment{{stack: stack}})
+		names, err := newLocalNames(stack, o.dnsName, o.addHosts)
+		if err != nil {
+			return err
+		}
+		dns, redirects, err := startResolver(log, stack, func() []resolver.Network { return []resolver.Network{names} }, upstreamResolvers(pol))
+		if err != nil {
+			return err
+		}
+		defer dns.Close()
+		sv = &supervision{stacks: []*netstack.Stack{stack}, policy: pol, redirects: redirects}
+		if prog, err = notify.Compile(pol.Spec()); err != nil {
+			return err
+		}
 	}
 
-	names, err := newLocalNames(stack, dnsName, o.addHosts)
-	if err != nil {
-		return err
-	}
-	dns, redirects, err := startResolver(log, stack, append(nets, names), upstreamResolvers(pol))
-	if err != nil {
-		return err
-	}
-	defer dns.Close()
-	sv.redirects = redirects
-
-	prog, err := notify.Compile(pol.Spec())
-	if err != nil {
-		return err
-	}
 	if o.cpuProfile != "" {
 		f, err := os.Create(o.cpuProfile)
 		if err != nil {
@@ -221,6 +230,30 @@ func lookPath(name string) (string, error) {
 
 // runSupervised starts the program under the filter, serves it, and returns its exit status.
 func runSupervised(log *slog.Logger, sv *supervision, prog notify.Program, path string, args []string, inst *instance) error {
+	return launch(prog, path, args, func(p *notify.Process) (<-chan error, func(int), error) {
+		sup, err := sv.start(p.Listener, log)
+		if err != nil {
+			return nil, nil, err
+		}
+		remove := inst.addProgram(&program{pid: p.Pid, argv: args, sup: sup})
+		served := make(chan error, 1)
+		go func() { served <- sup.Serve() }()
+		return served, func(int) {
+			remove()
+			sup.Close()
+		}, nil
+	})
+}
+
+// superviseFunc puts a program that launch started under supervision. It returns a channel
+// that yields the supervision's failure (the program must not run on; nil: no process uses
+// the filter any more) and a function that launch calls with the program's exit status once
+// the program and what it left running have ended.
+type superviseFunc func(p *notify.Process) (failed <-chan error, done func(status int), err error)
+
+// launch starts the program under the filter prog as ztnc-run's child, has it supervised, and
+// returns its exit status (as an *exitError unless 0).
+func launch(prog notify.Program, path string, args []string, supervise superviseFunc) error {
 	// Orphaned descendants are reparented to us: we reap them, and can find and stop them.
 	if err := unix.Prctl(unix.PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0); err != nil {
 		return fmt.Errorf("become subreaper: %w", err)
@@ -250,35 +283,34 @@ func runSupervised(log *slog.Logger, sv *supervision, prog notify.Program, path 
 		defer restoreForeground()
 	}
 
-	sup, err := sv.start(p.Listener, log)
+	failed, done, err := supervise(p)
 	if err != nil {
 		killTree(syscall.SIGKILL)
+		reapAll()
 		return err
 	}
-	defer sup.Close()
-	defer inst.addProgram(&program{pid: p.Pid, argv: args, sup: sup})()
-	served := make(chan error, 1)
-	go func() { served <- sup.Serve() }()
-
 	if err := p.WaitExec(); err != nil {
 		reapAll()
 		var ee *notify.ExecError
-		if errors.As(err, &ee) {
-			code := exitCannotExec
-			if ee.Errno == unix.ENOENT {
-				code = exitNotFound
-			}
-			return &exitError{code, err.Error()}
+		if !errors.As(err, &ee) {
+			done(exitFailure)
+			return err
 		}
-		return err
+		code := exitCannotExec
+		if ee.Errno == unix.ENOENT {
+			code = exitNotFound
+		}
+		done(code)
+		return &exitError{code, err.Error()}
 	}
 	sig.target(p.Pid)
 
-	status, err := waitMain(p.Pid, served, fg)
+	status, err := waitMain(p.Pid, failed, fg)
 	if err != nil {
 		// The supervisor failed: nothing may run on with a broken network.
 		killTree(syscall.SIGKILL)
 		reapAll()
+		done(exitFailure)
 		return &exitError{exitFailure, err.Error()}
 	}
 	stopDescendants()
@@ -289,6 +321,7 @@ func runSupervised(log *slog.Logger, sv *supervision, prog notify.Program, path 
 	case status.Signaled():
 		code = exitSignalsBase + int(status.Signal())
 	}
+	done(code)
 	if code != 0 {
 		return &exitError{code: code}
 	}

@@ -51,7 +51,7 @@ func newStatusCmds() []*cobra.Command {
 		{"status", "Show the node of a running ztnc-run: 200 info <address> <version> ONLINE|OFFLINE", cobra.NoArgs, cliStatus},
 		{"listnetworks", "List the networks of a running ztnc-run", cobra.NoArgs, cliListNetworks},
 		{"listpeers", "List the peers of a running ztnc-run's node", cobra.NoArgs, cliListPeers},
-		{"join NWID", "Join a network (a running ztnc-run serves the networks it started with)", cobra.ExactArgs(1), cliJoin},
+		{"join NWID", "Join a network: programs attached from then on have it", cobra.ExactArgs(1), cliJoin},
 		{"leave NWID", "Leave a network: the programs of that ztnc-run lose it", cobra.ExactArgs(1), cliLeave},
 	}
 	var cmds []*cobra.Command

@@ -136,7 +136,7 @@ func TestContainerExample(t *testing.T) {
 	volume := homeWith(t, 2)
 	planet, _ := os.ReadFile(rootHome.Path("planet"))
 	volume.SetPlanet(t, planet)
-	zAddr := netip.MustParseAddr("10.147.17.5")
+	zAddr := netip.MustParseAddr("203.0.113.5")
 	if err := ctl.Authorize(t.Context(), nwid, volume.Address(), zAddr); err != nil {
 		t.Fatal(err)
 	}
@@ -185,14 +185,7 @@ func TestContainerExample(t *testing.T) {
 		t.Errorf("page through the published port: %q", page)
 	}
 
-	// docker exec web ztnc-run listnetworks
-	execArgv := append(append([]string{"-i"}, df.environment(volume.Dir)...), "ztnc-run", "listnetworks")
-	out := ctr.Run(t, "env", execArgv...)
-	if want := fmt.Sprintf("200 listnetworks %s container ", nwid); !strings.Contains(out, want) || !strings.Contains(out, " OK PRIVATE ztnc "+zAddr.String()+"/24") {
-		t.Errorf("docker exec ztnc-run listnetworks:\n%s", out)
-	}
-
-	// docker stop
+	// PID 1 of the container, the entrypoint's ztnc-run.
 	b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", c.Pid(), c.Pid()))
 	if err != nil {
 		t.Fatal(err)
@@ -204,6 +197,23 @@ func TestContainerExample(t *testing.T) {
 	if comm, _ := os.ReadFile(fmt.Sprintf("/proc/%d/comm", init)); strings.TrimSpace(string(comm)) != "ztnc-run" {
 		t.Fatalf("unshare's child is %q", comm)
 	}
+
+	// docker exec web ztnc-run -- curl: with the container's environment, a second ztnc-run
+	// attaches to PID 1's, and reaches the server at its virtual address, which the
+	// container's own network has no route to.
+	nsArgv := append([]string{"--target", strconv.Itoa(init), "--pid", "--mount", "--", "env", "-i"}, df.environment(volume.Dir, "ZTNC_NWID="+nwid)...)
+	if out := ctr.Run(t, "nsenter", append(nsArgv, "ztnc-run", "--", "curl", "-fsS", "http://"+lab.HostPort(zAddr, mustAtoi(t, df.cmd[len(df.cmd)-1]))+"/")...); out != "served from a container\n" {
+		t.Errorf("docker exec ztnc-run -- curl to the server's virtual address: %q", out)
+	}
+
+	// docker exec web ztnc-run listnetworks
+	execArgv := append(append([]string{"-i"}, df.environment(volume.Dir)...), "ztnc-run", "listnetworks")
+	out := ctr.Run(t, "env", execArgv...)
+	if want := fmt.Sprintf("200 listnetworks %s container ", nwid); !strings.Contains(out, want) || !strings.Contains(out, " OK PRIVATE ztnc "+zAddr.String()+"/24") {
+		t.Errorf("docker exec ztnc-run listnetworks:\n%s", out)
+	}
+
+	// docker stop
 	syscall.Kill(init, syscall.SIGTERM)
 	select {
 	case <-c.Done():

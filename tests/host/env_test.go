@@ -36,10 +36,12 @@ func TestEnvLocalAndPrecedence(t *testing.T) {
 		args []string
 		addr string
 	}{
-		{"ZTNC_LOCAL", []string{"ZTNC_LOCAL=10.9.0.1/24"}, nil, "10.9.0.1"},
-		{"ZTNC_LOCAL list", []string{"ZTNC_LOCAL=10.9.0.1/24, fd00:9::1/64"}, nil, "fd00:9::1"},
-		{"flag wins", []string{"ZTNC_LOCAL=10.8.0.1/24"}, []string{"--local", "10.9.0.1/24"}, "10.9.0.1"},
-		{"--local replaces ZTNC_NWID", []string{"ZTNC_NWID=8056c2e21c000001", "ZT_NC_NWID=8056c2e21c000001"}, []string{"--local", "10.9.0.1/24"}, "10.9.0.1"},
+		{"ZTNC_LOCAL", []string{"ZTNC_LOCAL=198.51.100.1/24"}, nil, "198.51.100.1"},
+		{"ZTNC_LOCAL list", []string{"ZTNC_LOCAL=198.51.100.1/24, 2001:db8:9::1/64"}, nil, "2001:db8:9::1"},
+		{"flag wins", []string{"ZTNC_LOCAL=203.0.113.1/24"}, []string{"--local", "198.51.100.1/24"}, "198.51.100.1"},
+		// Should --local not replace the network, the run fails at once on the planet (it must
+		// never reach for ZeroTier's public roots).
+		{"--local replaces ZTNC_NWID", []string{"ZTNC_NWID=8056c2e21c000001", "ZT_NC_NWID=8056c2e21c000001", "ZTNC_PLANET=/nonexistent/planet"}, []string{"--local", "198.51.100.1/24"}, "198.51.100.1"},
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runZtnc(t, time.Minute, c.env, append(c.args, append([]string{"--"}, bindCheck(c.addr)...)...)...)
@@ -49,9 +51,9 @@ func TestEnvLocalAndPrecedence(t *testing.T) {
 		})
 	}
 	// The variable that lost to the flag is not a network of this run.
-	r := runZtnc(t, time.Minute, []string{"ZTNC_LOCAL=10.8.0.1/24"}, append([]string{"--local", "10.9.0.1/24", "--"}, bindCheck("10.8.0.1")...)...)
+	r := runZtnc(t, time.Minute, []string{"ZTNC_LOCAL=203.0.113.1/24"}, append([]string{"--local", "198.51.100.1/24", "--"}, bindCheck("203.0.113.1")...)...)
 	if r.code == 0 {
-		t.Errorf("10.8.0.1 from the overridden ZTNC_LOCAL is usable: %s", r)
+		t.Errorf("203.0.113.1 from the overridden ZTNC_LOCAL is usable: %s", r)
 	}
 }
 
@@ -74,7 +76,7 @@ func TestEnvErrors(t *testing.T) {
 		{"ZTNC_HEALTH=nowhere", `ztnc-run: --health "nowhere": want ADDRESS:PORT`},
 	} {
 		t.Run(c.env, func(t *testing.T) {
-			r := runZtnc(t, 30*time.Second, []string{c.env}, "--local", "10.9.0.1/24", "--", "true")
+			r := runZtnc(t, 30*time.Second, []string{c.env}, "--local", "198.51.100.1/24", "--", "true")
 			if r.code != 125 || !strings.HasPrefix(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {
 				t.Errorf("want exit 125 and one line starting %q\n%s", c.want, r)
 			}
@@ -89,9 +91,9 @@ func TestEnvErrors(t *testing.T) {
 // ZTNC_LOG_FORMAT and ZTNC_VERBOSE: every line on stderr is JSON, with debug lines.
 func TestEnvLogging(t *testing.T) {
 	need(t, "python3")
-	port := freePort(t)
-	r := runZtnc(t, time.Minute, []string{"ZTNC_LOG_FORMAT=json", "ZTNC_VERBOSE=yes", "ZTNC_LOCAL=10.9.0.1/24",
-		"ZTNC_PUBLISH=127.0.0.1:" + strconv.Itoa(port) + ":8080"}, append([]string{"--"}, bindCheck("10.9.0.1")...)...)
+	port := lab.FreePort(t)
+	r := runZtnc(t, time.Minute, []string{"ZTNC_LOG_FORMAT=json", "ZTNC_VERBOSE=yes", "ZTNC_LOCAL=198.51.100.1/24",
+		"ZTNC_PUBLISH=127.0.0.1:" + strconv.Itoa(port) + ":8080"}, append([]string{"--"}, bindCheck("198.51.100.1")...)...)
 	if r.code != 0 {
 		t.Fatalf("%s", r)
 	}
@@ -110,7 +112,7 @@ func TestEnvLogging(t *testing.T) {
 		t.Errorf("levels %v, want DEBUG (ZTNC_VERBOSE) and INFO (the published port)\n%s", levels, r)
 	}
 	// A failure before anything ran is a JSON record too.
-	r = runZtnc(t, 30*time.Second, []string{"ZTNC_LOG_FORMAT=json"}, "--local", "10.9.0.1/24", "--", "/nonexistent/program")
+	r = runZtnc(t, 30*time.Second, []string{"ZTNC_LOG_FORMAT=json"}, "--local", "198.51.100.1/24", "--", "/nonexistent/program")
 	var rec struct{ Level, Msg string }
 	if r.code != 127 || json.Unmarshal([]byte(r.stderr), &rec) != nil || rec.Level != "ERROR" || !strings.Contains(rec.Msg, "/nonexistent/program") {
 		t.Errorf("error with --log-format json: want one JSON record\n%s", r)
@@ -127,11 +129,11 @@ func TestEnvMember(t *testing.T) {
 	for i, nwVar := range []string{"ZTNC_NWID", "ZT_NC_NWID"} {
 		t.Run(nwVar, func(t *testing.T) {
 			home := homeWith(t, 2+i) // no planet file: ZTNC_PLANET names it
-			addr := fmt.Sprintf("10.147.17.%d", 80+i)
+			addr := fmt.Sprintf("203.0.113.%d", 80+i)
 			if err := s.ctl.Authorize(t.Context(), nwid, home.Address(), netip.MustParseAddr(addr)); err != nil {
 				t.Fatal(err)
 			}
-			port, hport := freePort(t), freePort(t)
+			port, hport := lab.FreePort(t), lab.FreePort(t)
 			env := []string{nwVar + "=" + nwid, "ZTNC_HOME=" + home.Dir, "ZTNC_PLANET=" + s.planet,
 				"ZTNC_PORT=" + strconv.Itoa(port), "ZTNC_BIND=127.0.0.1", "ZTNC_WAIT=45",
 				"ZTNC_HEALTH=127.0.0.1:" + strconv.Itoa(hport)}
@@ -198,7 +200,7 @@ func TestIdentitySecret(t *testing.T) {
 		h := lab.NewHome(t)
 		b, _ := os.ReadFile(s.planet)
 		h.SetPlanet(t, b)
-		return h, []string{"--home", h.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(freePort(t)), "--nwid", nwid, "--wait", "0"}
+		return h, []string{"--home", h.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(lab.FreePort(t)), "--nwid", nwid, "--wait", "0"}
 	}
 	for _, c := range []struct{ name, val string }{{"value", secret}, {"file", "file:" + secretFile}} {
 		t.Run(c.name, func(t *testing.T) {

@@ -13,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 type healthJSON struct {
@@ -48,7 +50,7 @@ func TestHealthz(t *testing.T) {
 	s := startSelfHosted(t)
 	nwid := s.network(t, "health")
 	home, flags := s.member(t, 3)
-	port := freePort(t)
+	port := lab.FreePort(t)
 	url := fmt.Sprintf("http://127.0.0.1:%d", port)
 	srvDir := t.TempDir()
 	m := ztnc(t, "member", nil, append(flags, "--nwid", nwid, "--health", fmt.Sprintf("127.0.0.1:%d", port), "--",
@@ -74,7 +76,7 @@ func TestHealthz(t *testing.T) {
 		t.Errorf("ztnc_programs before the program started: %v", v)
 	}
 
-	addr := netip.MustParseAddr("10.147.17.60")
+	addr := netip.MustParseAddr("203.0.113.60")
 	if err := s.ctl.Authorize(t.Context(), nwid, home.Address(), addr); err != nil {
 		t.Fatal(err)
 	}
@@ -83,7 +85,7 @@ func TestHealthz(t *testing.T) {
 		if err != nil {
 			return err
 		}
-		if code != http.StatusOK || !h.OK || len(h.Reasons) != 0 || h.Networks[0].Status != "OK" || h.Networks[0].AssignedAddresses[0] != "10.147.17.60/24" {
+		if code != http.StatusOK || !h.OK || len(h.Reasons) != 0 || h.Networks[0].Status != "OK" || h.Networks[0].AssignedAddresses[0] != "203.0.113.60/24" {
 			return fmt.Errorf("%d %+v", code, h)
 		}
 		return nil
@@ -91,11 +93,11 @@ func TestHealthz(t *testing.T) {
 
 	// A second member fetches from the program across the network.
 	home2, flags2 := s.member(t, 4)
-	if err := s.ctl.Authorize(t.Context(), nwid, home2.Address(), netip.MustParseAddr("10.147.17.61")); err != nil {
+	if err := s.ctl.Authorize(t.Context(), nwid, home2.Address(), netip.MustParseAddr("203.0.113.61")); err != nil {
 		t.Fatal(err)
 	}
 	r := runZtnc(t, 90*time.Second, nil, append(flags2, "--nwid", nwid, "--", "sh", "-c",
-		`i=0; until curl -fsS -o /dev/null http://10.147.17.60:8080/; do i=$((i+1)); [ $i -lt 100 ] || exit 3; sleep 0.1; done`)...)
+		`i=0; until curl -fsS -o /dev/null http://203.0.113.60:8080/; do i=$((i+1)); [ $i -lt 100 ] || exit 3; sleep 0.1; done`)...)
 	if r.code != 0 {
 		t.Fatalf("fetch from the second member: %s", r)
 	}

@@ -20,7 +20,7 @@ func TestInstancesAndHomes(t *testing.T) {
 	homeA, flagsA := s.member(t, 2)
 	homeB, flagsB := s.member(t, 3)
 	for i, h := range []string{homeA.Address(), homeB.Address()} {
-		if err := s.ctl.Authorize(t.Context(), nwid, h, netip.MustParseAddr(fmt.Sprintf("10.147.17.%d", 70+i))); err != nil {
+		if err := s.ctl.Authorize(t.Context(), nwid, h, netip.MustParseAddr(fmt.Sprintf("203.0.113.%d", 70+i))); err != nil {
 			t.Fatal(err)
 		}
 	}

@@ -12,9 +12,7 @@ package host
 import (
 	"bytes"
 	"context"
-	"encoding/json"
 	"fmt"
-	"net"
 	"net/http"
 	"net/netip"
 	"os"
@@ -75,30 +73,12 @@ func need(t *testing.T, progs ...string) {
 	}
 }
 
-// syncBuffer collects a process's output while the test reads it.
-type syncBuffer struct {
-	mu sync.Mutex
-	b  bytes.Buffer
-}
-
-func (s *syncBuffer) Write(p []byte) (int, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.Write(p)
-}
-
-func (s *syncBuffer) String() string {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	return s.b.String()
-}
-
 // proc is a process running in the background.
 type proc struct {
 	name     string
 	cmd      *exec.Cmd
-	stdout   syncBuffer
-	stderr   syncBuffer
+	stdout   lab.Buffer
+	stderr   lab.Buffer
 	done     chan struct{}
 	code     int
 	stopOnce sync.Once
@@ -125,7 +105,7 @@ func start(t *testing.T, name string, s spec) *proc {
 		t.Fatalf("%s: %v", name, err)
 	}
 	go func() {
-		p.code = exitCode(p.cmd.Wait())
+		p.code = lab.ExitCode(p.cmd.Wait())
 		close(p.done)
 	}()
 	t.Cleanup(func() {
@@ -141,19 +121,6 @@ func start(t *testing.T, name string, s spec) *proc {
 func ztnc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
 	return start(t, name, spec{argv: append([]string{ztncRun}, args...), env: env})
-}
-
-func exitCode(err error) int {
-	if ee, ok := err.(*exec.ExitError); ok {
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			return 128 + int(ws.Signal())
-		}
-		return ee.ExitCode()
-	}
-	if err != nil {
-		return -1
-	}
-	return 0
 }
 
 func (p *proc) pid() int { return p.cmd.Process.Pid }
@@ -233,7 +200,7 @@ func runCmd(t *testing.T, timeout time.Duration, s spec) result {
 	var out, errb bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &errb
 	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), code: exitCode(err)}
+	r := result{stdout: out.String(), stderr: errb.String(), code: lab.ExitCode(err)}
 	if ctx.Err() != nil {
 		t.Fatalf("%q timed out\n%s", s.argv, r)
 	}
@@ -244,26 +211,6 @@ func runCmd(t *testing.T, timeout time.Duration, s spec) result {
 func runZtnc(t *testing.T, timeout time.Duration, env []string, args ...string) result {
 	t.Helper()
 	return runCmd(t, timeout, spec{argv: append([]string{ztncRun}, args...), env: env})
-}
-
-// freePort returns a port that was free on 127.0.0.1 for both UDP and TCP.
-func freePort(t *testing.T) int {
-	t.Helper()
-	for range 20 {
-		u, err := net.ListenPacket("udp4", "127.0.0.1:0")
-		if err != nil {
-			t.Fatal(err)
-		}
-		port := u.LocalAddr().(*net.UDPAddr).Port
-		l, err := net.Listen("tcp4", u.LocalAddr().String())
-		u.Close()
-		if err == nil {
-			l.Close()
-			return port
-		}
-	}
-	t.Fatal("no free port on 127.0.0.1")
-	return 0
 }
 
 // homeWith returns a new home holding a lab identity (no proof of work at start).
@@ -280,8 +227,10 @@ const (
 	controllerIdentity = 8
 )
 
-// netSubnet is the IPv4 pool and route of the test networks.
-var netSubnet = netip.MustParsePrefix("10.147.17.0/24")
+// netSubnet is the IPv4 pool and route of the test networks: a documentation range, since a
+// program whose network is down (not yet joined, or left) sends its traffic to the host's
+// network.
+var netSubnet = netip.MustParsePrefix("203.0.113.0/24")
 
 // selfHosted is our root and our controller, each a ztnc-run process on loopback.
 type selfHosted struct {
@@ -293,7 +242,7 @@ type selfHosted struct {
 func startSelfHosted(t *testing.T) *selfHosted {
 	t.Helper()
 	rootHome, ctlHome := homeWith(t, rootIdentity), homeWith(t, controllerIdentity)
-	rootPort := freePort(t)
+	rootPort := lab.FreePort(t)
 	root := ztnc(t, "root", nil, "root", "--home", rootHome.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(rootPort))
 	waitFor(t, root, "root serving", 10*time.Second, func() error {
 		if !strings.Contains(root.stderr.String(), "root serving") {
@@ -302,7 +251,7 @@ func startSelfHosted(t *testing.T) *selfHosted {
 		return nil
 	})
 	s := &selfHosted{planet: rootHome.Path("planet"), rootHome: rootHome, ctlHome: ctlHome}
-	ctlPort := freePort(t)
+	ctlPort := lab.FreePort(t)
 	ctl := ztnc(t, "controller", nil, "controller", "--home", ctlHome.Dir, "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(ctlPort), "--planet", s.planet)
 	waitFor(t, ctl, "controller API", 10*time.Second, func() error {
@@ -329,22 +278,12 @@ func (s *selfHosted) network(t *testing.T, name string) string {
 	return createNetwork(t, s.ctl, name)
 }
 
-// createNetwork creates a network with lab.NewNetwork's settings and returns its ID. (Only the
-// ID is decoded: lab.Controller.CreateNetwork fails on the "dns": [] that zerotier-one's and
-// our controller's answers hold for a network without DNS settings.)
+// createNetwork creates a network with lab.NewNetwork's settings and returns its ID.
 func createNetwork(t *testing.T, c *lab.Controller, name string) string {
 	t.Helper()
-	body, _ := json.Marshal(lab.NewNetwork(name, netSubnet))
-	req, _ := http.NewRequestWithContext(t.Context(), "POST", c.URL+"/controller/network/"+c.Address+"______", bytes.NewReader(body))
-	req.Header.Set("X-ZT1-Auth", c.Token)
-	resp, err := c.Client.Do(req)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer resp.Body.Close()
-	var nw struct{ ID string }
-	if err := json.NewDecoder(resp.Body).Decode(&nw); err != nil || resp.StatusCode != 200 || len(nw.ID) != 16 {
-		t.Fatalf("create network: %s %v %q", resp.Status, err, nw.ID)
+	nw, err := c.CreateNetwork(t.Context(), lab.NewNetwork(name, netSubnet))
+	if err != nil || len(nw.ID) != 16 {
+		t.Fatalf("create network: %v %q", err, nw.ID)
 	}
 	return nw.ID
 }
@@ -359,5 +298,5 @@ func (s *selfHosted) member(t *testing.T, n int) (*lab.Home, []string) {
 		t.Fatal(err)
 	}
 	h.SetPlanet(t, b)
-	return h, []string{"--home", h.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(freePort(t))}
+	return h, []string{"--home", h.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(lab.FreePort(t))}
 }

@@ -70,7 +70,7 @@ busybox sleep 1
 ` + countZombies + `
 exit 42`
 	start := time.Now()
-	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "10.9.0.1/24", "--", "sh", "-c", script)})
+	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
 	if r.code != 42 {
 		t.Errorf("exit %d, want the program's 42\n%s", r.code, r)
 	}
@@ -95,14 +95,15 @@ exit 42`
 func TestPID1Signals(t *testing.T) {
 	need(t, "unshare")
 	script := `trap 'wait $child; echo main got TERM; exit 7' TERM
-sh -c 'trap "echo child got TERM; exit 0" TERM; while :; do sleep 0.05; done' &
+sh -c 'trap "echo child got TERM; exit 0" TERM; echo child ready; while :; do sleep 0.05; done' &
 child=$!
 echo ready
 while :; do sleep 0.05; done`
-	u := start(t, "unshare", spec{argv: asInit("--local", "10.9.0.1/24", "--", "sh", "-c", script)})
+	u := start(t, "unshare", spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
 	pid := initPID(t, u)
 	waitFor(t, u, "the program", 30*time.Second, func() error {
-		if !strings.Contains(u.stdout.String(), "ready") {
+		// Both shells must have set their traps before the signal comes.
+		if out := u.stdout.String(); !strings.Contains(out, "\nready") && !strings.HasPrefix(out, "ready") || !strings.Contains(out, "child ready") {
 			return fmt.Errorf("not ready")
 		}
 		return nil
@@ -117,7 +118,7 @@ while :; do sleep 0.05; done`
 		t.Errorf("output:\n%s", out)
 	}
 
-	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "10.9.0.1/24", "--", "sh", "-c", "kill -KILL $$")})
+	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", "kill -KILL $$")})
 	if r.code != 128+9 {
 		t.Errorf("program killed by SIGKILL: exit %d, want 137\n%s", r.code, r)
 	}

@@ -99,13 +99,14 @@ func cli(t *testing.T, out any, args ...string) result {
 // TestStatusCommands: a member under `ztnc-run --nwid` on our root + controller answers
 // status, listnetworks and listpeers through the control socket of its home, in
 // zerotier-cli's text shapes and JSON field names, with our counters; join of its network is
-// a no-op, join of another is refused, leave takes the network from the program.
+// a no-op, join of another starts it (for programs attached later), leave takes the network
+// from the program.
 func TestStatusCommands(t *testing.T) {
 	need(t, "python3", "curl")
 	s := startSelfHosted(t)
 	nwid := s.network(t, "status")
 	home, flags := s.member(t, 2)
-	addr := netip.MustParseAddr("10.147.17.50")
+	addr := netip.MustParseAddr("203.0.113.50")
 	if err := s.ctl.Authorize(t.Context(), nwid, home.Address(), addr); err != nil {
 		t.Fatal(err)
 	}
@@ -116,7 +117,9 @@ i=0; until curl -fsS -o /dev/null http://` + addr.String() + `:8080/hello.txt; d
 echo fetched
 while curl -fsS -m 2 -o /dev/null http://` + addr.String() + `:8080/hello.txt; do sleep 0.2; done
 echo lost; sleep 600`
-	m := ztnc(t, "member", nil, append(flags, "--nwid", nwid, "--", "sh", "-c", script)...)
+	// --isolate: after the leave below, the address is outside every network of the program
+	// and its curl would go to the host's network.
+	m := ztnc(t, "member", nil, append(flags, "--nwid", nwid, "--isolate", "--", "sh", "-c", script)...)
 	waitFor(t, m, "the program's fetch", 60*time.Second, func() error {
 		if !strings.Contains(m.stdout.String(), "fetched") {
 			return fmt.Errorf("not yet")
@@ -168,7 +171,7 @@ echo lost; sleep 600`
 	if n.NWID != nwid || n.ID != nwid || n.Name != "status" || n.Status != "OK" || n.Type != "PRIVATE" || n.MTU != 2800 {
 		t.Errorf("network: %+v", n)
 	}
-	if !slices.Contains(n.AssignedAddresses, "10.147.17.50/24") || len(n.Routes) == 0 || n.Routes[0].Target != netSubnet.String() || n.Routes[0].Via != nil {
+	if !slices.Contains(n.AssignedAddresses, "203.0.113.50/24") || len(n.Routes) == 0 || n.Routes[0].Target != netSubnet.String() || n.Routes[0].Via != nil {
 		t.Errorf("network addresses %v routes %+v", n.AssignedAddresses, n.Routes)
 	}
 	if !regexp.MustCompile(`^([0-9a-f]{2}:){5}[0-9a-f]{2}$`).MatchString(n.MAC) {
@@ -179,7 +182,7 @@ echo lost; sleep 600`
 	}
 	r = cli(t, nil, "listnetworks", "--home", home.Dir)
 	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
-	want := fmt.Sprintf("200 listnetworks %s status %s OK PRIVATE ztnc 10.147.17.50/24", nwid, n.MAC)
+	want := fmt.Sprintf("200 listnetworks %s status %s OK PRIVATE ztnc 203.0.113.50/24", nwid, n.MAC)
 	if r.code != 0 || len(lines) != 2 || lines[0] != "200 listnetworks <nwid> <name> <mac> <status> <type> <dev> <ZT assigned ips>" || !strings.HasPrefix(lines[1], want) {
 		t.Errorf("listnetworks: want %q\n%s", want, r)
 	}
@@ -218,9 +221,16 @@ echo lost; sleep 600`
 	if r := cli(t, nil, "join", nwid, "--home", home.Dir); r.code != 0 || r.stdout != "200 join OK\n" {
 		t.Errorf("join of the running network: %s", r)
 	}
+	// Another network joins (for programs attached from now on), and leaves.
 	other := s.ctl.Address + "000099"
-	if r := cli(t, nil, "join", other, "--home", home.Dir); r.code != 1 || !strings.Contains(r.stderr, "501 join") {
+	if r := cli(t, nil, "join", other, "--home", home.Dir); r.code != 0 || r.stdout != "200 join OK\n" {
 		t.Errorf("join of another network: %s", r)
+	}
+	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 2 || nets[1].NWID != other {
+		t.Errorf("listnetworks after joining another: %s", r)
+	}
+	if r := cli(t, nil, "leave", other, "--home", home.Dir); r.code != 0 || r.stdout != "200 leave OK\n" {
+		t.Errorf("leave of the other network: %s", r)
 	}
 	if r := cli(t, nil, "join", "12345", "--home", home.Dir); r.code != 2 || !strings.Contains(r.stderr, "invalid network id") {
 		t.Errorf("join of a malformed id: %s", r)

@@ -154,12 +154,6 @@ func (c *Controller) CreateNetwork(ctx context.Context, n Network) (Network, err
 	return got, nil
 }
 
-// SetNetwork creates or updates the network with ID nwid.
-func (c *Controller) SetNetwork(ctx context.Context, nwid string, n Network) (Network, error) {
-	var got Network
-	return got, c.call(ctx, "POST", "/controller/network/"+nwid, n, &got)
-}
-
 // Network reads network nwid.
 func (c *Controller) Network(ctx context.Context, nwid string) (Network, error) {
 	var got Network
@@ -170,11 +164,6 @@ func (c *Controller) Network(ctx context.Context, nwid string) (Network, error) 
 func (c *Controller) Networks(ctx context.Context) ([]string, error) {
 	var ids []string
 	return ids, c.call(ctx, "GET", "/controller/network", nil, &ids)
-}
-
-// DeleteNetwork deletes network nwid.
-func (c *Controller) DeleteNetwork(ctx context.Context, nwid string) error {
-	return c.call(ctx, "DELETE", "/controller/network/"+nwid, nil, nil)
 }
 
 // Members lists the members of nwid: address → revision.
@@ -218,9 +207,4 @@ func (c *Controller) Authorize(ctx context.Context, nwid, addr string, ips ...ne
 func (c *Controller) Deauthorize(ctx context.Context, nwid, addr string) error {
 	_, err := c.UpdateMember(ctx, nwid, addr, map[string]any{"authorized": false})
 	return err
-}
-
-// DeleteMember deletes a member.
-func (c *Controller) DeleteMember(ctx context.Context, nwid, addr string) error {
-	return c.call(ctx, "DELETE", "/controller/network/"+nwid+"/member/"+addr, nil, nil)
 }

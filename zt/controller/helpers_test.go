@@ -1,7 +1,6 @@
 package controller
 
 import (
-	"context"
 	"os"
 	"path/filepath"
 	"strings"
@@ -174,14 +173,4 @@ func install(t testing.TB, home, src string, elem ...string) {
 	if err := os.WriteFile(dst, b, 0o600); err != nil {
 		t.Fatal(err)
 	}
-}
-
-// generate makes a fresh identity (about a second of work).
-func generate(t testing.TB) *identity.Identity {
-	t.Helper()
-	id, err := identity.Generate(context.Background())
-	if err != nil {
-		t.Fatal(err)
-	}
-	return id
 }

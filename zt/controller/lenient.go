@@ -217,9 +217,6 @@ func (a inet) String() string { return a.IP.String() + "/" + strconv.Itoa(a.Port
 // prefixBitsValid reports whether the port field can be a prefix length for the family.
 func (a inet) prefixBitsValid() bool { return a.Port <= a.IP.BitLen() }
 
-// prefix is the network the address names when its port is a prefix length.
-func (a inet) prefix() netip.Prefix { return netip.PrefixFrom(a.IP, min(a.Port, a.IP.BitLen())) }
-
 // contains reports whether ip lies in the network whose prefix length is the port field, as
 // zerotier-one's InetAddress::containsAddress decides it: an IPv4 network's host bits are
 // ignored, while an IPv6 network with host bits set contains nothing.

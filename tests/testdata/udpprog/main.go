@@ -8,7 +8,8 @@
 //	udpprog semantics A4 A6 LL      socket-level checks (see semantics.go): prints "ok NAME"
 //	                                per check; A4/A6 are the program's addresses, LL its
 //	                                IPv6 link-local address with its zone
-//	udpprog lookup NAME             resolves NAME with Go's own resolver: prints its addresses
+//	udpprog lookup NAME             resolves NAME with Go's own resolver: prints its addresses,
+//	                                sorted
 //	udpprog rate ADDR N MODE        N datagrams of 64 bytes from one socket to another, at most
 //	                                64 in flight; MODE connected (write/read) or unconnected
 //	                                (sendto/recvfrom); prints datagrams/s
@@ -20,6 +21,7 @@ import (
 	"net"
 	"net/netip"
 	"os"
+	"slices"
 	"strconv"
 	"sync/atomic"
 	"time"
@@ -43,6 +45,7 @@ func main() {
 	case "lookup":
 		var addrs []string
 		addrs, err = (&net.Resolver{PreferGo: true}).LookupHost(context.Background(), os.Args[2])
+		slices.Sort(addrs) // Go orders them by RFC 6724, which depends on the kinds of address
 		fmt.Println("go:", addrs)
 	case "rate":
 		n, _ := strconv.Atoi(arg(3))
