@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"os"
+	"runtime"
 	"sync"
 	"sync/atomic"
 	"syscall"
@@ -69,6 +70,13 @@ type Listener struct {
 
 	closeOnce sync.Once
 	closed    atomic.Bool
+
+	// Receive's state, kept here so that a receive allocates nothing: the poller's callback
+	// (made once) fills recvN and sets recvErr.
+	recvMu  sync.Mutex
+	recvN   *Notification
+	recvErr error
+	recvFn  func(fd uintptr) bool
 }
 
 // NewListener wraps a listener fd taken from the stage and probes the kernel's ADDFD support.
@@ -83,6 +91,7 @@ func NewListener(fd int) (*Listener, error) {
 		return nil, fmt.Errorf("notify: listener: %w", err)
 	}
 	l.rc = rc
+	l.recvFn = l.tryReceive
 	// An ADDFD for an id that does not exist fails with ENOENT once the kernel has parsed the
 	// request, and with EINVAL earlier when it does not know the flags (or the ioctl).
 	probe := func(flags uint32) unix.Errno {
@@ -122,49 +131,58 @@ func (l *Listener) Close() error {
 // The wait happens in Go's network poller, so no thread (and no scheduler P) is held while
 // idle: goroutines the answer to the previous call woke (the stack's) run at once.
 func (l *Listener) Receive(n *Notification) error {
-	var rerr error
-	err := l.rc.Read(func(fd uintptr) bool {
-		// The poller's readiness is edge-triggered: look at the level, and receive only when
-		// a notification is queued (a receive with none queued would block the thread).
-		fds := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
-		if _, err := unix.Poll(fds, 0); err != nil {
-			return err != unix.EINTR && l.setErr(&rerr, fmt.Errorf("notify: poll: %w", err))
-		}
-		if fds[0].Revents&unix.POLLIN == 0 {
-			if fds[0].Revents&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
-				return l.setErr(&rerr, fmt.Errorf("notify: no process left: %w", unix.EPIPE))
-			}
-			return false
-		}
-		*n = Notification{}
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, fd, unix.SECCOMP_IOCTL_NOTIF_RECV, uintptr(unsafe.Pointer(n)))
-		switch e {
-		case 0:
-			return true
-		case unix.EINTR, unix.ENOENT:
-			// ENOENT: the thread was interrupted between queueing and our receive.
-			return false
-		default:
-			return l.setErr(&rerr, fmt.Errorf("notify: receive: %w", e))
-		}
-	})
+	l.recvMu.Lock()
+	defer l.recvMu.Unlock()
+	l.recvN, l.recvErr = n, nil
+	err := l.rc.Read(l.recvFn)
+	l.recvN = nil
 	if err != nil {
 		if l.closed.Load() {
 			return ErrClosed
 		}
 		return fmt.Errorf("notify: receive: %w", err)
 	}
-	return rerr
+	return l.recvErr
 }
 
-func (l *Listener) setErr(dst *error, err error) bool {
-	*dst = err
-	return true
+// tryReceive is the poller's callback: it receives into l.recvN if a notification is queued,
+// and reports whether Receive is done (a notification, or an error in l.recvErr).
+func (l *Listener) tryReceive(fd uintptr) bool {
+	// The poller's readiness is edge-triggered: look at the level, and receive only when a
+	// notification is queued (a receive with none queued would block the thread).
+	ev, err := rawPollIn(int(fd))
+	if err != nil {
+		if err == unix.EINTR {
+			return false
+		}
+		l.recvErr = fmt.Errorf("notify: poll: %w", err)
+		return true
+	}
+	if ev&unix.POLLIN == 0 {
+		if ev&(unix.POLLHUP|unix.POLLERR|unix.POLLNVAL) != 0 {
+			l.recvErr = fmt.Errorf("notify: no process left: %w", unix.EPIPE)
+			return true
+		}
+		return false
+	}
+	*l.recvN = Notification{}
+	// POLLIN: a notification is queued, the receive does not wait.
+	_, e := rawIoctl(int(fd), unix.SECCOMP_IOCTL_NOTIF_RECV, unsafe.Pointer(l.recvN))
+	switch e {
+	case 0:
+		return true
+	case unix.EINTR, unix.ENOENT:
+		// ENOENT: the thread was interrupted between queueing and our receive.
+		return false
+	default:
+		l.recvErr = fmt.Errorf("notify: receive: %w", e)
+		return true
+	}
 }
 
 func (l *Listener) send(r *notifResp) error {
 	for {
-		_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_SEND, uintptr(unsafe.Pointer(r)))
+		_, e := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_SEND, unsafe.Pointer(r))
 		switch e {
 		case 0:
 			return nil
@@ -195,7 +213,7 @@ func (l *Listener) Continue(id uint64) error {
 
 // Valid reports whether the notification still waits for an answer.
 func (l *Listener) Valid(id uint64) bool {
-	_, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_ID_VALID, uintptr(unsafe.Pointer(&id)))
+	_, e := rawIoctl(l.fd, unix.SECCOMP_IOCTL_NOTIF_ID_VALID, unsafe.Pointer(&id))
 	return e == 0
 }
 
@@ -247,6 +265,23 @@ func (l *Listener) AddFDAt(id uint64, fd, target int, cloexec bool) error {
 }
 
 func (l *Listener) addfd(a *notifAddFD) (int, error) {
+	if a.flags&unix.SECCOMP_ADDFD_FLAG_SEND != 0 {
+		// The kernel marks the call answered before the thread installs the fd, and a signal
+		// that interrupts our wait for the installation withdraws the fd but leaves the
+		// answer: the thread's call returns 0, and the restarted ioctl finds the call
+		// answered (EINPROGRESS) or gone. Go's runtime signals its threads at any time
+		// (preemption, SIGCHLD of the programs), so this thread takes none while it waits.
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		var all, old unix.Sigset_t
+		for i := range all.Val {
+			all.Val[i] = ^uint64(0)
+		}
+		if err := unix.PthreadSigmask(unix.SIG_BLOCK, &all, &old); err != nil {
+			return -1, fmt.Errorf("notify: add fd: block signals: %w", err)
+		}
+		defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
+	}
 	for {
 		r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_ADDFD, uintptr(unsafe.Pointer(a)))
 		switch e {

@@ -11,7 +11,7 @@ func ReadMemory(tid uint32, addr uint64, b []byte) error {
 	}
 	local := []unix.Iovec{{Base: &b[0], Len: uint64(len(b))}}
 	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
-	n, err := unix.ProcessVMReadv(int(tid), local, remote, 0)
+	n, err := processVM(false, tid, local, remote)
 	if err != nil {
 		return err
 	}
@@ -28,7 +28,7 @@ func WriteMemory(tid uint32, addr uint64, b []byte) error {
 	}
 	local := []unix.Iovec{{Base: &b[0], Len: uint64(len(b))}}
 	remote := []unix.RemoteIovec{{Base: uintptr(addr), Len: len(b)}}
-	n, err := unix.ProcessVMWritev(int(tid), local, remote, 0)
+	n, err := processVM(true, tid, local, remote)
 	if err != nil {
 		return err
 	}
@@ -77,9 +77,9 @@ func memoryv(tid uint32, segs []Segment, b []byte, write bool) error {
 		var n int
 		var err error
 		if write {
-			n, err = unix.ProcessVMWritev(int(tid), local, remote, 0)
+			n, err = processVM(true, tid, local, remote)
 		} else {
-			n, err = unix.ProcessVMReadv(int(tid), local, remote, 0)
+			n, err = processVM(false, tid, local, remote)
 		}
 		if err != nil {
 			return err

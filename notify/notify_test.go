@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"runtime"
 	"strconv"
 	"strings"
 	"syscall"
@@ -70,6 +71,21 @@ func child(what string) {
 		r, _, e := syscall.RawSyscall(unix.SYS_CONNECT, 1003, 0, 0)
 		n, err := unix.Write(50, []byte("at fifty"))
 		fmt.Printf("connect=%d errno=%d write=%d %v\n", int(r), e, n, err)
+	case "sockets":
+		// Many trapped socket() calls; each must return a socket.
+		n, _ := strconv.Atoi(os.Getenv("ZTNC_NOTIFY_LOOPS"))
+		bad := 0
+		for range n {
+			fd, _, e := syscall.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM, 0)
+			var st unix.Stat_t
+			if e != 0 || unix.Fstat(int(fd), &st) != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+				bad++
+			}
+			if e == 0 {
+				unix.Close(int(fd))
+			}
+		}
+		fmt.Printf("sockets=%d bad=%d\n", n, bad)
 	case "loop":
 		n, _ := strconv.Atoi(os.Getenv("ZTNC_NOTIFY_LOOPS"))
 		start := time.Now()
@@ -188,6 +204,45 @@ func TestInjectFD(t *testing.T) {
 		defer mine.Close()
 	}
 	if !strings.Contains(r.out, `read="HELLO"`) || !strings.Contains(r.out, "cloexec=true") {
+		t.Fatalf("child output %q", r.out)
+	}
+}
+
+// TestInjectFDInterrupted injects fds while the supervisor's thread keeps receiving signals: an
+// injection interrupted by one (Go's handlers restart the call) must still answer the trapped
+// call with the fd, never leave it answered with 0.
+func TestInjectFDInterrupted(t *testing.T) {
+	sig := make(chan os.Signal, 1)
+	signal.Notify(sig, syscall.SIGUSR1)
+	defer signal.Stop(sig)
+	t.Setenv("ZTNC_NOTIFY_LOOPS", "3000")
+	r := runChild(t, "sockets", func(l *Listener, n *Notification) {
+		runtime.LockOSThread()
+		defer runtime.UnlockOSThread()
+		tid := unix.Gettid()
+		stop := make(chan struct{})
+		done := make(chan struct{})
+		go func() {
+			defer close(done)
+			for {
+				select {
+				case <-stop:
+					return
+				default:
+				}
+				unix.Tgkill(os.Getpid(), tid, syscall.SIGUSR1)
+			}
+		}()
+		fds, _ := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		if _, err := l.AddFDReturn(n.ID, fds[0], true); err != nil {
+			t.Errorf("AddFDReturn: %v", err)
+		}
+		close(stop)
+		<-done
+		unix.Close(fds[0])
+		unix.Close(fds[1])
+	})
+	if !strings.Contains(r.out, "sockets=3000 bad=0") {
 		t.Fatalf("child output %q", r.out)
 	}
 }

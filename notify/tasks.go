@@ -40,7 +40,7 @@ func (t *Tasks) GetFD(tid uint32, fd int) (int, error) {
 	t.mu.Lock()
 	defer t.mu.Unlock()
 	if p, ok := t.pidfds[tid]; ok {
-		c, err := unix.PidfdGetfd(p, fd, 0)
+		c, err := rawPidfdGetfd(p, fd)
 		if err == nil {
 			return c, nil
 		}
@@ -52,7 +52,7 @@ func (t *Tasks) GetFD(tid uint32, fd int) (int, error) {
 	if err != nil {
 		return -1, err
 	}
-	c, err := unix.PidfdGetfd(p, fd, 0)
+	c, err := rawPidfdGetfd(p, fd)
 	if err != nil {
 		unix.Close(p)
 		return -1, err

@@ -5,7 +5,6 @@ import (
 	"net/netip"
 	"os"
 	"strconv"
-	"strings"
 
 	"golang.org/x/sys/unix"
 
@@ -80,7 +79,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		case unreachable:
 			return unix.ENETUNREACH
 		}
-		return sk.reconnect(c, ap, st, unspec, nonblocking)
+		return sk.reconnect(c, *pc, ap, st, unspec, nonblocking)
 	case stClosed:
 		sk.mu.Unlock()
 		return unix.EBADF
@@ -113,7 +112,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 // spent socketpair cannot carry it: a fresh one replaces it at the same fd number (ADDFD with
 // SETFD, close-on-exec as before). Epoll registrations of the old file do not carry over, and
 // other fds the program holds for the old socket keep the failed one.
-func (sk *socket) reconnect(c *call, ap netip.AddrPort, st *netstack.Stack, unspec, nonblocking bool) error {
+func (sk *socket) reconnect(c *call, old *progEnd, ap netip.AddrPort, st *netstack.Stack, unspec, nonblocking bool) error {
 	if unspec {
 		return nil
 	}
@@ -126,6 +125,7 @@ func (sk *socket) reconnect(c *call, ap netip.AddrPort, st *netstack.Stack, unsp
 		return err
 	}
 	defer unix.Close(p)
+	copyNativeOpts(old.fd, p)
 	sk.mu.Lock()
 	nsk.opts = maps.Clone(sk.opts)
 	nsk.bindReq = sk.bindReq
@@ -157,17 +157,17 @@ func (sk *socket) reconnect(c *call, ap netip.AddrPort, st *netstack.Stack, unsp
 
 // fdCloexec reads whether fd of thread tid is close-on-exec (flags in /proc/<tid>/fdinfo/<fd>).
 func fdCloexec(tid uint32, fd int) (bool, error) {
-	b, err := os.ReadFile("/proc/" + strconv.FormatUint(uint64(tid), 10) + "/fdinfo/" + strconv.Itoa(fd))
+	var buf [256]byte
+	b, err := readProc(procPath(tid, "fdinfo/"+strconv.Itoa(fd)), buf[:])
 	if err != nil {
 		return false, err
 	}
-	for line := range strings.Lines(string(b)) {
-		if v, ok := strings.CutPrefix(line, "flags:"); ok {
-			flags, err := strconv.ParseUint(strings.TrimSpace(v), 8, 64)
-			return flags&unix.O_CLOEXEC != 0, err
-		}
+	v, ok := fdinfoField(b, "flags")
+	if !ok {
+		return false, unix.EINVAL
 	}
-	return false, unix.EINVAL
+	flags, err := strconv.ParseUint(string(v), 8, 64)
+	return flags&unix.O_CLOEXEC != 0, err
 }
 
 // startConnect starts the handshake on stack st, keeping the copy of P to open it when done.
@@ -241,7 +241,7 @@ func (sk *socket) waitConnect(c *call) {
 			c.answer(0, unix.EBADF)
 			return
 		}
-		changed := sk.changed
+		changed := sk.changes()
 		sk.mu.Unlock()
 		switch err := c.block(changed, deadline); err {
 		case nil:
@@ -266,29 +266,42 @@ func (sk *socket) setAcked() {
 	sk.mu.Unlock()
 }
 
-// connectDone runs when the connecting endpoint reports an event: it opens P and either
-// splices the connection or records the error for SO_ERROR.
+// connectDone runs on its own goroutine when the connecting endpoint reports an event: it
+// opens P and either splices the connection, then stays to see it end, or records the error
+// for SO_ERROR.
 func (sk *socket) connectDone() {
 	sk.mu.Lock()
-	defer sk.mu.Unlock()
+	ended := sk.connectDoneLocked()
+	sk.mu.Unlock()
+	if ended != nil {
+		ended()
+	}
+}
+
+// connectDoneLocked does connectDone's work under sk.mu and returns, for a spliced
+// connection, what waits for its end.
+func (sk *socket) connectDoneLocked() (ended func()) {
 	if sk.state != stConnecting {
-		return
+		return nil
 	}
 	switch st := sk.ep.State(); st {
 	case tcpSynSent:
-		return // not yet
+		return nil // not yet
 	case tcpEstablished, tcpCloseWait:
 		sk.cancelNotify()
 		sk.cancelNotify = nil
 		sk.local = sk.ep.LocalAddr()
 		sk.peer, _ = sk.ep.RemoteAddr()
 		sk.peer = sk.s.redirectIn(false, sk.peer)
+		for k, v := range readNativeOpts(sk.held.fd) {
+			sk.ep.SetSockOpt(k.level, k.name, v)
+		}
 		if err := sk.openProgEnd(sk.held.fd); err != nil {
 			sk.s.log.Warn("open socket", "ino", sk.ino, "err", err)
 		}
 		sk.held.close()
 		sk.held = nil
-		sk.startSplice()
+		ended = sk.startSplice()
 		sk.setState(stConnected)
 	default:
 		sk.cancelNotify()
@@ -307,6 +320,7 @@ func (sk *socket) connectDone() {
 		unix.Shutdown(sk.sfd, unix.SHUT_WR)
 		sk.setState(stFailed)
 	}
+	return ended
 }
 
 // toHost moves the socket to the host's network for a connect to ap there: a host socket
@@ -316,6 +330,7 @@ func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 	sk.mu.Lock()
 	opts, bind := maps.Clone(sk.opts), sk.bindReq
 	sk.mu.Unlock()
+	opts = withNativeOpts(opts, p.fd)
 	h, err := hostSocket(sk.v6, unix.SOCK_STREAM, 0, p.nonblocking(), opts, bind)
 	if err != nil {
 		return err
@@ -333,8 +348,10 @@ func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 	return c.connectHost(h, ap, sk.v6)
 }
 
-// startSplice hands S and the established endpoint to the stack's proxy. sk.mu is held.
-func (sk *socket) startSplice() {
+// startSplice hands S and the established endpoint to the stack's proxy, and returns what
+// waits for the connection's end (the caller runs it on a goroutine; nil if the splice
+// failed). sk.mu is held.
+func (sk *socket) startSplice() (ended func()) {
 	sk.s.hup.unwatch(sk)
 	f := os.NewFile(uintptr(sk.sfd), "ztnc-splice")
 	sk.sfd = -1
@@ -344,11 +361,11 @@ func (sk *socket) startSplice() {
 		sk.s.stats.spliceFails.Add(1)
 		ep.Abort()
 		sk.s.goSafe(sk.release)
-		return
+		return nil
 	}
 	sk.s.stats.connections.Add(1)
 	sk.s.stats.active.Add(1)
-	sk.s.goSafe(func() {
+	return func() {
 		<-ep.Done()
 		sk.s.stats.active.Add(-1)
 		sk.mu.Lock()
@@ -357,5 +374,5 @@ func (sk *socket) startSplice() {
 		}
 		sk.mu.Unlock()
 		sk.s.hup.ended(sk)
-	})
+	}
 }

@@ -367,6 +367,7 @@ func (d *dgram) moveTo(c *call, p *progEnd, st *netstack.Stack, ap netip.AddrPor
 		return err
 	}
 	defer unix.Close(np)
+	copyNativeOpts(p.fd, np)
 	d.mu.Lock()
 	opts, bind, recv := maps.Clone(d.opts), d.bindReq, d.recv
 	d.mu.Unlock()
@@ -396,6 +397,7 @@ func (d *dgram) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 	d.mu.Lock()
 	opts, bind := maps.Clone(d.opts), d.bindReq
 	d.mu.Unlock()
+	opts = withNativeOpts(opts, p.fd)
 	h, err := hostSocket(d.v6, typ, proto, p.nonblocking(), opts, bind)
 	if err != nil {
 		return err

@@ -28,10 +28,7 @@ func (d *dgram) getsockopt(c *call) error {
 		return err
 	}
 	val = val[:min(int(n), len(val))]
-	if err := c.write(c.Args[3], val); err != nil {
-		return err
-	}
-	return c.writeUint32(c.Args[4], uint32(len(val)))
+	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
 }
 
 func (d *dgram) option(level, name int) ([]byte, error) {

@@ -15,8 +15,10 @@ import (
 // else shuts S down), so S sits in an epoll set with no events requested: EPOLLHUP is always
 // reported. A connected socket is the splice's business; when the connection has ended, P may
 // still be open (both directions shut down look like a hang-up on S too), so the supervisor
-// asks the kernel whether P still exists (sock_diag for AF_UNIX by inode) and, while it does,
-// asks again every lingerCheck.
+// asks the kernel whether P still exists (sock_diag, see unixDiag). It asks for many ended
+// sockets at once — every lingerCheck, or as soon as lingerBatch have ended — since one
+// question costs a walk of the kernel's table of AF_UNIX sockets whether it names one socket
+// or lists them all.
 type hangups struct {
 	s    *Supervisor
 	epfd int
@@ -24,9 +26,14 @@ type hangups struct {
 
 	mu        sync.Mutex
 	lingering map[*socket]struct{}
+	fresh     int           // sockets that ended since the last sweep
+	kick      chan struct{} // wakes the sweep early: lingerBatch sockets have ended
 }
 
-const lingerCheck = 2 * time.Second
+const (
+	lingerCheck = 2 * time.Second
+	lingerBatch = 64
+)
 
 func newHangups(s *Supervisor) (*hangups, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
@@ -45,7 +52,7 @@ func newHangups(s *Supervisor) (*hangups, error) {
 		unix.Close(wake)
 		return nil, err
 	}
-	h := &hangups{s: s, epfd: epfd, wake: wake, lingering: make(map[*socket]struct{})}
+	h := &hangups{s: s, epfd: epfd, wake: wake, lingering: make(map[*socket]struct{}), kick: make(chan struct{}, 1)}
 	s.goSafe(h.loop)
 	s.goSafe(h.sweep)
 	return h, nil
@@ -90,15 +97,20 @@ func (h *hangups) loop() {
 	}
 }
 
-// ended is called when a connected socket's splice has finished.
+// ended is called when a connected socket's splice has finished: the socket is released by
+// a later sweep once its program's end is gone.
 func (h *hangups) ended(sk *socket) {
-	if !unixSocketExists(sk.ino) {
-		sk.release()
-		return
-	}
 	h.mu.Lock()
 	h.lingering[sk] = struct{}{}
+	h.fresh++
+	n := h.fresh
 	h.mu.Unlock()
+	if n >= lingerBatch {
+		select {
+		case h.kick <- struct{}{}:
+		default:
+		}
+	}
 }
 
 func (h *hangups) sweep() {
@@ -109,11 +121,23 @@ func (h *hangups) sweep() {
 		case <-h.s.done:
 			return
 		case <-t.C:
+		case <-h.kick:
 		}
 		h.mu.Lock()
-		var gone []*socket
+		h.fresh = 0
+		inos := make(map[uint64]bool, len(h.lingering))
 		for sk := range h.lingering {
-			if !unixSocketExists(sk.ino) {
+			inos[sk.ino] = true
+		}
+		h.mu.Unlock()
+		if len(inos) == 0 {
+			continue
+		}
+		alive := unixSocketsExisting(inos)
+		var gone []*socket
+		h.mu.Lock()
+		for sk := range h.lingering {
+			if inos[sk.ino] && !alive[sk.ino] {
 				gone = append(gone, sk)
 				delete(h.lingering, sk)
 			}

@@ -245,7 +245,7 @@ func (sk *socket) waitAccept(c *call, p *progEnd, flags int) {
 			c.answer(0, sk.deliver(c, p, conn, flags))
 			return
 		}
-		changed := sk.changed
+		changed := sk.changes()
 		sk.mu.Unlock()
 		switch err := c.block(changed, deadline); err {
 		case nil:
@@ -295,9 +295,14 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		sk.requeue(conn)
 		return err
 	}
+	// Accepted sockets inherit the listener's options, the native ones too.
+	for k, v := range readNativeOpts(p.fd) {
+		unix.SetsockoptString(pfd, k.level, k.name, string(v))
+		conn.SetSockOpt(k.level, k.name, v)
+	}
 	nsk := &socket{
 		s: sk.s, ino: st.Ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, bound: true,
-		ep: conn, local: conn.LocalAddr(), peer: peer, changed: make(chan struct{}),
+		ep: conn, local: conn.LocalAddr(), peer: peer,
 	}
 	sk.s.register(nsk.ino, nsk)
 	if _, err := sk.s.l.AddFDReturn(c.ID, pfd, flags&unix.SOCK_CLOEXEC != 0); err != nil {
@@ -310,8 +315,11 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		return err
 	}
 	nsk.mu.Lock()
-	nsk.startSplice()
+	ended := nsk.startSplice()
 	nsk.mu.Unlock()
+	if ended != nil {
+		sk.s.goSafe(ended)
+	}
 	if sk.s.verbose {
 		sk.s.log.Debug("accept", "pid", c.Pid, "fd", c.fd, "peer", peer, "ino", nsk.ino)
 	}

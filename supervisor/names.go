@@ -57,10 +57,27 @@ func (c *call) writeSockaddr(addr, lenp uint64, sa []byte) error {
 	if int32(n) < 0 {
 		return unix.EINVAL
 	}
-	if err := c.write(addr, sa[:min(int(n), len(sa))]); err != nil {
-		return err
+	return c.writeWithLen(addr, sa[:min(int(n), len(sa))], lenp, uint32(len(sa)))
+}
+
+// writeWithLen writes b at addr and then n at lenp (a value and its length, as getsockname and
+// getsockopt return them) in one copy: the kernel stops at the first fault, so a bad addr leaves
+// *lenp unwritten, as the system calls do.
+func (c *call) writeWithLen(addr uint64, b []byte, lenp uint64, n uint32) error {
+	var buf [maxSockaddrLen + 4]byte
+	out := buf[:0]
+	if len(b) > maxSockaddrLen {
+		out = make([]byte, 0, len(b)+4)
 	}
-	return c.writeUint32(lenp, uint32(len(sa)))
+	out = binary.NativeEndian.AppendUint32(append(out, b...), n)
+	segs := [2]notify.Segment{{Addr: addr, Len: len(b)}, {Addr: lenp, Len: 4}}
+	if err := notify.WriteMemoryv(c.Pid, segs[:], out); err != nil {
+		if !c.s.l.Valid(c.ID) {
+			return answered
+		}
+		return unix.EFAULT
+	}
+	return nil
 }
 
 // read copies the trapped thread's memory; any failure is EFAULT to the program, or ErrGone

@@ -456,10 +456,7 @@ func (n *netlinkSock) getsockopt(c *call) error {
 		return err
 	}
 	val = val[:min(len(val), int(n2))]
-	if err := c.write(c.Args[3], val); err != nil {
-		return err
-	}
-	return c.writeUint32(c.Args[4], uint32(len(val)))
+	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
 }
 
 // setsockopt sets options on K (netlink's own: memberships, extended acks, strict checks)

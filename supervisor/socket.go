@@ -45,7 +45,7 @@ type socket struct {
 	local    netip.AddrPort // fixed once connected (the endpoint may be gone later)
 	peer     netip.AddrPort
 	opts     map[optKey][]byte // options the stack does not handle, remembered for getsockopt
-	changed  chan struct{}     // closed and replaced when the state changes
+	changed  chan struct{}     // closed when the state changes (nil: nobody waits; see changes)
 
 	// Listening.
 	loopback     netip.AddrPort          // indexed in the supervisor's loopbacks (invalid: not)
@@ -77,7 +77,7 @@ type progEnd struct{ fd int }
 
 func (p *progEnd) close() {
 	if p != nil && p.fd >= 0 {
-		unix.Close(p.fd)
+		rawClose(p.fd)
 		p.fd = -1
 	}
 }
@@ -194,7 +194,7 @@ func (s *Supervisor) newSocket(v6, nonblocking bool) (*socket, int, error) {
 		unix.Close(sfd)
 		return nil, -1, err
 	}
-	sk := &socket{s: s, ino: st.Ino, v6: v6, sfd: sfd, junk: junk, changed: make(chan struct{})}
+	sk := &socket{s: s, ino: st.Ino, v6: v6, sfd: sfd, junk: junk}
 	s.register(sk.ino, sk)
 	if err := s.hup.watch(sfd, sk.ino); err != nil {
 		s.unregister(sk.ino, sk)
@@ -247,9 +247,19 @@ func (sk *socket) setState(st sockState) {
 	sk.wake()
 }
 
+// changes returns a channel closed at the next state change. sk.mu is held.
+func (sk *socket) changes() <-chan struct{} {
+	if sk.changed == nil {
+		sk.changed = make(chan struct{})
+	}
+	return sk.changed
+}
+
 func (sk *socket) wake() {
-	close(sk.changed)
-	sk.changed = make(chan struct{})
+	if sk.changed != nil {
+		close(sk.changed)
+		sk.changed = nil
+	}
 }
 
 // release frees everything the socket holds once the program's end is gone or the supervisor

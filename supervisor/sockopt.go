@@ -9,6 +9,92 @@ import (
 
 type optKey struct{ level, name int }
 
+// The options P keeps itself: the filter lets programs set and read them natively (Spec), on
+// every fd. For SO_KEEPALIVE the kernel's flag on the AF_UNIX end is exactly what getsockopt
+// must report; the endpoint learns it where it matters for the connection — when it is
+// spliced or accepted (connectDone, deliver) — and host sockets and replacement socketpairs get
+// it copied. Set after the connection is spliced, it does not reach the endpoint, whose proxy
+// probes idle connections anyway (netstack.Splice); TCP_KEEPIDLE/INTVL/CNT are trapped and do.
+var nativeOpts = [...]optKey{{unix.SOL_SOCKET, unix.SO_KEEPALIVE}}
+
+// readNativeOpts returns the native options set on P (p), as setsockopt values.
+func readNativeOpts(p int) map[optKey][]byte {
+	var out map[optKey][]byte
+	for _, k := range nativeOpts {
+		if v, err := unix.GetsockoptInt(p, k.level, k.name); err == nil && v != 0 {
+			if out == nil {
+				out = make(map[optKey][]byte, len(nativeOpts))
+			}
+			out[k] = intOpt(v)
+		}
+	}
+	return out
+}
+
+// withNativeOpts adds P's native options to opts (a copy the caller owns).
+func withNativeOpts(opts map[optKey][]byte, p int) map[optKey][]byte {
+	for k, v := range readNativeOpts(p) {
+		if opts == nil {
+			opts = make(map[optKey][]byte)
+		}
+		opts[k] = v
+	}
+	return opts
+}
+
+// copyNativeOpts sets P's native options (from) on another program end (to).
+func copyNativeOpts(from, to int) {
+	for k, v := range readNativeOpts(from) {
+		unix.SetsockoptString(to, k.level, k.name, string(v))
+	}
+}
+
+// isNativeOpt reports whether c is a getsockopt or setsockopt of an option P keeps itself. The
+// filter lets those run natively; they come here only with high bits set in the level or name
+// registers, which the kernel ignores.
+func isNativeOpt(c *call) bool {
+	if c.Nr != unix.SYS_GETSOCKOPT && c.Nr != unix.SYS_SETSOCKOPT {
+		return false
+	}
+	k := optKey{int(int32(c.Args[1])), int(int32(c.Args[2]))}
+	for _, n := range nativeOpts {
+		if k == n {
+			return true
+		}
+	}
+	return false
+}
+
+// nativeOpt runs a get/setsockopt of a native option on P, as the kernel would have.
+func (c *call) nativeOpt() error {
+	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
+	if c.Nr == unix.SYS_SETSOCKOPT {
+		n := int(int32(c.Args[4]))
+		if n < 0 {
+			return unix.EINVAL
+		}
+		val := make([]byte, min(n, maxOptLen))
+		if err := c.read(c.Args[3], val); err != nil {
+			return err
+		}
+		return unix.SetsockoptString(c.end.fd, level, name, string(val))
+	}
+	n, err := c.readUint32(c.Args[4])
+	if err != nil {
+		return err
+	}
+	if int32(n) < 0 {
+		return unix.EINVAL
+	}
+	v, err := unix.GetsockoptInt(c.end.fd, level, name)
+	if err != nil {
+		return err
+	}
+	val := intOpt(v)
+	val = val[:min(int(n), len(val))]
+	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
+}
+
 // maxOptLen bounds the option values read from a program (Linux's largest socket options are
 // well under it).
 const maxOptLen = 4096
@@ -34,10 +120,7 @@ func (sk *socket) getsockopt(c *call) error {
 		return err
 	}
 	val = val[:min(int(n), len(val))]
-	if err := c.write(c.Args[3], val); err != nil {
-		return err
-	}
-	return c.writeUint32(c.Args[4], uint32(len(val)))
+	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
 }
 
 func (sk *socket) option(level, name int) ([]byte, error) {

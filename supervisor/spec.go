@@ -13,7 +13,8 @@ import (
 //     cost nothing;
 //   - the calls that take a socket fd and change or report its state (connect, bind, listen,
 //     accept, names, options, shutdown), whatever the fd: a filter sees only registers, so calls
-//     on fds that are not ours are sent back to the kernel (CONTINUE);
+//     on fds that are not ours are sent back to the kernel (CONTINUE). SO_KEEPALIVE is set and
+//     read natively, on P (see nativeOpts): Go sets it on every connection;
 //   - sendto and recvfrom only when their address argument is not NULL, so send/recv on stream
 //     sockets (and connected datagram sockets) stay untrapped;
 //   - sendmsg, recvmsg, sendmmsg, recvmmsg and ioctl(FIONREAD) only on fds in the datagram
@@ -40,10 +41,16 @@ func (p Policy) Spec() notify.Spec {
 		}
 	}
 	for _, name := range []string{
-		"connect", "bind", "listen", "accept", "accept4",
-		"getsockname", "getpeername", "getsockopt", "setsockopt", "shutdown",
+		"connect", "bind", "listen", "accept", "accept4", "getsockname", "getpeername", "shutdown",
 	} {
 		trap = append(trap, notify.Rule{Syscall: name})
+	}
+	// Options are trapped but for the ones P keeps itself (nativeOpts): any level but
+	// SOL_SOCKET, or any SOL_SOCKET option but those. The comparisons are on all 64 bits,
+	// so a program that sets high bits the kernel ignores is trapped, never let through.
+	for _, name := range []string{"getsockopt", "setsockopt"} {
+		trap = append(trap, notify.Rule{Syscall: name, Args: []notify.Arg{{Index: 1, Value: unix.SOL_SOCKET, NotEqual: true}}})
+		trap = append(trap, notify.Rule{Syscall: name, Args: []notify.Arg{{Index: 2, Value: unix.SO_KEEPALIVE, NotEqual: true}}})
 	}
 	for _, name := range []string{"sendto", "recvfrom"} {
 		trap = append(trap, notify.Rule{Syscall: name, Args: []notify.Arg{{Index: 4, Value: 0, NotEqual: true}}})

@@ -9,6 +9,7 @@ import (
 	"sync"
 	"sync/atomic"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -123,12 +124,12 @@ func (s *Supervisor) receive() (err error) {
 		}
 	}()
 	for {
-		// Each call gets its own notification: blocking calls are answered from goroutines.
-		n := new(notify.Notification)
-		if err := s.l.Receive(n); err != nil {
+		// Each call gets its own: blocking calls are answered from goroutines.
+		c := &call{s: s}
+		if err := s.l.Receive(&c.Notification); err != nil {
 			return err
 		}
-		s.dispatch(n)
+		s.dispatch(c)
 	}
 }
 
@@ -172,9 +173,10 @@ func (s *Supervisor) fail(err error) {
 
 // call is one trapped call being answered.
 type call struct {
-	*notify.Notification
-	s  *Supervisor
-	fd int // the socket fd argument (all trapped calls but socket)
+	notify.Notification
+	s   *Supervisor
+	fd  int      // the socket fd argument (all trapped calls but socket)
+	end *progEnd // the copy of the program's end the call was looked up by; closed once answered
 }
 
 // continueErr marks a call that is not ours: the kernel runs it.
@@ -183,9 +185,9 @@ var continueErr = errors.New("continue")
 // answered marks a call a handler has answered itself (or handed to a goroutine that will).
 var answered = errors.New("answered")
 
-func (s *Supervisor) dispatch(n *notify.Notification) {
+func (s *Supervisor) dispatch(c *call) {
 	start := time.Now()
-	c := &call{Notification: n, s: s}
+	n := &c.Notification
 	var val int64
 	var err error
 	if n.Nr == unix.SYS_SOCKET {
@@ -194,6 +196,8 @@ func (s *Supervisor) dispatch(n *notify.Notification) {
 		val, err = s.onSocket(c)
 	}
 	c.answer(val, err)
+	// The program's thread runs on from the answer: what is left waits until then.
+	c.end.close()
 	s.stats.record(n.Nr, err, start)
 }
 
@@ -243,26 +247,39 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 		}
 		return 0, continueErr
 	}
-	if !s.l.Valid(c.ID) {
+	c.end = pc // handlers take it over by setting c.end to nil
+	if !readsFirst(e, c.Nr) && !s.l.Valid(c.ID) {
 		// The thread died and its id may already name another thread, whose fd we just
 		// looked at: do nothing.
-		pc.close()
 		return 0, answered
 	}
-	defer func() {
-		if pc != nil {
-			pc.close()
-		}
-	}()
+	if isNativeOpt(c) {
+		return 0, c.nativeOpt()
+	}
 	switch sk := e.(type) {
 	case *socket:
-		return 0, sk.handle(c, &pc)
+		return 0, sk.handle(c, &c.end)
 	case *dgram:
-		return sk.handle(c, &pc)
+		return sk.handle(c, &c.end)
 	case *netlinkSock:
-		return sk.handle(c, &pc)
+		return sk.handle(c, &c.end)
 	}
 	return 0, continueErr
+}
+
+// readsFirst reports whether e's handler of call nr reads the program's memory (and then checks
+// that the call is still valid, see call.read) before it acts: for those the check after the
+// fd lookup would be a second one. The others act on the socket first.
+func readsFirst(e emulated, nr int32) bool {
+	if _, ok := e.(*netlinkSock); ok {
+		return false
+	}
+	switch nr {
+	case unix.SYS_CONNECT, unix.SYS_BIND, unix.SYS_GETSOCKNAME, unix.SYS_GETPEERNAME,
+		unix.SYS_GETSOCKOPT, unix.SYS_SETSOCKOPT:
+		return true
+	}
+	return false
 }
 
 // handle answers a call on a stream socket.
@@ -307,20 +324,28 @@ func (s *Supervisor) lookup(tid uint32, fd int) (emulated, *progEnd, error) {
 	if err != nil {
 		return nil, nil, err
 	}
+	// fstat and close of the copy never wait: made raw, like notify's calls (see there).
 	var st unix.Stat_t
-	if err := unix.Fstat(cfd, &st); err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
-		unix.Close(cfd)
-		return nil, nil, err
+	if _, _, e := unix.RawSyscall(unix.SYS_FSTAT, uintptr(cfd), uintptr(unsafe.Pointer(&st)), 0); e != 0 || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		rawClose(cfd)
+		if e != 0 {
+			return nil, nil, e
+		}
+		return nil, nil, nil
 	}
 	s.mu.Lock()
 	sk := s.socks[st.Ino]
 	s.mu.Unlock()
 	if sk == nil {
-		unix.Close(cfd)
+		rawClose(cfd)
 		return nil, nil, nil
 	}
 	return sk, &progEnd{fd: cfd}, nil
 }
+
+// rawClose closes a copy of a program's fd: never its last reference while the program holds
+// it, so the close does not wait.
+func rawClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
 
 func (s *Supervisor) register(ino uint64, e emulated) {
 	s.mu.Lock()

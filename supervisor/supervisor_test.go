@@ -9,6 +9,7 @@ import (
 	"syscall"
 	"testing"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 
@@ -37,6 +38,8 @@ func child(what string) error {
 		return identity()
 	case "epollhost":
 		return epollHost()
+	case "nativeopts":
+		return nativeOptions()
 	}
 	return fmt.Errorf("unknown behaviour %q", what)
 }
@@ -152,6 +155,67 @@ func superviseWith(t *testing.T, what string, pol Policy, env ...string) (string
 		t.Fatalf("Serve: %v", err)
 	}
 	return string(out), s
+}
+
+// nativeOptions sets and reads SO_KEEPALIVE natively and through the trap (high bits in the
+// level, which the kernel ignores and the filter does not): both must agree, and an accepted
+// socket inherits the listener's.
+func nativeOptions() error {
+	raw := func(nr uintptr, fd int, level uint64, v *int32) error {
+		n := int32(4)
+		var e syscall.Errno
+		if nr == unix.SYS_SETSOCKOPT {
+			_, _, e = unix.Syscall6(nr, uintptr(fd), uintptr(level), unix.SO_KEEPALIVE, uintptr(unsafe.Pointer(v)), 4, 0)
+		} else {
+			_, _, e = unix.Syscall6(nr, uintptr(fd), uintptr(level), unix.SO_KEEPALIVE, uintptr(unsafe.Pointer(v)), uintptr(unsafe.Pointer(&n)), 0)
+		}
+		if e != 0 {
+			return e
+		}
+		return nil
+	}
+	const highLevel = 1<<32 | unix.SOL_SOCKET
+	ln, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	must(err, "socket")
+	one, got := int32(1), int32(-1)
+	must(raw(unix.SYS_SETSOCKOPT, ln, highLevel, &one), "setsockopt through the trap")
+	if v, err := unix.GetsockoptInt(ln, unix.SOL_SOCKET, unix.SO_KEEPALIVE); err != nil || v != 1 {
+		return fmt.Errorf("native SO_KEEPALIVE after a trapped set: %d %v", v, err)
+	}
+	must(unix.Bind(ln, &unix.SockaddrInet4{Addr: [4]byte{10, 9, 0, 1}}), "bind")
+	must(unix.Listen(ln, 8), "listen")
+	sa, _ := unix.Getsockname(ln)
+	c, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, 0)
+	must(err, "socket")
+	must(unix.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1), "native setsockopt")
+	must(raw(unix.SYS_GETSOCKOPT, c, highLevel, &got), "getsockopt through the trap")
+	if got != 1 {
+		return fmt.Errorf("trapped SO_KEEPALIVE after a native set: %d", got)
+	}
+	must(unix.Connect(c, sa), "connect")
+	a, _, err := unix.Accept(ln)
+	must(err, "accept")
+	if v, _ := unix.GetsockoptInt(a, unix.SOL_SOCKET, unix.SO_KEEPALIVE); v != 1 {
+		return fmt.Errorf("accepted socket did not inherit SO_KEEPALIVE: %d", v)
+	}
+	// The program sees Linux's keepalive timers (the proxy's own are not shown).
+	if v, _ := unix.GetsockoptInt(c, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE); v != 7200 {
+		return fmt.Errorf("TCP_KEEPIDLE %d after SO_KEEPALIVE before connect", v)
+	}
+	must(unix.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_KEEPALIVE, 0), "native clear")
+	if v, _ := unix.GetsockoptInt(c, unix.SOL_SOCKET, unix.SO_KEEPALIVE); v != 0 {
+		return fmt.Errorf("SO_KEEPALIVE %d after clearing", v)
+	}
+	for _, fd := range []int{c, a, ln} {
+		unix.Close(fd)
+	}
+	return nil
+}
+
+func TestNativeOptions(t *testing.T) {
+	if out, _ := supervise(t, "nativeopts"); !strings.Contains(out, "OK") {
+		t.Fatalf("child: %s", out)
+	}
 }
 
 func TestIdentityAcrossDupAndSCMRights(t *testing.T) {

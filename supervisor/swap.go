@@ -64,8 +64,7 @@ type epollWatch struct {
 // so it reads the directory with one getdents buffer and readlinkat, without allocating per
 // entry.
 func epollWatches(tid uint32, fd int, ino uint64) ([]epollWatch, error) {
-	dir := "/proc/" + strconv.FormatUint(uint64(tid), 10)
-	dfd, err := unix.Open(dir+"/fd", unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
+	dfd, err := unix.Open(procPath(tid, "fd"), unix.O_RDONLY|unix.O_DIRECTORY|unix.O_CLOEXEC, 0)
 	if err != nil {
 		return nil, err
 	}
@@ -73,6 +72,7 @@ func epollWatches(tid uint32, fd int, ino uint64) ([]epollWatch, error) {
 	var out []epollWatch
 	var buf [8192]byte
 	var link [32]byte
+	var info []byte
 	const eventpoll = "anon_inode:[eventpoll]"
 	for {
 		n, err := unix.Getdents(dfd, buf[:])
@@ -103,8 +103,7 @@ func epollWatches(tid uint32, fd int, ino uint64) ([]epollWatch, error) {
 			if err != nil {
 				continue
 			}
-			info, err := os.ReadFile(dir + "/fdinfo/" + string(name))
-			if err != nil {
+			if info, err = readProc(procPath(tid, "fdinfo/"+string(name)), info[:cap(info)]); err != nil {
 				continue
 			}
 			out = append(out, parseEpollInfo(info, epfd, fd, ino)...)
@@ -113,35 +112,52 @@ func epollWatches(tid uint32, fd int, ino uint64) ([]epollWatch, error) {
 }
 
 // parseEpollInfo picks the registrations of fd with inode ino from an epoll instance's
-// fdinfo.
+// fdinfo. An instance may watch thousands of fds (a server's connections): only the lines of
+// fd ("tfd: %8d events: %8x data: %16llx  pos:%lli ino:%lx sdev:%x", fs/eventpoll.c) are
+// split into fields.
 func parseEpollInfo(b []byte, epfd, fd int, ino uint64) []epollWatch {
 	var out []epollWatch
-	for line := range strings.Lines(string(b)) {
-		f := strings.Fields(line)
-		if len(f) < 8 || f[0] != "tfd:" || f[2] != "events:" || f[4] != "data:" {
+	key := []byte(fmt.Sprintf("tfd: %8d ", fd))
+	for off := 0; ; {
+		i := bytes.Index(b[off:], key)
+		if i < 0 {
+			return out
+		}
+		start := off + i
+		off = start + len(key)
+		if start > 0 && b[start-1] != '\n' {
 			continue
 		}
-		tfd, err := strconv.Atoi(f[1])
-		if err != nil || tfd != fd {
-			continue
+		line := b[start:]
+		if j := bytes.IndexByte(line, '\n'); j >= 0 {
+			line = line[:j]
 		}
-		events, err1 := strconv.ParseUint(f[3], 16, 32)
-		data, err2 := strconv.ParseUint(f[5], 16, 64)
-		if err1 != nil || err2 != nil {
-			continue
-		}
-		match := false
-		for _, kv := range f[6:] {
-			if v, ok := strings.CutPrefix(kv, "ino:"); ok {
-				i, err := strconv.ParseUint(v, 16, 64)
-				match = err == nil && i == ino
-			}
-		}
-		if match {
-			out = append(out, epollWatch{epfd: epfd, events: uint32(events), data: data})
+		if w, ok := parseEpollLine(string(line), epfd, ino); ok {
+			out = append(out, w)
 		}
 	}
-	return out
+}
+
+// parseEpollLine parses one target line of an epoll fdinfo, if its inode is ino.
+func parseEpollLine(line string, epfd int, ino uint64) (epollWatch, bool) {
+	f := strings.Fields(line)
+	if len(f) < 8 || f[0] != "tfd:" || f[2] != "events:" || f[4] != "data:" {
+		return epollWatch{}, false
+	}
+	events, err1 := strconv.ParseUint(f[3], 16, 32)
+	data, err2 := strconv.ParseUint(f[5], 16, 64)
+	if err1 != nil || err2 != nil {
+		return epollWatch{}, false
+	}
+	for _, kv := range f[6:] {
+		if v, ok := strings.CutPrefix(kv, "ino:"); ok {
+			if i, err := strconv.ParseUint(v, 16, 64); err == nil && i == ino {
+				return epollWatch{epfd: epfd, events: uint32(events), data: data}, true
+			}
+			return epollWatch{}, false
+		}
+	}
+	return epollWatch{}, false
 }
 
 // carryEpoll registers file nf under number fd in the program's epoll instance w.epfd (of
