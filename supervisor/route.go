@@ -22,11 +22,14 @@ const (
 //     NIC, where every loopback and wildcard listener lives), as in a container; without such
 //     a listener they go to the host's loopback when the policy allows it.
 //   - An address inside a joined network's addresses or routes (and link-local, multicast and
-//     broadcast addresses) goes to that network's stack, the first that claims it.
+//     broadcast addresses) goes to that network's stack: the first that claims it among the
+//     networks that are up. If only networks that are down claim it, it is unreachable, but
+//     for their own addresses (see NetworkDown).
+//   - While a network has no config (NetworkUnconfigured), everything else is unreachable.
 //   - Everything else goes to the host's network if the policy allows it.
 //
 // The decision is made once per connect (and per datagram for unconnected sends), so it
-// follows configuration changes and listeners coming and going.
+// follows configuration changes, outages and listeners coming and going.
 func (s *Supervisor) route(udp bool, ap netip.AddrPort) (routeKind, *netstack.Stack) {
 	a := ap.Addr().Unmap()
 	if a.IsLoopback() {
@@ -42,15 +45,45 @@ func (s *Supervisor) route(udp bool, ap netip.AddrPort) (routeKind, *netstack.St
 		// Linux connects "any" to the local host: the programs' own listeners.
 		return toStack, s.stack
 	}
+	outages := s.policy.Outages.snapshot()
+	claimedByDown := false
 	for _, st := range s.stacks {
-		if st.Routable(a) {
+		if !st.Routable(a) {
+			continue
+		}
+		switch outages[st] {
+		case NetworkUp:
 			return toStack, st
+		case NetworkDown:
+			if ownAddress(st, a) {
+				return toStack, st
+			}
+			claimedByDown = true
+		}
+	}
+	if claimedByDown {
+		return unreachable, nil
+	}
+	for _, st := range s.stacks {
+		if outages[st] == NetworkUnconfigured {
+			return unreachable, nil
 		}
 	}
 	if s.policy.HostAllowed(ap) {
 		return toHost, nil
 	}
 	return unreachable, nil
+}
+
+// ownAddress reports whether a is one of st's addresses.
+func ownAddress(st *netstack.Stack, a netip.Addr) bool {
+	a = a.WithZone("")
+	for _, p := range st.Addresses() {
+		if p.Addr() == a {
+			return true
+		}
+	}
+	return false
 }
 
 // stackOf returns the stack that owns local address a (bind to a specific address), or nil.

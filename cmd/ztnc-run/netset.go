@@ -50,6 +50,9 @@ func newNetset(ctx context.Context, log *slog.Logger, node *zt.Node, policy supe
 	if err != nil {
 		return nil, err
 	}
+	// Shared by the supervisors of every program: fall-through fails closed while a network
+	// is not up (see followConfig).
+	policy.Outages = &supervisor.Outages{}
 	return &netset{
 		ctx: ctx, log: log, node: node, policy: policy, hosts: hosts,
 		loopbacks: &supervisor.Loopbacks{},
@@ -99,7 +102,7 @@ func (ns *netset) join(id ztaddr.NetworkID) (attachment, error) {
 		}
 		ns.base = a
 	}
-	go followConfig(ns.ctx, ns.log, nw, st)
+	followConfig(ns.ctx, ns.log, nw, st, ns.policy.Outages)
 	ns.nets = append(ns.nets, a)
 	ns.changed(slices.Clone(ns.nets))
 	return a, nil
@@ -143,8 +146,7 @@ func (ns *netset) leave(id ztaddr.NetworkID) error {
 	a := ns.nets[i]
 	ns.nets = slices.Delete(ns.nets, i, i+1)
 	err := ns.node.Leave(id)
-	a.stack.SetRoutes(nil)
-	a.stack.SetAddresses(nil)
+	forget(a.stack, ns.policy.Outages)
 	ns.left[a.stack] = true
 	ns.closeUnused()
 	ns.changed(slices.Clone(ns.nets))

@@ -15,6 +15,7 @@ import (
 	"github.com/spf13/pflag"
 
 	"github.com/ztnc/ztnc/netstack"
+	"github.com/ztnc/ztnc/supervisor"
 	"github.com/ztnc/ztnc/zt"
 	"github.com/ztnc/ztnc/zt/world"
 	"github.com/ztnc/ztnc/zt/ztaddr"
@@ -170,25 +171,67 @@ func notReady(addr ztaddr.Address, s zt.NetworkState, wait time.Duration) error 
 	return fmt.Errorf("%s: no config for network %s from its controller %s after %s (is the controller up, and the node online?)", s.Status, s.ID, s.ID.Controller(), wait)
 }
 
-// followConfig applies every config change of nw to its stack (the node logs the changes).
-func followConfig(ctx context.Context, log *slog.Logger, nw *zt.Network, st *netstack.Stack) {
+// followConfig applies nw's config to its stack, and its status to the outages, now and then
+// after every change in the background (the node logs the changes). The first application
+// is done when followConfig returns, so that no program sees the network before its routes
+// or its outage are known.
+//
+// A network's routes are applied before it counts as up, and it counts as down before
+// anything else changes, so that no destination of its takes the host's routes in between.
+func followConfig(ctx context.Context, log *slog.Logger, nw *zt.Network, st *netstack.Stack, outages *supervisor.Outages) {
 	ch := nw.Notify()
-	for {
-		if err := applyConfig(st, nw.State()); err != nil {
+	apply := func() {
+		s := nw.State()
+		status := routingStatus(s)
+		if status != supervisor.NetworkUp {
+			outages.Set(st, status)
+		}
+		if err := applyConfig(st, s); err != nil {
 			log.Warn("network config not applied", "nwid", nw.ID().String(), "err", err)
 		}
-		select {
-		case _, ok := <-ch:
-			if !ok {
-				// Left: the programs lose the network as they would an interface.
-				st.SetRoutes(nil)
-				st.SetAddresses(nil)
-				return
-			}
-		case <-ctx.Done():
-			return
+		if status == supervisor.NetworkUp {
+			outages.Set(st, status)
 		}
 	}
+	apply()
+	go func() {
+		for {
+			select {
+			case _, ok := <-ch:
+				if !ok {
+					// Left: the programs lose the network as they would an interface.
+					forget(st, outages)
+					return
+				}
+				apply()
+			case <-ctx.Done():
+				return
+			}
+		}
+	}()
+}
+
+// forget takes a left network's addresses and routes away: its destinations take the host's
+// routes from then on, as on a host whose ZeroTier interface is gone.
+func forget(st *netstack.Stack, outages *supervisor.Outages) {
+	st.SetRoutes(nil)
+	st.SetAddresses(nil)
+	outages.Set(st, supervisor.NetworkUp)
+}
+
+// routingStatus is what routing makes of a network's state: up when OK; down when it has a
+// config but is not OK (its last routes stay, unreachable); unconfigured before its first
+// config (zt leaves the config's fields of the state zero until then), when nobody knows
+// its routes. A node that is offline leaves its networks OK: peers it has direct paths to
+// may still be reached, and what is not reached is dropped, not sent to the host.
+func routingStatus(s zt.NetworkState) supervisor.NetworkStatus {
+	switch {
+	case s.ConfigTime.IsZero():
+		return supervisor.NetworkUnconfigured
+	case s.Status != zt.StatusOK:
+		return supervisor.NetworkDown
+	}
+	return supervisor.NetworkUp
 }
 
 // applyConfig makes a stack's addresses, routes and MTU those of the network's state.
