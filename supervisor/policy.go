@@ -103,11 +103,6 @@ func (o *Outages) Set(st *netstack.Stack, s NetworkStatus) {
 	o.down.Store(&m)
 }
 
-// Status returns the status of st's network.
-func (o *Outages) Status(st *netstack.Stack) NetworkStatus {
-	return o.snapshot()[st]
-}
-
 // snapshot returns the networks that are not up (nil when all are; o may be nil).
 func (o *Outages) snapshot() map[*netstack.Stack]NetworkStatus {
 	if o == nil {

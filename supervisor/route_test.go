@@ -137,7 +137,46 @@ func TestRouteOutagesShared(t *testing.T) {
 		}
 	}
 	var none *Outages // a policy without outages
-	if none.Status(a) != NetworkUp {
+	if none.snapshot()[a] != NetworkUp {
 		t.Error("nil Outages: network not up")
+	}
+}
+
+// BenchmarkRoute: the cost of a routing decision (every connect, every unconnected send) to
+// a virtual and to a host destination, with every network up and with one down.
+func BenchmarkRoute(b *testing.B) {
+	st, err := netstack.New(netstack.NewHub().NewPort([6]byte{2, 0, 0, 0, 0, 1}, 2800), netstack.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer st.Close()
+	st.SetAddresses([]netip.Prefix{netip.MustParsePrefix("198.51.100.2/24")})
+	other, err := netstack.New(netstack.NewHub().NewPort([6]byte{2, 0, 0, 0, 0, 2}, 2800), netstack.Config{})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer other.Close()
+	other.SetAddresses([]netip.Prefix{netip.MustParsePrefix("203.0.113.2/24")})
+	for _, bc := range []struct {
+		name string
+		down bool
+		dst  string
+	}{
+		{"up/virtual", false, "203.0.113.9:80"},
+		{"up/host", false, "192.0.2.9:80"},
+		{"down/virtual", true, "198.51.100.9:80"},
+		{"down/host", true, "192.0.2.9:80"},
+	} {
+		b.Run(bc.name, func(b *testing.B) {
+			o := &Outages{}
+			if bc.down {
+				o.Set(st, NetworkDown)
+			}
+			s := &Supervisor{stack: st, stacks: []*netstack.Stack{st, other}, loopbacks: &loopbackPorts{}, policy: Policy{Outages: o}}
+			ap := netip.MustParseAddrPort(bc.dst)
+			for b.Loop() {
+				s.route(true, ap)
+			}
+		})
 	}
 }
