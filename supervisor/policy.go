@@ -103,6 +103,17 @@ func (o *Outages) Set(st *netstack.Stack, s NetworkStatus) {
 	o.down.Store(&m)
 }
 
+// Unconfigured reports whether a network has no config yet: until it has, nobody knows which
+// names and addresses are its, so nothing may leave through the host (o may be nil).
+func (o *Outages) Unconfigured() bool {
+	for _, s := range o.snapshot() {
+		if s == NetworkUnconfigured {
+			return true
+		}
+	}
+	return false
+}
+
 // snapshot returns the networks that are not up (nil when all are; o may be nil).
 func (o *Outages) snapshot() map[*netstack.Stack]NetworkStatus {
 	if o == nil {

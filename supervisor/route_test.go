@@ -180,3 +180,30 @@ func BenchmarkRoute(b *testing.B) {
 		})
 	}
 }
+
+func TestOutagesUnconfigured(t *testing.T) {
+	a, b := routeStack(t, 1, "203.0.113.1/24"), routeStack(t, 2, "198.51.100.1/24")
+	var none *Outages
+	if none.Unconfigured() {
+		t.Fatal("nil Outages: Unconfigured")
+	}
+	o := &Outages{}
+	for _, step := range []struct {
+		st     *netstack.Stack
+		status NetworkStatus
+		want   bool
+	}{
+		{a, NetworkUp, false},
+		{a, NetworkDown, false},
+		{b, NetworkUnconfigured, true},
+		{a, NetworkUp, true},
+		{b, NetworkDown, false},
+		{b, NetworkUnconfigured, true},
+		{b, NetworkUp, false},
+	} {
+		o.Set(step.st, step.status)
+		if got := o.Unconfigured(); got != step.want {
+			t.Fatalf("after Set(%v, %v): Unconfigured() = %v, want %v", step.st.Addresses(), step.status, got, step.want)
+		}
+	}
+}

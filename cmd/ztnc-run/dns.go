@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/netip"
@@ -73,6 +74,9 @@ func (n *localNames) Exchange(ctx context.Context, server netip.AddrPort, msg []
 	return resolver.StackExchange(n.st)(ctx, server, msg, tcp)
 }
 
+// errNoConfigYet: a query for the host's resolvers while a network has no config.
+var errNoConfigYet = errors.New("a network has no config yet")
+
 // defaultDNSName is this member's name on a --local network: the host's short name.
 func defaultDNSName() string {
 	h, err := os.Hostname()
@@ -86,12 +90,18 @@ func defaultDNSName() string {
 // startResolver serves the DNS responder on the stack and returns the redirects that send the
 // programs' queries to the host's resolvers there. Names outside the virtual networks go to
 // upstream, the host's resolvers the policy lets the programs reach; with none they are
-// refused.
-func startResolver(log *slog.Logger, st *netstack.Stack, nets func() []resolver.Network, upstream []netip.AddrPort) (*resolver.Server, []supervisor.Redirect, error) {
+// refused. While a network has no config yet (outages), they fail (SERVFAIL, so clients ask
+// again): the name may be one of that network's, and its query is not the host's business.
+func startResolver(log *slog.Logger, st *netstack.Stack, nets func() []resolver.Network, upstream []netip.AddrPort, outages *supervisor.Outages) (*resolver.Server, []supervisor.Redirect, error) {
 	r := resolver.New(resolver.Config{
 		Networks: nets,
 		Upstream: upstream,
-		Exchange: resolver.HostExchange,
+		Exchange: func(ctx context.Context, server netip.AddrPort, msg []byte, tcp bool) ([]byte, error) {
+			if outages.Unconfigured() {
+				return nil, errNoConfigYet
+			}
+			return resolver.HostExchange(ctx, server, msg, tcp)
+		},
 	})
 	srv, addrs, err := resolver.Listen(r, st, log)
 	if err != nil {

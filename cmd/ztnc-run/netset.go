@@ -120,7 +120,7 @@ func (ns *netset) startResolver(base *netstack.Stack) error {
 		}
 		return append(out, ns.hosts)
 	}
-	dns, redirects, err := startResolver(ns.log, base, names, upstreamResolvers(ns.policy))
+	dns, redirects, err := startResolver(ns.log, base, names, upstreamResolvers(ns.policy), ns.policy.Outages)
 	if err != nil {
 		return err
 	}

@@ -186,7 +186,7 @@ func runProgram(ctx context.Context, o *runOptions, args []string) error {
 		if err != nil {
 			return err
 		}
-		dns, redirects, err := startResolver(log, stack, func() []resolver.Network { return []resolver.Network{names} }, upstreamResolvers(pol))
+		dns, redirects, err := startResolver(log, stack, func() []resolver.Network { return []resolver.Network{names} }, upstreamResolvers(pol), pol.Outages)
 		if err != nil {
 			return err
 		}
