@@ -99,11 +99,11 @@ echo "   controller $ctl_addr, API $API/controller (token in \$work/ctl/authtoke
 
 bold "3. A network, created through the controller's API"
 spec='{"name":"ztnc-demo","private":true,"v4AssignMode":{"zt":true},"v6AssignMode":{"rfc4193":true},
- "routes":[{"target":"10.147.17.0/24"}],"ipAssignmentPools":[{"ipRangeStart":"10.147.17.1","ipRangeEnd":"10.147.17.254"}]}'
+ "routes":[{"target":"203.0.113.0/24"}],"ipAssignmentPools":[{"ipRangeStart":"203.0.113.1","ipRangeEnd":"203.0.113.254"}]}'
 cmd "curl -H \"X-ZT1-Auth: \$TOKEN\" -X POST $API/controller/network/${ctl_addr}______ -d '$spec'"
 nwid=$(api POST "/controller/network/${ctl_addr}______" "$spec" | json_field id)
 [ ${#nwid} -eq 16 ] || fail "no network ID from the API"
-echo "   network $nwid: private, IPv4 pool 10.147.17.1-254 routed on it, RFC 4193 IPv6"
+echo "   network $nwid: private, IPv4 pool 203.0.113.1-254 (a documentation range) routed on it, RFC 4193 IPv6"
 
 # authorize NAME HOME PID: waits for the member's identity, prints the address a user would
 # authorize, and authorizes it through the API.
