@@ -22,6 +22,9 @@ type pair struct {
 	available func() string
 	setup     func(t lab.T) (a, b *lab.Endpoint, st *startup)
 	bin       *string // the ztnc-run binary the pair runs, if any (for the report)
+	// reference marks a pair that the later columns are compared with (a ratio column each):
+	// the physical limit, zerotier-one, a before build.
+	reference bool
 }
 
 // startup is what a ZeroTier pair measures when its client member B starts cold (fresh
@@ -51,6 +54,7 @@ var (
 var pairs = []pair{
 	{
 		name:      "veth",
+		reference: true,
 		about:     "two namespaces on one Linux bridge, MTU 1500: the physical limit of this machine",
 		available: func() string { return "" },
 		setup: func(t lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
@@ -59,8 +63,9 @@ var pairs = []pair{
 		},
 	},
 	{
-		name:  "zt1",
-		about: "zerotier-one members with kernel TAP devices (network MTU 2800) over the same kind of bridge (MTU 1500), zerotier-one root + controller in a third namespace",
+		name:      "zt1",
+		reference: true,
+		about:     "zerotier-one members with kernel TAP devices (network MTU 2800) over the same kind of bridge (MTU 1500), zerotier-one root + controller in a third namespace",
 		available: func() string {
 			if os.Getenv(lab.ZT1BinEnv) == "" {
 				return lab.ZT1BinEnv + " not set"
@@ -90,10 +95,10 @@ var pairs = []pair{
 	},
 	ztncSelfPair("ztnc-self-base", ztncBase, "-ztnc-base",
 		"the ztnc-self set-up with another build of ztnc-run (-ztnc-base: root, controller and members), "+
-			"interleaved with ztnc-self for a before/after comparison"),
+			"interleaved with ztnc-self for a before/after comparison", true),
 	ztncSelfPair("ztnc-self", ztncRun, "-ztnc-run",
 		"ztnc-run members like ztnc's on a network of our own root and controller (ztnc-run root and "+
-			"ztnc-run controller in two more namespaces): the self-hosted set-up, no zerotier-one involved"),
+			"ztnc-run controller in two more namespaces): the self-hosted set-up, no zerotier-one involved", false),
 }
 
 // binaryMissing says why the ztnc-run binary at path, given by flagName, cannot be used ("" if

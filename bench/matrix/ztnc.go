@@ -38,9 +38,10 @@ const ztncCtlAddr = "192.0.2.3"
 // ztncSelfPair is the self-hosted set-up with the ztnc-run binary at *bin (a flag, read when
 // the pair runs): our root and controller (ztnc-run root / controller) and ztnc-run members
 // A and B; B's cold starts are measured first, with fresh and with cached homes.
-func ztncSelfPair(name string, bin *string, flagName, about string) pair {
+func ztncSelfPair(name string, bin *string, flagName, about string, reference bool) pair {
 	return pair{
 		name:      name,
+		reference: reference,
 		about:     about,
 		bin:       bin,
 		available: func() string { return binaryMissing(*bin, flagName) },
