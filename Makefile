@@ -47,7 +47,7 @@ compat: deps
 
 # The benchmark suite worth running (bench/run.sh): component benchmarks, then the side-by-side
 # matrix (veth, zerotier-one when ZT1_BIN is set, ztnc-run) with CPU time per unit of work.
-# Env: OUT RUNS DURATION BASE MATRIX_FLAGS (see bench/run.sh); results in docs/benchmarks.md.
+# Env: OUT RUNS DURATION BASE MATRIX_FLAGS ZT1_BIN (see bench/run.sh); results in docs/benchmarks.md.
 bench: deps build
 	./bench/run.sh
 

@@ -6,10 +6,12 @@
 #
 # Usage: bench/run.sh   (env: OUT=bench/out/results.md RUNS=3 DURATION=10s BASE=<git rev>
 #                         MATRIX_FLAGS=... SKIP_COMPONENTS=1 SKIP_MATRIX=1)
-# BASE builds the ztnc-run of another revision (e.g. main) and measures it as pair ztnc-base,
-# interleaved with this tree's. Needs root for the matrix (network namespaces). Everything runs
-# under nice: other jobs on the machine make absolute numbers noisy, which is why the matrix
-# alternates pairs and reports CPU time per GB / request / datagram next to each rate.
+# BASE builds the ztnc-run of another revision (e.g. main, or a commit before a change) into
+# bench/out/ztnc-run-<rev> and measures it as pair ztnc-self-base, interleaved with this tree's
+# ztnc-self (-ztnc-base). ZT1_BIN adds the zerotier-one pairs. Needs root for the matrix
+# (network namespaces). Everything runs under nice: other jobs on the machine make absolute
+# numbers noisy, which is why the matrix alternates pairs and reports CPU time per GB /
+# 1k requests / 1M datagrams next to each rate.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 OUT=${OUT:-bench/out/results.md}
@@ -34,15 +36,17 @@ if [ -z "${SKIP_COMPONENTS:-}" ]; then
 fi
 
 if [ -z "${SKIP_MATRIX:-}" ]; then
-	go build -o bin/ztnc-run ./cmd/ztnc-run
-	go build -o bin/bench-matrix ./bench/matrix
+	nice go build -o bin/ztnc-run ./cmd/ztnc-run
+	nice go build -o bin/bench-matrix ./bench/matrix
 	flags=(-runs "$RUNS" -duration "$DURATION")
 	if [ -n "${BASE:-}" ]; then
-		base=$(mktemp -d)
-		trap 'rm -rf "$base"' EXIT
-		git archive "$BASE" | tar -x -C "$base"
-		(cd "$base" && go build -o ztnc-run ./cmd/ztnc-run)
-		flags+=(-ztnc-base "$base/ztnc-run")
+		rev=$(git rev-parse --short "$BASE^{commit}")
+		src=$(mktemp -d)
+		trap 'rm -rf "$src"' EXIT
+		git archive "$rev" | tar -x -C "$src"
+		(cd "$src" && nice go build -o ztnc-run ./cmd/ztnc-run)
+		mv "$src/ztnc-run" "bench/out/ztnc-run-$rev"
+		flags+=(-ztnc-base "bench/out/ztnc-run-$rev")
 	fi
 	# shellcheck disable=SC2206
 	flags+=(${MATRIX_FLAGS:-})

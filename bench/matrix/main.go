@@ -9,8 +9,17 @@
 // OK and to first byte). Measurements are interleaved across pairs so that background load
 // hits all pairs alike. Needs root (network namespaces).
 //
-//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc,ztnc-self] [-ztnc-run bin/ztnc-run]
-//	    [-o FILE] [-v] [-startup-runs 5] [-ztnc-cpuprofile DIR]
+// Each pair's processes run in a cgroup of their own (v2, or v1's cpuacct), so that every rate
+// comes with the CPU time the pair spent per unit of work (per GB, 1k requests or 1M
+// datagrams): on a loaded machine that is steadier than the rate, and it shows the cost that
+// a faster machine would not hide.
+//
+// To compare two builds of ztnc-run, give the other one as -ztnc-base: it runs as pair
+// ztnc-self-base in the same interleaved rounds as ztnc-self.
+//
+//	go run ./bench/matrix [-duration 10s] [-runs 1] [-pairs veth,zt1,ztnc,ztnc-self] [-metrics REGEXP]
+//	    [-ztnc-run bin/ztnc-run] [-ztnc-base OTHER] [-ztnc-flags FLAGS] [-ztnc-cpuprofile DIR]
+//	    [-startup-runs 5] [-o FILE] [-v]
 package main
 
 import (
@@ -20,6 +29,8 @@ import (
 	"io"
 	"os"
 	"os/exec"
+	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
@@ -30,11 +41,16 @@ import (
 func main() {
 	duration := flag.Duration("duration", 10*time.Second, "length of each iperf3 and wrk run")
 	runs := flag.Int("runs", 1, "measurements per metric and pair (interleaved); the table shows the median")
-	only := flag.String("pairs", "", "comma-separated pairs to run (default: every pair that can run here)")
+	only := flag.String("pairs", "", "comma-separated pairs to run (default: every pair that can run here; -ztnc-base adds ztnc-self-base)")
+	metrics := flag.String("metrics", "", "run only the measurements whose first row's name matches this regular expression")
 	outFile := flag.String("o", "", "also write the report to this file")
 	verbose := flag.Bool("v", false, "log commands and their output to stderr")
-	flag.IntVar(&startupRuns, "startup-runs", 5, "ztnc-self pair: starts of B measured per kind of home (fresh, cached); the table shows the median")
-	flag.StringVar(&ztncProfileDir, "ztnc-cpuprofile", "", "ztnc-self pair: every ztnc-run writes a CPU profile into this directory (<host>-<n>-<program>.prof)")
+	flag.IntVar(&startupRuns, "startup-runs", 5, "ztnc-self pairs: starts of B measured per kind of home (fresh, cached); the table shows the median")
+	flag.StringVar(&ztncProfileDir, "ztnc-cpuprofile", "", "every program run by a ztnc-run member writes a CPU profile into this directory (<pair>-<host>-<n>-<program>.prof)")
+	flag.Func("ztnc-flags", "extra flags for every ztnc-run member (space-separated, e.g. \"-v\")", func(s string) error {
+		ztncFlags = strings.Fields(s)
+		return nil
+	})
 	flag.Parse()
 	if *runs < 1 || *duration < time.Second || startupRuns < 1 {
 		fmt.Fprintln(os.Stderr, "matrix: -runs and -startup-runs must be ≥ 1 and -duration ≥ 1s")
@@ -42,6 +58,11 @@ func main() {
 	}
 
 	selected, err := selectPairs(*only)
+	if err != nil {
+		fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
+		os.Exit(2)
+	}
+	ms, err := selectMeasurements(measurements(*duration), *metrics)
 	if err != nil {
 		fmt.Fprintf(os.Stderr, "matrix: %v\n", err)
 		os.Exit(2)
@@ -55,33 +76,41 @@ func main() {
 	err = lab.Standalone("bench-matrix", log, func(t lab.T) {
 		lab.Require(t, "iperf3", "wrk", "nginx", "ping", "curl", "busybox")
 		env := describeMachine()
-		ms := measurements(*duration)
 		res := newResults(selected, ms)
 		fmt.Fprintf(os.Stderr, "matrix: %s\n", env.load())
 
-		type endpoints struct{ a, b *lab.Endpoint }
+		type endpoints struct {
+			a, b *lab.Endpoint
+			cpu  *cpuGroup
+		}
 		eps := make([]endpoints, len(selected))
 		for i, p := range selected {
 			fmt.Fprintf(os.Stderr, "matrix: setting up %s\n", p.name)
-			a, b, st := p.setup(t)
-			eps[i] = endpoints{a, b}
-			for _, h := range []*lab.Host{a.Host, b.Host} {
-				if err := h.Sysctl(portRange[0], portRange[1]); err != nil {
-					t.Fatalf("%v", err)
+			cpu := newCPUGroup(t, p.name)
+			cpu.within(func() {
+				a, b, st := p.setup(t)
+				eps[i] = endpoints{a, b, cpu}
+				for _, h := range []*lab.Host{a.Host, b.Host} {
+					if err := h.Sysctl(portRange[0], portRange[1]); err != nil {
+						t.Fatalf("%v", err)
+					}
 				}
-			}
-			res.startup[i] = st
-			// Warm up paths and neighbour caches; not measured.
-			if _, err := b.Exec(t, "ping", "-c", "3", "-i", "0.2", "-w", "10", a.Addr.String()); err != nil {
-				fmt.Fprintf(os.Stderr, "matrix: %s: warm-up ping failed: %v\n", p.name, err)
-			}
+				res.startup[i] = st
+				// Warm up paths and neighbour caches; not measured.
+				if err := warmUp(t, a, b); err != nil {
+					fmt.Fprintf(os.Stderr, "matrix: %s: warm-up ping failed: %v\n", p.name, err)
+				}
+			})
 		}
 		for mi, m := range ms {
 			for run := 0; run < *runs; run++ {
 				for pi, p := range selected {
 					fmt.Fprintf(os.Stderr, "matrix: %s: %s (run %d/%d)\n", p.name, m.rows[0].name, run+1, *runs)
-					vals, note, err := m.run(t, eps[pi].a, eps[pi].b)
-					res.add(mi, pi, vals, note, err)
+					ep := eps[pi]
+					ep.cpu.within(func() {
+						vals, note, err := m.run(t, ep.a, ep.b, ep.cpu, *duration)
+						res.add(mi, pi, vals, note, err)
+					})
 				}
 			}
 		}
@@ -106,7 +135,9 @@ func main() {
 // connection the server still holds in TIME-WAIT can stall a client for a second.
 var portRange = [2]string{"net.ipv4.ip_local_port_range", "1024 65535"}
 
-// selectPairs returns the pairs named in list (comma-separated), or every available pair.
+// selectPairs returns the pairs named in list (comma-separated), or every available pair, in
+// the order of pairs (their column order: ratios are later columns over earlier ones).
+// -ztnc-base selects pair ztnc-self-base too.
 func selectPairs(list string) ([]pair, error) {
 	var out []pair
 	if list == "" {
@@ -119,20 +150,44 @@ func selectPairs(list string) ([]pair, error) {
 		}
 		return out, nil
 	}
-	for _, name := range strings.Split(list, ",") {
-		i := -1
-		for j, p := range pairs {
-			if p.name == name {
-				i = j
-			}
-		}
-		if i < 0 {
+	names := strings.Split(list, ",")
+	if *ztncBase != "" {
+		names = append(names, "ztnc-self-base")
+	}
+	for _, name := range names {
+		if !slices.ContainsFunc(pairs, func(p pair) bool { return p.name == name }) {
 			return nil, fmt.Errorf("unknown pair %q", name)
 		}
-		if why := pairs[i].available(); why != "" {
-			return nil, fmt.Errorf("pair %s cannot run: %s", name, why)
+	}
+	for _, p := range pairs {
+		if !slices.Contains(names, p.name) {
+			continue
 		}
-		out = append(out, pairs[i])
+		if why := p.available(); why != "" {
+			return nil, fmt.Errorf("pair %s cannot run: %s", p.name, why)
+		}
+		out = append(out, p)
+	}
+	return out, nil
+}
+
+// selectMeasurements keeps the measurements whose first row's name matches expr ("" keeps all).
+func selectMeasurements(ms []measurement, expr string) ([]measurement, error) {
+	if expr == "" {
+		return ms, nil
+	}
+	re, err := regexp.Compile(expr)
+	if err != nil {
+		return nil, fmt.Errorf("-metrics: %w", err)
+	}
+	var out []measurement
+	for _, m := range ms {
+		if re.MatchString(m.rows[0].name) {
+			out = append(out, m)
+		}
+	}
+	if len(out) == 0 {
+		return nil, fmt.Errorf("-metrics %q matches no measurement", expr)
 	}
 	return out, nil
 }

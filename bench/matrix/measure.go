@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"path/filepath"
 	"regexp"
@@ -28,7 +29,23 @@ type measurement struct {
 	argv   []string // client command; "{A}" stands for A's address
 	// parse reads the client's output: a value per row and a note on anything odd.
 	parse func(stdout string) (vals []float64, note string, err error)
+	// cpu, if set, adds a last row: the pair's CPU time while the client ran, per unit of
+	// work, the work being the first row's rate times the run's length.
+	cpu *cpuCost
 }
+
+// cpuCost says how CPU time is reported per unit of work.
+type cpuCost struct {
+	unit  string  // e.g. "CPU-s/GB"
+	scale float64 // CPU seconds / (rate × seconds) × scale = the value shown
+}
+
+// The units of work: Gbit/s × s = Gbit = GB × 8; req/s × s = requests; datagrams/s × s.
+var (
+	cpuPerGB         = &cpuCost{unit: "CPU-s/GB", scale: 8}
+	cpuPer1kReq      = &cpuCost{unit: "CPU-s/1k req", scale: 1e3}
+	cpuPer1MDatagram = &cpuCost{unit: "CPU-s/1M datagrams", scale: 1e6}
+)
 
 const (
 	iperfPort = 5201
@@ -47,10 +64,12 @@ func measurements(d time.Duration) []measurement {
 		return append(append(argv, extra...), url)
 	}
 	tcp := func(name string, extra ...string) measurement {
-		return measurement{rows: []row{{name, "Gbit/s", false}}, server: "iperf3", argv: iperf(extra...), parse: parseIperfTCP}
+		return measurement{rows: []row{{name, "Gbit/s", false}}, server: "iperf3", argv: iperf(extra...),
+			parse: parseIperfTCP, cpu: cpuPerGB}
 	}
 	http := func(name string, argv []string) measurement {
-		return measurement{rows: []row{{name, "req/s", false}}, server: "nginx", argv: argv, parse: parseWrk}
+		return measurement{rows: []row{{name, "req/s", false}}, server: "nginx", argv: argv,
+			parse: parseWrk, cpu: cpuPer1kReq}
 	}
 	return []measurement{
 		tcp("TCP 1 stream B→A"),
@@ -63,20 +82,30 @@ func measurements(d time.Duration) []measurement {
 				{"UDP 1400 B B→A loss", "%", true},
 			},
 			server: "iperf3", argv: iperf("-u", "-l", "1400", "-b", "0"), parse: parseIperfUDP,
+			cpu: cpuPer1MDatagram,
 		},
 		http("HTTP keep-alive -c32", wrk(2, 32)),
 		http("HTTP new connection -c1", wrk(1, 1, "-H", "Connection: close")),
 		http("HTTP new connection -c32", wrk(2, 32, "-H", "Connection: close")),
 		{
-			rows:  []row{{"ping RTT avg", "ms", true}, {"ping RTT p50", "ms", true}},
+			rows:  []row{{fmt.Sprintf("ping RTT avg (after %d)", pingWarmup), "ms", true}, {"ping RTT p50", "ms", true}},
 			argv:  []string{"ping", "-c", "200", "-i", "0.01", "-W", "1", "{A}"},
 			parse: parsePing,
 		},
 	}
 }
 
-// run measures once on a pair: server on a, client on b.
-func (m measurement) run(t lab.T, a, b *lab.Endpoint) ([]float64, string, error) {
+// allRows are the rows of m, with its CPU row.
+func (m measurement) allRows() []row {
+	if m.cpu == nil {
+		return m.rows
+	}
+	return append(slices.Clone(m.rows), row{m.rows[0].name + ", CPU", m.cpu.unit, true})
+}
+
+// run measures once on a pair: server on a, client on b, the pair's CPU time accounted in
+// cpu; d is the client's run length.
+func (m measurement) run(t lab.T, a, b *lab.Endpoint, cpu *cpuGroup, d time.Duration) ([]float64, string, error) {
 	switch m.server {
 	case "iperf3":
 		srv := a.Start(t, "iperf3", "-s", "-B", a.Addr.String(), "-p", strconv.Itoa(iperfPort), "--forceflush")
@@ -93,22 +122,53 @@ func (m measurement) run(t lab.T, a, b *lab.Endpoint) ([]float64, string, error)
 			return nil, "", err
 		}
 	case "":
-		// A wrapped endpoint (ztnc-run) has a node to answer ping only while a program runs
-		// under the wrapper: keep one running, from ztnc-run's status=OK line on.
-		if a.Wrap != nil {
-			idle := a.Start(t, "sleep", "infinity")
-			defer idle.Stop()
-			if err := idle.WaitOutput("status=OK", 30*time.Second); err != nil {
-				return nil, "", err
-			}
+		stop, err := holdNode(t, a)
+		if err != nil {
+			return nil, "", err
 		}
+		defer stop()
 	}
 	argv := m.command(a.Addr.String())
+	cpu0 := cpu.seconds()
 	out, err := b.Exec(t, argv[0], argv[1:]...)
+	cpuUsed := cpu.seconds() - cpu0
 	if err != nil {
 		return nil, "", err
 	}
-	return m.parse(out)
+	vals, note, err := m.parse(out)
+	if err != nil || m.cpu == nil {
+		return vals, note, err
+	}
+	perUnit := math.NaN()
+	if work := vals[0] * d.Seconds(); work > 0 {
+		perUnit = cpuUsed / work * m.cpu.scale
+	}
+	return append(vals, perUnit), note, nil
+}
+
+// holdNode keeps a program running on a when a's node lives in the programs it wraps
+// (ztnc-run), so that a answers ping, from ztnc-run's status=OK line on; stop ends it.
+func holdNode(t lab.T, a *lab.Endpoint) (stop func(), err error) {
+	if a.Wrap == nil {
+		return func() {}, nil
+	}
+	idle := a.Start(t, "sleep", "infinity")
+	if err := idle.WaitOutput("status=OK", 30*time.Second); err != nil {
+		idle.Stop()
+		return nil, err
+	}
+	return func() { idle.Stop() }, nil
+}
+
+// warmUp pings a from b a few times, to warm paths and neighbour caches before measuring.
+func warmUp(t lab.T, a, b *lab.Endpoint) error {
+	stop, err := holdNode(t, a)
+	if err != nil {
+		return err
+	}
+	defer stop()
+	_, err = b.Exec(t, "ping", "-c", "3", "-i", "0.2", "-w", "10", a.Addr.String())
+	return err
 }
 
 // command is the client argv with A's address filled in.
@@ -235,8 +295,13 @@ var (
 	pingLoss = regexp.MustCompile(`\d+ packets transmitted, \d+ received, [0-9.]+% packet loss`)
 )
 
-// parsePing yields the mean and median round-trip time of the echoes answered; the note
-// tells the loss, if any.
+// pingWarmup is how many of the first replies the mean leaves out (when there are more than
+// twice as many): a ztnc-run started for the ping on B first resolves its path to A, and the
+// mean is about the steady state (the median covers all replies).
+const pingWarmup = 10
+
+// parsePing yields the mean round-trip time of the echoes answered after the first
+// pingWarmup, and the median of all; the note tells the loss, if any.
 func parsePing(out string) ([]float64, string, error) {
 	var rtts []float64
 	for _, m := range pingTime.FindAllStringSubmatch(out, -1) {
@@ -249,15 +314,19 @@ func parsePing(out string) ([]float64, string, error) {
 	if len(rtts) == 0 {
 		return nil, "", fmt.Errorf("ping: no replies")
 	}
+	steady := rtts
+	if len(rtts) > 2*pingWarmup {
+		steady = rtts[pingWarmup:]
+	}
 	var sum float64
-	for _, v := range rtts {
+	for _, v := range steady {
 		sum += v
 	}
 	note := pingLoss.FindString(out)
 	if strings.Contains(note, " 0% packet loss") {
 		note = ""
 	}
-	return []float64{sum / float64(len(rtts)), median(rtts)}, note, nil
+	return []float64{sum / float64(len(steady)), median(rtts)}, note, nil
 }
 
 func median(v []float64) float64 {

@@ -21,6 +21,10 @@ type pair struct {
 	// available says why the pair cannot run here ("" when it can).
 	available func() string
 	setup     func(t lab.T) (a, b *lab.Endpoint, st *startup)
+	bin       *string // the ztnc-run binary the pair runs, if any (for the report)
+	// reference marks a pair that the later columns are compared with (a ratio column each):
+	// the physical limit, zerotier-one, a before build.
+	reference bool
 }
 
 // startup is what a ZeroTier pair measures when its client member B starts cold (fresh
@@ -50,6 +54,7 @@ var (
 var pairs = []pair{
 	{
 		name:      "veth",
+		reference: true,
 		about:     "two namespaces on one Linux bridge, MTU 1500: the physical limit of this machine",
 		available: func() string { return "" },
 		setup: func(t lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
@@ -58,8 +63,9 @@ var pairs = []pair{
 		},
 	},
 	{
-		name:  "zt1",
-		about: "zerotier-one members with kernel TAP devices (network MTU 2800) over the same kind of bridge (MTU 1500), zerotier-one root + controller in a third namespace",
+		name:      "zt1",
+		reference: true,
+		about:     "zerotier-one members with kernel TAP devices (network MTU 2800) over the same kind of bridge (MTU 1500), zerotier-one root + controller in a third namespace",
 		available: func() string {
 			if os.Getenv(lab.ZT1BinEnv) == "" {
 				return lab.ZT1BinEnv + " not set"
@@ -73,37 +79,44 @@ var pairs = []pair{
 	{
 		name:  "ztnc",
 		about: "ztnc-run members (user-space stack, no TAP device; each program is its own node process) with the zt1 pair's zerotier-one root + controller",
+		bin:   ztncRun,
 		available: func() string {
 			if os.Getenv(lab.ZT1BinEnv) == "" {
 				return lab.ZT1BinEnv + " not set (its root + controller serve this pair)"
 			}
-			return ztncBinaryMissing()
+			return binaryMissing(*ztncRun, "-ztnc-run")
 		},
 		setup: zeroTierPair(func(t lab.T, h *lab.Host, home *lab.Home, addr netip.Addr) lab.Member {
 			return &lab.WrappedMember{Host: h, Home: home, Addr: addr, Ready: []string{"true"},
-				Wrap: func(nwid string, argv []string) []string {
+				Wrap: memberWrap("ztnc", h, func(nwid string, argv []string) []string {
 					return append([]string{*ztncRun, "--home", home.Dir, "--nwid", nwid, "--"}, argv...)
-				}}
+				})}
 		}),
 	},
-	{
-		name: "ztnc-self",
-		about: "ztnc-run members like ztnc's on a network of our own root and controller (ztnc-run root and " +
-			"ztnc-run controller in two more namespaces): the self-hosted set-up, no zerotier-one involved",
-		available: ztncBinaryMissing,
-		setup:     setupZtncSelf,
-	},
+	ztncSelfPair("ztnc-self-base", ztncBase, "-ztnc-base",
+		"the ztnc-self set-up with another build of ztnc-run (-ztnc-base: root, controller and members), "+
+			"interleaved with ztnc-self for a before/after comparison", true),
+	ztncSelfPair("ztnc-self", ztncRun, "-ztnc-run",
+		"ztnc-run members like ztnc's on a network of our own root and controller (ztnc-run root and "+
+			"ztnc-run controller in two more namespaces): the self-hosted set-up, no zerotier-one involved", false),
 }
 
-// ztncBinaryMissing says why the ztnc-run binary of the ztnc pairs cannot be used ("" if it can).
-func ztncBinaryMissing() string {
-	if fi, err := os.Stat(*ztncRun); err != nil || fi.Mode()&0o111 == 0 {
-		return fmt.Sprintf("no ztnc-run binary at %s (make build, or -ztnc-run PATH)", *ztncRun)
+// binaryMissing says why the ztnc-run binary at path, given by flagName, cannot be used ("" if
+// it can).
+func binaryMissing(path, flagName string) string {
+	if path == "" {
+		return flagName + " not given"
+	}
+	if fi, err := os.Stat(path); err != nil || fi.Mode()&0o111 == 0 {
+		return fmt.Sprintf("no ztnc-run binary at %s (make build, or %s PATH)", path, flagName)
 	}
 	return ""
 }
 
-var ztncRun = flag.String("ztnc-run", "bin/ztnc-run", "ztnc-run binary for the ztnc pair")
+var (
+	ztncRun  = flag.String("ztnc-run", "bin/ztnc-run", "ztnc-run binary of the ztnc and ztnc-self pairs")
+	ztncBase = flag.String("ztnc-base", "", "another ztnc-run binary (e.g. an older revision's), measured as pair ztnc-self-base interleaved with ztnc-self")
+)
 
 // newMember starts (or, for a wrapper, prepares) a member in h with a provisioned home whose
 // address the controller has authorized with address addr on the network.

@@ -79,7 +79,8 @@ func elide(s string, head, tail int) string {
 	return s[:h] + " … " + s[t:]
 }
 
-// cell is one table entry: the median over runs (NaN when there is none) and the range.
+// cell is one table entry: the median over runs (NaN when there is none) and the range. A
+// value that could not be had in a run (NaN: no CPU account) does not count.
 type cell struct {
 	v, lo, hi float64
 	n         int
@@ -88,7 +89,9 @@ type cell struct {
 func (r *results) cell(mi, pi, row int) cell {
 	var vs []float64
 	for _, s := range r.samples[mi][pi] {
-		vs = append(vs, s[row])
+		if !math.IsNaN(s[row]) {
+			vs = append(vs, s[row])
+		}
 	}
 	if len(vs) == 0 {
 		return cell{v: math.NaN()}
@@ -116,12 +119,15 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	}
 	w(".  \nEvery endpoint's namespace has %s = %s.\n\n", portRange[0], portRange[1])
 
-	// Header: one column per pair, then a ratio for every later pair over every earlier one.
+	// Header: one column per pair, then a ratio for every later pair over every earlier one
+	// that is a reference (ztnc-self over ztnc would only show how their roots and controllers differ).
 	type ratio struct{ num, den int }
 	var ratios []ratio
 	for i := range r.pairs {
 		for j := 0; j < i; j++ {
-			ratios = append(ratios, ratio{i, j})
+			if r.pairs[j].reference {
+				ratios = append(ratios, ratio{i, j})
+			}
 		}
 	}
 	w("| metric | unit |")
@@ -148,7 +154,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 		w("\n")
 	}
 	for mi, m := range r.ms {
-		for ri, row := range m.rows {
+		for ri, row := range m.allRows() {
 			cells := make([]cell, len(r.pairs))
 			for pi := range r.pairs {
 				cells[pi] = r.cell(mi, pi, ri)
@@ -191,10 +197,17 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 		startRow("B restart, cached home → first HTTP byte from A", func(s *startup) []time.Duration { return s.cachedToFirstByte })
 	}
 
-	w("\n↓: lower is better. Ratios are column over column (for ↓ rows a ratio above 1 means slower).\n\n")
+	w("\n↓: lower is better. Ratios are column over column (for ↓ rows a ratio above 1 means slower or costlier).\n")
+	w("CPU rows: CPU time of all the pair's processes (its cgroup: servers, clients, member node processes, " +
+		"root and controller, and the kernel work charged to them) while the client ran, per unit of work " +
+		"(the rate above times the run's length).\n\n")
 	w("Pairs (A runs the servers, B the clients):\n")
 	for _, p := range r.pairs {
-		w("- %s: %s\n", p.name, p.about)
+		w("- %s: %s", p.name, p.about)
+		if p.bin != nil {
+			w(" (binary %s)", *p.bin)
+		}
+		w("\n")
 	}
 	w("\nClient commands on B (A = A's address on the pair's network):\n")
 	for _, m := range r.ms {
@@ -210,7 +223,7 @@ func (r *results) markdown(env *machine, d time.Duration, runs int) string {
 	w("- cold start: B's node process starts with identity and network pre-provisioned and pre-authorized; " +
 		"network OK = status OK with its IPv4 address on the interface; first byte = first successful " +
 		"`curl` from B of a 6-byte file served by busybox httpd on A, retried every 50 ms\n")
-	w("- cold start of the ztnc-self pair (median of -startup-runs, starts 1.5 s apart): `ztnc-run --nwid N --home H -- curl URL` on B " +
+	w("- cold start of the ztnc-self pairs (median of -startup-runs, starts 1.5 s apart): `ztnc-run --nwid N --home H -- curl URL` on B " +
 		"with H holding only identity and planet (fresh) or also the cached config and peers of the previous " +
 		"run (cached); network OK = ztnc-run's status=OK line on its stderr, first byte = the first byte of " +
 		"curl's output, both timed from the start of ztnc-run\n")

@@ -9,6 +9,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -17,72 +18,86 @@ import (
 )
 
 var (
-	// startupRuns is how many cold starts of the ztnc-self pair's member B are measured per
+	// startupRuns is how many cold starts of the ztnc-self pairs' member B are measured per
 	// kind of home (-startup-runs).
 	startupRuns = 5
-	// ztncProfileDir, if set, makes every ztnc-run of the ztnc-self pair write a CPU profile
+	// ztncProfileDir, if set, makes every program run by a ztnc-run member write a CPU profile
 	// there (-ztnc-cpuprofile).
 	ztncProfileDir string
+	// ztncFlags are added to every ztnc-run member's command line (-ztnc-flags).
+	ztncFlags []string
 )
 
 // restartGap separates the measured starts of B.
 const restartGap = 1500 * time.Millisecond
 
-// Where the ztnc-self pair's controller runs (the root is at lab.LabRootAddr, A and B where the
+// Where the ztnc-self pairs' controller runs (the root is at lab.LabRootAddr, A and B where the
 // other pairs' members are).
 const ztncCtlAddr = "192.0.2.3"
 
-// setupZtncSelf runs our root and controller (ztnc-run root / controller) and makes A and B
-// ztnc-run members; B's cold starts are measured first, with fresh and with cached homes.
-func setupZtncSelf(t lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
-	bin, err := filepath.Abs(*ztncRun)
-	if err != nil {
-		t.Fatalf("%v", err)
+// ztncSelfPair is the self-hosted set-up with the ztnc-run binary at *bin (a flag, read when
+// the pair runs): our root and controller (ztnc-run root / controller) and ztnc-run members
+// A and B; B's cold starts are measured first, with fresh and with cached homes.
+func ztncSelfPair(name string, bin *string, flagName, about string, reference bool) pair {
+	return pair{
+		name:      name,
+		reference: reference,
+		about:     about,
+		bin:       bin,
+		available: func() string { return binaryMissing(*bin, flagName) },
+		setup: func(t lab.T) (*lab.Endpoint, *lab.Endpoint, *startup) {
+			bin, err := filepath.Abs(*bin)
+			if err != nil {
+				t.Fatalf("%v", err)
+			}
+			l := lab.New(t, lab.Config{})
+			planet := lab.StartZtncRoot(t, bin, l.AddHost("root", lab.LabRootAddr), lab.Identity(5))
+			ctrl := lab.StartZtncController(t, bin, l.AddHost("ctl", ztncCtlAddr), lab.Identity(6), planet)
+			nw, err := ctrl.CreateNetwork(context.Background(), lab.NewNetwork("bench", ztSubnet))
+			if err != nil {
+				t.Fatalf("%v", err)
+			}
+			member := func(host *lab.Host, identity string) *lab.ZtncMember {
+				home := lab.NewHome(t)
+				home.SetIdentity(t, identity)
+				home.SetPlanet(t, planet)
+				if err := ctrl.Authorize(context.Background(), nw.ID, home.Address()); err != nil {
+					t.Fatalf("%v", err)
+				}
+				m := lab.StartZtncMember(t, bin, host, home, nw.ID, time.Minute)
+				m.Wrap = memberWrap(name, host, m.Wrap)
+				return m
+			}
+			a := member(l.AddHost("a", memberAAddr), lab.Identity(2)).WaitNetwork(t, nw.ID, time.Minute)
+			mb := member(l.AddHost("b", memberBAddr), lab.Identity(3))
+			st := ztncStartup(t, name, a, mb, nw.ID)
+			return a, mb.WaitNetwork(t, nw.ID, time.Minute), st
+		},
 	}
-	l := lab.New(t, lab.Config{})
-	planet := lab.StartZtncRoot(t, bin, l.AddHost("root", lab.LabRootAddr), lab.Identity(5))
-	ctrl := lab.StartZtncController(t, bin, l.AddHost("ctl", ztncCtlAddr), lab.Identity(6), planet)
-	nw, err := ctrl.CreateNetwork(context.Background(), lab.NewNetwork("bench", ztSubnet))
-	if err != nil {
-		t.Fatalf("%v", err)
-	}
-	member := func(host *lab.Host, identity string) *lab.ZtncMember {
-		home := lab.NewHome(t)
-		home.SetIdentity(t, identity)
-		home.SetPlanet(t, planet)
-		if err := ctrl.Authorize(context.Background(), nw.ID, home.Address()); err != nil {
-			t.Fatalf("%v", err)
-		}
-		m := lab.StartZtncMember(t, bin, host, home, nw.ID, time.Minute)
-		profile(m)
-		return m
-	}
-	a := member(l.AddHost("a", memberAAddr), lab.Identity(2)).WaitNetwork(t, nw.ID, time.Minute)
-	mb := member(l.AddHost("b", memberBAddr), lab.Identity(3))
-	st := ztncStartup(t, a, mb, nw.ID)
-	return a, mb.WaitNetwork(t, nw.ID, time.Minute), st
 }
 
 var profileSeq atomic.Int64
 
-// profile makes every run of m's wrapper write a CPU profile into ztncProfileDir, named
-// <host>-<n>-<program>.prof, when -ztnc-cpuprofile asks for it.
-func profile(m *lab.ZtncMember) {
-	if ztncProfileDir == "" {
-		return
-	}
-	inner := m.Wrap
-	m.Wrap = func(nwid string, argv []string) []string {
-		w := inner(nwid, argv)
-		name := fmt.Sprintf("%s-%d-%s.prof", m.Host.Name, profileSeq.Add(1), filepath.Base(argv[0]))
-		return append([]string{w[0], "--cpuprofile", filepath.Join(ztncProfileDir, name)}, w[1:]...)
+// memberWrap returns wrap (a ztnc-run member's wrapper of pair pairName on host h) with the
+// -ztnc-flags added and, when -ztnc-cpuprofile asks for it, a CPU profile written per program
+// run, named <pair>-<host>-<n>-<program>.prof.
+func memberWrap(pairName string, h *lab.Host, wrap func(nwid string, argv []string) []string) func(string, []string) []string {
+	return func(nwid string, argv []string) []string {
+		w := wrap(nwid, argv)
+		extra := slices.Clone(ztncFlags)
+		if ztncProfileDir != "" {
+			name := fmt.Sprintf("%s-%s-%d-%s.prof", pairName, h.Name, profileSeq.Add(1), filepath.Base(argv[0]))
+			extra = append(extra, "--cpuprofile", filepath.Join(ztncProfileDir, name))
+		}
+		// ztnc-run's own flags go right after the binary, before the program's argv.
+		return append(append([]string{w[0]}, extra...), w[1:]...)
 	}
 }
 
 // ztncStartup serves a file on a and times `ztnc-run -- curl` on b: startupRuns times with a
 // fresh home (identity and planet only), then startupRuns times with the home the previous
 // run left (cached network config and peers).
-func ztncStartup(t lab.T, a *lab.Endpoint, b *lab.ZtncMember, nwid string) *startup {
+func ztncStartup(t lab.T, pairName string, a *lab.Endpoint, b *lab.ZtncMember, nwid string) *startup {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatalf("%v", err)
@@ -111,9 +126,9 @@ func ztncStartup(t lab.T, a *lab.Endpoint, b *lab.ZtncMember, nwid string) *star
 		argv := b.Host.Argv(b.Wrap(nwid, []string{"curl", "-sS", "--max-time", "20", url})...)
 		ok, first, err := timeStart(argv)
 		if err != nil {
-			t.Fatalf("ztnc-self pair: cold start %d: %v", i+1, err)
+			t.Fatalf("%s pair: cold start %d: %v", pairName, i+1, err)
 		}
-		t.Logf("ztnc-self pair: B start %d (fresh %v): network OK %v, first byte %v", i+1, fresh, ok, first)
+		t.Logf("%s pair: B start %d (fresh %v): network OK %v, first byte %v", pairName, i+1, fresh, ok, first)
 		if fresh {
 			st.toOK, st.toFirstByte = append(st.toOK, ok), append(st.toFirstByte, first)
 		} else {
