@@ -114,27 +114,13 @@ func TestContainerExample(t *testing.T) {
 	client := l.AddHost("client", "192.0.2.9")
 
 	// Our root and controller on the infrastructure host.
-	rootHome, ctlHome := homeWith(t, rootIdentity), homeWith(t, controllerIdentity)
-	root := infra.Start(t, ztncRun, "root", "--home", rootHome.Dir, "--bind", infra.Addr.String(), "--port", "9993")
-	if _, err := lab.WaitFile(rootHome.Path("planet"), 10*time.Second); err != nil {
-		t.Fatalf("root's planet: %v\n%s", err, root.Output())
-	}
-	infra.Start(t, ztncRun, "controller", "--home", ctlHome.Dir, "--bind", infra.Addr.String(), "--port", "9994", "--planet", rootHome.Path("planet"))
-	if _, err := lab.WaitFile(ctlHome.Path("authtoken.secret"), 10*time.Second); err != nil {
-		t.Fatal(err)
-	}
-	token, _ := os.ReadFile(ctlHome.Path("authtoken.secret"))
-	ctl := &lab.Controller{Address: ctlHome.Address(), URL: "http://127.0.0.1:9994", Token: strings.TrimSpace(string(token)), Client: infra.HTTPClient()}
-	if err := ctl.Ready(20 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	planet := lab.StartZtncRoot(t, ztncRun, infra, lab.Identity(rootIdentity))
+	ctl := lab.StartZtncController(t, ztncRun, infra, lab.Identity(controllerIdentity), planet)
 	nwid := createNetwork(t, ctl, "container")
-	var err error
 
 	// The volume: an identity made in advance (so that it can be authorized first) and the
 	// self-hosted network's planet. The image's WORKDIR holds the page.
 	volume := homeWith(t, 2)
-	planet, _ := os.ReadFile(rootHome.Path("planet"))
 	volume.SetPlanet(t, planet)
 	zAddr := netip.MustParseAddr("203.0.113.5")
 	if err := ctl.Authorize(t.Context(), nwid, volume.Address(), zAddr); err != nil {
@@ -174,6 +160,7 @@ func TestContainerExample(t *testing.T) {
 	}
 	// /healthz speaks for the network, not for the program: the server may still be starting.
 	var page string
+	var err error
 	for i := 0; ; i++ {
 		page, err = client.Exec(t, "curl", "-fsS", "--max-time", "20", "http://"+lab.HostPort(ctr.Addr, mustAtoi(t, port))+"/")
 		if err == nil || i == 50 {

@@ -205,21 +205,8 @@ func TestFailClosed(t *testing.T) {
 	os.WriteFile(probe, []byte(probeScript), 0o644)
 
 	// Our root and controller.
-	rootHome, ctlHome := homeWith(t, rootIdentity), homeWith(t, controllerIdentity)
-	root := infra.Start(t, ztncRun, "root", "--home", rootHome.Dir, "--bind", infra.Addr.String(), "--port", "9993")
-	planet, err := lab.WaitFile(rootHome.Path("planet"), 10*time.Second)
-	if err != nil {
-		t.Fatalf("root's planet: %v\n%s", err, root.Output())
-	}
-	infra.Start(t, ztncRun, "controller", "--home", ctlHome.Dir, "--bind", infra.Addr.String(), "--port", "9994", "--planet", rootHome.Path("planet"))
-	token, err := lab.WaitFile(ctlHome.Path("authtoken.secret"), 10*time.Second)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ctl := &lab.Controller{Address: ctlHome.Address(), URL: "http://127.0.0.1:9994", Token: strings.TrimSpace(string(token)), Client: infra.HTTPClient()}
-	if err := ctl.Ready(20 * time.Second); err != nil {
-		t.Fatal(err)
-	}
+	planet := lab.StartZtncRoot(t, ztncRun, infra, lab.Identity(rootIdentity))
+	ctl := lab.StartZtncController(t, ztncRun, infra, lab.Identity(controllerIdentity), planet)
 	nwid := createNetwork(t, ctl, "failclosed")
 	member := func(n int) *lab.Home {
 		h := homeWith(t, n)
@@ -269,7 +256,7 @@ func TestFailClosed(t *testing.T) {
 	}
 	up := map[string]string{tcpV: "ok virtual", udpV: "ok", tcpH: "ok host", udpH: "ok"}
 	n = pr.await("authorized", n, 60*time.Second, up)
-	n = pr.expect("authorized", n, 2, up)
+	pr.expect("authorized", n, 2, up)
 
 	// Deauthorized: B learns it at its next config request (within a minute).
 	if err := ctl.Deauthorize(t.Context(), nwid, homeB.Address()); err != nil {

@@ -118,7 +118,7 @@ func StartZtncController(t T, bin string, h *Host, identity string, planet []byt
 		Token:   strings.TrimSpace(string(token)),
 		Client:  h.HTTPClient(),
 	}
-	if err := c.Ready(10 * time.Second); err != nil {
+	if err := c.Ready(20 * time.Second); err != nil {
 		t.Fatalf("ztnc-run controller in %s: %v\n%s", h.Name, err, p.Output())
 	}
 	return c
