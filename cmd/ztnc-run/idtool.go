@@ -37,9 +37,26 @@ func newIdtoolCmd() *cobra.Command {
 with the same arguments, output and exit status as zerotier-idtool.`,
 		SilenceUsage:  true,
 		SilenceErrors: true,
+		// Without a command, or with one it does not know, zerotier-idtool prints its help and
+		// exits 1.
+		Args: cobra.ArbitraryArgs,
+		RunE: func(c *cobra.Command, args []string) error {
+			if len(args) > 0 {
+				return &exitError{1, fmt.Sprintf("idtool: unknown command %q (see ztnc-run idtool --help)", args[0])}
+			}
+			c.Help()
+			return errIdtoolFailed
+		},
 	}
 	sub := func(use, short string, args cobra.PositionalArgs, run func(c *cobra.Command, args []string) error) {
-		cmd.AddCommand(&cobra.Command{Use: use, Short: short, Args: args, RunE: run, SilenceUsage: true, SilenceErrors: true})
+		// Wrong arguments: exit 1, like zerotier-idtool.
+		usage := func(c *cobra.Command, a []string) error {
+			if err := args(c, a); err != nil {
+				return &exitError{1, fmt.Sprintf("idtool %s: %v (see ztnc-run idtool %s --help)", c.Name(), err, c.Name())}
+			}
+			return nil
+		}
+		cmd.AddCommand(&cobra.Command{Use: use, Short: short, Args: usage, RunE: run, SilenceUsage: true, SilenceErrors: true})
 	}
 	sub("generate [secret-file] [public-file] [vanity-hex-prefix]", "Generate an identity (print it, or write the files)", cobra.MaximumNArgs(3), idtoolGenerate)
 	sub("validate FILE|IDENTITY", "Check an identity, including its address-derivation proof of work", cobra.ExactArgs(1), idtoolValidate)

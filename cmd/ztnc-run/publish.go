@@ -84,6 +84,8 @@ func parsePublish(v string) (publishSpec, error) {
 	switch {
 	case len(parts) == 3 && addr == "":
 		addr, parts = parts[0], parts[1:]
+	case len(parts) < 2:
+		return bad("give the host port and the virtual port")
 	case len(parts) != 2:
 		return bad("put IPv6 host addresses in brackets")
 	}

@@ -220,13 +220,17 @@ func lookPath(name string) (string, error) {
 	if err == nil {
 		return path, nil
 	}
-	if errors.Is(err, fs.ErrPermission) {
-		return "", &exitError{exitCannotExec, name + ": permission denied"}
-	}
-	if errors.Is(err, exec.ErrNotFound) && !strings.Contains(name, "/") {
+	var errno syscall.Errno
+	switch {
+	case errors.Is(err, exec.ErrNotFound) && !strings.Contains(name, "/"):
 		return "", &exitError{exitNotFound, name + ": command not found"}
+	case errors.Is(err, fs.ErrNotExist):
+		return "", &exitError{exitNotFound, name + ": no such file or directory"}
+	case errors.As(err, &errno):
+		// Found but not runnable: a directory, not executable, a path through a file.
+		return "", &exitError{exitCannotExec, name + ": " + errno.Error()}
 	}
-	return "", &exitError{exitNotFound, name + ": no such file or directory"}
+	return "", &exitError{exitCannotExec, fmt.Sprintf("%s: %v", name, err)}
 }
 
 // runSupervised starts the program under the filter, serves it, and returns its exit status.
