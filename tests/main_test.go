@@ -3,16 +3,15 @@
 package tests
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"strings"
-	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 var (
@@ -58,40 +57,14 @@ func run(m *testing.M) int {
 	return m.Run()
 }
 
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-}
+// result is a command that has run to its end.
+type result = lab.Result
 
 // ztnc runs ztnc-run with args and returns what it printed and its exit status. A run that
-// outlives timeout gets SIGTERM (which ztnc-run forwards), then SIGKILL.
+// outlives timeout gets SIGTERM (which ztnc-run forwards), then SIGKILL, and fails the test.
 func ztnc(t *testing.T, timeout time.Duration, args ...string) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, ztncRun, args...)
-	cmd.Cancel = func() error { return cmd.Process.Signal(syscall.SIGTERM) }
-	cmd.WaitDelay = 5 * time.Second
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String()}
-	if ee, ok := err.(*exec.ExitError); ok {
-		r.code = ee.ExitCode()
-		if ws, ok := ee.Sys().(syscall.WaitStatus); ok && ws.Signaled() {
-			r.code = 128 + int(ws.Signal())
-		}
-	} else if err != nil {
-		t.Fatalf("ztnc-run: %v", err)
-	}
-	if ctx.Err() != nil {
-		t.Fatalf("ztnc-run %q timed out\n%s", args, r)
-	}
-	return r
+	return lab.RunCmd(t, timeout, lab.Spec{Argv: append([]string{ztncRun}, args...)})
 }
 
 // The --local network of these tests: documentation ranges (RFC 5737, RFC 3849) on both
@@ -115,7 +88,7 @@ func local(t *testing.T, script string, flags ...string) result {
 	t.Helper()
 	args := append(onLocal(flags...), "--", "sh", "-c", "set -e\n"+script)
 	r := ztnc(t, 3*time.Minute, args...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("script failed: %s", r)
 	}
 	return r
@@ -141,7 +114,7 @@ const retry = `retry() { i=0; until "$@"; do i=$((i+1)); [ $i -lt 100 ] || retur
 func mustContain(t *testing.T, r result, subs ...string) {
 	t.Helper()
 	for _, s := range subs {
-		if !strings.Contains(r.stdout, s) {
+		if !strings.Contains(r.Stdout, s) {
 			t.Fatalf("output lacks %q\n%s", s, r)
 		}
 	}

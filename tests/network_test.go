@@ -8,13 +8,10 @@ import (
 	"net/http"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -41,85 +38,13 @@ const exitFailure = 125
 const memberStartTimeout = 30 * time.Second
 
 // proc is a ztnc-run process running in the background.
-type proc struct {
-	name     string
-	cmd      *exec.Cmd
-	stdout   lab.Buffer
-	stderr   lab.Buffer
-	done     chan struct{}
-	code     int
-	stopOnce sync.Once
-}
+type proc = lab.Child
 
 // startZtnc starts ztnc-run with args in the background; the test's cleanup stops it (SIGTERM,
 // which ztnc-run forwards to its program; SIGKILL 10 s later) and logs its output on failure.
 func startZtnc(t *testing.T, name string, args ...string) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(ztncRun, args...)
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	go func() {
-		err := p.cmd.Wait()
-		p.code = lab.ExitCode(err)
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("%s (%s): exit %d\nstdout:\n%s\nstderr:\n%s", name, strings.Join(args, " "), p.code, &p.stdout, &p.stderr)
-		}
-	})
-	return p
-}
-
-// stop ends the process (SIGTERM, then SIGKILL after 10 s) and returns its exit code.
-func (p *proc) stop() int {
-	p.stopOnce.Do(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p.code
-}
-
-// wait waits for the process to exit by itself.
-func (p *proc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(timeout):
-		t.Fatalf("%s did not exit within %v\nstdout:\n%s\nstderr:\n%s", p.name, timeout, &p.stdout, &p.stderr)
-		return 0
-	}
-}
-
-// waitOutput polls until cond holds for the process's stdout and stderr; it fails the test if
-// the process exits first or timeout passes.
-func (p *proc) waitOutput(t *testing.T, what string, timeout time.Duration, cond func(stdout, stderr string) bool) {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for !cond(p.stdout.String(), p.stderr.String()) {
-		select {
-		case <-p.done:
-			if cond(p.stdout.String(), p.stderr.String()) {
-				return
-			}
-			t.Fatalf("%s exited (%d) before %s\nstdout:\n%s\nstderr:\n%s", p.name, p.code, what, &p.stdout, &p.stderr)
-		case <-time.After(20 * time.Millisecond):
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("%s: no %s after %v\nstdout:\n%s\nstderr:\n%s", p.name, what, timeout, &p.stdout, &p.stderr)
-		}
-	}
+	return lab.StartChild(t, name, lab.Spec{Argv: append([]string{ztncRun}, args...)})
 }
 
 // selfHosted is our root and our controller, each a ztnc-run process on loopback.
@@ -137,13 +62,13 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	rootHome, ctlHome := homeWith(t, lab.Identity(5)), homeWith(t, lab.Identity(6))
 	rootPort := lab.FreePort(t)
 	root := startZtnc(t, "root", "root", "--home", rootHome, "--bind", "127.0.0.1", "--port", strconv.Itoa(rootPort))
-	root.waitOutput(t, "root serving", 10*time.Second, func(_, stderr string) bool { return strings.Contains(stderr, "root serving") })
+	root.WaitOutput(t, "root serving", 10*time.Second, func(_, stderr string) bool { return strings.Contains(stderr, "root serving") })
 	s := &selfHosted{planet: filepath.Join(rootHome, "planet")}
 
 	ctlPort := lab.FreePort(t)
 	s.ctl = startZtnc(t, "controller", "controller", "--home", ctlHome, "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(ctlPort), "--planet", s.planet)
-	s.ctl.waitOutput(t, "API line", 10*time.Second, func(stdout, stderr string) bool {
+	s.ctl.WaitOutput(t, "API line", 10*time.Second, func(stdout, stderr string) bool {
 		return strings.Contains(stdout+stderr, "API http://")
 	})
 	s.api = "http://127.0.0.1:" + strconv.Itoa(ctlPort)
@@ -316,13 +241,13 @@ func TestZeroTierCurlHTTPServer(t *testing.T) {
 	dir := webRoot(t)
 	server := startZtnc(t, "server", s.memberArgs(nwid, homeA, "--", "python3", "-m", "http.server", "8000",
 		"--bind", "::", "--directory", dir)...)
-	server.waitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
-	ipA := s.checkStatusLines(t, nwid, homeA, server.stderr.String())
+	server.WaitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
+	ipA := s.checkStatusLines(t, nwid, homeA, server.Stderr.String())
 	v6A := rfc4193(t, nwid, addressOf(t, homeA))
 
 	// One node per home: a second ztnc-run on the server's home refuses to start.
-	if r := ztnc(t, time.Minute, s.memberArgs(nwid, homeA, "--", "true")...); r.code != exitFailure ||
-		!strings.Contains(r.stderr, "is in use by another ztnc-run") {
+	if r := ztnc(t, time.Minute, s.memberArgs(nwid, homeA, "--", "true")...); r.Code != exitFailure ||
+		!strings.Contains(r.Stderr, "is in use by another ztnc-run") {
 		t.Errorf("second ztnc-run on a home in use: %s", r)
 	}
 
@@ -331,19 +256,19 @@ retry curl -sf -o /dev/null http://`+ipA.String()+`:8000/
 curl -sSf http://`+ipA.String()+`:8000/index.html
 curl -sSf -g 'http://[`+v6A.String()+`]:8000/index.html' | sed 's/^/v6: /'
 `)...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("client: %s", r)
 	}
 	mustContain(t, r, "hello from the virtual network\n", "v6: hello from the virtual network\n")
-	if strings.Count(r.stdout, "\n") != 2 {
-		t.Errorf("stdout holds more than the program's output:\n%s", r.stdout)
+	if strings.Count(r.Stdout, "\n") != 2 {
+		t.Errorf("stdout holds more than the program's output:\n%s", r.Stdout)
 	}
-	ipB := s.checkStatusLines(t, nwid, homeB, r.stderr)
+	ipB := s.checkStatusLines(t, nwid, homeB, r.Stderr)
 	if ipA == ipB {
 		t.Fatalf("both members got %s", ipA)
 	}
 	// The server saw the client's addresses (its request log is on its stderr).
-	server.waitOutput(t, "request log lines", 10*time.Second, func(_, stderr string) bool {
+	server.WaitOutput(t, "request log lines", 10*time.Second, func(_, stderr string) bool {
 		return strings.Contains(stderr, ipB.String()) && strings.Contains(stderr, rfc4193(t, nwid, addressOf(t, homeB)).String())
 	})
 }
@@ -359,8 +284,8 @@ func TestZeroTierStaticGo(t *testing.T) {
 	s.setAuthorized(t, nwid, addressOf(t, homeB), true)
 
 	server := startZtnc(t, "server", s.memberArgs(nwid, homeA, "--", tcpprog, "serve", ":7000")...)
-	server.waitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
-	a := netip.AddrPortFrom(assignedIPv4(t, server.stderr.String()), 7000).String()
+	server.WaitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
+	a := netip.AddrPortFrom(assignedIPv4(t, server.Stderr.String()), 7000).String()
 	a6 := netip.AddrPortFrom(rfc4193(t, nwid, addressOf(t, homeA)), 7000).String()
 	r := ztnc(t, 2*time.Minute, s.memberArgs(nwid, homeB, "--", "sh", "-c", "set -e\n"+retry+`
 retry `+tcpprog+` echo `+a+` up >/dev/null
@@ -369,19 +294,19 @@ retry `+tcpprog+` echo `+a+` up >/dev/null
 `+tcpprog+` names '`+a6+`'
 `+tcpprog+` bulk `+a+` 16777216
 `)...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("client: %s", r)
 	}
 	mustContain(t, r, "ping\n", "remote "+a+";", "remote "+a6+";")
-	got := regexp.MustCompile(`received sha256 ([0-9a-f]{64})`).FindStringSubmatch(r.stdout)
-	server.waitOutput(t, "the sender's sha256", 10*time.Second, func(_, stderr string) bool {
+	got := regexp.MustCompile(`received sha256 ([0-9a-f]{64})`).FindStringSubmatch(r.Stdout)
+	server.WaitOutput(t, "the sender's sha256", 10*time.Second, func(_, stderr string) bool {
 		return strings.Contains(stderr, "sent sha256")
 	})
-	sent := regexp.MustCompile(`sent sha256 ([0-9a-f]{64})`).FindStringSubmatch(server.stderr.String())
+	sent := regexp.MustCompile(`sent sha256 ([0-9a-f]{64})`).FindStringSubmatch(server.Stderr.String())
 	if got == nil || sent == nil || got[1] != sent[1] {
 		t.Fatalf("sha256 mismatch or missing: sent %v, received %v\n%s", sent, got, r)
 	}
-	t.Log(regexp.MustCompile(`bytes .*`).FindString(r.stdout))
+	t.Log(regexp.MustCompile(`bytes .*`).FindString(r.Stdout))
 }
 
 // TestZeroTierNotAuthorized: a node the controller has not authorized waits (--wait) and then
@@ -393,21 +318,21 @@ func TestZeroTierNotAuthorized(t *testing.T) {
 	homeA, homeC := homeWith(t, lab.Identity(2)), homeWith(t, lab.Identity(4))
 	s.setAuthorized(t, nwid, addressOf(t, homeA), true)
 	server := startZtnc(t, "server", s.memberArgs(nwid, homeA, "--", tcpprog, "serve", ":7000")...)
-	server.waitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
-	a := netip.AddrPortFrom(assignedIPv4(t, server.stderr.String()), 7000).String()
+	server.WaitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
+	a := netip.AddrPortFrom(assignedIPv4(t, server.Stderr.String()), 7000).String()
 
 	addrC := addressOf(t, homeC)
 	start := time.Now()
 	r := ztnc(t, time.Minute, s.memberArgs(nwid, homeC, "--wait", "5s", "--", "true")...)
 	want := fmt.Sprintf("ztnc-run: ACCESS_DENIED: authorize %s on network %s\n", addrC, nwid)
-	if r.code != exitFailure || !strings.HasSuffix(r.stderr, want) || r.stdout != "" {
+	if r.Code != exitFailure || !strings.HasSuffix(r.Stderr, want) || r.Stdout != "" {
 		t.Fatalf("want exit 125 and last line %q\n%s", want, r)
 	}
 	if d := time.Since(start); d < 5*time.Second {
 		t.Errorf("gave up after %v, before --wait 5s", d)
 	}
-	if !regexp.MustCompile(`msg="network status" .*status=ACCESS_DENIED hint="authorize ` + addrC).MatchString(r.stderr) {
-		t.Errorf("no ACCESS_DENIED status line on stderr:\n%s", r.stderr)
+	if !regexp.MustCompile(`msg="network status" .*status=ACCESS_DENIED hint="authorize ` + addrC).MatchString(r.Stderr) {
+		t.Errorf("no ACCESS_DENIED status line on stderr:\n%s", r.Stderr)
 	}
 	// The controller lists it, unauthorized, for an administrator to authorize.
 	if rec := s.member(t, nwid, addrC); rec.Authorized || len(rec.IPAssignments) != 0 {
@@ -420,10 +345,10 @@ func TestZeroTierNotAuthorized(t *testing.T) {
 	// the connect would leave through the host's default route.)
 	r = ztnc(t, time.Minute, s.memberArgs(nwid, homeC, "--wait", "0", "--isolate", "--", "sh", "-c",
 		"timeout 5 "+tcpprog+" echo "+a+" hello && echo REACHED")...)
-	if r.code == 0 || strings.Contains(r.stdout, "REACHED") {
+	if r.Code == 0 || strings.Contains(r.Stdout, "REACHED") {
 		t.Fatalf("a node that is not a member reached %s\n%s", a, r)
 	}
-	t.Logf("non-member's attempt: exit %d, %s", r.code, strings.TrimSpace(lastLine(r.stderr)))
+	t.Logf("non-member's attempt: exit %d, %s", r.Code, strings.TrimSpace(lastLine(r.Stderr)))
 }
 
 func lastLine(s string) string {
@@ -447,8 +372,8 @@ func TestZeroTierDeauthorized(t *testing.T) {
 
 	// -v: the server logs revocations, frames it refuses, and its counters at exit.
 	server := startZtnc(t, "server", s.memberArgs(nwid, homeA, "-v", "--", tcpprog, "serve", ":7000")...)
-	server.waitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
-	a := netip.AddrPortFrom(assignedIPv4(t, server.stderr.String()), 7000).String()
+	server.WaitOutput(t, "network OK", memberStartTimeout, func(_, stderr string) bool { return statusOK.MatchString(stderr) })
+	a := netip.AddrPortFrom(assignedIPv4(t, server.Stderr.String()), 7000).String()
 
 	// The client connects every 0.2 s and prints ok or fail for each attempt. --isolate: once
 	// its network is denied, the server's address is outside every route it has, and would
@@ -457,31 +382,31 @@ func TestZeroTierDeauthorized(t *testing.T) {
 	if timeout 2 `+tcpprog+` echo `+a+` x >/dev/null 2>&1; then echo ok; else echo fail; fi
 	sleep 0.2
 done`)...)
-	client.waitOutput(t, "3 successful connections", memberStartTimeout, func(stdout, _ string) bool {
+	client.WaitOutput(t, "3 successful connections", memberStartTimeout, func(stdout, _ string) bool {
 		return strings.Count(stdout, "ok\n") >= 3
 	})
 
 	s.setAuthorized(t, nwid, addrB, false)
 	cut := time.Now()
-	mark := len(client.stdout.String())
+	mark := len(client.Stdout.String())
 	const refresh = 60 * time.Second
-	client.waitOutput(t, "a failed connection", refresh, func(stdout, _ string) bool {
+	client.WaitOutput(t, "a failed connection", refresh, func(stdout, _ string) bool {
 		return strings.Contains(stdout[mark:], "fail\n")
 	})
 	t.Logf("deauthorized member's first failed connection %v after the API call", time.Since(cut).Round(time.Millisecond))
-	client.waitOutput(t, "3 failed connections in a row", refresh, func(stdout, _ string) bool {
+	client.WaitOutput(t, "3 failed connections in a row", refresh, func(stdout, _ string) bool {
 		return strings.HasSuffix(stdout[mark:], "fail\nfail\nfail\n")
 	})
-	if after := client.stdout.String()[mark:]; strings.Contains(after[strings.Index(after, "fail\nfail\nfail\n"):], "ok") {
+	if after := client.Stdout.String()[mark:]; strings.Contains(after[strings.Index(after, "fail\nfail\nfail\n"):], "ok") {
 		t.Fatalf("connections succeeded again after the cut:\n%s", after)
 	}
-	client.waitOutput(t, "ACCESS_DENIED status line", refresh+15*time.Second, func(_, stderr string) bool {
+	client.WaitOutput(t, "ACCESS_DENIED status line", refresh+15*time.Second, func(_, stderr string) bool {
 		return strings.Contains(stderr, "status=ACCESS_DENIED")
 	})
-	client.stop()
+	client.Stop()
 
-	server.stop()
-	out := server.stderr.String()
+	server.Stop()
+	out := server.Stderr.String()
 	revoked := strings.Index(out, `msg="membership revoked" `)
 	if revoked < 0 || !strings.Contains(out[revoked:], "member="+addrB) {
 		t.Fatalf("the server logged no revocation of %s:\n%s", addrB, out)
@@ -511,41 +436,41 @@ func TestZeroTierRestart(t *testing.T) {
 
 	// First run: the address exists only once ztnc-run has made the identity; authorize it then.
 	first := startZtnc(t, "first run", s.memberArgs(nwid, home, "--", "true")...)
-	first.waitOutput(t, "ACCESS_DENIED", memberStartTimeout, func(_, stderr string) bool {
+	first.WaitOutput(t, "ACCESS_DENIED", memberStartTimeout, func(_, stderr string) bool {
 		return strings.Contains(stderr, "status=ACCESS_DENIED")
 	})
 	addr := addressOf(t, home)
-	if !strings.Contains(first.stderr.String(), "address="+addr) || !strings.Contains(first.stderr.String(), "new_identity=true") {
-		t.Errorf("first run does not report a new identity %s:\n%s", addr, first.stderr.String())
+	if !strings.Contains(first.Stderr.String(), "address="+addr) || !strings.Contains(first.Stderr.String(), "new_identity=true") {
+		t.Errorf("first run does not report a new identity %s:\n%s", addr, first.Stderr.String())
 	}
 	fi, err := os.Stat(filepath.Join(home, "identity.secret"))
 	if err != nil || fi.Mode().Perm() != 0o600 {
 		t.Errorf("identity.secret: %v, %v; want mode 0600", fi.Mode(), err)
 	}
 	s.setAuthorized(t, nwid, addr, true)
-	if code := first.wait(t, memberStartTimeout); code != 0 {
-		t.Fatalf("first run: exit %d\n%s", code, first.stderr.String())
+	if code := first.Wait(t, memberStartTimeout); code != 0 {
+		t.Fatalf("first run: exit %d\n%s", code, first.Stderr.String())
 	}
-	ip := s.checkStatusLines(t, nwid, home, first.stderr.String())
+	ip := s.checkStatusLines(t, nwid, home, first.Stderr.String())
 
 	r := ztnc(t, time.Minute, s.memberArgs(nwid, home, "--", "true")...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("second run: %s", r)
 	}
-	if addressOf(t, home) != addr || !strings.Contains(r.stderr, "address="+addr) || strings.Contains(r.stderr, "new_identity=true") {
-		t.Errorf("second run is not %s:\n%s", addr, r.stderr)
+	if addressOf(t, home) != addr || !strings.Contains(r.Stderr, "address="+addr) || strings.Contains(r.Stderr, "new_identity=true") {
+		t.Errorf("second run is not %s:\n%s", addr, r.Stderr)
 	}
-	if got := s.checkStatusLines(t, nwid, home, r.stderr); got != ip {
+	if got := s.checkStatusLines(t, nwid, home, r.Stderr); got != ip {
 		t.Errorf("second run got %s, first %s", got, ip)
 	}
 
 	// The controller stops: the config cached in networks.d still brings the network up.
-	s.ctl.stop()
+	s.ctl.Stop()
 	r = ztnc(t, time.Minute, s.memberArgs(nwid, home, "--wait", "10s", "--", "true")...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("run without the controller: %s", r)
 	}
-	if got := assignedIPv4(t, r.stderr); got != ip {
+	if got := assignedIPv4(t, r.Stderr); got != ip {
 		t.Errorf("run without the controller got %s, want %s", got, ip)
 	}
 }

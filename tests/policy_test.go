@@ -42,15 +42,14 @@ func hostProc(t *testing.T, name string, args ...string) *exec.Cmd {
 // waitHostTCP waits until something accepts connections at addr on the host.
 func waitHostTCP(t *testing.T, addr string) {
 	t.Helper()
-	for range 100 {
+	for deadline := time.Now().Add(20 * time.Second); time.Now().Before(deadline); time.Sleep(50 * time.Millisecond) {
 		c, err := net.DialTimeout("tcp", addr, time.Second)
 		if err == nil {
 			c.Close()
 			return
 		}
-		time.Sleep(50 * time.Millisecond)
 	}
-	t.Fatalf("nothing listens at %s", addr)
+	t.Fatalf("nothing listens at %s after 20 s", addr)
 }
 
 // udpEcho is a Python UDP server: it answers each datagram with PREFIX and the datagram.
@@ -150,14 +149,14 @@ kill $(cat %[3]s/nginx.pid)
 		fmt.Sprintf("udp host: host:unconnected from 127.0.0.1:%d\n", hu),
 		fmt.Sprintf("udp host: host:connected, peer 127.0.0.1:%d\n", hu),
 		"udp virt: virt:unconnected from 198.51.100.1:9999\n", "udp virt: virt:connected, peer 198.51.100.1:9999\n")
-	if n := strings.Count(r.stdout, "nginx host: on-the-host\n"); n != 3 {
+	if n := strings.Count(r.Stdout, "nginx host: on-the-host\n"); n != 3 {
 		t.Errorf("nginx to the host backend: %d of 3\n%s", n, r)
 	}
-	if n := strings.Count(r.stdout, "nginx virt: on-the-virtual-network\n"); n != 3 {
+	if n := strings.Count(r.Stdout, "nginx virt: on-the-virtual-network\n"); n != 3 {
 		t.Errorf("nginx to the virtual backend: %d of 3\n%s", n, r)
 	}
-	if strings.Contains(r.stderr, "not carried over") {
-		t.Errorf("an epoll registration was lost:\n%s", r.stderr)
+	if strings.Contains(r.Stderr, "not carried over") {
+		t.Errorf("an epoll registration was lost:\n%s", r.Stderr)
 	}
 }
 
@@ -228,14 +227,19 @@ echo "udp after: $(echo hi | socat -t 2 - UDP:127.0.0.1:%[2]d)"
 // canary is a server on the host's loopback that counts what reaches it: TCP connections and
 // UDP datagrams on one port, written to a file ("tcp N udp M") after each.
 const canary = `
-import socket, sys, threading
+import os, socket, sys, threading
 port, out = int(sys.argv[1]), sys.argv[2]
 counts = {"tcp": 0, "udp": 0}
 lock = threading.Lock()
+def write():
+    # Replaced whole, so that the test never reads a half-written file.
+    with open(out + ".new", "w") as f:
+        f.write("tcp %d udp %d" % (counts["tcp"], counts["udp"]))
+    os.replace(out + ".new", out)
 def note(kind):
     with lock:
         counts[kind] += 1
-        open(out, "w").write("tcp %d udp %d" % (counts["tcp"], counts["udp"]))
+        write()
 def tcp():
     l = socket.socket(); l.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
     l.bind(("127.0.0.1", port)); l.listen(16)
@@ -248,7 +252,7 @@ def tcp():
         c.close()
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", port))
 threading.Thread(target=tcp, daemon=True).start()
-open(out, "w").write("tcp 0 udp 0")
+write()
 while True:
     d, a = u.recvfrom(4096); note("udp"); u.sendto(b"canary:" + d, a)
 `
@@ -261,11 +265,13 @@ func startCanary(t *testing.T) (port int, counts func() string) {
 	waitHostTCP(t, fmt.Sprintf("127.0.0.1:%d", port))
 	// Start from the count with the wait's own connection in it.
 	var base []byte
-	for range 100 {
+	for deadline := time.Now().Add(20 * time.Second); ; time.Sleep(20 * time.Millisecond) {
 		if base, _ = os.ReadFile(out); string(base) == "tcp 1 udp 0" {
 			break
 		}
-		time.Sleep(20 * time.Millisecond)
+		if time.Now().After(deadline) {
+			t.Fatalf("the canary did not count the wait's connection: %q", base)
+		}
 	}
 	return port, func() string {
 		b, _ := os.ReadFile(out)
@@ -366,7 +372,7 @@ echo "virtual: $(dig +short web.internal)"`)
 		if err != nil {
 			t.Fatalf("ztnc-run %v: %v\n%s%s", flags, err, out.String(), errb.String())
 		}
-		return result{stdout: out.String(), stderr: errb.String()}
+		return result{Stdout: out.String(), Stderr: errb.String()}
 	}
 	r := run("--dns-name", "web")
 	mustContain(t, r, "dig: 192.0.2.77\n", "tcp: 192.0.2.77\n", "getent: 192.0.2.77", "status: NOERROR", "virtual: 198.51.100.1\n")
@@ -424,7 +430,7 @@ echo "route lines: $(ip route show table all | wc -l)"
 	// Only an IPv4 --local: the IPv6 address ztnc-run derives from it (fd7a:746e:6300::/64, the IPv4
 	// address in the low bits) is listed too.
 	r := ztnc(t, 3*time.Minute, "--local", localNet, "--", "sh", "-c", "set -e\n"+script)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("script failed: %s", r)
 	}
 	mustContain(t, r, "inet 127.0.0.1/8 scope host lo", "inet 198.51.100.1/24 brd 198.51.100.255 scope global ztnc0",
@@ -441,11 +447,11 @@ echo "route lines: $(ip route show table all | wc -l)"
 	}
 	host, _ := exec.Command("ip", "addr").Output()
 	for _, line := range strings.Split(string(host), "\n") {
-		if f := strings.Fields(line); len(f) > 1 && f[0] == "inet" && !strings.HasPrefix(f[1], "127.") && strings.Contains(r.stdout, f[1]) {
+		if f := strings.Fields(line); len(f) > 1 && f[0] == "inet" && !strings.HasPrefix(f[1], "127.") && strings.Contains(r.Stdout, f[1]) {
 			t.Errorf("the program sees the host's address %s", f[1])
 		}
 	}
-	if strings.Contains(r.stdout, "route lines: 0\n") {
+	if strings.Contains(r.Stdout, "route lines: 0\n") {
 		t.Errorf("ip route got nothing from the host's kernel:\n%s", r)
 	}
 }
@@ -485,16 +491,22 @@ func TestIsolateRacingAddress(t *testing.T) {
 	bad, badCounts := startCanary(t)
 	r := ztnc(t, 2*time.Minute, onLocal("--isolate", "--allow-host", fmt.Sprintf("127.0.0.1:%d", good),
 		"--", raceprog, strconv.Itoa(good), strconv.Itoa(bad), "300")...)
-	if r.code != 0 || !strings.Contains(r.stdout, "connected ") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "connected ") {
 		t.Fatalf("%s", r)
 	}
-	time.Sleep(200 * time.Millisecond)
-	t.Logf("%s; allowed canary %s", strings.TrimSpace(r.stdout), goodCounts())
+	// The canaries count connections as they accept them, which may be after the program
+	// ended: wait for the allowed one's, then give a forbidden one as long again.
+	start := time.Now()
+	for c := goodCounts(); strings.HasSuffix(c, "after tcp 1 udp 0"); c = goodCounts() {
+		if time.Since(start) > 20*time.Second {
+			t.Fatalf("no connect reached the allowed canary: %s", c)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+	time.Sleep(max(200*time.Millisecond, time.Since(start)))
+	t.Logf("%s; allowed canary %s", strings.TrimSpace(r.Stdout), goodCounts())
 	if c := badCounts(); !strings.HasSuffix(c, "after tcp 1 udp 0") {
 		t.Errorf("a racing connect reached the forbidden canary: %s", c)
-	}
-	if c := goodCounts(); strings.HasSuffix(c, "after tcp 1 udp 0") {
-		t.Errorf("no connect reached the allowed canary: %s", c)
 	}
 }
 
@@ -521,7 +533,7 @@ func TestFallThroughPing(t *testing.T) {
 	r := local(t, "ping -c 2 -i 0.2 -W 2 "+hostAddr)
 	mustContain(t, r, "2 packets transmitted, 2 received")
 	r = ztnc(t, time.Minute, onLocal("--isolate", "--", "ping", "-c", "1", "-W", "1", hostAddr)...)
-	if r.code == 0 || !strings.Contains(r.stderr, "Network is unreachable") {
+	if r.Code == 0 || !strings.Contains(r.Stderr, "Network is unreachable") {
 		t.Errorf("ping under --isolate: %s", r)
 	}
 }

@@ -58,7 +58,7 @@ busybox wget -q -O - 'http://198.51.100.1:8081/index.html' | sed 's/^/v4: /'
 kill $!
 `)
 	mustContain(t, r, "hello from the virtual network", "v6: hello", "v4: hello")
-	if strings.Contains(r.stdout, "answered v6") {
+	if strings.Contains(r.Stdout, "answered v6") {
 		t.Fatal("a server bound to 198.51.100.1 answered on IPv6")
 	}
 }
@@ -119,7 +119,7 @@ print("replies", len(replies), "server processes", len(pids))
 EOF
 kill $!
 `)
-	m := regexp.MustCompile(`replies 40 server processes (\d+)`).FindStringSubmatch(r.stdout)
+	m := regexp.MustCompile(`replies 40 server processes (\d+)`).FindStringSubmatch(r.Stdout)
 	if m == nil || m[1] == "1" {
 		t.Fatalf("want 40 replies from forked children\n%s", r)
 	}
@@ -135,7 +135,7 @@ retry `+tcpprog+` echo 198.51.100.1:7000 up >/dev/null
 GOMAXPROCS=4 `+tcpprog+` many 198.51.100.1:7000 1000
 kill $!
 `)
-	m := regexp.MustCompile(`connections 1000 failures 0 gc_cycles (\d+)`).FindStringSubmatch(r.stdout)
+	m := regexp.MustCompile(`connections 1000 failures 0 gc_cycles (\d+)`).FindStringSubmatch(r.Stdout)
 	if m == nil || len(m[1]) < 3 {
 		t.Fatalf("want 0 failures under at least 100 collections (each preempts every goroutine)\n%s", r)
 	}
@@ -153,10 +153,10 @@ retry grep -q 'sent sha256' `+serverOut+`
 cat `+serverOut+`
 kill $!
 `)
-	sent := regexp.MustCompile(`sent sha256 ([0-9a-f]{64})`).FindStringSubmatch(r.stdout)
-	got := regexp.MustCompile(`received sha256 ([0-9a-f]{64})`).FindStringSubmatch(r.stdout)
+	sent := regexp.MustCompile(`sent sha256 ([0-9a-f]{64})`).FindStringSubmatch(r.Stdout)
+	got := regexp.MustCompile(`received sha256 ([0-9a-f]{64})`).FindStringSubmatch(r.Stdout)
 	if sent == nil || got == nil || sent[1] != got[1] {
 		t.Fatalf("sha256 mismatch or missing\n%s", r)
 	}
-	t.Log(regexp.MustCompile(`bytes .*`).FindString(r.stdout))
+	t.Log(regexp.MustCompile(`bytes .*`).FindString(r.Stdout))
 }

@@ -16,7 +16,7 @@ func python(t *testing.T, prog string) result {
 	t.Helper()
 	need(t, "python3")
 	r := ztnc(t, 2*time.Minute, onLocal("--", "python3", "-c", prog)...)
-	if r.code != 0 || !strings.Contains(r.stdout, "OK") {
+	if r.Code != 0 || !strings.Contains(r.Stdout, "OK") {
 		t.Fatalf("python failed: %s", r)
 	}
 	return r
@@ -93,11 +93,11 @@ print("OK")
 `)
 	need(t, "curl")
 	r := ztnc(t, time.Minute, onLocal("--", "curl", "-sS", "http://198.51.100.1:9/")...)
-	if r.code != 7 || !strings.Contains(r.stderr, "Couldn't connect") {
+	if r.Code != 7 || !strings.Contains(r.Stderr, "Couldn't connect") {
 		t.Fatalf("curl to a closed port: want exit 7, %s", r)
 	}
 	r = ztnc(t, time.Minute, onLocal("--", tcpprog, "echo", "198.51.100.1:9", "x")...)
-	if r.code != 1 || !strings.Contains(r.stderr, "connection refused") {
+	if r.Code != 1 || !strings.Contains(r.Stderr, "connection refused") {
 		t.Fatalf("Go dial to a closed port: %s", r)
 	}
 }
@@ -214,16 +214,16 @@ func TestExitCodes(t *testing.T) {
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			r := ztnc(t, time.Minute, onLocal(append([]string{"--"}, tc.args...)...)...)
-			if r.code != tc.code || !strings.Contains(r.stdout, tc.out) {
+			if r.Code != tc.code || !strings.Contains(r.Stdout, tc.out) {
 				t.Fatalf("want exit %d: %s", tc.code, r)
 			}
-			if tc.code >= 125 && tc.code <= 127 && (strings.Count(r.stderr, "\n") != 1 || !strings.HasPrefix(r.stderr, "ztnc-run: ")) {
-				t.Fatalf("want one error line: %q", r.stderr)
+			if tc.code >= 125 && tc.code <= 127 && (strings.Count(r.Stderr, "\n") != 1 || !strings.HasPrefix(r.Stderr, "ztnc-run: ")) {
+				t.Fatalf("want one error line: %q", r.Stderr)
 			}
 		})
 	}
 	r := ztnc(t, time.Minute, "--local", "bogus", "--", "true")
-	if r.code != 125 || !strings.Contains(r.stderr, "--local") {
+	if r.Code != 125 || !strings.Contains(r.Stderr, "--local") {
 		t.Fatalf("bad --local: %s", r)
 	}
 }
@@ -297,7 +297,7 @@ time.sleep(60)
 // data unread, EADDRINUSE, close-on-exec and non-blocking flags on new fds.
 func TestCloseAndShutdown(t *testing.T) {
 	python(t, `
-import socket, os, errno, time, fcntl
+import socket, os, errno, time, fcntl, select
 srv = socket.socket(); srv.bind(("198.51.100.1", 9200)); srv.listen()
 other = socket.socket()
 try:
@@ -327,7 +327,7 @@ c.close()
 c = socket.create_connection(("198.51.100.1", 9200))
 a, _ = srv.accept()
 c.sendall(b"never read")
-time.sleep(0.2)
+assert select.select([a], [], [], 20)[0], "the data did not arrive"
 a.close()
 # The reset takes a moment to cross the stack (longer on a loaded machine): keep sending
 # until the connection fails.

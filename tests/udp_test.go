@@ -162,7 +162,7 @@ print("raw6 reply type %d id %#x seq %d from %s" % (t, ident, seq, addr[0]))
 		"64 bytes from 2001:db8:198::1: icmp_seq=3",
 		"raw reply type 0 id 0x1234 seq 7 from 198.51.100.1 ttl 64 csum True",
 		"raw6 reply type 129 id 0x4321 seq 9 from 2001:db8:198::1")
-	if strings.Count(r.stdout, "0% packet loss") != 2 {
+	if strings.Count(r.Stdout, "0% packet loss") != 2 {
 		t.Fatalf("packet loss\n%s", r)
 	}
 }

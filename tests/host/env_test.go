@@ -45,14 +45,14 @@ func TestEnvLocalAndPrecedence(t *testing.T) {
 	} {
 		t.Run(c.name, func(t *testing.T) {
 			r := runZtnc(t, time.Minute, c.env, append(c.args, append([]string{"--"}, bindCheck(c.addr)...)...)...)
-			if r.code != 0 || r.stdout != "bound "+c.addr+"\n" {
+			if r.Code != 0 || r.Stdout != "bound "+c.addr+"\n" {
 				t.Errorf("%s", r)
 			}
 		})
 	}
 	// The variable that lost to the flag is not a network of this run.
 	r := runZtnc(t, time.Minute, []string{"ZTNC_LOCAL=203.0.113.1/24"}, append([]string{"--local", "198.51.100.1/24", "--"}, bindCheck("203.0.113.1")...)...)
-	if r.code == 0 {
+	if r.Code == 0 {
 		t.Errorf("203.0.113.1 from the overridden ZTNC_LOCAL is usable: %s", r)
 	}
 }
@@ -77,13 +77,13 @@ func TestEnvErrors(t *testing.T) {
 	} {
 		t.Run(c.env, func(t *testing.T) {
 			r := runZtnc(t, 30*time.Second, []string{c.env}, "--local", "198.51.100.1/24", "--", "true")
-			if r.code != 125 || !strings.HasPrefix(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {
+			if r.Code != 125 || !strings.HasPrefix(r.Stderr, c.want) || strings.Count(r.Stderr, "\n") != 1 {
 				t.Errorf("want exit 125 and one line starting %q\n%s", c.want, r)
 			}
 		})
 	}
 	r := runZtnc(t, 30*time.Second, []string{"ZT_NC_NWID=xyz"}, "--", "true")
-	if want := `ztnc-run: --nwid "xyz": want a network ID of 16 hex digits` + "\n"; r.code != 125 || r.stderr != want {
+	if want := `ztnc-run: --nwid "xyz": want a network ID of 16 hex digits` + "\n"; r.Code != 125 || r.Stderr != want {
 		t.Errorf("want exit 125 and %q\n%s", want, r)
 	}
 }
@@ -94,11 +94,11 @@ func TestEnvLogging(t *testing.T) {
 	port := lab.FreePort(t)
 	r := runZtnc(t, time.Minute, []string{"ZTNC_LOG_FORMAT=json", "ZTNC_VERBOSE=yes", "ZTNC_LOCAL=198.51.100.1/24",
 		"ZTNC_PUBLISH=127.0.0.1:" + strconv.Itoa(port) + ":8080"}, append([]string{"--"}, bindCheck("198.51.100.1")...)...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("%s", r)
 	}
 	levels := map[string]int{}
-	for _, line := range strings.Split(strings.TrimSpace(r.stderr), "\n") {
+	for _, line := range strings.Split(strings.TrimSpace(r.Stderr), "\n") {
 		var rec struct {
 			Level string `json:"level"`
 			Msg   string `json:"msg"`
@@ -114,7 +114,7 @@ func TestEnvLogging(t *testing.T) {
 	// A failure before anything ran is a JSON record too.
 	r = runZtnc(t, 30*time.Second, []string{"ZTNC_LOG_FORMAT=json"}, "--local", "198.51.100.1/24", "--", "/nonexistent/program")
 	var rec struct{ Level, Msg string }
-	if r.code != 127 || json.Unmarshal([]byte(r.stderr), &rec) != nil || rec.Level != "ERROR" || !strings.Contains(rec.Msg, "/nonexistent/program") {
+	if r.Code != 127 || json.Unmarshal([]byte(r.Stderr), &rec) != nil || rec.Level != "ERROR" || !strings.Contains(rec.Msg, "/nonexistent/program") {
 		t.Errorf("error with --log-format json: want one JSON record\n%s", r)
 	}
 }
@@ -138,10 +138,10 @@ func TestEnvMember(t *testing.T) {
 				"ZTNC_PORT=" + strconv.Itoa(port), "ZTNC_BIND=127.0.0.1", "ZTNC_WAIT=45",
 				"ZTNC_HEALTH=127.0.0.1:" + strconv.Itoa(hport)}
 			env = append(env, "BIND_CHECK="+bindCheck(addr)[2])
-			p := start(t, "member", spec{argv: []string{ztncRun, "--", "sh", "-c",
-				`python3 -c "$BIND_CHECK" && ztnc-run listnetworks && ztnc-run status -j && echo END && sleep 600`}, env: env})
+			p := start(t, "member", spec{Argv: []string{ztncRun, "--", "sh", "-c",
+				`python3 -c "$BIND_CHECK" && ztnc-run listnetworks && ztnc-run status -j && echo END && sleep 600`}, Env: env})
 			waitFor(t, p, "the program's output", time.Minute, func() error {
-				if !strings.Contains(p.stdout.String(), "END") {
+				if !strings.Contains(p.Stdout.String(), "END") {
 					return fmt.Errorf("not yet")
 				}
 				return nil
@@ -150,13 +150,13 @@ func TestEnvMember(t *testing.T) {
 			if err != nil || code != 200 || !h.OK {
 				t.Errorf("/healthz from ZTNC_HEALTH: %d %+v %v", code, h, err)
 			}
-			r := result{stdout: p.stdout.String()}
+			r := result{Stdout: p.Stdout.String()}
 			want := fmt.Sprintf("bound %s\n200 listnetworks <nwid> <name> <mac> <status> <type> <dev> <ZT assigned ips>\n200 listnetworks %s env ", addr, nwid)
-			if !strings.HasPrefix(r.stdout, want) || !strings.Contains(r.stdout, " OK PRIVATE ztnc "+addr+"/24\n") {
+			if !strings.HasPrefix(r.Stdout, want) || !strings.Contains(r.Stdout, " OK PRIVATE ztnc "+addr+"/24\n") {
 				t.Errorf("want output starting %q\n%s", want, r)
 			}
 			var st statusJSON
-			if err := json.NewDecoder(strings.NewReader(r.stdout[strings.Index(r.stdout, "{"):])).Decode(&st); err != nil {
+			if err := json.NewDecoder(strings.NewReader(r.Stdout[strings.Index(r.Stdout, "{"):])).Decode(&st); err != nil {
 				t.Fatalf("status -j: %v\n%s", err, r)
 			}
 			if st.Address != home.Address() || st.Config.Settings.PrimaryPort != port {
@@ -175,7 +175,7 @@ func TestEnvWaitTimeout(t *testing.T) {
 	start := time.Now()
 	r := runZtnc(t, time.Minute, []string{"ZTNC_NWID=" + nwid, "ZTNC_WAIT=5"}, append(flags, "--", "true")...)
 	want := "ztnc-run: ACCESS_DENIED: authorize " + home.Address() + " on network " + nwid + "\n"
-	if r.code != 125 || !strings.HasSuffix(r.stderr, want) {
+	if r.Code != 125 || !strings.HasSuffix(r.Stderr, want) {
 		t.Errorf("want exit 125 and last line %q\n%s", want, r)
 	}
 	if d := time.Since(start); d < 5*time.Second || d > 25*time.Second {
@@ -207,7 +207,7 @@ func TestIdentitySecret(t *testing.T) {
 			home, flags := member(t)
 			for run := range 2 { // the second run finds the same identity in the home
 				r := runZtnc(t, time.Minute, []string{"ZTNC_IDENTITY_SECRET=" + c.val}, append(flags, program...)...)
-				if r.code != 0 || !strings.HasPrefix(r.stdout, "0\n200 info "+addr+" ") {
+				if r.Code != 0 || !strings.HasPrefix(r.Stdout, "0\n200 info "+addr+" ") {
 					t.Fatalf("run %d: want the program to see no secret and address %s\n%s", run, addr, r)
 				}
 			}
@@ -226,7 +226,7 @@ func TestIdentitySecret(t *testing.T) {
 		home.SetIdentity(t, lab.Identity(5))
 		r := runZtnc(t, time.Minute, []string{"ZTNC_IDENTITY_SECRET=" + secret}, append(flags, program...)...)
 		want := fmt.Sprintf("ztnc-run: ZTNC_IDENTITY_SECRET is identity %s, but %s holds %s: ", addr, home.Dir, home.Address())
-		if r.code != 125 || !strings.HasPrefix(r.stderr, want) {
+		if r.Code != 125 || !strings.HasPrefix(r.Stderr, want) {
 			t.Errorf("want exit 125 and %q\n%s", want, r)
 		}
 	})
@@ -239,7 +239,7 @@ func TestIdentitySecret(t *testing.T) {
 		t.Run(c.name, func(t *testing.T) {
 			home, flags := member(t)
 			r := runZtnc(t, time.Minute, []string{"ZTNC_IDENTITY_SECRET=" + c.val}, append(flags, program...)...)
-			if r.code != 125 || !strings.HasPrefix(r.stderr, c.want) || strings.Count(r.stderr, "\n") != 1 {
+			if r.Code != 125 || !strings.HasPrefix(r.Stderr, c.want) || strings.Count(r.Stderr, "\n") != 1 {
 				t.Errorf("want exit 125 and one line starting %q\n%s", c.want, r)
 			}
 			if _, err := os.Stat(home.Path("identity.secret")); !os.IsNotExist(err) {

@@ -173,7 +173,7 @@ func (pr prober) tail(n int) string {
 func networkStatus(t *testing.T, home *lab.Home) string {
 	t.Helper()
 	var nets []networkJSON
-	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 1 {
+	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.Code != 0 || len(nets) != 1 {
 		return fmt.Sprintf("(listnetworks: %s)", r)
 	}
 	return nets[0].Status

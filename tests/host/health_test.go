@@ -98,7 +98,7 @@ func TestHealthz(t *testing.T) {
 	}
 	r := runZtnc(t, 90*time.Second, nil, append(flags2, "--nwid", nwid, "--", "sh", "-c",
 		`i=0; until curl -fsS -o /dev/null http://203.0.113.60:8080/; do i=$((i+1)); [ $i -lt 100 ] || exit 3; sleep 0.1; done`)...)
-	if r.code != 0 {
+	if r.Code != 0 {
 		t.Fatalf("fetch from the second member: %s", r)
 	}
 

@@ -40,30 +40,30 @@ func TestInstancesAndHomes(t *testing.T) {
 		home string
 		addr string
 	}{{a, homeA.Dir, homeA.Address()}, {b, homeB.Dir, homeB.Address()}} {
-		waitFor(t, c.p, "status of "+c.p.name, 30*time.Second, func() error {
+		waitFor(t, c.p, "status of "+c.p.Name, 30*time.Second, func() error {
 			var st statusJSON
 			r := cli(t, &st, "status", "-j", "--home", c.home)
-			if r.code != 0 {
+			if r.Code != 0 {
 				return fmt.Errorf("%s", r)
 			}
-			if st.Address != c.addr || st.Ztnc.PID != c.p.pid() || len(st.Ztnc.Programs) != 1 {
-				return fmt.Errorf("%s answers for %s (pid %d, %d programs), want %s (pid %d)", c.home, st.Address, st.Ztnc.PID, len(st.Ztnc.Programs), c.addr, c.p.pid())
+			if st.Address != c.addr || st.Ztnc.PID != c.p.Pid() || len(st.Ztnc.Programs) != 1 {
+				return fmt.Errorf("%s answers for %s (pid %d, %d programs), want %s (pid %d)", c.home, st.Address, st.Ztnc.PID, len(st.Ztnc.Programs), c.addr, c.p.Pid())
 			}
 			return nil
 		})
 	}
 	// ZTNC_HOME picks the instance too.
-	if r := runZtnc(t, 30*time.Second, []string{"ZTNC_HOME=" + homeB.Dir}, "status"); r.code != 0 || !strings.Contains(r.stdout, homeB.Address()) {
+	if r := runZtnc(t, 30*time.Second, []string{"ZTNC_HOME=" + homeB.Dir}, "status"); r.Code != 0 || !strings.Contains(r.Stdout, homeB.Address()) {
 		t.Errorf("status with ZTNC_HOME: %s", r)
 	}
 
 	r := runZtnc(t, 30*time.Second, nil, append(flagsA, "--nwid", nwid, "--", "busybox", "true")...)
-	want := fmt.Sprintf("ztnc-run: home %s is in use by another ztnc-run (pid %d)", homeA.Dir, a.pid())
-	if r.code != 125 || !strings.HasPrefix(r.stderr, want) || strings.Count(r.stderr, "\n") != 1 {
+	want := fmt.Sprintf("ztnc-run: home %s is in use by another ztnc-run (pid %d)", homeA.Dir, a.Pid())
+	if r.Code != 125 || !strings.HasPrefix(r.Stderr, want) || strings.Count(r.Stderr, "\n") != 1 {
 		t.Errorf("second ztnc-run on a home in use: want exit 125 and one line starting %q\n%s", want, r)
 	}
 	// The refused one touched nothing: the first still answers.
-	if r := cli(t, nil, "status", "--home", homeA.Dir); r.code != 0 {
+	if r := cli(t, nil, "status", "--home", homeA.Dir); r.Code != 0 {
 		t.Errorf("first instance after the refusal: %s", r)
 	}
 }

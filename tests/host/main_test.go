@@ -10,18 +10,13 @@
 package host
 
 import (
-	"bytes"
-	"context"
 	"fmt"
 	"net/http"
 	"net/netip"
 	"os"
 	"os/exec"
-	"path/filepath"
 	"strconv"
 	"strings"
-	"sync"
-	"syscall"
 	"testing"
 	"time"
 
@@ -43,11 +38,8 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	ztncRun = filepath.Join(dir, "ztnc-run")
-	cmd := exec.Command("go", "build", "-o", ztncRun, "../../cmd/ztnc-run")
-	cmd.Stderr = os.Stderr
-	if err := cmd.Run(); err != nil {
-		fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
+	if ztncRun, err = lab.BuildZtncRun(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
@@ -73,82 +65,25 @@ func need(t *testing.T, progs ...string) {
 	}
 }
 
-// proc is a process running in the background.
-type proc struct {
-	name     string
-	cmd      *exec.Cmd
-	stdout   lab.Buffer
-	stderr   lab.Buffer
-	done     chan struct{}
-	code     int
-	stopOnce sync.Once
-}
-
-// spec says how to start a process: argv, extra environment, working directory.
-type spec struct {
-	argv []string
-	env  []string
-	dir  string
-}
+// proc is a process running in the background; spec says how to start one; result is a
+// command that has run to its end.
+type (
+	proc   = lab.Child
+	spec   = lab.Spec
+	result = lab.Result
+)
 
 // start starts a process in the background; the test's cleanup stops it (SIGTERM, SIGKILL
 // 10 s later) and logs its output when the test failed.
 func start(t *testing.T, name string, s spec) *proc {
 	t.Helper()
-	p := &proc{name: name, done: make(chan struct{})}
-	p.cmd = exec.Command(s.argv[0], s.argv[1:]...)
-	p.cmd.Env = append(os.Environ(), s.env...)
-	p.cmd.Dir = s.dir
-	p.cmd.Stdout, p.cmd.Stderr = &p.stdout, &p.stderr
-	p.cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := p.cmd.Start(); err != nil {
-		t.Fatalf("%s: %v", name, err)
-	}
-	go func() {
-		p.code = lab.ExitCode(p.cmd.Wait())
-		close(p.done)
-	}()
-	t.Cleanup(func() {
-		p.stop()
-		if t.Failed() {
-			t.Logf("%s (%s, env %q): exit %d\nstdout:\n%s\nstderr:\n%s", name, strings.Join(s.argv, " "), s.env, p.code, &p.stdout, &p.stderr)
-		}
-	})
-	return p
+	return lab.StartChild(t, name, s)
 }
 
 // ztnc starts ztnc-run with args.
 func ztnc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	return start(t, name, spec{argv: append([]string{ztncRun}, args...), env: env})
-}
-
-func (p *proc) pid() int { return p.cmd.Process.Pid }
-
-// stop ends the process (SIGTERM, then SIGKILL after 10 s) and returns its exit status.
-func (p *proc) stop() int {
-	p.stopOnce.Do(func() {
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		select {
-		case <-p.done:
-		case <-time.After(10 * time.Second):
-			p.cmd.Process.Kill()
-			<-p.done
-		}
-	})
-	return p.code
-}
-
-// wait waits for the process to exit by itself and returns its status.
-func (p *proc) wait(t *testing.T, timeout time.Duration) int {
-	t.Helper()
-	select {
-	case <-p.done:
-		return p.code
-	case <-time.After(timeout):
-		t.Fatalf("%s did not exit within %v\nstdout:\n%s\nstderr:\n%s", p.name, timeout, &p.stdout, &p.stderr)
-		return 0
-	}
+	return start(t, name, spec{Argv: append([]string{ztncRun}, args...), Env: env})
 }
 
 // waitFor polls cond every 50 ms until it returns nil; it fails the test with cond's last
@@ -163,11 +98,11 @@ func waitFor(t *testing.T, p *proc, what string, timeout time.Duration, cond fun
 		}
 		if p != nil {
 			select {
-			case <-p.done:
+			case <-p.Done():
 				if err = cond(); err == nil {
 					return
 				}
-				t.Fatalf("%s exited (%d) before %s: %v\nstdout:\n%s\nstderr:\n%s", p.name, p.code, what, err, &p.stdout, &p.stderr)
+				t.Fatalf("%s exited (%d) before %s: %v\nstdout:\n%s\nstderr:\n%s", p.Name, p.Code, what, err, &p.Stdout, &p.Stderr)
 			default:
 			}
 		}
@@ -178,39 +113,16 @@ func waitFor(t *testing.T, p *proc, what string, timeout time.Duration, cond fun
 	}
 }
 
-// result is a finished command.
-type result struct {
-	stdout, stderr string
-	code           int
-}
-
-func (r result) String() string {
-	return fmt.Sprintf("exit %d\nstdout:\n%s\nstderr:\n%s", r.code, r.stdout, r.stderr)
-}
-
-// runCmd runs a command to its end (SIGKILL after timeout fails the test).
+// runCmd runs a command to its end (SIGTERM after timeout fails the test).
 func runCmd(t *testing.T, timeout time.Duration, s spec) result {
 	t.Helper()
-	ctx, cancel := context.WithTimeout(context.Background(), timeout)
-	defer cancel()
-	cmd := exec.CommandContext(ctx, s.argv[0], s.argv[1:]...)
-	cmd.Env = append(os.Environ(), s.env...)
-	cmd.Dir = s.dir
-	cmd.WaitDelay = 5 * time.Second
-	var out, errb bytes.Buffer
-	cmd.Stdout, cmd.Stderr = &out, &errb
-	err := cmd.Run()
-	r := result{stdout: out.String(), stderr: errb.String(), code: lab.ExitCode(err)}
-	if ctx.Err() != nil {
-		t.Fatalf("%q timed out\n%s", s.argv, r)
-	}
-	return r
+	return lab.RunCmd(t, timeout, s)
 }
 
 // runZtnc runs ztnc-run with args to its end.
 func runZtnc(t *testing.T, timeout time.Duration, env []string, args ...string) result {
 	t.Helper()
-	return runCmd(t, timeout, spec{argv: append([]string{ztncRun}, args...), env: env})
+	return runCmd(t, timeout, spec{Argv: append([]string{ztncRun}, args...), Env: env})
 }
 
 // homeWith returns a new home holding a lab identity (no proof of work at start).
@@ -245,7 +157,7 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	rootPort := lab.FreePort(t)
 	root := ztnc(t, "root", nil, "root", "--home", rootHome.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(rootPort))
 	waitFor(t, root, "root serving", 10*time.Second, func() error {
-		if !strings.Contains(root.stderr.String(), "root serving") {
+		if !strings.Contains(root.Stderr.String(), "root serving") {
 			return fmt.Errorf("not yet")
 		}
 		return nil
@@ -255,7 +167,7 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	ctl := ztnc(t, "controller", nil, "controller", "--home", ctlHome.Dir, "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(ctlPort), "--planet", s.planet)
 	waitFor(t, ctl, "controller API", 10*time.Second, func() error {
-		if !strings.Contains(ctl.stdout.String()+ctl.stderr.String(), "API http://") {
+		if !strings.Contains(ctl.Stdout.String()+ctl.Stderr.String(), "API http://") {
 			return fmt.Errorf("not yet")
 		}
 		return nil

@@ -23,7 +23,7 @@ func initPID(t *testing.T, unshare *proc) int {
 	t.Helper()
 	var pid int
 	waitFor(t, unshare, "ztnc-run under unshare", 10*time.Second, func() error {
-		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", unshare.pid(), unshare.pid()))
+		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", unshare.Pid(), unshare.Pid()))
 		if err != nil {
 			return err
 		}
@@ -70,14 +70,14 @@ busybox sleep 1
 ` + countZombies + `
 exit 42`
 	start := time.Now()
-	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
-	if r.code != 42 {
-		t.Errorf("exit %d, want the program's 42\n%s", r.code, r)
+	r := runCmd(t, time.Minute, spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
+	if r.Code != 42 {
+		t.Errorf("exit %d, want the program's 42\n%s", r.Code, r)
 	}
-	if !strings.Contains(r.stdout, "init=ztnc-run\n") {
+	if !strings.Contains(r.Stdout, "init=ztnc-run\n") {
 		t.Fatalf("ztnc-run is not PID 1:\n%s", r)
 	}
-	if !strings.Contains(r.stdout, "zombies=0\n") {
+	if !strings.Contains(r.Stdout, "zombies=0\n") {
 		t.Errorf("zombies left unreaped:\n%s", r)
 	}
 	if d := time.Since(start); d > 15*time.Second {
@@ -99,11 +99,11 @@ sh -c 'trap "echo child got TERM; exit 0" TERM; echo child ready; while :; do sl
 child=$!
 echo ready
 while :; do sleep 0.05; done`
-	u := start(t, "unshare", spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
+	u := start(t, "unshare", spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
 	pid := initPID(t, u)
 	waitFor(t, u, "the program", 30*time.Second, func() error {
 		// Both shells must have set their traps before the signal comes.
-		if out := u.stdout.String(); !strings.Contains(out, "\nready") && !strings.HasPrefix(out, "ready") || !strings.Contains(out, "child ready") {
+		if out := u.Stdout.String(); !strings.Contains(out, "\nready") && !strings.HasPrefix(out, "ready") || !strings.Contains(out, "child ready") {
 			return fmt.Errorf("not ready")
 		}
 		return nil
@@ -111,16 +111,16 @@ while :; do sleep 0.05; done`
 	if err := syscall.Kill(pid, syscall.SIGTERM); err != nil {
 		t.Fatal(err)
 	}
-	if code := u.wait(t, 15*time.Second); code != 7 {
+	if code := u.Wait(t, 15*time.Second); code != 7 {
 		t.Errorf("exit %d, want 7", code)
 	}
-	if out := u.stdout.String(); !strings.Contains(out, "child got TERM\n") || !strings.Contains(out, "main got TERM\n") {
+	if out := u.Stdout.String(); !strings.Contains(out, "child got TERM\n") || !strings.Contains(out, "main got TERM\n") {
 		t.Errorf("output:\n%s", out)
 	}
 
-	r := runCmd(t, time.Minute, spec{argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", "kill -KILL $$")})
-	if r.code != 128+9 {
-		t.Errorf("program killed by SIGKILL: exit %d, want 137\n%s", r.code, r)
+	r := runCmd(t, time.Minute, spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", "kill -KILL $$")})
+	if r.Code != 128+9 {
+		t.Errorf("program killed by SIGKILL: exit %d, want 137\n%s", r.Code, r)
 	}
 }
 
@@ -132,13 +132,13 @@ func TestPID1Startup(t *testing.T) {
 	nwid := s.network(t, "pid1")
 	home, flags := s.member(t, 6) // never authorized
 
-	r := runCmd(t, time.Minute, spec{argv: asInit(append(flags, "--nwid", nwid, "--wait", "4s", "--", "true")...)})
+	r := runCmd(t, time.Minute, spec{Argv: asInit(append(flags, "--nwid", nwid, "--wait", "4s", "--", "true")...)})
 	want := "ztnc-run: ACCESS_DENIED: authorize " + home.Address() + " on network " + nwid + "\n"
-	if r.code != 125 || !strings.HasSuffix(r.stderr, want) {
+	if r.Code != 125 || !strings.HasSuffix(r.Stderr, want) {
 		t.Errorf("want exit 125 and last line %q\n%s", want, r)
 	}
 
-	u := start(t, "unshare", spec{argv: asInit(append(flags, "--nwid", nwid, "--", "true")...)})
+	u := start(t, "unshare", spec{Argv: asInit(append(flags, "--nwid", nwid, "--", "true")...)})
 	pid := initPID(t, u)
 	waitFor(t, u, "the control socket", 30*time.Second, func() error {
 		_, err := os.Stat(home.Path("ztnc.sock"))
@@ -146,14 +146,14 @@ func TestPID1Startup(t *testing.T) {
 	})
 	started := time.Now()
 	syscall.Kill(pid, syscall.SIGTERM)
-	if code := u.wait(t, 10*time.Second); code != 143 {
+	if code := u.Wait(t, 10*time.Second); code != 143 {
 		t.Errorf("exit %d, want 143", code)
 	}
 	if d := time.Since(started); d > 5*time.Second {
 		t.Errorf("took %v to stop", d)
 	}
-	if want := "ztnc-run: SIGTERM while waiting for the network\n"; !strings.HasSuffix(u.stderr.String(), want) {
-		t.Errorf("stderr does not end with %q:\n%s", want, &u.stderr)
+	if want := "ztnc-run: SIGTERM while waiting for the network\n"; !strings.HasSuffix(u.Stderr.String(), want) {
+		t.Errorf("stderr does not end with %q:\n%s", want, &u.Stderr)
 	}
 	if _, err := os.Stat(home.Path("ztnc.sock")); !os.IsNotExist(err) {
 		t.Errorf("control socket left: %v", err)

@@ -58,16 +58,16 @@ wait`
 		"-p", fmt.Sprintf("127.0.0.1:%d:9999", idle), "-p", fmt.Sprintf("[::1]:%d:8080", v6),
 		"--health", fmt.Sprintf("127.0.0.1:%d", health), "--", "sh", "-c", script)
 	waitFor(t, p, "the servers", 30*time.Second, func() error {
-		if !strings.Contains(p.stdout.String(), "listening") {
+		if !strings.Contains(p.Stdout.String(), "listening") {
 			return fmt.Errorf("not yet")
 		}
-		r := runCmd(t, 10*time.Second, spec{argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/index.html", web)}})
-		if r.stdout != "published\n" {
+		r := runCmd(t, 10*time.Second, spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/index.html", web)}})
+		if r.Stdout != "published\n" {
 			return fmt.Errorf("curl: %s", r)
 		}
 		return nil
 	})
-	if r := runCmd(t, 10*time.Second, spec{argv: []string{"curl", "-fsS", fmt.Sprintf("http://[::1]:%d/index.html", v6)}}); r.stdout != "published\n" {
+	if r := runCmd(t, 10*time.Second, spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://[::1]:%d/index.html", v6)}}); r.Stdout != "published\n" {
 		t.Errorf("curl over IPv6 on the host: %s", r)
 	}
 
@@ -136,7 +136,7 @@ func TestPublishPortInUse(t *testing.T) {
 	port := ln.Addr().(*net.TCPAddr).Port
 	r := runZtnc(t, 30*time.Second, nil, "--local", "198.51.100.1/24", "-p", fmt.Sprintf("127.0.0.1:%d:80", port), "--", "sh", "-c", "echo ran")
 	want := fmt.Sprintf("ztnc-run: --publish 127.0.0.1:%d->80/tcp: listen tcp 127.0.0.1:%d: bind: address already in use\n", port, port)
-	if r.code != 125 || r.stderr != want || r.stdout != "" {
+	if r.Code != 125 || r.Stderr != want || r.Stdout != "" {
 		t.Errorf("want exit 125 and %q\n%s", want, r)
 	}
 }
@@ -160,7 +160,7 @@ func TestPublishUDP(t *testing.T) {
 	p := ztnc(t, "publisher", []string{"SERVER=" + udpEchoServer}, "--local", "198.51.100.1/24",
 		"-p", fmt.Sprintf("127.0.0.1:%d:5353/udp", port), "--", "sh", "-c", `exec python3 -c "$SERVER" 5353`)
 	waitFor(t, p, "the server", 30*time.Second, func() error {
-		if !strings.Contains(p.stdout.String(), "listening") {
+		if !strings.Contains(p.Stdout.String(), "listening") {
 			return fmt.Errorf("not yet")
 		}
 		return nil

@@ -50,28 +50,28 @@ func TestService(t *testing.T) {
 	pubPort := lab.FreePort(t)
 	svc := ztnc(t, "service", nil, append([]string{"service", "--isolate", "-p", fmt.Sprintf("127.0.0.1:%d:8080", pubPort)}, flags...)...)
 	waitFor(t, svc, "the service's control socket", 30*time.Second, func() error {
-		if r := cli(t, nil, "status", "--home", home.Dir); r.code != 0 {
+		if r := cli(t, nil, "status", "--home", home.Dir); r.Code != 0 {
 			return fmt.Errorf("%s", r)
 		}
 		return nil
 	})
-	if pid, _ := os.ReadFile(home.Path("ztnc.pid")); strings.TrimSpace(string(pid)) != fmt.Sprint(svc.pid()) {
-		t.Errorf("ztnc.pid holds %q, want %d", pid, svc.pid())
+	if pid, _ := os.ReadFile(home.Path("ztnc.pid")); strings.TrimSpace(string(pid)) != fmt.Sprint(svc.Pid()) {
+		t.Errorf("ztnc.pid holds %q, want %d", pid, svc.Pid())
 	}
 	r := runZtnc(t, 30*time.Second, nil, append([]string{"service"}, flags...)...)
-	if want := fmt.Sprintf("ztnc-run: home %s is in use by another ztnc-run (pid %d)", home.Dir, svc.pid()); r.code != 125 || !strings.HasPrefix(r.stderr, want) {
+	if want := fmt.Sprintf("ztnc-run: home %s is in use by another ztnc-run (pid %d)", home.Dir, svc.Pid()); r.Code != 125 || !strings.HasPrefix(r.Stderr, want) {
 		t.Errorf("second service on the home: want exit 125 and %q\n%s", want, r)
 	}
-	if r := attach("true"); r.code != 125 || !strings.Contains(r.stderr, "no network joined") {
+	if r := attach("true"); r.Code != 125 || !strings.Contains(r.Stderr, "no network joined") {
 		t.Errorf("attach before any network: %s", r)
 	}
 
-	if r := cli(t, nil, "join", nwid, "--home", home.Dir); r.code != 0 || r.stdout != "200 join OK\n" {
+	if r := cli(t, nil, "join", nwid, "--home", home.Dir); r.Code != 0 || r.Stdout != "200 join OK\n" {
 		t.Fatalf("join: %s", r)
 	}
 	waitFor(t, svc, "the network OK with its address", 60*time.Second, func() error {
 		var nets []networkJSON
-		if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 1 {
+		if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.Code != 0 || len(nets) != 1 {
 			return fmt.Errorf("%s", r)
 		}
 		if nets[0].Status != "OK" || !slices.Contains(nets[0].AssignedAddresses, svcAddr.String()+"/24") {
@@ -85,40 +85,40 @@ func TestService(t *testing.T) {
 	os.WriteFile(filepath.Join(site, "index.html"), []byte("from the service\n"), 0o644)
 	srv := ztnc(t, "server", nil, "attach", "--home", home.Dir, "--", "python3", "-m", "http.server", "8080", "--directory", site)
 	waitFor(t, srv, "the attached server", 30*time.Second, func() error {
-		if r := attach("curl", "-fsS", "http://"+svcAddr.String()+":8080/"); r.code != 0 || r.stdout != "from the service\n" {
+		if r := attach("curl", "-fsS", "http://"+svcAddr.String()+":8080/"); r.Code != 0 || r.Stdout != "from the service\n" {
 			return fmt.Errorf("%s", r)
 		}
 		return nil
 	})
-	if r := attach("curl", "-fsS", "http://127.0.0.1:8080/"); r.code != 0 || r.stdout != "from the service\n" {
+	if r := attach("curl", "-fsS", "http://127.0.0.1:8080/"); r.Code != 0 || r.Stdout != "from the service\n" {
 		t.Errorf("attached client to 127.0.0.1: %s", r)
 	}
-	if r := runCmd(t, 30*time.Second, spec{argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/", pubPort)}}); r.code != 0 || r.stdout != "from the service\n" {
+	if r := runCmd(t, 30*time.Second, spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/", pubPort)}}); r.Code != 0 || r.Stdout != "from the service\n" {
 		t.Errorf("the service's published port, from the host: %s", r)
 	}
 	// ztnc-run inside an attached program (ZTNC_HOME is set for it) runs CMD directly: it is
 	// on the service's networks already.
-	if r := attach("sh", "-c", "ztnc-run attach -- curl -fsS http://127.0.0.1:8080/ && ztnc-run -- curl -fsS http://127.0.0.1:8080/"); r.code != 0 || r.stdout != "from the service\nfrom the service\n" {
+	if r := attach("sh", "-c", "ztnc-run attach -- curl -fsS http://127.0.0.1:8080/ && ztnc-run -- curl -fsS http://127.0.0.1:8080/"); r.Code != 0 || r.Stdout != "from the service\nfrom the service\n" {
 		t.Errorf("ztnc-run inside an attached program: %s", r)
 	}
 
 	// The beta's variables make a plain ztnc-run attach to the service of their home.
 	beta := []string{"ZTNC_HOME=" + home.Dir, "ZT_NC_NWID=" + nwid}
-	if r := runZtnc(t, 60*time.Second, beta, "--", "curl", "-fsS", "http://127.0.0.1:8080/"); r.code != 0 || r.stdout != "from the service\n" {
+	if r := runZtnc(t, 60*time.Second, beta, "--", "curl", "-fsS", "http://127.0.0.1:8080/"); r.Code != 0 || r.Stdout != "from the service\n" {
 		t.Errorf("ZTNC_HOME + ZT_NC_NWID: %s", r)
 	}
 	beta2015 := []string{"ZT_NC_NETWORK=" + filepath.Join(home.Dir, "nc_"+nwid)}
-	if r := runZtnc(t, 60*time.Second, beta2015, "--", "curl", "-fsS", "http://127.0.0.1:8080/"); r.code != 0 || r.stdout != "from the service\n" {
+	if r := runZtnc(t, 60*time.Second, beta2015, "--", "curl", "-fsS", "http://127.0.0.1:8080/"); r.Code != 0 || r.Stdout != "from the service\n" {
 		t.Errorf("ZT_NC_NETWORK=HOME/nc_NWID: %s", r)
 	}
-	if r := runZtnc(t, 30*time.Second, []string{"ZT_NC_NETWORK=" + home.Dir}, "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "want HOME/nc_NWID") {
+	if r := runZtnc(t, 30*time.Second, []string{"ZT_NC_NETWORK=" + home.Dir}, "--", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "want HOME/nc_NWID") {
 		t.Errorf("malformed ZT_NC_NETWORK: %s", r)
 	}
 	other := s.ctl.Address + "000099"
-	if r := runZtnc(t, 30*time.Second, []string{"ZTNC_HOME=" + home.Dir, "ZT_NC_NWID=" + other}, "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "network "+other+" is not joined") {
+	if r := runZtnc(t, 30*time.Second, []string{"ZTNC_HOME=" + home.Dir, "ZT_NC_NWID=" + other}, "--", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "network "+other+" is not joined") {
 		t.Errorf("ZT_NC_NWID of a network the service has not joined: %s", r)
 	}
-	if r := runZtnc(t, 30*time.Second, beta, "-p", "18080:80", "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "--publish") {
+	if r := runZtnc(t, 30*time.Second, beta, "-p", "18080:80", "--", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "--publish") {
 		t.Errorf("a flag of its own while attaching through the environment: %s", r)
 	}
 
@@ -129,13 +129,13 @@ func TestService(t *testing.T) {
 		`python3 -m http.server 8081 --directory `+m2Site+` >/dev/null 2>&1 &
 curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String()+`:8080/ && echo fetched; wait`)...)
 	waitFor(t, m2, "the member's fetch", 60*time.Second, func() error {
-		if !strings.Contains(m2.stdout.String(), "from the service\nfetched") {
+		if !strings.Contains(m2.Stdout.String(), "from the service\nfetched") {
 			return fmt.Errorf("not yet")
 		}
 		return nil
 	})
 	// attach works with a ztnc-run --nwid too: at the member, 127.0.0.1 is its server.
-	if r := runZtnc(t, 60*time.Second, nil, "attach", "--home", m2Home.Dir, "--", "curl", "-fsS", "--retry", "10", "--retry-all-errors", "http://127.0.0.1:8081/member.txt"); r.code != 0 || r.stdout != "from the member\n" {
+	if r := runZtnc(t, 60*time.Second, nil, "attach", "--home", m2Home.Dir, "--", "curl", "-fsS", "--retry", "10", "--retry-all-errors", "http://127.0.0.1:8081/member.txt"); r.Code != 0 || r.Stdout != "from the member\n" {
 		t.Errorf("attach to the member's ztnc-run: %s", r)
 	}
 
@@ -143,8 +143,8 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 	watch := ztnc(t, "watch", nil, "attach", "--home", home.Dir, "--", "sh", "-c",
 		`while :; do if curl -fsS -m 1 -o /dev/null http://`+m2Addr.String()+`:8081/member.txt; then echo up; else echo down; fi; sleep 0.2; done`)
 	waitFor(t, watch, "the watcher reaching the member", 30*time.Second, func() error {
-		if !strings.Contains(watch.stdout.String(), "up") {
-			return fmt.Errorf("not yet: %q", watch.stdout.String())
+		if !strings.Contains(watch.Stdout.String(), "up") {
+			return fmt.Errorf("not yet: %q", watch.Stdout.String())
 		}
 		return nil
 	})
@@ -154,38 +154,38 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 	for _, p := range st.Ztnc.Programs {
 		attached = attached || slices.Equal(p.Argv, []string{"python3", "-m", "http.server", "8080", "--directory", site})
 	}
-	if r.code != 0 || st.Ztnc.PID != svc.pid() || !attached {
+	if r.Code != 0 || st.Ztnc.PID != svc.Pid() || !attached {
 		t.Errorf("status lacks the attached server: %s", r)
 	}
 
 	t.Run("exit-status", func(t *testing.T) {
-		if r := attach("sh", "-c", "exit 7"); r.code != 7 {
+		if r := attach("sh", "-c", "exit 7"); r.Code != 7 {
 			t.Errorf("exit 7: %s", r)
 		}
-		if r := attach("sh", "-c", "kill -KILL $$"); r.code != 137 {
+		if r := attach("sh", "-c", "kill -KILL $$"); r.Code != 137 {
 			t.Errorf("killed by SIGKILL: %s", r)
 		}
-		if r := attach("no-such-program-ztnc"); r.code != 127 || !strings.Contains(r.stderr, "command not found") {
+		if r := attach("no-such-program-ztnc"); r.Code != 127 || !strings.Contains(r.Stderr, "command not found") {
 			t.Errorf("not found: %s", r)
 		}
 		notExec := filepath.Join(t.TempDir(), "script")
 		os.WriteFile(notExec, []byte("#!/bin/sh\n"), 0o644)
-		if r := attach(notExec); r.code != 126 {
+		if r := attach(notExec); r.Code != 126 {
 			t.Errorf("not executable: %s", r)
 		}
-		if r := runZtnc(t, 30*time.Second, nil, "attach", "--home", t.TempDir(), "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "no ztnc-run is running with home") {
+		if r := runZtnc(t, 30*time.Second, nil, "attach", "--home", t.TempDir(), "--", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "no ztnc-run is running with home") {
 			t.Errorf("no instance: %s", r)
 		}
 		p := ztnc(t, "trap", nil, "attach", "--home", home.Dir, "--", "sh", "-c", `trap "exit 42" TERM; echo ready; while :; do sleep 0.1; done`)
 		waitFor(t, p, "the trapping program", 30*time.Second, func() error {
-			if !strings.Contains(p.stdout.String(), "ready") {
+			if !strings.Contains(p.Stdout.String(), "ready") {
 				return fmt.Errorf("not yet")
 			}
 			return nil
 		})
-		p.cmd.Process.Signal(syscall.SIGTERM)
-		if code := p.wait(t, 10*time.Second); code != 42 {
-			t.Errorf("SIGTERM to attach: exit %d, want the program's 42\n%s", code, &p.stderr)
+		p.Cmd.Process.Signal(syscall.SIGTERM)
+		if code := p.Wait(t, 10*time.Second); code != 42 {
+			t.Errorf("SIGTERM to attach: exit %d, want the program's 42\n%s", code, &p.Stderr)
 		}
 	})
 
@@ -194,10 +194,10 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 		bin := filepath.Join(worldReadableDir(t), "ztnc-run")
 		copyFile(t, ztncRun, bin, 0o755)
 		asNobody := func(args ...string) result {
-			return runCmd(t, 60*time.Second, spec{argv: append([]string{"setpriv"}, asNobody(append([]string{bin}, args...)...)...)})
+			return runCmd(t, 60*time.Second, spec{Argv: append([]string{"setpriv"}, asNobody(append([]string{bin}, args...)...)...)})
 		}
 		// The home (0700) and the socket (0600) keep other users out...
-		if r := asNobody("attach", "--home", home.Dir, "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "only the home's owner and root may") {
+		if r := asNobody("attach", "--home", home.Dir, "--", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "only the home's owner and root may") {
 			t.Errorf("attach by another user: %s", r)
 		}
 		// ...and so does the instance itself (SO_PEERCRED), where modes do not.
@@ -209,42 +209,42 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 			os.Chmod(c.path, c.open)
 			defer os.Chmod(c.path, c.kept)
 		}
-		if r := asNobody("attach", "--home", home.Dir, "--", "true"); r.code != 125 || !strings.Contains(r.stderr, "uid 65534 may not use this ztnc-run") {
+		if r := asNobody("attach", "--home", home.Dir, "--", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "uid 65534 may not use this ztnc-run") {
 			t.Errorf("attach by another user through an open socket: %s", r)
 		}
-		if r := asNobody("join", other, "--home", home.Dir); r.code != 1 || !strings.Contains(r.stderr, "403") {
+		if r := asNobody("join", other, "--home", home.Dir); r.Code != 1 || !strings.Contains(r.Stderr, "403") {
 			t.Errorf("join by another user: %s", r)
 		}
 	})
 
 	// Leaving takes the network from the running programs: the watcher loses the member, the
 	// member loses the server; attaching needs a network again.
-	mark := len(watch.stdout.String())
-	if r := cli(t, nil, "leave", nwid, "--home", home.Dir); r.code != 0 || r.stdout != "200 leave OK\n" {
+	mark := len(watch.Stdout.String())
+	if r := cli(t, nil, "leave", nwid, "--home", home.Dir); r.Code != 0 || r.Stdout != "200 leave OK\n" {
 		t.Fatalf("leave: %s", r)
 	}
 	waitFor(t, watch, "the watcher losing the member", 10*time.Second, func() error {
-		if !strings.Contains(watch.stdout.String()[mark:], "down") {
-			return fmt.Errorf("still up: %q", watch.stdout.String()[mark:])
+		if !strings.Contains(watch.Stdout.String()[mark:], "down") {
+			return fmt.Errorf("still up: %q", watch.Stdout.String()[mark:])
 		}
 		return nil
 	})
-	if r := runZtnc(t, 60*time.Second, nil, "attach", "--home", m2Home.Dir, "--", "curl", "-fsS", "-m", "3", "http://"+svcAddr.String()+":8080/"); r.code == 0 {
+	if r := runZtnc(t, 60*time.Second, nil, "attach", "--home", m2Home.Dir, "--", "curl", "-fsS", "-m", "3", "http://"+svcAddr.String()+":8080/"); r.Code == 0 {
 		t.Errorf("the member still reaches the server after the leave: %s", r)
 	}
-	if r := attach("true"); r.code != 125 || !strings.Contains(r.stderr, "no network joined") {
+	if r := attach("true"); r.Code != 125 || !strings.Contains(r.Stderr, "no network joined") {
 		t.Errorf("attach after the leave: %s", r)
 	}
 
 	// SIGTERM to the service: the attached programs get SIGTERM, the service exits 0.
-	svc.cmd.Process.Signal(syscall.SIGTERM)
+	svc.Cmd.Process.Signal(syscall.SIGTERM)
 	for _, p := range []*proc{srv, watch} {
-		if code := p.wait(t, 15*time.Second); code != 143 {
-			t.Errorf("%s after the service's SIGTERM: exit %d, want 143 (SIGTERM)\n%s", p.name, code, &p.stderr)
+		if code := p.Wait(t, 15*time.Second); code != 143 {
+			t.Errorf("%s after the service's SIGTERM: exit %d, want 143 (SIGTERM)\n%s", p.Name, code, &p.Stderr)
 		}
 	}
-	if code := svc.wait(t, 15*time.Second); code != 0 {
-		t.Errorf("service: exit %d\n%s", code, &svc.stderr)
+	if code := svc.Wait(t, 15*time.Second); code != 0 {
+		t.Errorf("service: exit %d\n%s", code, &svc.Stderr)
 	}
 	for _, f := range []string{"ztnc.sock", "ztnc.pid"} {
 		if _, err := os.Stat(home.Path(f)); !os.IsNotExist(err) {
@@ -372,9 +372,9 @@ func TestServiceLifetime(t *testing.T) {
 	}
 	up := func(p *proc, home string) {
 		t.Helper()
-		waitFor(t, p, "the network of "+p.name, 60*time.Second, func() error {
+		waitFor(t, p, "the network of "+p.Name, 60*time.Second, func() error {
 			var nets []networkJSON
-			if r := cli(t, &nets, "listnetworks", "-j", "--home", home); r.code != 0 || len(nets) != 1 || nets[0].NWID != nwid || nets[0].Status != "OK" {
+			if r := cli(t, &nets, "listnetworks", "-j", "--home", home); r.Code != 0 || len(nets) != 1 || nets[0].NWID != nwid || nets[0].Status != "OK" {
 				return fmt.Errorf("%s", r)
 			}
 			return nil
@@ -382,8 +382,8 @@ func TestServiceLifetime(t *testing.T) {
 	}
 	svc := ztnc(t, "service", nil, append([]string{"service", "--nwid", nwid}, flags...)...)
 	up(svc, home.Dir)
-	if code := svc.stop(); code != 0 {
-		t.Fatalf("service after SIGTERM: exit %d\n%s", code, &svc.stderr)
+	if code := svc.Stop(); code != 0 {
+		t.Fatalf("service after SIGTERM: exit %d\n%s", code, &svc.Stderr)
 	}
 	// Restarted without --nwid, it has the network again.
 	svc = ztnc(t, "service again", nil, append([]string{"service"}, flags...)...)
@@ -394,7 +394,7 @@ func TestServiceLifetime(t *testing.T) {
 	sleeper := func(name, home string) *proc {
 		p := ztnc(t, name, nil, "attach", "--home", home, "--", "sh", "-c", "echo ready; busybox "+marker+"; true")
 		waitFor(t, p, name+" started", 30*time.Second, func() error {
-			if !strings.Contains(p.stdout.String(), "ready") {
+			if !strings.Contains(p.Stdout.String(), "ready") {
 				return fmt.Errorf("not yet")
 			}
 			return nil
@@ -402,9 +402,9 @@ func TestServiceLifetime(t *testing.T) {
 		return p
 	}
 	a := sleeper("attached", home.Dir)
-	svc.cmd.Process.Kill()
-	if code := a.wait(t, 10*time.Second); code != 125 || !strings.Contains(a.stderr.String(), "went away") {
-		t.Errorf("attach when its service was killed: exit %d, want 125\n%s", code, &a.stderr)
+	svc.Cmd.Process.Kill()
+	if code := a.Wait(t, 10*time.Second); code != 125 || !strings.Contains(a.Stderr.String(), "went away") {
+		t.Errorf("attach when its service was killed: exit %d, want 125\n%s", code, &a.Stderr)
 	}
 	if ps := processesWith(marker); len(ps) > 0 {
 		t.Errorf("left running without their service: %q", ps)
@@ -415,12 +415,12 @@ func TestServiceLifetime(t *testing.T) {
 	r := ztnc(t, "run", nil, append(runFlags, "--nwid", nwid, "--", "busybox", "sleep", "600")...)
 	up(r, runHome.Dir)
 	b := sleeper("attached to run", runHome.Dir)
-	r.cmd.Process.Signal(syscall.SIGTERM)
-	if code := r.wait(t, 15*time.Second); code != 143 {
+	r.Cmd.Process.Signal(syscall.SIGTERM)
+	if code := r.Wait(t, 15*time.Second); code != 143 {
 		t.Errorf("ztnc-run --nwid after SIGTERM: exit %d, want 143", code)
 	}
-	if code := b.wait(t, 15*time.Second); code != 143 {
-		t.Errorf("attached to the ztnc-run that exited: exit %d, want 143 (SIGTERM)\n%s", code, &b.stderr)
+	if code := b.Wait(t, 15*time.Second); code != 143 {
+		t.Errorf("attached to the ztnc-run that exited: exit %d, want 143 (SIGTERM)\n%s", code, &b.Stderr)
 	}
 	if ps := processesWith(marker); len(ps) > 0 {
 		t.Errorf("left running: %q", ps)
@@ -450,7 +450,7 @@ func TestServiceTwoNetworks(t *testing.T) {
 	svc := ztnc(t, "service", nil, append([]string{"service", "--isolate", "--nwid", nwA + "," + nwB}, flags...)...)
 	waitFor(t, svc, "both networks OK", 60*time.Second, func() error {
 		var nets []networkJSON
-		if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 2 || nets[0].Status != "OK" || nets[1].Status != "OK" {
+		if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.Code != 0 || len(nets) != 2 || nets[0].Status != "OK" || nets[1].Status != "OK" {
 			return fmt.Errorf("%s", r)
 		}
 		return nil
@@ -462,19 +462,19 @@ func TestServiceTwoNetworks(t *testing.T) {
 		t.Helper()
 		return runZtnc(t, 90*time.Second, nil, append(flags, "--nwid", nwid, "--", "curl", "-fsS", "-m", "5", "--retry", "20", "--retry-all-errors", "http://"+addr+":8080/")...)
 	}
-	if r := fetch(mAFlags, nwA, "203.0.113.21"); r.code != 0 || r.stdout != "on two networks\n" {
+	if r := fetch(mAFlags, nwA, "203.0.113.21"); r.Code != 0 || r.Stdout != "on two networks\n" {
 		t.Errorf("member of network a: %s", r)
 	}
-	if r := fetch(mBFlags, nwB, "203.0.113.22"); r.code != 0 || r.stdout != "on two networks\n" {
+	if r := fetch(mBFlags, nwB, "203.0.113.22"); r.Code != 0 || r.Stdout != "on two networks\n" {
 		t.Errorf("member of network b: %s", r)
 	}
-	if r := cli(t, nil, "leave", nwB, "--home", home.Dir); r.code != 0 {
+	if r := cli(t, nil, "leave", nwB, "--home", home.Dir); r.Code != 0 {
 		t.Fatalf("leave b: %s", r)
 	}
-	if r := runZtnc(t, 60*time.Second, nil, append(mBFlags, "--nwid", nwB, "--", "curl", "-fsS", "-m", "3", "http://203.0.113.22:8080/")...); r.code == 0 {
+	if r := runZtnc(t, 60*time.Second, nil, append(mBFlags, "--nwid", nwB, "--", "curl", "-fsS", "-m", "3", "http://203.0.113.22:8080/")...); r.Code == 0 {
 		t.Errorf("member of network b reaches the server after the service left b: %s", r)
 	}
-	if r := fetch(mAFlags, nwA, "203.0.113.21"); r.code != 0 || r.stdout != "on two networks\n" {
+	if r := fetch(mAFlags, nwA, "203.0.113.21"); r.Code != 0 || r.Stdout != "on two networks\n" {
 		t.Errorf("member of network a after the service left b: %s", r)
 	}
 }

@@ -88,8 +88,8 @@ type peerJSON struct {
 func cli(t *testing.T, out any, args ...string) result {
 	t.Helper()
 	r := runZtnc(t, 30*time.Second, nil, args...)
-	if out != nil && r.code == 0 {
-		if err := json.Unmarshal([]byte(r.stdout), out); err != nil {
+	if out != nil && r.Code == 0 {
+		if err := json.Unmarshal([]byte(r.Stdout), out); err != nil {
 			t.Fatalf("%q: %v\n%s", args, err, r)
 		}
 	}
@@ -121,7 +121,7 @@ echo lost; sleep 600`
 	// and its curl would go to the host's network.
 	m := ztnc(t, "member", nil, append(flags, "--nwid", nwid, "--isolate", "--", "sh", "-c", script)...)
 	waitFor(t, m, "the program's fetch", 60*time.Second, func() error {
-		if !strings.Contains(m.stdout.String(), "fetched") {
+		if !strings.Contains(m.Stdout.String(), "fetched") {
 			return fmt.Errorf("not yet")
 		}
 		return nil
@@ -130,7 +130,7 @@ echo lost; sleep 600`
 	// status
 	var st statusJSON
 	waitFor(t, m, "online", 30*time.Second, func() error {
-		if r := cli(t, &st, "status", "-j", "--home", home.Dir); r.code != 0 {
+		if r := cli(t, &st, "status", "-j", "--home", home.Dir); r.Code != 0 {
 			return fmt.Errorf("status: %s", r)
 		}
 		if !st.Online {
@@ -144,8 +144,8 @@ echo lost; sleep 600`
 	if st.Config.Settings.HomeDir != home.Dir || st.Config.Settings.PrimaryPort == 0 || st.PlanetWorldID == 0 {
 		t.Errorf("status settings: %+v, planet %d", st.Config.Settings, st.PlanetWorldID)
 	}
-	if st.Ztnc.PID != m.pid() || len(st.Ztnc.Programs) != 1 || st.Ztnc.Programs[0].Argv[0] != "sh" {
-		t.Errorf("status ztnc: pid %d (want %d), programs %+v", st.Ztnc.PID, m.pid(), st.Ztnc.Programs)
+	if st.Ztnc.PID != m.Pid() || len(st.Ztnc.Programs) != 1 || st.Ztnc.Programs[0].Argv[0] != "sh" {
+		t.Errorf("status ztnc: pid %d (want %d), programs %+v", st.Ztnc.PID, m.Pid(), st.Ztnc.Programs)
 	}
 	sup := st.Ztnc.Supervisor
 	if sup.Calls["connect"] == 0 || sup.Calls["listen"] == 0 || sup.Calls["socket"] == 0 || sup.Connections < 2 || sup.Sockets == 0 {
@@ -155,16 +155,16 @@ echo lost; sleep 600`
 		t.Errorf("node counters: %+v", st.Ztnc.Node)
 	}
 	r := cli(t, nil, "status", "--home", home.Dir)
-	if want := "200 info " + home.Address() + " 1.14.1 ONLINE\n"; r.code != 0 || r.stdout != want {
+	if want := "200 info " + home.Address() + " 1.14.1 ONLINE\n"; r.Code != 0 || r.Stdout != want {
 		t.Errorf("status text: want %q\n%s", want, r)
 	}
-	if r := cli(t, nil, "info", "--home", home.Dir); r.code != 0 || !strings.HasPrefix(r.stdout, "200 info ") {
+	if r := cli(t, nil, "info", "--home", home.Dir); r.Code != 0 || !strings.HasPrefix(r.Stdout, "200 info ") {
 		t.Errorf("info alias: %s", r)
 	}
 
 	// listnetworks
 	var nets []networkJSON
-	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 1 {
+	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.Code != 0 || len(nets) != 1 {
 		t.Fatalf("listnetworks -j: %s", r)
 	}
 	n := nets[0]
@@ -181,15 +181,15 @@ echo lost; sleep 600`
 		t.Errorf("network ztnc: %+v", n.Ztnc)
 	}
 	r = cli(t, nil, "listnetworks", "--home", home.Dir)
-	lines := strings.Split(strings.TrimSpace(r.stdout), "\n")
+	lines := strings.Split(strings.TrimSpace(r.Stdout), "\n")
 	want := fmt.Sprintf("200 listnetworks %s status %s OK PRIVATE ztnc 203.0.113.50/24", nwid, n.MAC)
-	if r.code != 0 || len(lines) != 2 || lines[0] != "200 listnetworks <nwid> <name> <mac> <status> <type> <dev> <ZT assigned ips>" || !strings.HasPrefix(lines[1], want) {
+	if r.Code != 0 || len(lines) != 2 || lines[0] != "200 listnetworks <nwid> <name> <mac> <status> <type> <dev> <ZT assigned ips>" || !strings.HasPrefix(lines[1], want) {
 		t.Errorf("listnetworks: want %q\n%s", want, r)
 	}
 
 	// listpeers: the root is a PLANET with a preferred loopback path, the controller a LEAF.
 	var peers []peerJSON
-	if r := cli(t, &peers, "listpeers", "-j", "--home", home.Dir); r.code != 0 {
+	if r := cli(t, &peers, "listpeers", "-j", "--home", home.Dir); r.Code != 0 {
 		t.Fatalf("listpeers -j: %s", r)
 	}
 	roles := map[string]string{}
@@ -203,50 +203,50 @@ echo lost; sleep 600`
 		t.Errorf("peers' roles: %v (controller %s)", roles, s.ctl.Address)
 	}
 	r = cli(t, nil, "listpeers", "--home", home.Dir)
-	if r.code != 0 || !strings.HasPrefix(r.stdout, "200 listpeers <ztaddr> <path> <latency> <version> <role>\n") ||
-		!regexp.MustCompile(`(?m)^200 listpeers [0-9a-f]{10} 127\.0\.0\.1/\d+;-?\d+;-?\d+ -?\d+ \S+ PLANET$`).MatchString(r.stdout) {
+	if r.Code != 0 || !strings.HasPrefix(r.Stdout, "200 listpeers <ztaddr> <path> <latency> <version> <role>\n") ||
+		!regexp.MustCompile(`(?m)^200 listpeers [0-9a-f]{10} 127\.0\.0\.1/\d+;-?\d+;-?\d+ -?\d+ \S+ PLANET$`).MatchString(r.Stdout) {
 		t.Errorf("listpeers text:\n%s", r)
 	}
 
 	// The root and the controller, ztnc-run with a node too, answer for theirs.
 	var rootPeers []peerJSON
-	if r := cli(t, &rootPeers, "listpeers", "-j", "--home", s.rootHome.Dir); r.code != 0 || !slices.ContainsFunc(rootPeers, func(p peerJSON) bool { return p.Address == home.Address() && p.Role == "LEAF" }) {
+	if r := cli(t, &rootPeers, "listpeers", "-j", "--home", s.rootHome.Dir); r.Code != 0 || !slices.ContainsFunc(rootPeers, func(p peerJSON) bool { return p.Address == home.Address() && p.Role == "LEAF" }) {
 		t.Errorf("the root's peers lack the member %s: %s", home.Address(), r)
 	}
-	if r := cli(t, nil, "status", "--home", s.ctlHome.Dir); r.code != 0 || !strings.HasPrefix(r.stdout, "200 info "+s.ctl.Address+" ") {
+	if r := cli(t, nil, "status", "--home", s.ctlHome.Dir); r.Code != 0 || !strings.HasPrefix(r.Stdout, "200 info "+s.ctl.Address+" ") {
 		t.Errorf("the controller's status: %s", r)
 	}
 
 	// join and leave
-	if r := cli(t, nil, "join", nwid, "--home", home.Dir); r.code != 0 || r.stdout != "200 join OK\n" {
+	if r := cli(t, nil, "join", nwid, "--home", home.Dir); r.Code != 0 || r.Stdout != "200 join OK\n" {
 		t.Errorf("join of the running network: %s", r)
 	}
 	// Another network joins (for programs attached from now on), and leaves.
 	other := s.ctl.Address + "000099"
-	if r := cli(t, nil, "join", other, "--home", home.Dir); r.code != 0 || r.stdout != "200 join OK\n" {
+	if r := cli(t, nil, "join", other, "--home", home.Dir); r.Code != 0 || r.Stdout != "200 join OK\n" {
 		t.Errorf("join of another network: %s", r)
 	}
-	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 2 || nets[1].NWID != other {
+	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.Code != 0 || len(nets) != 2 || nets[1].NWID != other {
 		t.Errorf("listnetworks after joining another: %s", r)
 	}
-	if r := cli(t, nil, "leave", other, "--home", home.Dir); r.code != 0 || r.stdout != "200 leave OK\n" {
+	if r := cli(t, nil, "leave", other, "--home", home.Dir); r.Code != 0 || r.Stdout != "200 leave OK\n" {
 		t.Errorf("leave of the other network: %s", r)
 	}
-	if r := cli(t, nil, "join", "12345", "--home", home.Dir); r.code != 2 || !strings.Contains(r.stderr, "invalid network id") {
+	if r := cli(t, nil, "join", "12345", "--home", home.Dir); r.Code != 2 || !strings.Contains(r.Stderr, "invalid network id") {
 		t.Errorf("join of a malformed id: %s", r)
 	}
-	if r := cli(t, nil, "leave", nwid, "--home", home.Dir); r.code != 0 || r.stdout != "200 leave OK\n" {
+	if r := cli(t, nil, "leave", nwid, "--home", home.Dir); r.Code != 0 || r.Stdout != "200 leave OK\n" {
 		t.Errorf("leave: %s", r)
 	}
-	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.code != 0 || len(nets) != 0 {
+	if r := cli(t, &nets, "listnetworks", "-j", "--home", home.Dir); r.Code != 0 || len(nets) != 0 {
 		t.Errorf("after leave: %s", r)
 	}
-	if r := cli(t, nil, "leave", nwid, "--home", home.Dir); r.code != 1 || !strings.Contains(r.stderr, "404 leave") {
+	if r := cli(t, nil, "leave", nwid, "--home", home.Dir); r.Code != 1 || !strings.Contains(r.Stderr, "404 leave") {
 		t.Errorf("second leave: %s", r)
 	}
 	// The program lost the network: its address is gone.
 	waitFor(t, m, "the program losing the network", 10*time.Second, func() error {
-		if !strings.Contains(m.stdout.String(), "lost") {
+		if !strings.Contains(m.Stdout.String(), "lost") {
 			return fmt.Errorf("still reaches %s", addr)
 		}
 		return nil
@@ -260,14 +260,14 @@ echo lost; sleep 600`
 	if err != nil || fi.Mode().Perm() != 0o600 || fi.Mode().Type() != os.ModeSocket {
 		t.Errorf("control socket: %v %v", fi.Mode(), err)
 	}
-	if pid, _ := os.ReadFile(home.Path("ztnc.pid")); strings.TrimSpace(string(pid)) != fmt.Sprint(m.pid()) {
-		t.Errorf("ztnc.pid holds %q, want %d", pid, m.pid())
+	if pid, _ := os.ReadFile(home.Path("ztnc.pid")); strings.TrimSpace(string(pid)) != fmt.Sprint(m.Pid()) {
+		t.Errorf("ztnc.pid holds %q, want %d", pid, m.Pid())
 	}
-	m.stop()
+	m.Stop()
 	if _, err := os.Stat(home.Path("ztnc.sock")); !os.IsNotExist(err) {
 		t.Errorf("control socket left behind: %v", err)
 	}
-	if r := cli(t, nil, "status", "--home", home.Dir); r.code != 1 || !strings.Contains(r.stderr, "no ztnc-run is running with home "+home.Dir) {
+	if r := cli(t, nil, "status", "--home", home.Dir); r.Code != 1 || !strings.Contains(r.Stderr, "no ztnc-run is running with home "+home.Dir) {
 		t.Errorf("status without an instance: %s", r)
 	}
 }

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/netip"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"testing"
 	"time"
@@ -31,11 +30,8 @@ func run(m *testing.M) int {
 			return 1
 		}
 		defer os.RemoveAll(dir)
-		ztncRun = filepath.Join(dir, "ztnc-run")
-		cmd := exec.Command("go", "build", "-o", ztncRun, "../../cmd/ztnc-run")
-		cmd.Stderr = os.Stderr
-		if err := cmd.Run(); err != nil {
-			fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
+		if ztncRun, err = lab.BuildZtncRun(dir); err != nil {
+			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
 	}
