@@ -139,7 +139,9 @@ func TestPublishUDPFlows(t *testing.T) {
 		t.Fatal("port 0 accepted")
 	}
 	spec := publishSpec{host: netip.MustParseAddrPort("127.0.0.1:0"), vport: 53, udp: true}
-	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return st }, 300*time.Millisecond)
+	// Idle flows end after 2 s: short for the test, long enough that a loaded machine does not
+	// end one between two exchanges of a client.
+	p, err := startPublisher(slog.New(slog.DiscardHandler), spec, func() *netstack.Stack { return st }, 2*time.Second)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,7 +149,7 @@ func TestPublishUDPFlows(t *testing.T) {
 
 	exchange := func(c net.Conn, msg string) string {
 		t.Helper()
-		c.SetDeadline(time.Now().Add(5 * time.Second))
+		c.SetDeadline(time.Now().Add(20 * time.Second))
 		if _, err := c.Write([]byte(msg)); err != nil {
 			t.Fatal(err)
 		}
@@ -190,7 +192,7 @@ func TestPublishUDPFlows(t *testing.T) {
 	if len(sources) != 3 || p.flowCount() != 3 {
 		t.Errorf("sources %v, %d flows: want 3", sources, p.flowCount())
 	}
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for p.flowCount() != 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -222,7 +224,7 @@ func TestPublishUDPNoListener(t *testing.T) {
 	}
 	defer c.Close()
 	c.Write([]byte("lost"))
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for p.json().Drops["refused"] == 0 && time.Now().Before(deadline) {
 		time.Sleep(20 * time.Millisecond)
 	}
@@ -230,7 +232,7 @@ func TestPublishUDPNoListener(t *testing.T) {
 		t.Fatalf("drops %v, want refused 1", d)
 	}
 	udpEcho(t, st, 54)
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(20 * time.Second))
 	c.Write([]byte("found"))
 	buf := make([]byte, 100)
 	if n, err := c.Read(buf); err != nil || string(buf[n-5:n]) != "found" {
@@ -251,7 +253,7 @@ func TestPublishTCPNoNetwork(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(20 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Errorf("read %d %v, want end of file or reset", n, err)
 	}
@@ -290,7 +292,7 @@ func TestPublishCloseEndsConnections(t *testing.T) {
 		t.Fatal(err)
 	}
 	defer c.Close()
-	deadline := time.Now().Add(5 * time.Second)
+	deadline := time.Now().Add(20 * time.Second)
 	for p.json().Active != 1 && time.Now().Before(deadline) {
 		time.Sleep(10 * time.Millisecond)
 	}
@@ -301,10 +303,10 @@ func TestPublishCloseEndsConnections(t *testing.T) {
 	go func() { p.close(); close(closed) }()
 	select {
 	case <-closed:
-	case <-time.After(5 * time.Second):
+	case <-time.After(20 * time.Second):
 		t.Fatal("close waits for an idle host connection")
 	}
-	c.SetDeadline(time.Now().Add(5 * time.Second))
+	c.SetDeadline(time.Now().Add(20 * time.Second))
 	if n, err := c.Read(make([]byte, 1)); err == nil || isTimeout(err) {
 		t.Errorf("host connection after close: read %d, %v", n, err)
 	}
