@@ -62,13 +62,13 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	rootHome, ctlHome := homeWith(t, lab.Identity(5)), homeWith(t, lab.Identity(6))
 	rootPort := lab.FreePort(t)
 	root := startZtnc(t, "root", "root", "--home", rootHome, "--bind", "127.0.0.1", "--port", strconv.Itoa(rootPort))
-	root.WaitOutput(t, "root serving", 10*time.Second, func(_, stderr string) bool { return strings.Contains(stderr, "root serving") })
+	root.WaitOutput(t, "root serving", 30*time.Second, func(_, stderr string) bool { return strings.Contains(stderr, "root serving") })
 	s := &selfHosted{planet: filepath.Join(rootHome, "planet")}
 
 	ctlPort := lab.FreePort(t)
 	s.ctl = startZtnc(t, "controller", "controller", "--home", ctlHome, "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(ctlPort), "--planet", s.planet)
-	s.ctl.WaitOutput(t, "API line", 10*time.Second, func(stdout, stderr string) bool {
+	s.ctl.WaitOutput(t, "API line", 30*time.Second, func(stdout, stderr string) bool {
 		return strings.Contains(stdout+stderr, "API http://")
 	})
 	s.api = "http://127.0.0.1:" + strconv.Itoa(ctlPort)

@@ -231,7 +231,7 @@ func TestFailClosed(t *testing.T) {
 	canary := hostB.Start(t, "python3", serve, addrA.String(), "8080", "canary")
 	hostServer := hostB.Start(t, "python3", serve, hostB.Addr.String(), "8081", "host")
 	for _, p := range []*lab.Proc{canary, hostServer} {
-		if err := p.WaitOutput("listening", 10*time.Second); err != nil {
+		if err := p.WaitOutput("listening", 30*time.Second); err != nil {
 			t.Fatal(err)
 		}
 	}

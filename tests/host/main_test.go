@@ -156,7 +156,7 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	rootHome, ctlHome := homeWith(t, rootIdentity), homeWith(t, controllerIdentity)
 	rootPort := lab.FreePort(t)
 	root := ztnc(t, "root", nil, "root", "--home", rootHome.Dir, "--bind", "127.0.0.1", "--port", strconv.Itoa(rootPort))
-	waitFor(t, root, "root serving", 10*time.Second, func() error {
+	waitFor(t, root, "root serving", 30*time.Second, func() error {
 		if !strings.Contains(root.Stderr.String(), "root serving") {
 			return fmt.Errorf("not yet")
 		}
@@ -166,7 +166,7 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	ctlPort := lab.FreePort(t)
 	ctl := ztnc(t, "controller", nil, "controller", "--home", ctlHome.Dir, "--bind", "127.0.0.1",
 		"--port", strconv.Itoa(ctlPort), "--planet", s.planet)
-	waitFor(t, ctl, "controller API", 10*time.Second, func() error {
+	waitFor(t, ctl, "controller API", 30*time.Second, func() error {
 		if !strings.Contains(ctl.Stdout.String()+ctl.Stderr.String(), "API http://") {
 			return fmt.Errorf("not yet")
 		}
@@ -178,7 +178,7 @@ func startSelfHosted(t *testing.T) *selfHosted {
 	}
 	s.ctl = &lab.Controller{Address: ctlHome.Address(), URL: "http://127.0.0.1:" + strconv.Itoa(ctlPort),
 		Token: strings.TrimSpace(string(token)), Client: &http.Client{Timeout: 10 * time.Second}}
-	if err := s.ctl.Ready(10 * time.Second); err != nil {
+	if err := s.ctl.Ready(30 * time.Second); err != nil {
 		t.Fatal(err)
 	}
 	return s

@@ -22,7 +22,7 @@ func asInit(args ...string) []string {
 func initPID(t *testing.T, unshare *proc) int {
 	t.Helper()
 	var pid int
-	waitFor(t, unshare, "ztnc-run under unshare", 10*time.Second, func() error {
+	waitFor(t, unshare, "ztnc-run under unshare", 30*time.Second, func() error {
 		b, err := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", unshare.Pid(), unshare.Pid()))
 		if err != nil {
 			return err

@@ -92,7 +92,7 @@ func StartZtncRoot(t T, bin string, h *Host, identity string) []byte {
 	home := NewHome(t)
 	home.SetIdentity(t, identity)
 	p := h.Start(t, bin, "root", "--home", home.Dir, "--bind", h.Addr.String(), "--port", strconv.Itoa(LabRootPort))
-	planet, err := WaitFile(home.Path("planet"), 10*time.Second)
+	planet, err := WaitFile(home.Path("planet"), 30*time.Second)
 	if err != nil {
 		t.Fatalf("ztnc-run root in %s: %v\n%s", h.Name, err, p.Output())
 	}
@@ -108,7 +108,7 @@ func StartZtncController(t T, bin string, h *Host, identity string, planet []byt
 	home.SetPlanet(t, planet)
 	p := h.Start(t, bin, "controller", "--home", home.Dir, "--bind", h.Addr.String(),
 		"--port", strconv.Itoa(ZtncControllerPort))
-	token, err := WaitFile(home.Path("authtoken.secret"), 10*time.Second)
+	token, err := WaitFile(home.Path("authtoken.secret"), 30*time.Second)
 	if err != nil {
 		t.Fatalf("ztnc-run controller in %s: %v\n%s", h.Name, err, p.Output())
 	}
@@ -118,7 +118,7 @@ func StartZtncController(t T, bin string, h *Host, identity string, planet []byt
 		Token:   strings.TrimSpace(string(token)),
 		Client:  h.HTTPClient(),
 	}
-	if err := c.Ready(20 * time.Second); err != nil {
+	if err := c.Ready(30 * time.Second); err != nil {
 		t.Fatalf("ztnc-run controller in %s: %v\n%s", h.Name, err, p.Output())
 	}
 	return c
