@@ -169,16 +169,22 @@ func startZT1Network(t lab.T) *ztNetwork {
 	return &ztNetwork{lab: l, ctrl: ctrl, nwid: n.ID}
 }
 
-// coldStart serves a file on a, starts member B and measures its time to network OK and to
-// the first byte of an HTTP response from a (curl run on B, retried every 50 ms).
-func coldStart(t lab.T, a *lab.Endpoint, nwid string, start func() lab.Member) (*lab.Endpoint, *startup) {
+// serveHello serves hello.txt ("hello\n") with busybox httpd on a at port 8000 and returns its
+// URL and the server, for the caller to stop.
+func serveHello(t lab.T, a *lab.Endpoint) (string, *lab.Proc) {
 	dir := t.TempDir()
 	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
 		t.Fatalf("%v", err)
 	}
 	httpd := a.Start(t, "busybox", "httpd", "-f", "-p", lab.HostPort(a.Addr, 8000), "-h", dir)
+	return fmt.Sprintf("http://%s/hello.txt", lab.HostPort(a.Addr, 8000)), httpd
+}
+
+// coldStart serves a file on a, starts member B and measures its time to network OK and to
+// the first byte of an HTTP response from a (curl run on B, retried every 50 ms).
+func coldStart(t lab.T, a *lab.Endpoint, nwid string, start func() lab.Member) (*lab.Endpoint, *startup) {
+	url, httpd := serveHello(t, a)
 	defer httpd.Stop()
-	url := fmt.Sprintf("http://%s/hello.txt", lab.HostPort(a.Addr, 8000))
 
 	t0 := time.Now()
 	m := start()

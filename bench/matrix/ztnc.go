@@ -98,13 +98,8 @@ func memberWrap(pairName string, h *lab.Host, wrap func(nwid string, argv []stri
 // fresh home (identity and planet only), then startupRuns times with the home the previous
 // run left (cached network config and peers).
 func ztncStartup(t lab.T, pairName string, a *lab.Endpoint, b *lab.ZtncMember, nwid string) *startup {
-	dir := t.TempDir()
-	if err := os.WriteFile(filepath.Join(dir, "hello.txt"), []byte("hello\n"), 0o644); err != nil {
-		t.Fatalf("%v", err)
-	}
-	httpd := a.Start(t, "busybox", "httpd", "-f", "-p", lab.HostPort(a.Addr, 8000), "-h", dir)
+	url, httpd := serveHello(t, a)
 	defer httpd.Stop()
-	url := fmt.Sprintf("http://%s/hello.txt", lab.HostPort(a.Addr, 8000))
 	if err := b.WaitNetwork(t, nwid, time.Minute).WaitTCP(t, a.Addr, 8000, 30*time.Second); err != nil {
 		t.Fatalf("%v", err)
 	}
