@@ -22,8 +22,8 @@ func TestMain(m *testing.M) {
 
 // TestBadInput: input ztnc-run cannot use ends it before anything starts, with one line on
 // stderr naming the problem and the exit status of the shell's conventions: 125 for ztnc-run's
-// own, 126 when the program cannot run, 127 when it is not found; idtool's usage errors exit 1
-// like zerotier-idtool's.
+// own, 126 when the program cannot run, 127 when it is not found; the control commands' and
+// idtool's exit as zerotier-cli's and zerotier-idtool's do.
 func TestBadInput(t *testing.T) {
 	dir := t.TempDir()
 	noexec := filepath.Join(dir, "noexec")
@@ -53,6 +53,9 @@ func TestBadInput(t *testing.T) {
 		{"not executable", append(local, "--", noexec), "", exitCannotExec, "noexec: permission denied"},
 		{"directory", append(local, "--", dir), "", exitCannotExec, ": is a directory"},
 		{"path through a file", append(local, "--", noexec+"/x"), "", exitCannotExec, "x: not a directory"},
+		{"join without a network", []string{"join", "--home", dir}, "", 2, "join: accepts 1 arg(s)"},
+		{"join a malformed network", []string{"join", "--home", dir, "8056c2e21c00000"}, "", 2, "invalid network id"},
+		{"status without an instance", []string{"status", "--home", dir}, "", 1, "no ztnc-run is running with home"},
 		{"idtool unknown command", []string{"idtool", "bogus"}, "", 1, `unknown command "bogus"`},
 		{"idtool missing argument", []string{"idtool", "validate"}, "", 1, "idtool validate: accepts 1 arg(s)"},
 	} {

@@ -17,7 +17,7 @@ import (
 // Exit statuses of the control commands, as zerotier-cli's.
 const (
 	exitCLIError   = 1 // no instance, or the instance refused
-	exitCLIBadArgs = 2 // invalid network id
+	exitCLIBadArgs = 2 // invalid network id, wrong arguments
 )
 
 // statusOptions are the flags of the control commands.
@@ -65,8 +65,8 @@ func newStatusCmds() []*cobra.Command {
 It talks to the ztnc-run whose home is --home (default $ZTNC_HOME, $XDG_STATE_HOME/ztnc,
 ~/.local/state/ztnc) through the control socket HOME/ztnc.sock. Output and exit status are
 zerotier-cli's: lines starting with "200", or the API's JSON with -j; exit 1 when no ztnc-run
-runs on that home or it refused the request, 2 for a malformed network ID.`,
-			Args:          s.args,
+runs on that home or it refused the request, 2 for a malformed network ID or wrong arguments.`,
+			Args:          cliArgs(s.args),
 			SilenceErrors: true,
 			SilenceUsage:  true,
 			RunE: func(cmd *cobra.Command, args []string) error {
@@ -185,6 +185,16 @@ func cliListPeers(o *statusOptions, c *controlClient, out io.Writer, _ []string)
 		fmt.Fprintf(out, "200 listpeers %s %s %d %s %s\n", p.Address, path, p.Latency, version, orDash(p.Role))
 	}
 	return nil
+}
+
+// cliArgs makes wrong arguments exit 2, as zerotier-cli's usage errors do.
+func cliArgs(check cobra.PositionalArgs) cobra.PositionalArgs {
+	return func(cmd *cobra.Command, args []string) error {
+		if err := check(cmd, args); err != nil {
+			return &exitError{exitCLIBadArgs, fmt.Sprintf("%s: %v (see ztnc-run %s --help)", cmd.Name(), err, cmd.Name())}
+		}
+		return nil
+	}
 }
 
 // networkArg checks a command's network ID argument as zerotier-cli does.
