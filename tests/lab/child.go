@@ -87,7 +87,7 @@ func StartChild(t T, name string, s Spec) *Child {
 	p.Cmd = s.command(context.Background())
 	p.Cmd.Stdout, p.Cmd.Stderr = &p.Stdout, &p.Stderr
 	p.Cmd.SysProcAttr = &syscall.SysProcAttr{Pdeathsig: syscall.SIGKILL}
-	if err := startCmd(p.Cmd); err != nil {
+	if err := StartCmd(p.Cmd); err != nil {
 		t.Fatalf("%s: %v", name, err)
 	}
 	go func() {

@@ -74,7 +74,7 @@ func execArgvTimeout(t T, label string, argv []string, timeout time.Duration) (s
 	cmd.Stdout = &stdout
 	cmd.Stderr = stderr
 	t.Logf("%s: run: %s", label, Quote(argv))
-	err := startCmd(cmd)
+	err := StartCmd(cmd)
 	if err == nil {
 		err = cmd.Wait()
 	}

@@ -38,7 +38,7 @@ func startProc(t T, label string, argv []string) *Proc {
 	p.Cmd.Stdout = p.out
 	p.Cmd.Stderr = p.out
 	t.Logf("%s: start: %s", label, Quote(argv))
-	if err := startCmd(p.Cmd); err != nil {
+	if err := StartCmd(p.Cmd); err != nil {
 		t.Fatalf("%s: start %s: %v", label, Quote(argv), err)
 	}
 	go func() {
@@ -71,11 +71,11 @@ var (
 	spawnc    = make(chan func())
 )
 
-// startCmd starts cmd from one OS thread that lives as long as the program. The kernel sends
+// StartCmd starts cmd from one OS thread that lives as long as the program. The kernel sends
 // Pdeathsig when the thread that forked a child exits, not the process, and the Go runtime
-// ends threads that were locked to a goroutine (Host.Do does that): a child forked from such
-// a thread would be killed at a random moment.
-func startCmd(cmd *exec.Cmd) error {
+// ends threads that were locked to a goroutine (Host.Do does that): a child with Pdeathsig
+// forked from such a thread would be killed at a random moment.
+func StartCmd(cmd *exec.Cmd) error {
 	spawnOnce.Do(func() {
 		go func() {
 			runtime.LockOSThread()

@@ -9,11 +9,12 @@ import (
 	"io"
 	"os"
 	"os/exec"
-	"runtime"
 	"strings"
 	"sync"
 	"syscall"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 // replyTimeout bounds the wait for an agent's answer beyond the time the request itself may
@@ -70,7 +71,7 @@ func Launch(argv []string, readyTimeout time.Duration, logf func(format string, 
 		return nil, err
 	}
 	c.cmd.Stdout = pw
-	err = startCmd(c.cmd)
+	err = lab.StartCmd(c.cmd)
 	pw.Close()
 	if err != nil {
 		pr.Close()
@@ -281,30 +282,6 @@ func (c *Client) Close() error {
 		return fmt.Errorf("agent: %s", st)
 	}
 	return nil
-}
-
-var (
-	spawnOnce sync.Once
-	spawnc    = make(chan func())
-)
-
-// startCmd starts cmd from one OS thread that lives as long as the harness. The kernel sends
-// Pdeathsig when the thread that forked a child exits, not the process, and the Go runtime
-// ends a thread whose goroutine exits while locked to it (tests/lab's Host.Do does that): an
-// agent forked from a pooled thread that such a goroutine later took would be killed at a
-// random moment.
-func startCmd(cmd *exec.Cmd) error {
-	spawnOnce.Do(func() {
-		go func() {
-			runtime.LockOSThread()
-			for f := range spawnc {
-				f()
-			}
-		}()
-	})
-	errc := make(chan error, 1)
-	spawnc <- func() { errc <- cmd.Start() }
-	return <-errc
 }
 
 // tailWriter passes complete lines to line and keeps the last few for error messages.
