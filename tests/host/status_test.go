@@ -113,9 +113,9 @@ func TestStatusCommands(t *testing.T) {
 	srvDir := t.TempDir()
 	os.WriteFile(srvDir+"/hello.txt", []byte("hello"), 0o644)
 	script := `python3 -m http.server -d ` + srvDir + ` 8080 >/dev/null 2>&1 &
-i=0; until curl -fsS -o /dev/null http://` + addr.String() + `:8080/hello.txt; do i=$((i+1)); [ $i -lt 100 ] || exit 3; sleep 0.1; done
+i=0; until curl -fsS -o /dev/null http://` + addr.String() + `:8080/hello.txt; do i=$((i+1)); [ $i -lt 300 ] || exit 3; sleep 0.1; done
 echo fetched
-while curl -fsS -m 2 -o /dev/null http://` + addr.String() + `:8080/hello.txt; do sleep 0.2; done
+while curl -fsS -m 10 -o /dev/null http://` + addr.String() + `:8080/hello.txt; do sleep 0.2; done
 echo lost; sleep 600`
 	// --isolate: after the leave below, the address is outside every network of the program
 	// and its curl would go to the host's network.
@@ -235,6 +235,9 @@ echo lost; sleep 600`
 	if r := cli(t, nil, "join", "12345", "--home", home.Dir); r.Code != 2 || !strings.Contains(r.Stderr, "invalid network id") {
 		t.Errorf("join of a malformed id: %s", r)
 	}
+	if strings.Contains(m.Stdout.String(), "lost") {
+		t.Fatalf("the program lost the network before the leave:\n%s", &m.Stdout)
+	}
 	if r := cli(t, nil, "leave", nwid, "--home", home.Dir); r.Code != 0 || r.Stdout != "200 leave OK\n" {
 		t.Errorf("leave: %s", r)
 	}
@@ -245,7 +248,7 @@ echo lost; sleep 600`
 		t.Errorf("second leave: %s", r)
 	}
 	// The program lost the network: its address is gone.
-	waitFor(t, m, "the program losing the network", 10*time.Second, func() error {
+	waitFor(t, m, "the program losing the network", 30*time.Second, func() error {
 		if !strings.Contains(m.Stdout.String(), "lost") {
 			return fmt.Errorf("still reaches %s", addr)
 		}
