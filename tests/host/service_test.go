@@ -141,7 +141,7 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 
 	// An attached watcher of the member, running across the leave below.
 	watch := ztnc(t, "watch", nil, "attach", "--home", home.Dir, "--", "sh", "-c",
-		`while :; do if curl -fsS -m 1 -o /dev/null http://`+m2Addr.String()+`:8081/member.txt; then echo up; else echo down; fi; sleep 0.2; done`)
+		`while :; do if curl -fsS -m 5 -o /dev/null http://`+m2Addr.String()+`:8081/member.txt; then echo up; else echo down; fi; sleep 0.2; done`)
 	waitFor(t, watch, "the watcher reaching the member", 30*time.Second, func() error {
 		if !strings.Contains(watch.Stdout.String(), "up") {
 			return fmt.Errorf("not yet: %q", watch.Stdout.String())
@@ -223,7 +223,7 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 	if r := cli(t, nil, "leave", nwid, "--home", home.Dir); r.Code != 0 || r.Stdout != "200 leave OK\n" {
 		t.Fatalf("leave: %s", r)
 	}
-	waitFor(t, watch, "the watcher losing the member", 10*time.Second, func() error {
+	waitFor(t, watch, "the watcher losing the member", 30*time.Second, func() error {
 		if !strings.Contains(watch.Stdout.String()[mark:], "down") {
 			return fmt.Errorf("still up: %q", watch.Stdout.String()[mark:])
 		}
