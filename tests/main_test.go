@@ -107,8 +107,8 @@ func need(t *testing.T, progs ...string) {
 }
 
 // retry is a shell function the scripts use to wait for a server: it runs its arguments until
-// they succeed (10 s at most).
-const retry = `retry() { i=0; until "$@"; do i=$((i+1)); [ $i -lt 100 ] || return 1; sleep 0.1; done; }
+// they succeed (30 s at most, for a loaded machine).
+const retry = `retry() { i=0; until "$@"; do i=$((i+1)); [ $i -lt 300 ] || return 1; sleep 0.1; done; }
 `
 
 func mustContain(t *testing.T, r result, subs ...string) {

@@ -379,7 +379,7 @@ func TestZeroTierDeauthorized(t *testing.T) {
 	// its network is denied, the server's address is outside every route it has, and would
 	// be the host's business.
 	client := startZtnc(t, "client", s.memberArgs(nwid, homeB, "--isolate", "--", "sh", "-c", `while :; do
-	if timeout 2 `+tcpprog+` echo `+a+` x >/dev/null 2>&1; then echo ok; else echo fail; fi
+	if timeout 5 `+tcpprog+` echo `+a+` x >/dev/null 2>&1; then echo ok; else echo fail; fi
 	sleep 0.2
 done`)...)
 	client.WaitOutput(t, "3 successful connections", memberStartTimeout, func(stdout, _ string) bool {
