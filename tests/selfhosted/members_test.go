@@ -75,7 +75,8 @@ echo "getent: $(getent ahostsv4 svc.lab.example | head -1)"
 echo "builtin: $(dig +short %[2]s.%[3]s.zt)"
 echo "builtin6: $(dig +short AAAA %[2]s.%[3]s.zt)"
 echo "self: $(dig +short %[4]s.%[3]s.zt)"
-sleep 3`, aAddr, aNode, nw.ID, lab.Identity(8)[:10])
+# Stay on the network until A's pings to B are done (30 s at most).
+i=0; until grep -q '3 received' %[5]s 2>/dev/null; do i=$((i+1)); [ $i -lt 150 ] || break; sleep 0.2; done`, aAddr, aNode, nw.ID, lab.Identity(8)[:10], aOut)
 	out := b.Run(t, "sh", "-c", script)
 	for _, want := range []string{
 		"3 packets transmitted, 3 received", "icmp_seq=3",
