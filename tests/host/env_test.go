@@ -138,7 +138,7 @@ func TestEnvMember(t *testing.T) {
 				"ZTNC_PORT=" + strconv.Itoa(port), "ZTNC_BIND=127.0.0.1", "ZTNC_WAIT=45",
 				"ZTNC_HEALTH=127.0.0.1:" + strconv.Itoa(hport)}
 			env = append(env, "BIND_CHECK="+bindCheck(addr)[2])
-			p := start(t, "member", spec{Argv: []string{ztncRun, "--", "sh", "-c",
+			p := lab.StartChild(t, "member", lab.Spec{Argv: []string{ztncRun, "--", "sh", "-c",
 				`python3 -c "$BIND_CHECK" && ztnc-run listnetworks && ztnc-run status -j && echo END && sleep 600`}, Env: env})
 			waitFor(t, p, "the program's output", time.Minute, func() error {
 				if !strings.Contains(p.Stdout.String(), "END") {

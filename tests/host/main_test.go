@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"testing"
@@ -32,17 +33,14 @@ func TestMain(m *testing.M) {
 }
 
 func run(m *testing.M) int {
-	dir, err := os.MkdirTemp("", "ztnc-host-tests-")
+	bin, remove, err := lab.BuildZtncRunTemp("ztnc-host-tests-")
 	if err != nil {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	defer os.RemoveAll(dir)
-	if ztncRun, err = lab.BuildZtncRun(dir); err != nil {
-		fmt.Fprintln(os.Stderr, err)
-		return 1
-	}
-	os.Setenv("PATH", dir+string(os.PathListSeparator)+os.Getenv("PATH"))
+	defer remove()
+	ztncRun = bin
+	os.Setenv("PATH", filepath.Dir(ztncRun)+string(os.PathListSeparator)+os.Getenv("PATH"))
 	// The tests choose every setting themselves.
 	for _, kv := range os.Environ() {
 		if k, _, _ := strings.Cut(kv, "="); strings.HasPrefix(k, "ZTNC_") || k == "ZT_NC_NWID" {
@@ -65,25 +63,16 @@ func need(t *testing.T, progs ...string) {
 	}
 }
 
-// proc is a process running in the background; spec says how to start one; result is a
-// command that has run to its end.
+// proc is a process running in the background; result is a command that has run to its end.
 type (
 	proc   = lab.Child
-	spec   = lab.Spec
 	result = lab.Result
 )
-
-// start starts a process in the background; the test's cleanup stops it (SIGTERM, SIGKILL
-// 10 s later) and logs its output when the test failed.
-func start(t *testing.T, name string, s spec) *proc {
-	t.Helper()
-	return lab.StartChild(t, name, s)
-}
 
 // ztnc starts ztnc-run with args.
 func ztnc(t *testing.T, name string, env []string, args ...string) *proc {
 	t.Helper()
-	return start(t, name, spec{Argv: append([]string{ztncRun}, args...), Env: env})
+	return lab.StartChild(t, name, lab.Spec{Argv: append([]string{ztncRun}, args...), Env: env})
 }
 
 // waitFor polls cond every 50 ms until it returns nil; it fails the test with cond's last
@@ -113,16 +102,10 @@ func waitFor(t *testing.T, p *proc, what string, timeout time.Duration, cond fun
 	}
 }
 
-// runCmd runs a command to its end (SIGTERM after timeout fails the test).
-func runCmd(t *testing.T, timeout time.Duration, s spec) result {
-	t.Helper()
-	return lab.RunCmd(t, timeout, s)
-}
-
 // runZtnc runs ztnc-run with args to its end.
 func runZtnc(t *testing.T, timeout time.Duration, env []string, args ...string) result {
 	t.Helper()
-	return runCmd(t, timeout, spec{Argv: append([]string{ztncRun}, args...), Env: env})
+	return lab.RunCmd(t, timeout, lab.Spec{Argv: append([]string{ztncRun}, args...), Env: env})
 }
 
 // homeWith returns a new home holding a lab identity (no proof of work at start).

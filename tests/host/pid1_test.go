@@ -10,6 +10,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 // asInit returns argv that runs ztnc-run as PID 1 of a new PID namespace (with its own /proc),
@@ -72,7 +74,7 @@ for i in $(seq 100); do zc=$(` + countZombies + `); [ "$zc" = zombies=0 ] && bre
 echo "$zc"
 exit 42`
 	start := time.Now()
-	r := runCmd(t, time.Minute, spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
+	r := lab.RunCmd(t, time.Minute, lab.Spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
 	if r.Code != 42 {
 		t.Errorf("exit %d, want the program's 42\n%s", r.Code, r)
 	}
@@ -101,7 +103,7 @@ sh -c 'trap "echo child got TERM; exit 0" TERM; echo child ready; while :; do sl
 child=$!
 echo ready
 while :; do sleep 0.05; done`
-	u := start(t, "unshare", spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
+	u := lab.StartChild(t, "unshare", lab.Spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", script)})
 	pid := initPID(t, u)
 	waitFor(t, u, "the program", 30*time.Second, func() error {
 		// Both shells must have set their traps before the signal comes.
@@ -120,7 +122,7 @@ while :; do sleep 0.05; done`
 		t.Errorf("output:\n%s", out)
 	}
 
-	r := runCmd(t, time.Minute, spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", "kill -KILL $$")})
+	r := lab.RunCmd(t, time.Minute, lab.Spec{Argv: asInit("--local", "198.51.100.1/24", "--", "sh", "-c", "kill -KILL $$")})
 	if r.Code != 128+9 {
 		t.Errorf("program killed by SIGKILL: exit %d, want 137\n%s", r.Code, r)
 	}
@@ -134,13 +136,13 @@ func TestPID1Startup(t *testing.T) {
 	nwid := s.network(t, "pid1")
 	home, flags := s.member(t, 6) // never authorized
 
-	r := runCmd(t, time.Minute, spec{Argv: asInit(append(flags, "--nwid", nwid, "--wait", "4s", "--", "true")...)})
+	r := lab.RunCmd(t, time.Minute, lab.Spec{Argv: asInit(append(flags, "--nwid", nwid, "--wait", "4s", "--", "true")...)})
 	want := "ztnc-run: ACCESS_DENIED: authorize " + home.Address() + " on network " + nwid + "\n"
 	if r.Code != 125 || !strings.HasSuffix(r.Stderr, want) {
 		t.Errorf("want exit 125 and last line %q\n%s", want, r)
 	}
 
-	u := start(t, "unshare", spec{Argv: asInit(append(flags, "--nwid", nwid, "--", "true")...)})
+	u := lab.StartChild(t, "unshare", lab.Spec{Argv: asInit(append(flags, "--nwid", nwid, "--", "true")...)})
 	pid := initPID(t, u)
 	waitFor(t, u, "the control socket", 30*time.Second, func() error {
 		_, err := os.Stat(home.Path("ztnc.sock"))

@@ -61,13 +61,13 @@ wait`
 		if !strings.Contains(p.Stdout.String(), "listening") {
 			return fmt.Errorf("not yet")
 		}
-		r := runCmd(t, 10*time.Second, spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/index.html", web)}})
+		r := lab.RunCmd(t, 10*time.Second, lab.Spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/index.html", web)}})
 		if r.Stdout != "published\n" {
 			return fmt.Errorf("curl: %s", r)
 		}
 		return nil
 	})
-	if r := runCmd(t, 10*time.Second, spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://[::1]:%d/index.html", v6)}}); r.Stdout != "published\n" {
+	if r := lab.RunCmd(t, 10*time.Second, lab.Spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://[::1]:%d/index.html", v6)}}); r.Stdout != "published\n" {
 		t.Errorf("curl over IPv6 on the host: %s", r)
 	}
 

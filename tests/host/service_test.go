@@ -93,7 +93,7 @@ func TestService(t *testing.T) {
 	if r := attach("curl", "-fsS", "http://127.0.0.1:8080/"); r.Code != 0 || r.Stdout != "from the service\n" {
 		t.Errorf("attached client to 127.0.0.1: %s", r)
 	}
-	if r := runCmd(t, 30*time.Second, spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/", pubPort)}}); r.Code != 0 || r.Stdout != "from the service\n" {
+	if r := lab.RunCmd(t, 30*time.Second, lab.Spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/", pubPort)}}); r.Code != 0 || r.Stdout != "from the service\n" {
 		t.Errorf("the service's published port, from the host: %s", r)
 	}
 	// ztnc-run inside an attached program (ZTNC_HOME is set for it) runs CMD directly: it is
@@ -194,7 +194,7 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 		bin := filepath.Join(worldReadableDir(t), "ztnc-run")
 		copyFile(t, ztncRun, bin, 0o755)
 		asNobody := func(args ...string) result {
-			return runCmd(t, 60*time.Second, spec{Argv: append([]string{"setpriv"}, asNobody(append([]string{bin}, args...)...)...)})
+			return lab.RunCmd(t, 60*time.Second, lab.Spec{Argv: append([]string{"setpriv"}, asNobody(append([]string{bin}, args...)...)...)})
 		}
 		// The home (0700) and the socket (0600) keep other users out...
 		if r := asNobody("attach", "--home", home.Dir, "--", "true"); r.Code != 125 || !strings.Contains(r.Stderr, "only the home's owner and root may") {

@@ -18,16 +18,13 @@ func TestMain(m *testing.M) {
 
 func run(m *testing.M) int {
 	if os.Getenv(lab.ZT1BinEnv) != "" {
-		dir, err := os.MkdirTemp("", "ztnc-interop-")
+		bin, remove, err := lab.BuildZtncRunTemp("ztnc-interop-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		if ztncRun, err = lab.BuildZtncRun(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+		defer remove()
+		ztncRun = bin
 	}
 	return m.Run()
 }

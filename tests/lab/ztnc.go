@@ -3,6 +3,7 @@ package lab
 import (
 	"net"
 	"net/netip"
+	"os"
 	"os/exec"
 	"regexp"
 	"strconv"
@@ -19,6 +20,21 @@ func BuildZtncRun(dir string) (string, error) {
 		return "", &buildError{err: err, out: strings.TrimSpace(string(b))}
 	}
 	return out, nil
+}
+
+// BuildZtncRunTemp builds ztnc-run into a new temporary directory named after prefix, for a
+// TestMain, and returns its path and a function that removes the directory.
+func BuildZtncRunTemp(prefix string) (string, func(), error) {
+	dir, err := os.MkdirTemp("", prefix)
+	if err != nil {
+		return "", nil, err
+	}
+	bin, err := BuildZtncRun(dir)
+	if err != nil {
+		os.RemoveAll(dir)
+		return "", nil, err
+	}
+	return bin, func() { os.RemoveAll(dir) }, nil
 }
 
 type buildError struct {

@@ -24,16 +24,13 @@ func TestMain(m *testing.M) {
 func run(m *testing.M) int {
 	flag.Parse()
 	if !testing.Short() {
-		dir, err := os.MkdirTemp("", "ztnc-selfhosted-")
+		bin, remove, err := lab.BuildZtncRunTemp("ztnc-selfhosted-")
 		if err != nil {
 			fmt.Fprintln(os.Stderr, err)
 			return 1
 		}
-		defer os.RemoveAll(dir)
-		if ztncRun, err = lab.BuildZtncRun(dir); err != nil {
-			fmt.Fprintln(os.Stderr, err)
-			return 1
-		}
+		defer remove()
+		ztncRun = bin
 	}
 	return m.Run()
 }
