@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions shared by the bench/*.sh scripts (sourced from the repository's root, not
 # run). Each script alternates the sides it compares round by round, collects one value per
 # round and side in the associative array res[SIDE.METRIC] (space-separated), and prints the
@@ -19,7 +20,8 @@ build() {
 # field NAME: the value after NAME on the program's output line.
 field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i+1)}'; }
 
-# med KEY: the median of the values collected in res[KEY].
+# med KEY: the median of the values collected in res[KEY] (the caller's associative array).
+# shellcheck disable=SC2154
 med() { tr ' ' '\n' <<<"${res[$1]}" | grep . | sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 
 # ratio A B: A / B with two decimals.

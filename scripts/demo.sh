@@ -126,7 +126,7 @@ cmd "ztnc-run --nwid $nwid --home \$work/server --planet \$work/root/planet -- p
 (cd "$work/www" && exec "$ZTNC" --nwid "$nwid" --home "$work/server" --planet "$planet" -- \
 	python3 -u -m http.server "$HTTP_PORT" --bind :: >"$work/server.out" 2>"$work/server.log") &
 server=$!
-pids+=($server)
+pids+=("$server")
 authorize server "$work/server" $server
 wait_for "server on the network" $server grep -q 'Serving HTTP' "$work/server.out"
 server_addr=$(node_address "$work/server")

@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shell functions shared by scripts/demo.sh and scripts/walkthrough.sh (sourced, not run).
 
 # free_port prints a port free on 127.0.0.1 for both UDP and TCP, for a server whose port must
