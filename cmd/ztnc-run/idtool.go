@@ -31,7 +31,7 @@ var errIdtoolFailed = &exitError{code: 1}
 // status.
 func newIdtoolCmd() *cobra.Command {
 	cmd := &cobra.Command{
-		Use:   "idtool",
+		Use:   "idtool COMMAND [ARGS...]",
 		Short: "Generate, check and use ZeroTier identities; make moons (like zerotier-idtool)",
 		Long: `idtool works with ZeroTier identities (identity.secret / identity.public files) and moons,
 with the same arguments, output and exit status as zerotier-idtool.`,
@@ -39,7 +39,8 @@ with the same arguments, output and exit status as zerotier-idtool.`,
 		SilenceErrors: true,
 		// Without a command, or with one it does not know, zerotier-idtool prints its help and
 		// exits 1.
-		Args: cobra.ArbitraryArgs,
+		Args:                  cobra.ArbitraryArgs,
+		DisableFlagsInUseLine: true,
 		RunE: func(c *cobra.Command, args []string) error {
 			if len(args) > 0 {
 				return &exitError{1, fmt.Sprintf("idtool: unknown command %q (see ztnc-run idtool --help)", args[0])}
