@@ -53,7 +53,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		}
 		sk.mu.Unlock()
 		sk.s.goSafe(func() { sk.waitConnect(c) })
-		return answered
+		return errAnswered
 	case stConnected, stEnded:
 		acked := sk.acked
 		sk.acked = true
@@ -105,7 +105,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		return sk.answerInProgress(c)
 	}
 	sk.s.goSafe(func() { sk.waitConnect(c) })
-	return answered
+	return errAnswered
 }
 
 // reconnect starts a new attempt on a socket whose last connect failed, as Linux allows. The
@@ -132,7 +132,7 @@ func (sk *socket) reconnect(c *call, old *progEnd, ap netip.AddrPort, st *netsta
 	sk.mu.Unlock()
 	if err := sk.s.l.AddFDAt(c.ID, p, c.fd, cloexec); err != nil {
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}
@@ -152,7 +152,7 @@ func (sk *socket) reconnect(c *call, old *progEnd, ap netip.AddrPort, st *netsta
 		return nsk.answerInProgress(c)
 	}
 	sk.s.goSafe(func() { nsk.waitConnect(c) })
-	return answered
+	return errAnswered
 }
 
 // fdCloexec reads whether fd of thread tid is close-on-exec (flags in /proc/<tid>/fdinfo/<fd>).
@@ -199,12 +199,12 @@ func (sk *socket) startConnect(ap netip.AddrPort, st *netstack.Stack, pc **progE
 // answerInProgress tells a non-blocking connect EINPROGRESS and records that it was told.
 func (sk *socket) answerInProgress(c *call) error {
 	if err := c.answer(0, unix.EINPROGRESS); err != nil {
-		return answered
+		return errAnswered
 	}
 	sk.mu.Lock()
 	sk.acked = true
 	sk.mu.Unlock()
-	return answered
+	return errAnswered
 }
 
 // waitConnect answers a blocking connect when its handshake ends, when a signal interrupts it,
@@ -343,7 +343,7 @@ func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 		sk.s.log.Debug("to host", "pid", c.Pid, "fd", c.fd, "ino", sk.ino, "dst", ap)
 	}
 	if !sk.s.policy.Isolate {
-		return continueErr
+		return errContinue
 	}
 	return c.connectHost(h, ap, sk.v6)
 }

@@ -107,14 +107,14 @@ func (s *Supervisor) socketDgram(c *call, v6 bool, typ, proto int) error {
 	if err != nil {
 		// Nothing was installed: our copy of P closes below, the proxy sees the hang-up.
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}
 	if s.verbose {
 		s.log.Debug("socket", "pid", c.Pid, "ino", d.ino, "v6", v6, "kind", kind)
 	}
-	return answered
+	return errAnswered
 }
 
 // newDgram makes a datagram socket of kind on stack st: its endpoint, spliced to S, and P,
@@ -316,7 +316,7 @@ func (d *dgram) handle(c *call, pc **progEnd) (int64, error) {
 	case unix.SYS_IOCTL:
 		return d.ioctl(c, *pc)
 	}
-	return 0, continueErr
+	return 0, errContinue
 }
 
 // peer returns the connected peer as the program sees it, or ENOTCONN.
@@ -410,7 +410,7 @@ func (d *dgram) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 		d.s.log.Debug("to host", "pid", c.Pid, "fd", c.fd, "ino", d.ino, "dst", ap)
 	}
 	if !d.s.policy.Isolate {
-		return continueErr
+		return errContinue
 	}
 	return c.connectHost(h, ap, d.v6)
 }

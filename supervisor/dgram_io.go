@@ -99,7 +99,7 @@ func (c *call) receiver(pc **progEnd, block bool, recv func(pfd int) (int64, err
 			return
 		}
 	})
-	return 0, answered
+	return 0, errAnswered
 }
 
 // sockTimeout returns the deadline of SO_RCVTIMEO or SO_SNDTIMEO as set on P (zero: none).
@@ -296,7 +296,7 @@ func (d *dgram) recvmmsg(c *call, pc **progEnd) (int64, error) {
 			hdr := vec + received*sizeofMmsghdr
 			n, err := d.recvOne(c, hdr, flags&^unix.MSG_WAITFORONE, pfd)
 			if err != nil {
-				if received > 0 && err != answered {
+				if received > 0 && err != errAnswered {
 					return int64(received), nil // an error comes with the next call, as on Linux
 				}
 				return 0, err
@@ -452,7 +452,7 @@ func (d *dgram) send(c *call, p *progEnd, data []byte, dst dest, o netstack.Send
 			return
 		}
 	})
-	return 0, answered
+	return 0, errAnswered
 }
 
 // sendmsg emulates sendmsg(2).
@@ -552,7 +552,7 @@ func (d *dgram) sendmmsg(c *call, p *progEnd) (int64, error) {
 		hdr := vec + i*sizeofMmsghdr
 		n, err := d.sendOne(c, p, hdr, flags|unix.MSG_DONTWAIT)
 		if err != nil {
-			if i > 0 && err != answered {
+			if i > 0 && err != errAnswered {
 				return int64(i), nil
 			}
 			return 0, err

@@ -118,7 +118,7 @@ func (c *call) connectHost(h int, ap netip.AddrPort, v6 bool) error {
 			c.answer(0, notify.ERESTARTSYS)
 		}
 	})
-	return answered
+	return errAnswered
 }
 
 func ignoreEINTR(f func() error) error {

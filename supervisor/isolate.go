@@ -22,23 +22,23 @@ func (s *Supervisor) isolatedCall(c *call) (int64, error) {
 	switch c.Nr {
 	case unix.SYS_CONNECT, unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG:
 	default:
-		return 0, continueErr
+		return 0, errContinue
 	}
 	h, err := s.tasks.GetFD(c.Pid, c.fd)
 	if err != nil {
-		return 0, continueErr // the kernel reports EBADF
+		return 0, errContinue // the kernel reports EBADF
 	}
 	defer unix.Close(h)
 	domain, err := unix.GetsockoptInt(h, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	if err != nil || (domain != unix.AF_INET && domain != unix.AF_INET6) {
-		return 0, continueErr // not a socket (ENOTSOCK from the kernel), AF_UNIX, netlink...
+		return 0, errContinue // not a socket (ENOTSOCK from the kernel), AF_UNIX, netlink...
 	}
 	typ, err := unix.GetsockoptInt(h, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		return 0, err
 	}
 	if !s.l.Valid(c.ID) {
-		return 0, answered
+		return 0, errAnswered
 	}
 	v6 := domain == unix.AF_INET6
 	stream := typ == unix.SOCK_STREAM
@@ -79,7 +79,7 @@ func (s *Supervisor) isolatedCall(c *call) (int64, error) {
 			hdr := vec + i*sizeofMmsghdr
 			n, err := s.isolatedSendmsg(c, h, v6, hdr, flags)
 			if err != nil {
-				if i > 0 && err != answered {
+				if i > 0 && err != errAnswered {
 					return int64(i), nil
 				}
 				return 0, err
@@ -97,7 +97,7 @@ func streamSend(flags int) error {
 	if flags&unix.MSG_FASTOPEN != 0 {
 		return unix.EOPNOTSUPP // as on a host with Fast Open off
 	}
-	return continueErr
+	return errContinue
 }
 
 // checkHost says whether a host socket may send to ap: only where the policy lets host

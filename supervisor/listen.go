@@ -109,7 +109,8 @@ func (sk *socket) listenOthers(backlog int) {
 		for k, v := range sk.opts {
 			ep.SetSockOpt(k.level, k.name, v)
 		}
-		if err := ep.Bind(local); err == nil {
+		err = ep.Bind(local)
+		if err == nil {
 			err = ep.Listen(backlog)
 		}
 		if err != nil {
@@ -197,7 +198,7 @@ func (sk *socket) accept(c *call, pc **progEnd, flags int) error {
 		p := *pc
 		*pc = nil
 		sk.s.goSafe(func() { sk.waitAccept(c, p, flags) })
-		return answered
+		return errAnswered
 	}
 	conn := sk.pop(*pc)
 	sk.mu.Unlock()
@@ -310,7 +311,7 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		unix.Close(sfd)
 		sk.requeue(conn)
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}
@@ -323,7 +324,7 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 	if sk.s.verbose {
 		sk.s.log.Debug("accept", "pid", c.Pid, "fd", c.fd, "peer", peer, "ino", nsk.ino)
 	}
-	return answered
+	return errAnswered
 }
 
 // stopListening closes the listener (shutdown(2) on a listening socket, as Linux does it:

@@ -93,7 +93,7 @@ func (c *call) gather(segs []notify.Segment, total, limit int) ([]byte, error) {
 	b := make([]byte, min(total, limit))
 	if err := notify.ReadMemoryv(c.Pid, segs, b); err != nil {
 		if !c.s.l.Valid(c.ID) {
-			return nil, answered
+			return nil, errAnswered
 		}
 		return nil, unix.EFAULT
 	}
@@ -104,7 +104,7 @@ func (c *call) gather(segs []notify.Segment, total, limit int) ([]byte, error) {
 func (c *call) scatter(segs []notify.Segment, b []byte) error {
 	if err := notify.WriteMemoryv(c.Pid, segs, b); err != nil {
 		if !c.s.l.Valid(c.ID) {
-			return answered
+			return errAnswered
 		}
 		return unix.EFAULT
 	}

@@ -111,11 +111,11 @@ func (s *Supervisor) socketNetlink(c *call) error {
 		// Nothing was installed: S hangs up when our copy of P closes, and fromProgram
 		// releases the socket.
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}
-	return answered
+	return errAnswered
 }
 
 // release closes the socket once the program's end is gone.
@@ -288,7 +288,7 @@ func (n *netlinkSock) handle(c *call, pc **progEnd) (int64, error) {
 		return 0, unix.EOPNOTSUPP
 	}
 	// sendmmsg, recvmmsg, FIONREAD: the kernel runs them on P (without addresses).
-	return 0, continueErr
+	return 0, errContinue
 }
 
 // onKernel runs f on K (os.File.Fd would make K blocking).

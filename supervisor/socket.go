@@ -163,14 +163,14 @@ func (s *Supervisor) socket(c *call) error {
 	if _, err := s.l.AddFDReturn(c.ID, p, typ&unix.SOCK_CLOEXEC != 0); err != nil {
 		// Nothing was installed. The socketpair goes when p closes (hang-up on S).
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}
 	if s.verbose {
 		s.log.Debug("socket", "pid", c.Pid, "ino", sk.ino, "v6", sk.v6)
 	}
-	return answered
+	return errAnswered
 }
 
 // newSocket makes the socketpair of a new socket, P closed (see socket), and starts tracking

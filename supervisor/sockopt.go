@@ -219,7 +219,7 @@ func (sk *socket) shutdown(c *call, p *progEnd) error {
 	defer sk.mu.Unlock()
 	switch sk.state {
 	case stConnected, stEnded:
-		return continueErr
+		return errContinue
 	case stListening:
 		if how != unix.SHUT_WR {
 			sk.stopListening(p)

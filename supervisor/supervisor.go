@@ -179,11 +179,11 @@ type call struct {
 	end *progEnd // the copy of the program's end the call was looked up by; closed once answered
 }
 
-// continueErr marks a call that is not ours: the kernel runs it.
-var continueErr = errors.New("continue")
+// errContinue marks a call that is not ours: the kernel runs it.
+var errContinue = errors.New("continue")
 
-// answered marks a call a handler has answered itself (or handed to a goroutine that will).
-var answered = errors.New("answered")
+// errAnswered marks a call a handler has answered itself (or handed to a goroutine that will).
+var errAnswered = errors.New("answered")
 
 func (s *Supervisor) dispatch(c *call) {
 	start := time.Now()
@@ -209,9 +209,9 @@ func (c *call) answer(val int64, err error) error {
 	case err == nil:
 		c.debug("0")
 		serr = c.s.l.Return(c.ID, val)
-	case err == answered:
+	case err == errAnswered:
 		return nil
-	case err == continueErr:
+	case err == errContinue:
 		serr = c.s.l.Continue(c.ID)
 	default:
 		var errno unix.Errno
@@ -245,13 +245,13 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 		if err == nil && s.policy.Isolate {
 			return s.isolatedCall(c)
 		}
-		return 0, continueErr
+		return 0, errContinue
 	}
 	c.end = pc // handlers take it over by setting c.end to nil
 	if !readsFirst(e, c.Nr) && !s.l.Valid(c.ID) {
 		// The thread died and its id may already name another thread, whose fd we just
 		// looked at: do nothing.
-		return 0, answered
+		return 0, errAnswered
 	}
 	if isNativeOpt(c) {
 		return 0, c.nativeOpt()
@@ -264,7 +264,7 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 	case *netlinkSock:
 		return sk.handle(c, &c.end)
 	}
-	return 0, continueErr
+	return 0, errContinue
 }
 
 // readsFirst reports whether e's handler of call nr reads the program's memory (and then checks
@@ -308,7 +308,7 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 	}
 	// Data calls with addresses (sendto/recvfrom with an address, the msg calls and ioctl on
 	// an fd in the datagram range): the kernel runs them on the socketpair.
-	return continueErr
+	return errContinue
 }
 
 // emulated is a socket the supervisor emulates: a stream *socket or a *dgram.
