@@ -267,20 +267,19 @@ func (sk *socket) setAcked() {
 }
 
 // connectDone runs on its own goroutine when the connecting endpoint reports an event: it
-// opens P and either splices the connection, then stays to see it end, or records the error
-// for SO_ERROR.
+// opens P and either splices the connection or records the error for SO_ERROR.
 func (sk *socket) connectDone() {
 	sk.mu.Lock()
-	ended := sk.connectDoneLocked()
+	spliced := sk.connectDoneLocked()
 	sk.mu.Unlock()
-	if ended != nil {
-		ended()
+	if spliced != nil {
+		sk.watchEnd(spliced)
 	}
 }
 
-// connectDoneLocked does connectDone's work under sk.mu and returns, for a spliced
-// connection, what waits for its end.
-func (sk *socket) connectDoneLocked() (ended func()) {
+// connectDoneLocked does connectDone's work under sk.mu and returns the endpoint it spliced,
+// if it did.
+func (sk *socket) connectDoneLocked() (spliced *netstack.TCPEndpoint) {
 	if sk.state != stConnecting {
 		return nil
 	}
@@ -301,7 +300,7 @@ func (sk *socket) connectDoneLocked() (ended func()) {
 		}
 		sk.held.close()
 		sk.held = nil
-		ended = sk.startSplice()
+		spliced = sk.startSplice()
 		sk.setState(stConnected)
 	default:
 		sk.cancelNotify()
@@ -320,7 +319,7 @@ func (sk *socket) connectDoneLocked() (ended func()) {
 		unix.Shutdown(sk.sfd, unix.SHUT_WR)
 		sk.setState(stFailed)
 	}
-	return ended
+	return spliced
 }
 
 // toHost moves the socket to the host's network for a connect to ap there: a host socket
@@ -348,10 +347,10 @@ func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 	return c.connectHost(h, ap, sk.v6)
 }
 
-// startSplice hands S and the established endpoint to the stack's proxy, and returns what
-// waits for the connection's end (the caller runs it on a goroutine; nil if the splice
-// failed). sk.mu is held.
-func (sk *socket) startSplice() (ended func()) {
+// startSplice hands S and the established endpoint to the stack's proxy, and returns the
+// endpoint (nil if the splice failed), whose end the caller then watches (watchEnd) once sk.mu
+// is released. sk.mu is held.
+func (sk *socket) startSplice() *netstack.TCPEndpoint {
 	sk.s.hup.unwatch(sk)
 	f := os.NewFile(uintptr(sk.sfd), "ztnc-splice")
 	sk.sfd = -1
@@ -365,14 +364,22 @@ func (sk *socket) startSplice() (ended func()) {
 	}
 	sk.s.stats.connections.Add(1)
 	sk.s.stats.active.Add(1)
-	return func() {
-		<-ep.Done()
-		sk.s.stats.active.Add(-1)
-		sk.mu.Lock()
-		if sk.state == stConnected {
-			sk.setState(stEnded)
-		}
-		sk.mu.Unlock()
-		sk.s.hup.ended(sk)
-	}
+	return ep
+}
+
+// watchEnd marks the socket ended when its spliced connection ends, and hands it to the
+// hang-up sweep. It runs on the goroutine that releases the connection (no goroutine waits
+// per connection), or at once if the connection has already ended: sk.mu must not be held.
+func (sk *socket) watchEnd(ep *netstack.TCPEndpoint) {
+	ep.OnDone(func() {
+		sk.s.guard(func() {
+			sk.s.stats.active.Add(-1)
+			sk.mu.Lock()
+			if sk.state == stConnected {
+				sk.setState(stEnded)
+			}
+			sk.mu.Unlock()
+			sk.s.hup.ended(sk)
+		})
+	})
 }

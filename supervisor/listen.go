@@ -316,10 +316,10 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		return err
 	}
 	nsk.mu.Lock()
-	ended := nsk.startSplice()
+	spliced := nsk.startSplice()
 	nsk.mu.Unlock()
-	if ended != nil {
-		sk.s.goSafe(ended)
+	if spliced != nil {
+		nsk.watchEnd(spliced)
 	}
 	if sk.s.verbose {
 		sk.s.log.Debug("accept", "pid", c.Pid, "fd", c.fd, "peer", peer, "ino", nsk.ino)

@@ -156,15 +156,17 @@ func (s *Supervisor) Close() {
 }
 
 // goSafe runs f on its own goroutine; a panic there is a supervisor failure.
-func (s *Supervisor) goSafe(f func()) {
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				s.fail(fmt.Errorf("supervisor panic: %v\n%s", r, debug.Stack()))
-			}
-		}()
-		f()
+func (s *Supervisor) goSafe(f func()) { go s.guard(f) }
+
+// guard runs f; a panic there is a supervisor failure. For the supervisor's code that runs on
+// other goroutines (its own, or the stack's callbacks).
+func (s *Supervisor) guard(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.fail(fmt.Errorf("supervisor panic: %v\n%s", r, debug.Stack()))
+		}
 	}()
+	f()
 }
 
 func (s *Supervisor) fail(err error) {
