@@ -243,17 +243,10 @@ func (sk *socket) waitConnect(c *call) {
 		}
 		changed := sk.changes()
 		sk.mu.Unlock()
-		switch err := c.block(changed, deadline); err {
-		case nil:
-		case errTimeout:
-			if c.answer(0, unix.EINPROGRESS) == nil {
+		if over, told := c.endWait(c.block(changed, deadline), unix.EINPROGRESS); over {
+			if told {
 				sk.setAcked()
 			}
-			return
-		case notify.ERESTARTSYS:
-			c.answer(0, notify.ERESTARTSYS)
-			return
-		default:
 			return
 		}
 		sk.mu.Lock()

@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ztnc/ztnc/netstack"
-	"github.com/ztnc/ztnc/notify"
 )
 
 // maxDgram bounds what one datagram can be: the largest UDP payload, plus room to notice a
@@ -80,15 +79,7 @@ func (c *call) receiver(pc **progEnd, block bool, recv func(pfd int) (int64, err
 	c.s.goSafe(func() {
 		defer p.close()
 		for {
-			switch werr := c.waitFD(p.fd, deadline); werr {
-			case nil:
-			case errTimeout:
-				c.answer(0, unix.EAGAIN)
-				return
-			case notify.ERESTARTSYS:
-				c.answer(0, notify.ERESTARTSYS)
-				return
-			default:
+			if over, _ := c.endWait(c.waitFD(p.fd, deadline), unix.EAGAIN); over {
 				return
 			}
 			v, err := recv(p.fd)
@@ -433,15 +424,7 @@ func (d *dgram) send(c *call, p *progEnd, data []byte, dst dest, o netstack.Send
 			}
 			werr := c.block(ready, deadline)
 			cancel()
-			switch werr {
-			case nil:
-			case errTimeout:
-				c.answer(0, unix.EAGAIN)
-				return
-			case notify.ERESTARTSYS:
-				c.answer(0, notify.ERESTARTSYS)
-				return
-			default:
+			if over, _ := c.endWait(werr, unix.EAGAIN); over {
 				return
 			}
 			n, err := d.ep.WriteMsg(data, to, o)
@@ -468,28 +451,21 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 	m := decodeMsghdr(raw[:])
 	var to dest
 	var opts netstack.SendOptions
-	if m.name != 0 && m.namelen > 0 {
-		if m.namelen > maxSockaddrLen {
-			return 0, unix.EINVAL
-		}
-		b := make([]byte, m.namelen)
-		if err := c.read(m.name, b); err != nil {
-			return 0, err
-		}
-		var err error
-		if to, err = d.destination(b); err != nil {
+	name, err := c.readName(&m)
+	if err != nil {
+		return 0, err
+	}
+	if name != nil {
+		if to, err = d.destination(name); err != nil {
 			return 0, err
 		}
 	}
-	if m.controllen > 0 {
-		if m.controllen > maxOptLen {
-			return 0, unix.ENOBUFS
-		}
-		b := make([]byte, m.controllen)
-		if err := c.read(m.control, b); err != nil {
-			return 0, err
-		}
-		cms, err := parseCmsgs(b)
+	control, err := c.readControl(&m)
+	if err != nil {
+		return 0, err
+	}
+	if control != nil {
+		cms, err := parseCmsgs(control)
 		if err != nil {
 			return 0, err
 		}
@@ -497,14 +473,7 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 			return 0, err
 		}
 	}
-	segs, size, err := c.readIovecs(&m)
-	if err != nil {
-		return 0, err
-	}
-	if size > maxDgram {
-		return 0, unix.EMSGSIZE
-	}
-	data, err := c.gather(segs, size, maxDgram)
+	data, err := c.readDatagram(&m)
 	if err != nil {
 		return 0, err
 	}

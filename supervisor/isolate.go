@@ -157,15 +157,12 @@ func (s *Supervisor) isolatedSendmsg(c *call, h int, v6 bool, addr uint64, flags
 	}
 	m := decodeMsghdr(raw[:])
 	var to unix.Sockaddr
-	if m.name != 0 && m.namelen > 0 {
-		if m.namelen > maxSockaddrLen {
-			return 0, unix.EINVAL
-		}
-		b := make([]byte, m.namelen)
-		if err := c.read(m.name, b); err != nil {
-			return 0, err
-		}
-		ap, unspec, err := decodeSockaddr(b, v6)
+	name, err := c.readName(&m)
+	if err != nil {
+		return 0, err
+	}
+	if name != nil {
+		ap, unspec, err := decodeSockaddr(name, v6)
 		if err != nil {
 			return 0, err
 		}
@@ -176,24 +173,11 @@ func (s *Supervisor) isolatedSendmsg(c *call, h int, v6 bool, addr uint64, flags
 			to = hostSockaddr(ap, v6)
 		}
 	}
-	var oob []byte
-	if m.controllen > 0 {
-		if m.controllen > maxOptLen {
-			return 0, unix.ENOBUFS
-		}
-		oob = make([]byte, m.controllen)
-		if err := c.read(m.control, oob); err != nil {
-			return 0, err
-		}
-	}
-	segs, size, err := c.readIovecs(&m)
+	oob, err := c.readControl(&m)
 	if err != nil {
 		return 0, err
 	}
-	if size > maxDgram {
-		return 0, unix.EMSGSIZE
-	}
-	data, err := c.gather(segs, size, maxDgram)
+	data, err := c.readDatagram(&m)
 	if err != nil {
 		return 0, err
 	}

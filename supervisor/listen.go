@@ -248,15 +248,7 @@ func (sk *socket) waitAccept(c *call, p *progEnd, flags int) {
 		}
 		changed := sk.changes()
 		sk.mu.Unlock()
-		switch err := c.block(changed, deadline); err {
-		case nil:
-		case errTimeout:
-			c.answer(0, unix.EAGAIN)
-			return
-		case notify.ERESTARTSYS:
-			c.answer(0, notify.ERESTARTSYS)
-			return
-		default:
+		if over, _ := c.endWait(c.block(changed, deadline), unix.EAGAIN); over {
 			return
 		}
 		sk.mu.Lock()

@@ -88,6 +88,50 @@ func (c *call) readIovecs(m *msghdr) ([]notify.Segment, int, error) {
 	return decodeIovecs(b)
 }
 
+// readName reads a sendmsg's destination address (nil if it names none).
+func (c *call) readName(m *msghdr) ([]byte, error) {
+	if m.name == 0 || m.namelen == 0 {
+		return nil, nil
+	}
+	if m.namelen > maxSockaddrLen {
+		return nil, unix.EINVAL
+	}
+	b := make([]byte, m.namelen)
+	if err := c.read(m.name, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readDatagram reads the datagram a sendmsg's iovecs describe: EMSGSIZE beyond what UDP or
+// ICMP can carry, as Linux.
+func (c *call) readDatagram(m *msghdr) ([]byte, error) {
+	segs, size, err := c.readIovecs(m)
+	if err != nil {
+		return nil, err
+	}
+	if size > maxDgram {
+		return nil, unix.EMSGSIZE
+	}
+	return c.gather(segs, size, maxDgram)
+}
+
+// readControl reads a sendmsg's control buffer (nil if it has none); ENOBUFS for one larger
+// than Linux takes.
+func (c *call) readControl(m *msghdr) ([]byte, error) {
+	if m.controllen == 0 {
+		return nil, nil
+	}
+	if m.controllen > maxOptLen {
+		return nil, unix.ENOBUFS
+	}
+	b := make([]byte, m.controllen)
+	if err := c.read(m.control, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // gather reads up to limit bytes of the data the segments describe.
 func (c *call) gather(segs []notify.Segment, total, limit int) ([]byte, error) {
 	b := make([]byte, min(total, limit))

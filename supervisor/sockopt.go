@@ -79,20 +79,10 @@ func (c *call) nativeOpt() error {
 		}
 		return unix.SetsockoptString(c.end.fd, level, name, string(val))
 	}
-	n, err := c.readUint32(c.Args[4])
-	if err != nil {
-		return err
-	}
-	if int32(n) < 0 {
-		return unix.EINVAL
-	}
-	v, err := unix.GetsockoptInt(c.end.fd, level, name)
-	if err != nil {
-		return err
-	}
-	val := intOpt(v)
-	val = val[:min(int(n), len(val))]
-	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
+	return c.getsockopt(func(level, name int) ([]byte, error) {
+		v, err := unix.GetsockoptInt(c.end.fd, level, name)
+		return intOpt(v), err
+	})
 }
 
 // maxOptLen bounds the option values read from a program (Linux's largest socket options are
@@ -105,8 +95,9 @@ func intOpt(v int) []byte {
 	return b
 }
 
-// getsockopt emulates getsockopt(2).
-func (sk *socket) getsockopt(c *call) error {
+// getsockopt answers getsockopt(2) with the value option gives for its level and name:
+// the value, truncated to the program's length, and the length written back.
+func (c *call) getsockopt(option func(level, name int) ([]byte, error)) error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
 	n, err := c.readUint32(c.Args[4])
 	if err != nil {
@@ -115,7 +106,7 @@ func (sk *socket) getsockopt(c *call) error {
 	if int32(n) < 0 {
 		return unix.EINVAL
 	}
-	val, err := sk.option(level, name)
+	val, err := option(level, name)
 	if err != nil {
 		return err
 	}
@@ -123,6 +114,8 @@ func (sk *socket) getsockopt(c *call) error {
 	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
 }
 
+// option answers getsockopt(2) on a stream socket: what identifies it and SO_ERROR, else the
+// endpoint's value, or one remembered.
 func (sk *socket) option(level, name int) ([]byte, error) {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()

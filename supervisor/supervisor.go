@@ -302,7 +302,7 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 	case unix.SYS_GETPEERNAME:
 		return sk.getpeername(c)
 	case unix.SYS_GETSOCKOPT:
-		return sk.getsockopt(c)
+		return c.getsockopt(sk.option)
 	case unix.SYS_SETSOCKOPT:
 		return sk.setsockopt(c, *pc)
 	case unix.SYS_SHUTDOWN:
