@@ -93,6 +93,19 @@ func child(what string) {
 			syscall.RawSyscall(unix.SYS_CONNECT, 1002, 0, 0)
 		}
 		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/float64(max(n, 1)))
+	case "socketloop":
+		// Trapped socket() calls answered with an fd, each closed: ns per socket()+close().
+		n, _ := strconv.Atoi(os.Getenv("ZTNC_NOTIFY_LOOPS"))
+		start := time.Now()
+		for range n {
+			fd, _, e := syscall.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM, 0)
+			if e != 0 {
+				fmt.Printf("socket errno=%d\n", e)
+				return
+			}
+			unix.Close(int(fd))
+		}
+		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/float64(max(n, 1)))
 	case "restart":
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGUSR1)
