@@ -293,6 +293,7 @@ func (sk *socket) connectDoneLocked() (spliced *netstack.TCPEndpoint) {
 		}
 		sk.held.close()
 		sk.held = nil
+		sk.s.hup.unwatch(sk) // the splice owns S now (accepted sockets are never watched)
 		spliced = sk.startSplice()
 		sk.setState(stConnected)
 	default:
@@ -344,7 +345,6 @@ func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 // endpoint (nil if the splice failed), whose end the caller then watches (watchEnd) once sk.mu
 // is released. sk.mu is held.
 func (sk *socket) startSplice() *netstack.TCPEndpoint {
-	sk.s.hup.unwatch(sk)
 	f := os.NewFile(uintptr(sk.sfd), "ztnc-splice")
 	sk.sfd = -1
 	ep := sk.ep

@@ -38,11 +38,11 @@ func newEpollSet() (epollSet, error) {
 func (e epollSet) add(fd int, events uint32, data uint64) error {
 	ev := unix.EpollEvent{Events: events}
 	setEventData(&ev, data)
-	return unix.EpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
+	return rawEpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 }
 
 // remove takes fd out of the set.
-func (e epollSet) remove(fd int) { unix.EpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, nil) }
+func (e epollSet) remove(fd int) { rawEpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, nil) }
 
 // loop calls event with the data of each event until close; an epoll failure fails the
 // supervisor.

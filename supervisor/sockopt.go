@@ -21,7 +21,7 @@ var nativeOpts = [...]optKey{{unix.SOL_SOCKET, unix.SO_KEEPALIVE}}
 func readNativeOpts(p int) map[optKey][]byte {
 	var out map[optKey][]byte
 	for _, k := range nativeOpts {
-		if v, err := unix.GetsockoptInt(p, k.level, k.name); err == nil && v != 0 {
+		if v, err := rawGetsockoptInt(p, k.level, k.name); err == nil && v != 0 {
 			if out == nil {
 				out = make(map[optKey][]byte, len(nativeOpts))
 			}
@@ -45,7 +45,7 @@ func withNativeOpts(opts map[optKey][]byte, p int) map[optKey][]byte {
 // copyNativeOpts sets P's native options (from) on another program end (to).
 func copyNativeOpts(from, to int) {
 	for k, v := range readNativeOpts(from) {
-		unix.SetsockoptString(to, k.level, k.name, string(v))
+		rawSetsockopt(to, k.level, k.name, v)
 	}
 }
 
@@ -77,10 +77,10 @@ func (c *call) nativeOpt() error {
 		if err := c.read(c.Args[3], val); err != nil {
 			return err
 		}
-		return unix.SetsockoptString(c.end.fd, level, name, string(val))
+		return rawSetsockopt(c.end.fd, level, name, val)
 	}
 	return c.getsockopt(func(level, name int) ([]byte, error) {
-		v, err := unix.GetsockoptInt(c.end.fd, level, name)
+		v, err := rawGetsockoptInt(c.end.fd, level, name)
 		return intOpt(v), err
 	})
 }
@@ -177,7 +177,7 @@ func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	if level == unix.SOL_SOCKET {
 		switch name {
 		case unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW, unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW, unix.SO_RCVLOWAT:
-			if err := unix.SetsockoptString(p.fd, level, name, string(val)); err != nil {
+			if err := rawSetsockopt(p.fd, level, name, val); err != nil {
 				return err
 			}
 		}
