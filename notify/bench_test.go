@@ -43,3 +43,26 @@ func benchChild(b *testing.B, what string, handle func(l *Listener, n *Notificat
 	ns, _ := strconv.ParseFloat(f[0], 64)
 	b.ReportMetric(ns, "ns/call")
 }
+
+// BenchmarkIdleRoundTrip is BenchmarkRoundTrip with the CPUs given time to go idle before each
+// call (200 µs), as between the calls of one connection at a time: the receiver is parked in
+// the poller and the threads are woken from idle. Median ns/call.
+func BenchmarkIdleRoundTrip(b *testing.B) {
+	benchChild(b, "idleloop", func(l *Listener, n *Notification) { l.Return(n.ID, 0) })
+}
+
+// BenchmarkIdleAddFD is BenchmarkAddFD after idle (see BenchmarkIdleRoundTrip): ADDFD wakes the
+// trapped thread without SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP's hand-over and waits for it.
+func BenchmarkIdleAddFD(b *testing.B) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	benchChild(b, "idlesocketloop", func(l *Listener, n *Notification) {
+		if _, err := l.AddFDReturn(n.ID, fds[0], true); err != nil {
+			b.Error(err)
+		}
+	})
+}
