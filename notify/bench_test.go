@@ -17,14 +17,17 @@ func BenchmarkRoundTrip(b *testing.B) {
 
 // BenchmarkAddFD measures a trapped socket() answered with an fd (AddFDReturn), which the child
 // then closes: the floor of every call that hands the program a socket (socket, accept).
-func BenchmarkAddFD(b *testing.B) {
+func BenchmarkAddFD(b *testing.B) { benchAddFD(b, "socketloop") }
+
+// benchAddFD runs child behaviour what, answering each socket() with an fd.
+func benchAddFD(b *testing.B, what string) {
 	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 	if err != nil {
 		b.Fatal(err)
 	}
 	defer unix.Close(fds[0])
 	defer unix.Close(fds[1])
-	benchChild(b, "socketloop", func(l *Listener, n *Notification) {
+	benchChild(b, what, func(l *Listener, n *Notification) {
 		if _, err := l.AddFDReturn(n.ID, fds[0], true); err != nil {
 			b.Error(err)
 		}
@@ -53,16 +56,4 @@ func BenchmarkIdleRoundTrip(b *testing.B) {
 
 // BenchmarkIdleAddFD is BenchmarkAddFD after idle (see BenchmarkIdleRoundTrip): ADDFD wakes the
 // trapped thread without SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP's hand-over and waits for it.
-func BenchmarkIdleAddFD(b *testing.B) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
-	if err != nil {
-		b.Fatal(err)
-	}
-	defer unix.Close(fds[0])
-	defer unix.Close(fds[1])
-	benchChild(b, "idlesocketloop", func(l *Listener, n *Notification) {
-		if _, err := l.AddFDReturn(n.ID, fds[0], true); err != nil {
-			b.Error(err)
-		}
-	})
-}
+func BenchmarkIdleAddFD(b *testing.B) { benchAddFD(b, "idlesocketloop") }

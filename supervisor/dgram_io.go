@@ -150,11 +150,10 @@ func (d *dgram) recvmsg(c *call, pc **progEnd) (int64, error) {
 
 // recvOne receives one datagram into the struct msghdr at addr.
 func (d *dgram) recvOne(c *call, addr uint64, flags, pfd int) (int64, error) {
-	var raw [sizeofMsghdr]byte
-	if err := c.read(addr, raw[:]); err != nil {
+	m, err := c.readMsghdr(addr)
+	if err != nil {
 		return 0, err
 	}
-	m := decodeMsghdr(raw[:])
 	segs, size, err := c.readIovecs(&m)
 	if err != nil {
 		return 0, err
@@ -444,11 +443,10 @@ func (d *dgram) sendmsg(c *call, p *progEnd) (int64, error) {
 }
 
 func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, error) {
-	var raw [sizeofMsghdr]byte
-	if err := c.read(addr, raw[:]); err != nil {
+	m, err := c.readMsghdr(addr)
+	if err != nil {
 		return 0, err
 	}
-	m := decodeMsghdr(raw[:])
 	var to dest
 	var opts netstack.SendOptions
 	name, err := c.readName(&m)
@@ -516,19 +514,6 @@ func sendOptions(cms []cmsg) (netstack.SendOptions, error) {
 // returned, or the first one's error. None waits for room in the stack's send buffer (which
 // drops rather than fills on a virtual link).
 func (d *dgram) sendmmsg(c *call, p *progEnd) (int64, error) {
-	vec, vlen, flags := c.Args[1], min(c.Args[2], maxIovecs), int(int32(c.Args[3]))
-	for i := range vlen {
-		hdr := vec + i*sizeofMmsghdr
-		n, err := d.sendOne(c, p, hdr, flags|unix.MSG_DONTWAIT)
-		if err != nil {
-			if i > 0 && err != errAnswered {
-				return int64(i), nil
-			}
-			return 0, err
-		}
-		if err := c.writeUint32(hdr+mmsghdrLenOff, uint32(n)); err != nil {
-			return 0, err
-		}
-	}
-	return int64(vlen), nil
+	flags := int(int32(c.Args[3]))
+	return c.sendEach(func(hdr uint64) (int64, error) { return d.sendOne(c, p, hdr, flags|unix.MSG_DONTWAIT) })
 }

@@ -41,12 +41,8 @@ func (d *dgram) option(level, name int) ([]byte, error) {
 // that add control messages to recvmsg are noted.
 func (d *dgram) setsockopt(c *call, p *progEnd) error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
-	n := int(int32(c.Args[4]))
-	if n < 0 {
-		return unix.EINVAL
-	}
-	val := make([]byte, min(n, maxOptLen))
-	if err := c.read(c.Args[3], val); err != nil {
+	val, err := c.optval()
+	if err != nil {
 		return err
 	}
 	if level == unix.SOL_UDP && (name == udpSegment || name == udpGRO) {
@@ -60,7 +56,7 @@ func (d *dgram) setsockopt(c *call, p *progEnd) error {
 			}
 		}
 	}
-	err := d.ep.SetSockOpt(level, name, val)
+	err = d.ep.SetSockOpt(level, name, val)
 	if err != nil && err != unix.ENOPROTOOPT {
 		return err
 	}

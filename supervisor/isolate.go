@@ -74,21 +74,7 @@ func (s *Supervisor) isolatedCall(c *call) (int64, error) {
 		if stream {
 			return 0, streamSend(flags)
 		}
-		vec, vlen := c.Args[1], min(c.Args[2], maxIovecs)
-		for i := range vlen {
-			hdr := vec + i*sizeofMmsghdr
-			n, err := s.isolatedSendmsg(c, h, v6, hdr, flags)
-			if err != nil {
-				if i > 0 && err != errAnswered {
-					return int64(i), nil
-				}
-				return 0, err
-			}
-			if err := c.writeUint32(hdr+mmsghdrLenOff, uint32(n)); err != nil {
-				return 0, err
-			}
-		}
-		return int64(vlen), nil
+		return c.sendEach(func(hdr uint64) (int64, error) { return s.isolatedSendmsg(c, h, v6, hdr, flags) })
 	}
 }
 
@@ -151,11 +137,10 @@ func (s *Supervisor) isolatedSendto(c *call, h int, v6 bool) (int64, error) {
 // isolatedSendmsg sends the struct msghdr at addr, after checking its destination. Without
 // one it goes to the connected peer, which was checked when it was connected.
 func (s *Supervisor) isolatedSendmsg(c *call, h int, v6 bool, addr uint64, flags int) (int64, error) {
-	var raw [sizeofMsghdr]byte
-	if err := c.read(addr, raw[:]); err != nil {
+	m, err := c.readMsghdr(addr)
+	if err != nil {
 		return 0, err
 	}
-	m := decodeMsghdr(raw[:])
 	var to unix.Sockaddr
 	name, err := c.readName(&m)
 	if err != nil {

@@ -73,6 +73,35 @@ func decodeIovecs(b []byte) ([]notify.Segment, int, error) {
 // clamped to it by the kernel, and rejected when they overflow ssize_t.
 const maxRW = 1<<31 - 4096
 
+// readMsghdr reads the struct msghdr at addr.
+func (c *call) readMsghdr(addr uint64) (msghdr, error) {
+	var raw [sizeofMsghdr]byte
+	if err := c.read(addr, raw[:]); err != nil {
+		return msghdr{}, err
+	}
+	return decodeMsghdr(raw[:]), nil
+}
+
+// sendEach runs sendmmsg(2) with send, one struct mmsghdr of the call's vector at a time,
+// writing each one's length back: it returns how many were sent, or the first one's error.
+func (c *call) sendEach(send func(hdr uint64) (int64, error)) (int64, error) {
+	vec, vlen := c.Args[1], min(c.Args[2], maxIovecs)
+	for i := range vlen {
+		hdr := vec + i*sizeofMmsghdr
+		n, err := send(hdr)
+		if err != nil {
+			if i > 0 && err != errAnswered {
+				return int64(i), nil
+			}
+			return 0, err
+		}
+		if err := c.writeUint32(hdr+mmsghdrLenOff, uint32(n)); err != nil {
+			return 0, err
+		}
+	}
+	return int64(vlen), nil
+}
+
 // readIovecs reads the iovec array of a msghdr.
 func (c *call) readIovecs(m *msghdr) ([]notify.Segment, int, error) {
 	if m.iovlen > maxIovecs {

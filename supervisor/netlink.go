@@ -253,11 +253,10 @@ func (n *netlinkSock) handle(c *call, pc **progEnd) (int64, error) {
 		}
 		return n.send(*pc, data)
 	case unix.SYS_SENDMSG:
-		var raw [sizeofMsghdr]byte
-		if err := c.read(c.Args[1], raw[:]); err != nil {
+		m, err := c.readMsghdr(c.Args[1])
+		if err != nil {
 			return 0, err
 		}
-		m := decodeMsghdr(raw[:])
 		segs, size, err := c.readIovecs(&m)
 		if err != nil {
 			return 0, err
@@ -361,11 +360,10 @@ func (n *netlinkSock) recvfrom(c *call, pc **progEnd) (int64, error) {
 func (n *netlinkSock) recvmsg(c *call, pc **progEnd) (int64, error) {
 	addr, flags := c.Args[1], int(int32(c.Args[2]))
 	return c.receiver(pc, blocking(*pc, flags), func(pfd int) (int64, error) {
-		var raw [sizeofMsghdr]byte
-		if err := c.read(addr, raw[:]); err != nil {
+		m, err := c.readMsghdr(addr)
+		if err != nil {
 			return 0, err
 		}
-		m := decodeMsghdr(raw[:])
 		segs, size, err := c.readIovecs(&m)
 		if err != nil {
 			return 0, err

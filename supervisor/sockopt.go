@@ -69,12 +69,8 @@ func isNativeOpt(c *call) bool {
 func (c *call) nativeOpt() error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
 	if c.Nr == unix.SYS_SETSOCKOPT {
-		n := int(int32(c.Args[4]))
-		if n < 0 {
-			return unix.EINVAL
-		}
-		val := make([]byte, min(n, maxOptLen))
-		if err := c.read(c.Args[3], val); err != nil {
+		val, err := c.optval()
+		if err != nil {
 			return err
 		}
 		return rawSetsockopt(c.end.fd, level, name, val)
@@ -93,6 +89,19 @@ func intOpt(v int) []byte {
 	b := make([]byte, 4)
 	binary.NativeEndian.PutUint32(b, uint32(int32(v)))
 	return b
+}
+
+// optval reads setsockopt(2)'s value (the first maxOptLen bytes of it).
+func (c *call) optval() ([]byte, error) {
+	n := int(int32(c.Args[4]))
+	if n < 0 {
+		return nil, unix.EINVAL
+	}
+	val := make([]byte, min(n, maxOptLen))
+	if err := c.read(c.Args[3], val); err != nil {
+		return nil, err
+	}
+	return val, nil
 }
 
 // getsockopt answers getsockopt(2) with the value option gives for its level and name:
@@ -166,12 +175,8 @@ func (sk *socket) option(level, name int) ([]byte, error) {
 // set on P, where reads and writes happen.
 func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
-	n := int(int32(c.Args[4]))
-	if n < 0 {
-		return unix.EINVAL
-	}
-	val := make([]byte, min(n, maxOptLen))
-	if err := c.read(c.Args[3], val); err != nil {
+	val, err := c.optval()
+	if err != nil {
 		return err
 	}
 	if level == unix.SOL_SOCKET {
@@ -190,7 +195,7 @@ func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	if err := sk.ensureEndpoint(); err != nil {
 		return err
 	}
-	err := sk.ep.SetSockOpt(level, name, val)
+	err = sk.ep.SetSockOpt(level, name, val)
 	if err != nil && err != unix.ENOPROTOOPT {
 		return err
 	}
