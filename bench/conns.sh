@@ -26,6 +26,8 @@ CALLS=${CALLS:-100000}
 WRK_SECONDS=${WRK_SECONDS:-4}
 ONLY=${ONLY:-pairs calls nginx host}
 
+. bench/lib.sh # field, med, ratio, run_header, free_port
+
 work=$(mktemp -d /tmp/ztnc-bench-conns.XXXXXX)
 pids=()
 cleanup() {
@@ -65,7 +67,7 @@ http {
 }
 CONF
 
-port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+port=$(free_port)
 "$prog" serve "127.0.0.1:$port" >/dev/null 2>&1 &
 pids+=($!)
 until "$prog" echo "127.0.0.1:$port" up >/dev/null 2>&1; do sleep 0.05; done
@@ -105,8 +107,6 @@ nginx_wrk() {
 
 host_pairs() { "$1" --local 10.9.0.1/24 -- "$prog" pairs "127.0.0.1:$port" "$PAIRS"; }
 
-field() { awk -v k="$1" '{for (i = 1; i < NF; i++) if ($i == k) print $(i+1)}'; }
-median() { sort -g | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]}'; }
 want() { [[ " $ONLY " == *" $1 "* ]]; }
 
 declare -A res
@@ -144,15 +144,15 @@ for ((r = 1; r <= ROUNDS; r++)); do
 	done
 done
 
-med() { tr ' ' '\n' <<<"${res[$1]:-}" | { grep . || true; } | median; }
+# row TITLE METRIC: medians before and after, and their ratio (nothing when not measured).
 row() {
+	[[ "${res[before.$2]:-}" =~ [0-9] && "${res[after.$2]:-}" =~ [0-9] ]] || return 0
 	local b a
 	b=$(med "before.$2") a=$(med "after.$2")
-	[ -n "$b" ] && [ -n "$a" ] || return 0
-	echo "| $1 | $b | $a | $(awk -v a="$a" -v b="$b" 'BEGIN {printf "%.2f", a / b}') |"
+	echo "| $1 | $b | $a | $(ratio "$a" "$b") |"
 }
 
-echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), median of $ROUNDS rounds, before = ${BASE_BIN:-$BASE}, after = ${AFTER_BIN:-$(git describe --always --dirty)}"
+run_header ", before = ${BASE_BIN:-$BASE}, after = ${AFTER_BIN:-$(git describe --always --dirty)}"
 echo
 echo "| under ztnc-run --local | before | after | after / before |"
 echo "|---|---|---|---|"

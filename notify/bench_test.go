@@ -4,14 +4,41 @@ import (
 	"strconv"
 	"strings"
 	"testing"
+
+	"golang.org/x/sys/unix"
 )
 
 // BenchmarkRoundTrip measures a trapped call answered at once: the floor every emulated call
 // pays (the switch to the supervisor and back, receive and answer). The child makes b.N calls;
 // ns/call excludes its start-up.
 func BenchmarkRoundTrip(b *testing.B) {
+	benchChild(b, "loop", func(l *Listener, n *Notification) { l.Return(n.ID, 0) })
+}
+
+// BenchmarkAddFD measures a trapped socket() answered with an fd (AddFDReturn), which the child
+// then closes: the floor of every call that hands the program a socket (socket, accept).
+func BenchmarkAddFD(b *testing.B) { benchAddFD(b, "socketloop") }
+
+// benchAddFD runs child behaviour what, answering each socket() with an fd.
+func benchAddFD(b *testing.B, what string) {
+	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer unix.Close(fds[0])
+	defer unix.Close(fds[1])
+	benchChild(b, what, func(l *Listener, n *Notification) {
+		if _, err := l.AddFDReturn(n.ID, fds[0], true); err != nil {
+			b.Error(err)
+		}
+	})
+}
+
+// benchChild runs child behaviour what for b.N calls answered by handle and reports the
+// ns/call it prints.
+func benchChild(b *testing.B, what string, handle func(l *Listener, n *Notification)) {
 	b.Setenv("ZTNC_NOTIFY_LOOPS", strconv.Itoa(b.N))
-	r := runChild(b, "loop", func(l *Listener, n *Notification) { l.Return(n.ID, 0) })
+	r := runChild(b, what, handle)
 	f := strings.Fields(r.out)
 	if len(f) != 2 || f[1] != "ns/call" {
 		b.Fatalf("child output %q", r.out)
@@ -19,3 +46,14 @@ func BenchmarkRoundTrip(b *testing.B) {
 	ns, _ := strconv.ParseFloat(f[0], 64)
 	b.ReportMetric(ns, "ns/call")
 }
+
+// BenchmarkIdleRoundTrip is BenchmarkRoundTrip with the CPUs given time to go idle before each
+// call (200 µs), as between the calls of one connection at a time: the receiver is parked in
+// the poller and the threads are woken from idle. Median ns/call.
+func BenchmarkIdleRoundTrip(b *testing.B) {
+	benchChild(b, "idleloop", func(l *Listener, n *Notification) { l.Return(n.ID, 0) })
+}
+
+// BenchmarkIdleAddFD is BenchmarkAddFD after idle (see BenchmarkIdleRoundTrip): ADDFD wakes the
+// trapped thread without SECCOMP_USER_NOTIF_FD_SYNC_WAKE_UP's hand-over and waits for it.
+func BenchmarkIdleAddFD(b *testing.B) { benchAddFD(b, "idlesocketloop") }

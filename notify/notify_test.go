@@ -8,6 +8,7 @@ import (
 	"os"
 	"os/signal"
 	"runtime"
+	"slices"
 	"strconv"
 	"strings"
 	"syscall"
@@ -93,6 +94,39 @@ func child(what string) {
 			syscall.RawSyscall(unix.SYS_CONNECT, 1002, 0, 0)
 		}
 		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/float64(max(n, 1)))
+	case "socketloop":
+		// Trapped socket() calls answered with an fd, each closed: ns per socket()+close().
+		n, _ := strconv.Atoi(os.Getenv("ZTNC_NOTIFY_LOOPS"))
+		start := time.Now()
+		for range n {
+			fd, _, e := syscall.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM, 0)
+			if e != 0 {
+				fmt.Printf("socket errno=%d\n", e)
+				return
+			}
+			unix.Close(int(fd))
+		}
+		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/float64(max(n, 1)))
+	case "idleloop", "idlesocketloop":
+		// As loop and socketloop with a 200 µs pause before each call (CPUs go idle, as between
+		// the calls of one connection at a time): median ns per call.
+		n, _ := strconv.Atoi(os.Getenv("ZTNC_NOTIFY_LOOPS"))
+		ds := make([]time.Duration, 0, n)
+		for range n {
+			time.Sleep(200 * time.Microsecond)
+			start := time.Now()
+			if what == "idleloop" {
+				syscall.RawSyscall(unix.SYS_CONNECT, 1002, 0, 0)
+			} else {
+				fd, _, _ := syscall.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM, 0)
+				ds = append(ds, time.Since(start))
+				unix.Close(int(fd))
+				continue
+			}
+			ds = append(ds, time.Since(start))
+		}
+		slices.Sort(ds)
+		fmt.Printf("%d ns/call\n", ds[len(ds)/2].Nanoseconds())
 	case "restart":
 		sig := make(chan os.Signal, 1)
 		signal.Notify(sig, syscall.SIGUSR1)

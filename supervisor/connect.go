@@ -53,7 +53,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		}
 		sk.mu.Unlock()
 		sk.s.goSafe(func() { sk.waitConnect(c) })
-		return answered
+		return errAnswered
 	case stConnected, stEnded:
 		acked := sk.acked
 		sk.acked = true
@@ -105,7 +105,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		return sk.answerInProgress(c)
 	}
 	sk.s.goSafe(func() { sk.waitConnect(c) })
-	return answered
+	return errAnswered
 }
 
 // reconnect starts a new attempt on a socket whose last connect failed, as Linux allows. The
@@ -132,7 +132,7 @@ func (sk *socket) reconnect(c *call, old *progEnd, ap netip.AddrPort, st *netsta
 	sk.mu.Unlock()
 	if err := sk.s.l.AddFDAt(c.ID, p, c.fd, cloexec); err != nil {
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}
@@ -152,7 +152,7 @@ func (sk *socket) reconnect(c *call, old *progEnd, ap netip.AddrPort, st *netsta
 		return nsk.answerInProgress(c)
 	}
 	sk.s.goSafe(func() { nsk.waitConnect(c) })
-	return answered
+	return errAnswered
 }
 
 // fdCloexec reads whether fd of thread tid is close-on-exec (flags in /proc/<tid>/fdinfo/<fd>).
@@ -199,12 +199,12 @@ func (sk *socket) startConnect(ap netip.AddrPort, st *netstack.Stack, pc **progE
 // answerInProgress tells a non-blocking connect EINPROGRESS and records that it was told.
 func (sk *socket) answerInProgress(c *call) error {
 	if err := c.answer(0, unix.EINPROGRESS); err != nil {
-		return answered
+		return errAnswered
 	}
 	sk.mu.Lock()
 	sk.acked = true
 	sk.mu.Unlock()
-	return answered
+	return errAnswered
 }
 
 // waitConnect answers a blocking connect when its handshake ends, when a signal interrupts it,
@@ -243,17 +243,10 @@ func (sk *socket) waitConnect(c *call) {
 		}
 		changed := sk.changes()
 		sk.mu.Unlock()
-		switch err := c.block(changed, deadline); err {
-		case nil:
-		case errTimeout:
-			if c.answer(0, unix.EINPROGRESS) == nil {
+		if over, told := c.endWait(c.block(changed, deadline), unix.EINPROGRESS); over {
+			if told {
 				sk.setAcked()
 			}
-			return
-		case notify.ERESTARTSYS:
-			c.answer(0, notify.ERESTARTSYS)
-			return
-		default:
 			return
 		}
 		sk.mu.Lock()
@@ -267,20 +260,19 @@ func (sk *socket) setAcked() {
 }
 
 // connectDone runs on its own goroutine when the connecting endpoint reports an event: it
-// opens P and either splices the connection, then stays to see it end, or records the error
-// for SO_ERROR.
+// opens P and either splices the connection or records the error for SO_ERROR.
 func (sk *socket) connectDone() {
 	sk.mu.Lock()
-	ended := sk.connectDoneLocked()
+	spliced := sk.connectDoneLocked()
 	sk.mu.Unlock()
-	if ended != nil {
-		ended()
+	if spliced != nil {
+		sk.watchEnd(spliced)
 	}
 }
 
-// connectDoneLocked does connectDone's work under sk.mu and returns, for a spliced
-// connection, what waits for its end.
-func (sk *socket) connectDoneLocked() (ended func()) {
+// connectDoneLocked does connectDone's work under sk.mu and returns the endpoint it spliced,
+// if it did.
+func (sk *socket) connectDoneLocked() (spliced *netstack.TCPEndpoint) {
 	if sk.state != stConnecting {
 		return nil
 	}
@@ -301,7 +293,8 @@ func (sk *socket) connectDoneLocked() (ended func()) {
 		}
 		sk.held.close()
 		sk.held = nil
-		ended = sk.startSplice()
+		sk.s.hup.unwatch(sk) // the splice owns S now (accepted sockets are never watched)
+		spliced = sk.startSplice()
 		sk.setState(stConnected)
 	default:
 		sk.cancelNotify()
@@ -320,7 +313,7 @@ func (sk *socket) connectDoneLocked() (ended func()) {
 		unix.Shutdown(sk.sfd, unix.SHUT_WR)
 		sk.setState(stFailed)
 	}
-	return ended
+	return spliced
 }
 
 // toHost moves the socket to the host's network for a connect to ap there: a host socket
@@ -343,16 +336,15 @@ func (sk *socket) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 		sk.s.log.Debug("to host", "pid", c.Pid, "fd", c.fd, "ino", sk.ino, "dst", ap)
 	}
 	if !sk.s.policy.Isolate {
-		return continueErr
+		return errContinue
 	}
 	return c.connectHost(h, ap, sk.v6)
 }
 
-// startSplice hands S and the established endpoint to the stack's proxy, and returns what
-// waits for the connection's end (the caller runs it on a goroutine; nil if the splice
-// failed). sk.mu is held.
-func (sk *socket) startSplice() (ended func()) {
-	sk.s.hup.unwatch(sk)
+// startSplice hands S and the established endpoint to the stack's proxy, and returns the
+// endpoint (nil if the splice failed), whose end the caller then watches (watchEnd) once sk.mu
+// is released. sk.mu is held.
+func (sk *socket) startSplice() *netstack.TCPEndpoint {
 	f := os.NewFile(uintptr(sk.sfd), "ztnc-splice")
 	sk.sfd = -1
 	ep := sk.ep
@@ -365,14 +357,22 @@ func (sk *socket) startSplice() (ended func()) {
 	}
 	sk.s.stats.connections.Add(1)
 	sk.s.stats.active.Add(1)
-	return func() {
-		<-ep.Done()
-		sk.s.stats.active.Add(-1)
-		sk.mu.Lock()
-		if sk.state == stConnected {
-			sk.setState(stEnded)
-		}
-		sk.mu.Unlock()
-		sk.s.hup.ended(sk)
-	}
+	return ep
+}
+
+// watchEnd marks the socket ended when its spliced connection ends, and hands it to the
+// hang-up sweep. It runs on the goroutine that releases the connection (no goroutine waits
+// per connection), or at once if the connection has already ended: sk.mu must not be held.
+func (sk *socket) watchEnd(ep *netstack.TCPEndpoint) {
+	ep.OnDone(func() {
+		sk.s.guard(func() {
+			sk.s.stats.active.Add(-1)
+			sk.mu.Lock()
+			if sk.state == stConnected {
+				sk.setState(stEnded)
+			}
+			sk.mu.Unlock()
+			sk.s.hup.ended(sk)
+		})
+	})
 }

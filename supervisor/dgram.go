@@ -96,25 +96,14 @@ func (s *Supervisor) socketDgram(c *call, v6 bool, typ, proto int) error {
 	}
 	defer unix.Close(p)
 	d.rawCap = kind != kindUDP && hasCapability(c.Pid, capNetRaw)
-	cloexec := int(int32(c.Args[1]))&unix.SOCK_CLOEXEC != 0
-	if target := s.freeDatagramFD(c.Pid); target >= 0 {
-		_, err = s.l.AddFDReturnAt(c.ID, p, target, cloexec)
-	} else {
-		// The range is full (or the program lowered its fd limit below it): the socket
-		// works, but sendmsg/recvmsg on it run untrapped (no addresses, no control messages).
-		_, err = s.l.AddFDReturn(c.ID, p, cloexec)
-	}
-	if err != nil {
-		// Nothing was installed: our copy of P closes below, the proxy sees the hang-up.
-		if err == notify.ErrGone {
-			return answered
-		}
+	// If nothing is installed, our copy of P closes below and the proxy sees the hang-up.
+	if err := c.injectDatagramFD(p, int(int32(c.Args[1]))&unix.SOCK_CLOEXEC != 0); err != errAnswered {
 		return err
 	}
 	if s.verbose {
 		s.log.Debug("socket", "pid", c.Pid, "ino", d.ino, "v6", v6, "kind", kind)
 	}
-	return answered
+	return errAnswered
 }
 
 // newDgram makes a datagram socket of kind on stack st: its endpoint, spliced to S, and P,
@@ -171,6 +160,24 @@ func (s *Supervisor) newDgram(st *netstack.Stack, v6 bool, kind dgramKind, nonbl
 		d.release()
 	})
 	return d, p, nil
+}
+
+// injectDatagramFD installs p in the calling process at a free number of the datagram range
+// (close-on-exec if cloexec) and answers the call with that number; it returns errAnswered, or
+// the error to answer with when nothing was installed. If the range is full (or the program
+// lowered its fd limit below it), p goes at the lowest free number: the socket works, but
+// sendmsg/recvmsg on it run untrapped (no addresses, no control messages).
+func (c *call) injectDatagramFD(p int, cloexec bool) error {
+	var err error
+	if target := c.s.freeDatagramFD(c.Pid); target >= 0 {
+		_, err = c.s.l.AddFDReturnAt(c.ID, p, target, cloexec)
+	} else {
+		_, err = c.s.l.AddFDReturn(c.ID, p, cloexec)
+	}
+	if err != nil && err != notify.ErrGone {
+		return err
+	}
+	return errAnswered // ErrGone: the call went away, nothing was installed
 }
 
 // freeDatagramFD finds a number in the datagram range that is free in thread tid's fd table,
@@ -296,7 +303,7 @@ func (d *dgram) handle(c *call, pc **progEnd) (int64, error) {
 		}
 		return 0, c.writeSockaddr(c.Args[1], c.Args[2], encodeSockaddr(peer, d.v6))
 	case unix.SYS_GETSOCKOPT:
-		return 0, d.getsockopt(c)
+		return 0, c.getsockopt(d.option)
 	case unix.SYS_SETSOCKOPT:
 		return 0, d.setsockopt(c, *pc)
 	case unix.SYS_SHUTDOWN:
@@ -316,7 +323,7 @@ func (d *dgram) handle(c *call, pc **progEnd) (int64, error) {
 	case unix.SYS_IOCTL:
 		return d.ioctl(c, *pc)
 	}
-	return 0, continueErr
+	return 0, errContinue
 }
 
 // peer returns the connected peer as the program sees it, or ENOTCONN.
@@ -410,7 +417,7 @@ func (d *dgram) toHost(c *call, p *progEnd, ap netip.AddrPort) error {
 		d.s.log.Debug("to host", "pid", c.Pid, "fd", c.fd, "ino", d.ino, "dst", ap)
 	}
 	if !d.s.policy.Isolate {
-		return continueErr
+		return errContinue
 	}
 	return c.connectHost(h, ap, d.v6)
 }

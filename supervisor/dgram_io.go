@@ -9,7 +9,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ztnc/ztnc/netstack"
-	"github.com/ztnc/ztnc/notify"
 )
 
 // maxDgram bounds what one datagram can be: the largest UDP payload, plus room to notice a
@@ -80,15 +79,7 @@ func (c *call) receiver(pc **progEnd, block bool, recv func(pfd int) (int64, err
 	c.s.goSafe(func() {
 		defer p.close()
 		for {
-			switch werr := c.waitFD(p.fd, deadline); werr {
-			case nil:
-			case errTimeout:
-				c.answer(0, unix.EAGAIN)
-				return
-			case notify.ERESTARTSYS:
-				c.answer(0, notify.ERESTARTSYS)
-				return
-			default:
+			if over, _ := c.endWait(c.waitFD(p.fd, deadline), unix.EAGAIN); over {
 				return
 			}
 			v, err := recv(p.fd)
@@ -99,7 +90,7 @@ func (c *call) receiver(pc **progEnd, block bool, recv func(pfd int) (int64, err
 			return
 		}
 	})
-	return 0, answered
+	return 0, errAnswered
 }
 
 // sockTimeout returns the deadline of SO_RCVTIMEO or SO_SNDTIMEO as set on P (zero: none).
@@ -159,11 +150,10 @@ func (d *dgram) recvmsg(c *call, pc **progEnd) (int64, error) {
 
 // recvOne receives one datagram into the struct msghdr at addr.
 func (d *dgram) recvOne(c *call, addr uint64, flags, pfd int) (int64, error) {
-	var raw [sizeofMsghdr]byte
-	if err := c.read(addr, raw[:]); err != nil {
+	m, err := c.readMsghdr(addr)
+	if err != nil {
 		return 0, err
 	}
-	m := decodeMsghdr(raw[:])
 	segs, size, err := c.readIovecs(&m)
 	if err != nil {
 		return 0, err
@@ -296,7 +286,7 @@ func (d *dgram) recvmmsg(c *call, pc **progEnd) (int64, error) {
 			hdr := vec + received*sizeofMmsghdr
 			n, err := d.recvOne(c, hdr, flags&^unix.MSG_WAITFORONE, pfd)
 			if err != nil {
-				if received > 0 && err != answered {
+				if received > 0 && err != errAnswered {
 					return int64(received), nil // an error comes with the next call, as on Linux
 				}
 				return 0, err
@@ -433,15 +423,7 @@ func (d *dgram) send(c *call, p *progEnd, data []byte, dst dest, o netstack.Send
 			}
 			werr := c.block(ready, deadline)
 			cancel()
-			switch werr {
-			case nil:
-			case errTimeout:
-				c.answer(0, unix.EAGAIN)
-				return
-			case notify.ERESTARTSYS:
-				c.answer(0, notify.ERESTARTSYS)
-				return
-			default:
+			if over, _ := c.endWait(werr, unix.EAGAIN); over {
 				return
 			}
 			n, err := d.ep.WriteMsg(data, to, o)
@@ -452,7 +434,7 @@ func (d *dgram) send(c *call, p *progEnd, data []byte, dst dest, o netstack.Send
 			return
 		}
 	})
-	return 0, answered
+	return 0, errAnswered
 }
 
 // sendmsg emulates sendmsg(2).
@@ -461,35 +443,27 @@ func (d *dgram) sendmsg(c *call, p *progEnd) (int64, error) {
 }
 
 func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, error) {
-	var raw [sizeofMsghdr]byte
-	if err := c.read(addr, raw[:]); err != nil {
+	m, err := c.readMsghdr(addr)
+	if err != nil {
 		return 0, err
 	}
-	m := decodeMsghdr(raw[:])
 	var to dest
 	var opts netstack.SendOptions
-	if m.name != 0 && m.namelen > 0 {
-		if m.namelen > maxSockaddrLen {
-			return 0, unix.EINVAL
-		}
-		b := make([]byte, m.namelen)
-		if err := c.read(m.name, b); err != nil {
-			return 0, err
-		}
-		var err error
-		if to, err = d.destination(b); err != nil {
+	name, err := c.readName(&m)
+	if err != nil {
+		return 0, err
+	}
+	if name != nil {
+		if to, err = d.destination(name); err != nil {
 			return 0, err
 		}
 	}
-	if m.controllen > 0 {
-		if m.controllen > maxOptLen {
-			return 0, unix.ENOBUFS
-		}
-		b := make([]byte, m.controllen)
-		if err := c.read(m.control, b); err != nil {
-			return 0, err
-		}
-		cms, err := parseCmsgs(b)
+	control, err := c.readControl(&m)
+	if err != nil {
+		return 0, err
+	}
+	if control != nil {
+		cms, err := parseCmsgs(control)
 		if err != nil {
 			return 0, err
 		}
@@ -497,14 +471,7 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 			return 0, err
 		}
 	}
-	segs, size, err := c.readIovecs(&m)
-	if err != nil {
-		return 0, err
-	}
-	if size > maxDgram {
-		return 0, unix.EMSGSIZE
-	}
-	data, err := c.gather(segs, size, maxDgram)
+	data, err := c.readDatagram(&m)
 	if err != nil {
 		return 0, err
 	}
@@ -547,19 +514,6 @@ func sendOptions(cms []cmsg) (netstack.SendOptions, error) {
 // returned, or the first one's error. None waits for room in the stack's send buffer (which
 // drops rather than fills on a virtual link).
 func (d *dgram) sendmmsg(c *call, p *progEnd) (int64, error) {
-	vec, vlen, flags := c.Args[1], min(c.Args[2], maxIovecs), int(int32(c.Args[3]))
-	for i := range vlen {
-		hdr := vec + i*sizeofMmsghdr
-		n, err := d.sendOne(c, p, hdr, flags|unix.MSG_DONTWAIT)
-		if err != nil {
-			if i > 0 && err != answered {
-				return int64(i), nil
-			}
-			return 0, err
-		}
-		if err := c.writeUint32(hdr+mmsghdrLenOff, uint32(n)); err != nil {
-			return 0, err
-		}
-	}
-	return int64(vlen), nil
+	flags := int(int32(c.Args[3]))
+	return c.sendEach(func(hdr uint64) (int64, error) { return d.sendOne(c, p, hdr, flags|unix.MSG_DONTWAIT) })
 }

@@ -13,24 +13,7 @@ const (
 	solRaw     = 255 // SOL_RAW (ICMP_FILTER)
 )
 
-// getsockopt emulates getsockopt(2) on a datagram socket.
-func (d *dgram) getsockopt(c *call) error {
-	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
-	n, err := c.readUint32(c.Args[4])
-	if err != nil {
-		return err
-	}
-	if int32(n) < 0 {
-		return unix.EINVAL
-	}
-	val, err := d.option(level, name)
-	if err != nil {
-		return err
-	}
-	val = val[:min(int(n), len(val))]
-	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
-}
-
+// option answers getsockopt(2) on a datagram socket: the endpoint's value, or one remembered.
 func (d *dgram) option(level, name int) ([]byte, error) {
 	if d.kind == kindRawICMP && level == unix.SOL_SOCKET {
 		switch name {
@@ -58,12 +41,8 @@ func (d *dgram) option(level, name int) ([]byte, error) {
 // that add control messages to recvmsg are noted.
 func (d *dgram) setsockopt(c *call, p *progEnd) error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
-	n := int(int32(c.Args[4]))
-	if n < 0 {
-		return unix.EINVAL
-	}
-	val := make([]byte, min(n, maxOptLen))
-	if err := c.read(c.Args[3], val); err != nil {
+	val, err := c.optval()
+	if err != nil {
 		return err
 	}
 	if level == unix.SOL_UDP && (name == udpSegment || name == udpGRO) {
@@ -77,7 +56,7 @@ func (d *dgram) setsockopt(c *call, p *progEnd) error {
 			}
 		}
 	}
-	err := d.ep.SetSockOpt(level, name, val)
+	err = d.ep.SetSockOpt(level, name, val)
 	if err != nil && err != unix.ENOPROTOOPT {
 		return err
 	}

@@ -1,12 +1,8 @@
 package supervisor
 
 import (
-	"fmt"
 	"sync"
 	"time"
-	"unsafe"
-
-	"golang.org/x/sys/unix"
 )
 
 // hangups notices when programs let go of their sockets.
@@ -20,9 +16,8 @@ import (
 // question costs a walk of the kernel's table of AF_UNIX sockets whether it names one socket
 // or lists them all.
 type hangups struct {
-	s    *Supervisor
-	epfd int
-	wake int // eventfd: stops the loop
+	s   *Supervisor
+	set epollSet // every unconnected socket's S, tagged with its inode
 
 	mu        sync.Mutex
 	lingering map[*socket]struct{}
@@ -36,64 +31,30 @@ const (
 )
 
 func newHangups(s *Supervisor) (*hangups, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := newEpollSet()
 	if err != nil {
-		return nil, fmt.Errorf("epoll: %w", err)
-	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	wev := unix.EpollEvent{Events: unix.EPOLLIN}
-	setEventData(&wev, wakeData)
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &wev); err != nil {
-		unix.Close(epfd)
-		unix.Close(wake)
 		return nil, err
 	}
-	h := &hangups{s: s, epfd: epfd, wake: wake, lingering: make(map[*socket]struct{}), kick: make(chan struct{}, 1)}
-	s.goSafe(h.loop)
+	h := &hangups{s: s, set: set, lingering: make(map[*socket]struct{}), kick: make(chan struct{}, 1)}
+	s.goSafe(func() { set.loop(s, h.hungUp) })
 	s.goSafe(h.sweep)
 	return h, nil
 }
 
-// watch adds a socket's S (sfd) to the set. The event data is the socket's inode (the key of
-// s.socks).
-func (h *hangups) watch(sfd int, ino uint64) error {
-	var ev unix.EpollEvent
-	setEventData(&ev, ino)
-	return unix.EpollCtl(h.epfd, unix.EPOLL_CTL_ADD, sfd, &ev)
-}
+// watch adds a socket's S (sfd) with no events requested (EPOLLHUP is always reported). The
+// event data is the socket's inode (the key of s.socks).
+func (h *hangups) watch(sfd int, ino uint64) error { return h.set.add(sfd, 0, ino) }
 
 // unwatch removes S (before it is handed to the splice).
-func (h *hangups) unwatch(sk *socket) {
-	unix.EpollCtl(h.epfd, unix.EPOLL_CTL_DEL, sk.sfd, nil)
-}
+func (h *hangups) unwatch(sk *socket) { h.set.remove(sk.sfd) }
 
-func (h *hangups) loop() {
-	evs := make([]unix.EpollEvent, 64)
-	for {
-		n, err := unix.EpollWait(h.epfd, evs, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			h.s.fail(fmt.Errorf("epoll_wait: %w", err))
-			return
-		}
-		for _, ev := range evs[:n] {
-			ino := eventData(&ev)
-			if ino == wakeData {
-				return
-			}
-			h.s.mu.Lock()
-			e := h.s.socks[ino]
-			h.s.mu.Unlock()
-			if e != nil {
-				e.release()
-			}
-		}
+// hungUp releases the socket whose S hung up: the program's last reference to P is gone.
+func (h *hangups) hungUp(ino uint64) {
+	h.s.mu.Lock()
+	e := h.s.socks[ino]
+	h.s.mu.Unlock()
+	if e != nil {
+		e.release()
 	}
 }
 
@@ -149,15 +110,4 @@ func (h *hangups) sweep() {
 	}
 }
 
-func (h *hangups) close() {
-	var one = [8]byte{1}
-	unix.Write(h.wake, one[:])
-}
-
-// wakeData tags the eventfd in the epoll set (no inode is all ones).
-const wakeData = ^uint64(0)
-
-// The 64-bit epoll_data of an event is split by x/sys into Fd and Pad.
-func setEventData(ev *unix.EpollEvent, v uint64) { *(*uint64)(unsafe.Pointer(&ev.Fd)) = v }
-
-func eventData(ev *unix.EpollEvent) uint64 { return *(*uint64)(unsafe.Pointer(&ev.Fd)) }
+func (h *hangups) close() { h.set.close() }

@@ -4,8 +4,6 @@ import (
 	"net/netip"
 
 	"golang.org/x/sys/unix"
-
-	"github.com/ztnc/ztnc/notify"
 )
 
 // Host sockets: where the policy sends a socket to the host's network, the program's fd
@@ -102,23 +100,19 @@ func (c *call) connectHost(h int, ap netip.AddrPort, v6 bool) error {
 		defer unix.Close(hd)
 		werr := c.waitFDEvents(hd, unix.EPOLLOUT, deadline)
 		unix.FcntlInt(uintptr(hd), unix.F_SETFL, fl)
-		switch werr {
-		case nil:
-			e, err := unix.GetsockoptInt(hd, unix.SOL_SOCKET, unix.SO_ERROR)
-			if err != nil {
-				c.answer(0, err)
-			} else if e != 0 {
-				c.answer(0, unix.Errno(e))
-			} else {
-				c.answer(0, nil)
-			}
-		case errTimeout:
-			c.answer(0, unix.EINPROGRESS)
-		case notify.ERESTARTSYS:
-			c.answer(0, notify.ERESTARTSYS)
+		if over, _ := c.endWait(werr, unix.EINPROGRESS); over {
+			return
+		}
+		e, err := unix.GetsockoptInt(hd, unix.SOL_SOCKET, unix.SO_ERROR)
+		if err != nil {
+			c.answer(0, err)
+		} else if e != 0 {
+			c.answer(0, unix.Errno(e))
+		} else {
+			c.answer(0, nil)
 		}
 	})
-	return answered
+	return errAnswered
 }
 
 func ignoreEINTR(f func() error) error {

@@ -22,23 +22,23 @@ func (s *Supervisor) isolatedCall(c *call) (int64, error) {
 	switch c.Nr {
 	case unix.SYS_CONNECT, unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG:
 	default:
-		return 0, continueErr
+		return 0, errContinue
 	}
 	h, err := s.tasks.GetFD(c.Pid, c.fd)
 	if err != nil {
-		return 0, continueErr // the kernel reports EBADF
+		return 0, errContinue // the kernel reports EBADF
 	}
 	defer unix.Close(h)
 	domain, err := unix.GetsockoptInt(h, unix.SOL_SOCKET, unix.SO_DOMAIN)
 	if err != nil || (domain != unix.AF_INET && domain != unix.AF_INET6) {
-		return 0, continueErr // not a socket (ENOTSOCK from the kernel), AF_UNIX, netlink...
+		return 0, errContinue // not a socket (ENOTSOCK from the kernel), AF_UNIX, netlink...
 	}
 	typ, err := unix.GetsockoptInt(h, unix.SOL_SOCKET, unix.SO_TYPE)
 	if err != nil {
 		return 0, err
 	}
 	if !s.l.Valid(c.ID) {
-		return 0, answered
+		return 0, errAnswered
 	}
 	v6 := domain == unix.AF_INET6
 	stream := typ == unix.SOCK_STREAM
@@ -74,21 +74,7 @@ func (s *Supervisor) isolatedCall(c *call) (int64, error) {
 		if stream {
 			return 0, streamSend(flags)
 		}
-		vec, vlen := c.Args[1], min(c.Args[2], maxIovecs)
-		for i := range vlen {
-			hdr := vec + i*sizeofMmsghdr
-			n, err := s.isolatedSendmsg(c, h, v6, hdr, flags)
-			if err != nil {
-				if i > 0 && err != answered {
-					return int64(i), nil
-				}
-				return 0, err
-			}
-			if err := c.writeUint32(hdr+mmsghdrLenOff, uint32(n)); err != nil {
-				return 0, err
-			}
-		}
-		return int64(vlen), nil
+		return c.sendEach(func(hdr uint64) (int64, error) { return s.isolatedSendmsg(c, h, v6, hdr, flags) })
 	}
 }
 
@@ -97,7 +83,7 @@ func streamSend(flags int) error {
 	if flags&unix.MSG_FASTOPEN != 0 {
 		return unix.EOPNOTSUPP // as on a host with Fast Open off
 	}
-	return continueErr
+	return errContinue
 }
 
 // checkHost says whether a host socket may send to ap: only where the policy lets host
@@ -151,21 +137,17 @@ func (s *Supervisor) isolatedSendto(c *call, h int, v6 bool) (int64, error) {
 // isolatedSendmsg sends the struct msghdr at addr, after checking its destination. Without
 // one it goes to the connected peer, which was checked when it was connected.
 func (s *Supervisor) isolatedSendmsg(c *call, h int, v6 bool, addr uint64, flags int) (int64, error) {
-	var raw [sizeofMsghdr]byte
-	if err := c.read(addr, raw[:]); err != nil {
+	m, err := c.readMsghdr(addr)
+	if err != nil {
 		return 0, err
 	}
-	m := decodeMsghdr(raw[:])
 	var to unix.Sockaddr
-	if m.name != 0 && m.namelen > 0 {
-		if m.namelen > maxSockaddrLen {
-			return 0, unix.EINVAL
-		}
-		b := make([]byte, m.namelen)
-		if err := c.read(m.name, b); err != nil {
-			return 0, err
-		}
-		ap, unspec, err := decodeSockaddr(b, v6)
+	name, err := c.readName(&m)
+	if err != nil {
+		return 0, err
+	}
+	if name != nil {
+		ap, unspec, err := decodeSockaddr(name, v6)
 		if err != nil {
 			return 0, err
 		}
@@ -176,24 +158,11 @@ func (s *Supervisor) isolatedSendmsg(c *call, h int, v6 bool, addr uint64, flags
 			to = hostSockaddr(ap, v6)
 		}
 	}
-	var oob []byte
-	if m.controllen > 0 {
-		if m.controllen > maxOptLen {
-			return 0, unix.ENOBUFS
-		}
-		oob = make([]byte, m.controllen)
-		if err := c.read(m.control, oob); err != nil {
-			return 0, err
-		}
-	}
-	segs, size, err := c.readIovecs(&m)
+	oob, err := c.readControl(&m)
 	if err != nil {
 		return 0, err
 	}
-	if size > maxDgram {
-		return 0, unix.EMSGSIZE
-	}
-	data, err := c.gather(segs, size, maxDgram)
+	data, err := c.readDatagram(&m)
 	if err != nil {
 		return 0, err
 	}

@@ -109,7 +109,8 @@ func (sk *socket) listenOthers(backlog int) {
 		for k, v := range sk.opts {
 			ep.SetSockOpt(k.level, k.name, v)
 		}
-		if err := ep.Bind(local); err == nil {
+		err = ep.Bind(local)
+		if err == nil {
 			err = ep.Listen(backlog)
 		}
 		if err != nil {
@@ -161,7 +162,7 @@ func (sk *socket) fillLocked() {
 func (sk *socket) topUpTokens() {
 	var one = [1]byte{'t'}
 	for sk.tokens < min(len(sk.pending), maxTokens) {
-		if _, err := unix.Write(sk.sfd, one[:]); err != nil {
+		if _, err := rawSend(sk.sfd, one[:], unix.MSG_DONTWAIT); err != nil {
 			return
 		}
 		sk.tokens++
@@ -174,7 +175,7 @@ func (sk *socket) takeToken(p *progEnd) {
 		return
 	}
 	var b [1]byte
-	if n, _, err := unix.Recvfrom(p.fd, b[:], unix.MSG_DONTWAIT); err == nil && n == 1 {
+	if n, err := rawRecv(p.fd, b[:]); err == nil && n == 1 {
 		sk.tokens--
 	}
 }
@@ -197,7 +198,7 @@ func (sk *socket) accept(c *call, pc **progEnd, flags int) error {
 		p := *pc
 		*pc = nil
 		sk.s.goSafe(func() { sk.waitAccept(c, p, flags) })
-		return answered
+		return errAnswered
 	}
 	conn := sk.pop(*pc)
 	sk.mu.Unlock()
@@ -247,15 +248,7 @@ func (sk *socket) waitAccept(c *call, p *progEnd, flags int) {
 		}
 		changed := sk.changes()
 		sk.mu.Unlock()
-		switch err := c.block(changed, deadline); err {
-		case nil:
-		case errTimeout:
-			c.answer(0, unix.EAGAIN)
-			return
-		case notify.ERESTARTSYS:
-			c.answer(0, notify.ERESTARTSYS)
-			return
-		default:
+		if over, _ := c.endWait(c.block(changed, deadline), unix.EAGAIN); over {
 			return
 		}
 		sk.mu.Lock()
@@ -276,19 +269,18 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 			return err
 		}
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	pfd, sfd, err := rawSocketpair(unix.SOCK_STREAM | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)
 	if err != nil {
 		sk.requeue(conn)
 		return err
 	}
-	pfd, sfd := fds[0], fds[1]
 	defer unix.Close(pfd)
-	var st unix.Stat_t
 	if flags&unix.SOCK_NONBLOCK == 0 {
-		_, err = unix.FcntlInt(uintptr(pfd), unix.F_SETFL, unix.O_RDWR)
+		_, err = rawFcntl(pfd, unix.F_SETFL, unix.O_RDWR)
 	}
+	var ino uint64
 	if err == nil {
-		err = unix.Fstat(pfd, &st)
+		ino, err = rawInode(pfd)
 	}
 	if err != nil {
 		unix.Close(sfd)
@@ -297,11 +289,11 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 	}
 	// Accepted sockets inherit the listener's options, the native ones too.
 	for k, v := range readNativeOpts(p.fd) {
-		unix.SetsockoptString(pfd, k.level, k.name, string(v))
+		rawSetsockopt(pfd, k.level, k.name, v)
 		conn.SetSockOpt(k.level, k.name, v)
 	}
 	nsk := &socket{
-		s: sk.s, ino: st.Ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, bound: true,
+		s: sk.s, ino: ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, bound: true,
 		ep: conn, local: conn.LocalAddr(), peer: peer,
 	}
 	sk.s.register(nsk.ino, nsk)
@@ -310,20 +302,20 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		unix.Close(sfd)
 		sk.requeue(conn)
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}
 	nsk.mu.Lock()
-	ended := nsk.startSplice()
+	spliced := nsk.startSplice()
 	nsk.mu.Unlock()
-	if ended != nil {
-		sk.s.goSafe(ended)
+	if spliced != nil {
+		nsk.watchEnd(spliced)
 	}
 	if sk.s.verbose {
 		sk.s.log.Debug("accept", "pid", c.Pid, "fd", c.fd, "peer", peer, "ino", nsk.ino)
 	}
-	return answered
+	return errAnswered
 }
 
 // stopListening closes the listener (shutdown(2) on a listening socket, as Linux does it:

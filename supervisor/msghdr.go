@@ -73,6 +73,35 @@ func decodeIovecs(b []byte) ([]notify.Segment, int, error) {
 // clamped to it by the kernel, and rejected when they overflow ssize_t.
 const maxRW = 1<<31 - 4096
 
+// readMsghdr reads the struct msghdr at addr.
+func (c *call) readMsghdr(addr uint64) (msghdr, error) {
+	var raw [sizeofMsghdr]byte
+	if err := c.read(addr, raw[:]); err != nil {
+		return msghdr{}, err
+	}
+	return decodeMsghdr(raw[:]), nil
+}
+
+// sendEach runs sendmmsg(2) with send, one struct mmsghdr of the call's vector at a time,
+// writing each one's length back: it returns how many were sent, or the first one's error.
+func (c *call) sendEach(send func(hdr uint64) (int64, error)) (int64, error) {
+	vec, vlen := c.Args[1], min(c.Args[2], maxIovecs)
+	for i := range vlen {
+		hdr := vec + i*sizeofMmsghdr
+		n, err := send(hdr)
+		if err != nil {
+			if i > 0 && err != errAnswered {
+				return int64(i), nil
+			}
+			return 0, err
+		}
+		if err := c.writeUint32(hdr+mmsghdrLenOff, uint32(n)); err != nil {
+			return 0, err
+		}
+	}
+	return int64(vlen), nil
+}
+
 // readIovecs reads the iovec array of a msghdr.
 func (c *call) readIovecs(m *msghdr) ([]notify.Segment, int, error) {
 	if m.iovlen > maxIovecs {
@@ -88,12 +117,56 @@ func (c *call) readIovecs(m *msghdr) ([]notify.Segment, int, error) {
 	return decodeIovecs(b)
 }
 
+// readName reads a sendmsg's destination address (nil if it names none).
+func (c *call) readName(m *msghdr) ([]byte, error) {
+	if m.name == 0 || m.namelen == 0 {
+		return nil, nil
+	}
+	if m.namelen > maxSockaddrLen {
+		return nil, unix.EINVAL
+	}
+	b := make([]byte, m.namelen)
+	if err := c.read(m.name, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
+// readDatagram reads the datagram a sendmsg's iovecs describe: EMSGSIZE beyond what UDP or
+// ICMP can carry, as Linux.
+func (c *call) readDatagram(m *msghdr) ([]byte, error) {
+	segs, size, err := c.readIovecs(m)
+	if err != nil {
+		return nil, err
+	}
+	if size > maxDgram {
+		return nil, unix.EMSGSIZE
+	}
+	return c.gather(segs, size, maxDgram)
+}
+
+// readControl reads a sendmsg's control buffer (nil if it has none); ENOBUFS for one larger
+// than Linux takes.
+func (c *call) readControl(m *msghdr) ([]byte, error) {
+	if m.controllen == 0 {
+		return nil, nil
+	}
+	if m.controllen > maxOptLen {
+		return nil, unix.ENOBUFS
+	}
+	b := make([]byte, m.controllen)
+	if err := c.read(m.control, b); err != nil {
+		return nil, err
+	}
+	return b, nil
+}
+
 // gather reads up to limit bytes of the data the segments describe.
 func (c *call) gather(segs []notify.Segment, total, limit int) ([]byte, error) {
 	b := make([]byte, min(total, limit))
 	if err := notify.ReadMemoryv(c.Pid, segs, b); err != nil {
 		if !c.s.l.Valid(c.ID) {
-			return nil, answered
+			return nil, errAnswered
 		}
 		return nil, unix.EFAULT
 	}
@@ -104,7 +177,7 @@ func (c *call) gather(segs []notify.Segment, total, limit int) ([]byte, error) {
 func (c *call) scatter(segs []notify.Segment, b []byte) error {
 	if err := notify.WriteMemoryv(c.Pid, segs, b); err != nil {
 		if !c.s.l.Valid(c.ID) {
-			return answered
+			return errAnswered
 		}
 		return unix.EFAULT
 	}

@@ -73,7 +73,7 @@ func (c *call) writeWithLen(addr uint64, b []byte, lenp uint64, n uint32) error 
 	segs := [2]notify.Segment{{Addr: addr, Len: len(b)}, {Addr: lenp, Len: 4}}
 	if err := notify.WriteMemoryv(c.Pid, segs[:], out); err != nil {
 		if !c.s.l.Valid(c.ID) {
-			return answered
+			return errAnswered
 		}
 		return unix.EFAULT
 	}
@@ -81,18 +81,18 @@ func (c *call) writeWithLen(addr uint64, b []byte, lenp uint64, n uint32) error 
 }
 
 // read copies the trapped thread's memory; any failure is EFAULT to the program, or ErrGone
-// (answered: nothing to answer) when the call has vanished meanwhile.
+// (errAnswered: nothing to answer) when the call has vanished meanwhile.
 func (c *call) read(addr uint64, b []byte) error {
 	if err := notify.ReadMemory(c.Pid, addr, b); err != nil {
 		c.s.log.Debug("read memory", "pid", c.Pid, "addr", addr, "len", len(b), "err", err)
 		if !c.s.l.Valid(c.ID) {
-			return answered
+			return errAnswered
 		}
 		return unix.EFAULT
 	}
 	// The thread could have died and its id been reused before the read.
 	if !c.s.l.Valid(c.ID) {
-		return answered
+		return errAnswered
 	}
 	return nil
 }
@@ -100,7 +100,7 @@ func (c *call) read(addr uint64, b []byte) error {
 func (c *call) write(addr uint64, b []byte) error {
 	if err := notify.WriteMemory(c.Pid, addr, b); err != nil {
 		if !c.s.l.Valid(c.ID) {
-			return answered
+			return errAnswered
 		}
 		return unix.EFAULT
 	}

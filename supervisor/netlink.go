@@ -10,7 +10,6 @@ import (
 	"golang.org/x/sys/unix"
 
 	"github.com/ztnc/ztnc/netstack"
-	"github.com/ztnc/ztnc/notify"
 )
 
 // An rtnetlink socket (socket(AF_NETLINK, …, NETLINK_ROUTE)) is emulated so that programs
@@ -101,21 +100,9 @@ func (s *Supervisor) socketNetlink(c *call) error {
 	s.register(n.ino, n)
 	s.goSafe(n.fromProgram)
 	s.goSafe(n.fromKernel)
-	cloexec := typ&unix.SOCK_CLOEXEC != 0
-	if target := s.freeDatagramFD(c.Pid); target >= 0 {
-		_, err = s.l.AddFDReturnAt(c.ID, p, target, cloexec)
-	} else {
-		_, err = s.l.AddFDReturn(c.ID, p, cloexec)
-	}
-	if err != nil {
-		// Nothing was installed: S hangs up when our copy of P closes, and fromProgram
-		// releases the socket.
-		if err == notify.ErrGone {
-			return answered
-		}
-		return err
-	}
-	return answered
+	// If nothing is installed, S hangs up when our copy of P closes, and fromProgram releases
+	// the socket.
+	return c.injectDatagramFD(p, typ&unix.SOCK_CLOEXEC != 0)
 }
 
 // release closes the socket once the program's end is gone.
@@ -255,7 +242,7 @@ func (n *netlinkSock) handle(c *call, pc **progEnd) (int64, error) {
 	case unix.SYS_GETPEERNAME:
 		return 0, c.writeSockaddr(c.Args[1], c.Args[2], nlSockaddr(0, 0))
 	case unix.SYS_GETSOCKOPT:
-		return 0, n.getsockopt(c)
+		return 0, c.getsockopt(n.option)
 	case unix.SYS_SETSOCKOPT:
 		return 0, n.setsockopt(c, *pc)
 	case unix.SYS_SENDTO:
@@ -266,11 +253,10 @@ func (n *netlinkSock) handle(c *call, pc **progEnd) (int64, error) {
 		}
 		return n.send(*pc, data)
 	case unix.SYS_SENDMSG:
-		var raw [sizeofMsghdr]byte
-		if err := c.read(c.Args[1], raw[:]); err != nil {
+		m, err := c.readMsghdr(c.Args[1])
+		if err != nil {
 			return 0, err
 		}
-		m := decodeMsghdr(raw[:])
 		segs, size, err := c.readIovecs(&m)
 		if err != nil {
 			return 0, err
@@ -288,7 +274,7 @@ func (n *netlinkSock) handle(c *call, pc **progEnd) (int64, error) {
 		return 0, unix.EOPNOTSUPP
 	}
 	// sendmmsg, recvmmsg, FIONREAD: the kernel runs them on P (without addresses).
-	return 0, continueErr
+	return 0, errContinue
 }
 
 // onKernel runs f on K (os.File.Fd would make K blocking).
@@ -374,11 +360,10 @@ func (n *netlinkSock) recvfrom(c *call, pc **progEnd) (int64, error) {
 func (n *netlinkSock) recvmsg(c *call, pc **progEnd) (int64, error) {
 	addr, flags := c.Args[1], int(int32(c.Args[2]))
 	return c.receiver(pc, blocking(*pc, flags), func(pfd int) (int64, error) {
-		var raw [sizeofMsghdr]byte
-		if err := c.read(addr, raw[:]); err != nil {
+		m, err := c.readMsghdr(addr)
+		if err != nil {
 			return 0, err
 		}
-		m := decodeMsghdr(raw[:])
 		segs, size, err := c.readIovecs(&m)
 		if err != nil {
 			return 0, err
@@ -430,33 +415,22 @@ func readQueued(pfd, size, flags int) ([]byte, int, error) {
 	return buf[:min(total, size)], total, nil
 }
 
-// getsockopt answers what identifies the socket; the rest comes from K.
-func (n *netlinkSock) getsockopt(c *call) error {
-	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
-	var val []byte
+// option answers getsockopt for what identifies the socket; the rest comes from K.
+func (n *netlinkSock) option(level, name int) ([]byte, error) {
 	switch {
 	case level == unix.SOL_SOCKET && name == unix.SO_TYPE:
-		val = intOpt(n.typ)
+		return intOpt(n.typ), nil
 	case level == unix.SOL_SOCKET && name == unix.SO_DOMAIN:
-		val = intOpt(unix.AF_NETLINK)
+		return intOpt(unix.AF_NETLINK), nil
 	case level == unix.SOL_SOCKET && name == unix.SO_PROTOCOL:
-		val = intOpt(unix.NETLINK_ROUTE)
-	default:
-		var v string
-		if err := n.onKernel(func(k int) (err error) {
-			v, err = unix.GetsockoptString(k, level, name)
-			return err
-		}); err != nil {
-			return err
-		}
-		val = []byte(v)
+		return intOpt(unix.NETLINK_ROUTE), nil
 	}
-	n2, err := c.readUint32(c.Args[4])
-	if err != nil {
+	var v string
+	err := n.onKernel(func(k int) (err error) {
+		v, err = unix.GetsockoptString(k, level, name)
 		return err
-	}
-	val = val[:min(len(val), int(n2))]
-	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
+	})
+	return []byte(v), err
 }
 
 // setsockopt sets options on K (netlink's own: memberships, extended acks, strict checks)

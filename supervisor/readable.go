@@ -1,7 +1,6 @@
 package supervisor
 
 import (
-	"fmt"
 	"sync"
 
 	"golang.org/x/sys/unix"
@@ -12,8 +11,7 @@ import (
 // without a thread per waiter: one epoll set, one goroutine. A program with
 // thousands of threads blocked in such calls costs timers and channels, not OS threads.
 type readable struct {
-	epfd int
-	wake int // eventfd: stops the loop
+	set epollSet
 
 	mu      sync.Mutex
 	waiters map[uint64]chan struct{}
@@ -21,24 +19,12 @@ type readable struct {
 }
 
 func newReadable(s *Supervisor) (*readable, error) {
-	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+	set, err := newEpollSet()
 	if err != nil {
-		return nil, fmt.Errorf("epoll: %w", err)
-	}
-	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
-	if err != nil {
-		unix.Close(epfd)
-		return nil, fmt.Errorf("eventfd: %w", err)
-	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN}
-	setEventData(&ev, wakeData)
-	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
-		unix.Close(epfd)
-		unix.Close(wake)
 		return nil, err
 	}
-	r := &readable{epfd: epfd, wake: wake, waiters: map[uint64]chan struct{}{}}
-	s.goSafe(func() { r.loop(s) })
+	r := &readable{set: set, waiters: map[uint64]chan struct{}{}}
+	s.goSafe(func() { set.loop(s, r.ready) })
 	return r, nil
 }
 
@@ -52,49 +38,28 @@ func (r *readable) watch(fd int, events uint32) (<-chan struct{}, func(), error)
 	key := r.next
 	r.waiters[key] = ch
 	r.mu.Unlock()
-	ev := unix.EpollEvent{Events: events | unix.EPOLLONESHOT}
-	setEventData(&ev, key)
-	if err := unix.EpollCtl(r.epfd, unix.EPOLL_CTL_ADD, fd, &ev); err != nil {
+	if err := r.set.add(fd, events|unix.EPOLLONESHOT, key); err != nil {
 		r.mu.Lock()
 		delete(r.waiters, key)
 		r.mu.Unlock()
 		return nil, nil, err
 	}
 	return ch, func() {
-		unix.EpollCtl(r.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+		r.set.remove(fd)
 		r.mu.Lock()
 		delete(r.waiters, key)
 		r.mu.Unlock()
 	}, nil
 }
 
-func (r *readable) loop(s *Supervisor) {
-	evs := make([]unix.EpollEvent, 64)
-	for {
-		n, err := unix.EpollWait(r.epfd, evs, -1)
-		if err == unix.EINTR {
-			continue
-		}
-		if err != nil {
-			s.fail(fmt.Errorf("epoll_wait: %w", err))
-			return
-		}
-		for _, ev := range evs[:n] {
-			key := eventData(&ev)
-			if key == wakeData {
-				return
-			}
-			r.mu.Lock()
-			if ch, ok := r.waiters[key]; ok {
-				close(ch)
-				delete(r.waiters, key)
-			}
-			r.mu.Unlock()
-		}
+// ready wakes the waiter with key.
+func (r *readable) ready(key uint64) {
+	r.mu.Lock()
+	if ch, ok := r.waiters[key]; ok {
+		close(ch)
+		delete(r.waiters, key)
 	}
+	r.mu.Unlock()
 }
 
-func (r *readable) close() {
-	var one = [8]byte{1}
-	unix.Write(r.wake, one[:])
-}
+func (r *readable) close() { r.set.close() }

@@ -83,7 +83,7 @@ func (p *progEnd) close() {
 }
 
 func (p *progEnd) nonblocking() bool {
-	fl, err := unix.FcntlInt(uintptr(p.fd), unix.F_GETFL, 0)
+	fl, err := rawFcntl(p.fd, unix.F_GETFL, 0)
 	return err == nil && fl&unix.O_NONBLOCK != 0
 }
 
@@ -107,10 +107,10 @@ var junkBuf [4608]byte
 
 // closeProgEnd makes P unwritable (see socket) and returns the number of junk bytes in S.
 func closeProgEnd(p int) (int, error) {
-	if err := unix.SetsockoptInt(p, unix.SOL_SOCKET, unix.SO_SNDBUF, 1); err != nil {
+	if err := rawSetsockoptInt(p, unix.SOL_SOCKET, unix.SO_SNDBUF, 1); err != nil {
 		return 0, err
 	}
-	return unix.SendmsgN(p, junkBuf[:], nil, nil, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL)
+	return rawSend(p, junkBuf[:], unix.MSG_DONTWAIT)
 }
 
 // openProgEnd restores P's send buffer (p is a copy of P) and drains the junk from S.
@@ -118,12 +118,12 @@ func (sk *socket) openProgEnd(p int) error {
 	if sk.junk == 0 {
 		return nil
 	}
-	if err := unix.SetsockoptInt(p, unix.SOL_SOCKET, unix.SO_SNDBUF, defaultSndbuf()/2); err != nil {
+	if err := rawSetsockoptInt(p, unix.SOL_SOCKET, unix.SO_SNDBUF, defaultSndbuf()/2); err != nil {
 		return err
 	}
 	var buf [len(junkBuf)]byte
 	for sk.junk > 0 {
-		n, err := unix.Read(sk.sfd, buf[:min(sk.junk, len(buf))])
+		n, err := rawRecv(sk.sfd, buf[:min(sk.junk, len(buf))])
 		if err == unix.EINTR {
 			continue
 		}
@@ -163,38 +163,37 @@ func (s *Supervisor) socket(c *call) error {
 	if _, err := s.l.AddFDReturn(c.ID, p, typ&unix.SOCK_CLOEXEC != 0); err != nil {
 		// Nothing was installed. The socketpair goes when p closes (hang-up on S).
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}
 	if s.verbose {
 		s.log.Debug("socket", "pid", c.Pid, "ino", sk.ino, "v6", sk.v6)
 	}
-	return answered
+	return errAnswered
 }
 
 // newSocket makes the socketpair of a new socket, P closed (see socket), and starts tracking
 // it. The caller injects P and closes its copy.
 func (s *Supervisor) newSocket(v6, nonblocking bool) (*socket, int, error) {
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	p, sfd, err := rawSocketpair(unix.SOCK_STREAM | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)
 	if err != nil {
 		return nil, -1, err
 	}
-	p, sfd := fds[0], fds[1]
 	junk, err := closeProgEnd(p)
 	if err == nil && !nonblocking {
-		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
+		_, err = rawFcntl(p, unix.F_SETFL, unix.O_RDWR)
 	}
-	var st unix.Stat_t
+	var ino uint64
 	if err == nil {
-		err = unix.Fstat(p, &st)
+		ino, err = rawInode(p)
 	}
 	if err != nil {
 		unix.Close(p)
 		unix.Close(sfd)
 		return nil, -1, err
 	}
-	sk := &socket{s: s, ino: st.Ino, v6: v6, sfd: sfd, junk: junk}
+	sk := &socket{s: s, ino: ino, v6: v6, sfd: sfd, junk: junk}
 	s.register(sk.ino, sk)
 	if err := s.hup.watch(sfd, sk.ino); err != nil {
 		s.unregister(sk.ino, sk)

@@ -21,7 +21,7 @@ var nativeOpts = [...]optKey{{unix.SOL_SOCKET, unix.SO_KEEPALIVE}}
 func readNativeOpts(p int) map[optKey][]byte {
 	var out map[optKey][]byte
 	for _, k := range nativeOpts {
-		if v, err := unix.GetsockoptInt(p, k.level, k.name); err == nil && v != 0 {
+		if v, err := rawGetsockoptInt(p, k.level, k.name); err == nil && v != 0 {
 			if out == nil {
 				out = make(map[optKey][]byte, len(nativeOpts))
 			}
@@ -45,7 +45,7 @@ func withNativeOpts(opts map[optKey][]byte, p int) map[optKey][]byte {
 // copyNativeOpts sets P's native options (from) on another program end (to).
 func copyNativeOpts(from, to int) {
 	for k, v := range readNativeOpts(from) {
-		unix.SetsockoptString(to, k.level, k.name, string(v))
+		rawSetsockopt(to, k.level, k.name, v)
 	}
 }
 
@@ -69,30 +69,16 @@ func isNativeOpt(c *call) bool {
 func (c *call) nativeOpt() error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
 	if c.Nr == unix.SYS_SETSOCKOPT {
-		n := int(int32(c.Args[4]))
-		if n < 0 {
-			return unix.EINVAL
-		}
-		val := make([]byte, min(n, maxOptLen))
-		if err := c.read(c.Args[3], val); err != nil {
+		val, err := c.optval()
+		if err != nil {
 			return err
 		}
-		return unix.SetsockoptString(c.end.fd, level, name, string(val))
+		return rawSetsockopt(c.end.fd, level, name, val)
 	}
-	n, err := c.readUint32(c.Args[4])
-	if err != nil {
-		return err
-	}
-	if int32(n) < 0 {
-		return unix.EINVAL
-	}
-	v, err := unix.GetsockoptInt(c.end.fd, level, name)
-	if err != nil {
-		return err
-	}
-	val := intOpt(v)
-	val = val[:min(int(n), len(val))]
-	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
+	return c.getsockopt(func(level, name int) ([]byte, error) {
+		v, err := rawGetsockoptInt(c.end.fd, level, name)
+		return intOpt(v), err
+	})
 }
 
 // maxOptLen bounds the option values read from a program (Linux's largest socket options are
@@ -105,8 +91,22 @@ func intOpt(v int) []byte {
 	return b
 }
 
-// getsockopt emulates getsockopt(2).
-func (sk *socket) getsockopt(c *call) error {
+// optval reads setsockopt(2)'s value (the first maxOptLen bytes of it).
+func (c *call) optval() ([]byte, error) {
+	n := int(int32(c.Args[4]))
+	if n < 0 {
+		return nil, unix.EINVAL
+	}
+	val := make([]byte, min(n, maxOptLen))
+	if err := c.read(c.Args[3], val); err != nil {
+		return nil, err
+	}
+	return val, nil
+}
+
+// getsockopt answers getsockopt(2) with the value option gives for its level and name:
+// the value, truncated to the program's length, and the length written back.
+func (c *call) getsockopt(option func(level, name int) ([]byte, error)) error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
 	n, err := c.readUint32(c.Args[4])
 	if err != nil {
@@ -115,7 +115,7 @@ func (sk *socket) getsockopt(c *call) error {
 	if int32(n) < 0 {
 		return unix.EINVAL
 	}
-	val, err := sk.option(level, name)
+	val, err := option(level, name)
 	if err != nil {
 		return err
 	}
@@ -123,6 +123,8 @@ func (sk *socket) getsockopt(c *call) error {
 	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
 }
 
+// option answers getsockopt(2) on a stream socket: what identifies it and SO_ERROR, else the
+// endpoint's value, or one remembered.
 func (sk *socket) option(level, name int) ([]byte, error) {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
@@ -173,18 +175,14 @@ func (sk *socket) option(level, name int) ([]byte, error) {
 // set on P, where reads and writes happen.
 func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
-	n := int(int32(c.Args[4]))
-	if n < 0 {
-		return unix.EINVAL
-	}
-	val := make([]byte, min(n, maxOptLen))
-	if err := c.read(c.Args[3], val); err != nil {
+	val, err := c.optval()
+	if err != nil {
 		return err
 	}
 	if level == unix.SOL_SOCKET {
 		switch name {
 		case unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW, unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW, unix.SO_RCVLOWAT:
-			if err := unix.SetsockoptString(p.fd, level, name, string(val)); err != nil {
+			if err := rawSetsockopt(p.fd, level, name, val); err != nil {
 				return err
 			}
 		}
@@ -197,7 +195,7 @@ func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	if err := sk.ensureEndpoint(); err != nil {
 		return err
 	}
-	err := sk.ep.SetSockOpt(level, name, val)
+	err = sk.ep.SetSockOpt(level, name, val)
 	if err != nil && err != unix.ENOPROTOOPT {
 		return err
 	}
@@ -219,7 +217,7 @@ func (sk *socket) shutdown(c *call, p *progEnd) error {
 	defer sk.mu.Unlock()
 	switch sk.state {
 	case stConnected, stEnded:
-		return continueErr
+		return errContinue
 	case stListening:
 		if how != unix.SHUT_WR {
 			sk.stopListening(p)

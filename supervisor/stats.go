@@ -47,8 +47,8 @@ func (st *stats) record(nr int32, err error, start time.Time) {
 		st.calls[nr].Add(1)
 	}
 	switch {
-	case err == nil, err == answered:
-	case err == continueErr:
+	case err == nil, err == errAnswered:
+	case err == errContinue:
 		st.continued.Add(1)
 	default:
 		var errno unix.Errno

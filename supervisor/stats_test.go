@@ -20,8 +20,8 @@ func TestStatsRecord(t *testing.T) {
 		{unix.SYS_CONNECT, nil},
 		{unix.SYS_CONNECT, unix.ECONNREFUSED},
 		{unix.SYS_BIND, errors.Join(unix.EADDRINUSE)},
-		{unix.SYS_GETSOCKOPT, continueErr},
-		{unix.SYS_ACCEPT4, answered},
+		{unix.SYS_GETSOCKOPT, errContinue},
+		{unix.SYS_ACCEPT4, errAnswered},
 		{unix.SYS_SHUTDOWN, errors.New("not an errno")},
 		{100000, nil}, // out of the table: timed, not named
 	} {

@@ -156,15 +156,17 @@ func (s *Supervisor) Close() {
 }
 
 // goSafe runs f on its own goroutine; a panic there is a supervisor failure.
-func (s *Supervisor) goSafe(f func()) {
-	go func() {
-		defer func() {
-			if r := recover(); r != nil {
-				s.fail(fmt.Errorf("supervisor panic: %v\n%s", r, debug.Stack()))
-			}
-		}()
-		f()
+func (s *Supervisor) goSafe(f func()) { go s.guard(f) }
+
+// guard runs f; a panic there is a supervisor failure. For the supervisor's code that runs on
+// other goroutines (its own, or the stack's callbacks).
+func (s *Supervisor) guard(f func()) {
+	defer func() {
+		if r := recover(); r != nil {
+			s.fail(fmt.Errorf("supervisor panic: %v\n%s", r, debug.Stack()))
+		}
 	}()
+	f()
 }
 
 func (s *Supervisor) fail(err error) {
@@ -179,11 +181,11 @@ type call struct {
 	end *progEnd // the copy of the program's end the call was looked up by; closed once answered
 }
 
-// continueErr marks a call that is not ours: the kernel runs it.
-var continueErr = errors.New("continue")
+// errContinue marks a call that is not ours: the kernel runs it.
+var errContinue = errors.New("continue")
 
-// answered marks a call a handler has answered itself (or handed to a goroutine that will).
-var answered = errors.New("answered")
+// errAnswered marks a call a handler has answered itself (or handed to a goroutine that will).
+var errAnswered = errors.New("answered")
 
 func (s *Supervisor) dispatch(c *call) {
 	start := time.Now()
@@ -209,9 +211,9 @@ func (c *call) answer(val int64, err error) error {
 	case err == nil:
 		c.debug("0")
 		serr = c.s.l.Return(c.ID, val)
-	case err == answered:
+	case err == errAnswered:
 		return nil
-	case err == continueErr:
+	case err == errContinue:
 		serr = c.s.l.Continue(c.ID)
 	default:
 		var errno unix.Errno
@@ -245,13 +247,13 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 		if err == nil && s.policy.Isolate {
 			return s.isolatedCall(c)
 		}
-		return 0, continueErr
+		return 0, errContinue
 	}
 	c.end = pc // handlers take it over by setting c.end to nil
 	if !readsFirst(e, c.Nr) && !s.l.Valid(c.ID) {
 		// The thread died and its id may already name another thread, whose fd we just
 		// looked at: do nothing.
-		return 0, answered
+		return 0, errAnswered
 	}
 	if isNativeOpt(c) {
 		return 0, c.nativeOpt()
@@ -264,7 +266,7 @@ func (s *Supervisor) onSocket(c *call) (int64, error) {
 	case *netlinkSock:
 		return sk.handle(c, &c.end)
 	}
-	return 0, continueErr
+	return 0, errContinue
 }
 
 // readsFirst reports whether e's handler of call nr reads the program's memory (and then checks
@@ -300,7 +302,7 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 	case unix.SYS_GETPEERNAME:
 		return sk.getpeername(c)
 	case unix.SYS_GETSOCKOPT:
-		return sk.getsockopt(c)
+		return c.getsockopt(sk.option)
 	case unix.SYS_SETSOCKOPT:
 		return sk.setsockopt(c, *pc)
 	case unix.SYS_SHUTDOWN:
@@ -308,7 +310,7 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 	}
 	// Data calls with addresses (sendto/recvfrom with an address, the msg calls and ioctl on
 	// an fd in the datagram range): the kernel runs them on the socketpair.
-	return continueErr
+	return errContinue
 }
 
 // emulated is a socket the supervisor emulates: a stream *socket or a *dgram.

@@ -39,7 +39,7 @@ func (c *call) swapFD(nf int, ino uint64) error {
 	}
 	if err := c.s.l.AddFDAt(c.ID, nf, c.fd, cloexec); err != nil {
 		if err == notify.ErrGone {
-			return answered
+			return errAnswered
 		}
 		return err
 	}

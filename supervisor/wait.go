@@ -45,6 +45,24 @@ func (c *call) block(changed <-chan struct{}, deadline time.Time) error {
 	}
 }
 
+// endWait decides after a blocking call's wait (block, waitFD). When the wait saw what it
+// waited for (nil) the caller looks again: over is false. Otherwise the call is over: answered
+// with onTimeout after SO_RCVTIMEO/SO_SNDTIMEO (told reports that the program got it), with
+// ERESTARTSYS for a pending signal, with the error when the wait could not start, and not at
+// all when the call has gone.
+func (c *call) endWait(err error, onTimeout unix.Errno) (over, told bool) {
+	switch err {
+	case nil:
+		return false, false
+	case notify.ErrGone:
+	case errTimeout:
+		told = c.answer(0, onTimeout) == nil
+	default:
+		c.answer(0, err) // ERESTARTSYS, or an errno of the wait's set-up
+	}
+	return true, told
+}
+
 // waitFD waits on behalf of the trapped call until fd (a copy of the program's end) is
 // readable, with block's results.
 func (c *call) waitFD(fd int, deadline time.Time) error {
