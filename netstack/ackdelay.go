@@ -87,7 +87,7 @@ func parseTCP(frame []byte) (info tcpInfo, ok bool) {
 		seg = p[ip.HeaderLength():ip.TotalLength()]
 	case uint16(header.IPv6ProtocolNumber):
 		ip := header.IPv6(p)
-		if len(p) < header.IPv6MinimumSize || ip.TransportProtocol() != header.TCPProtocolNumber ||
+		if len(p) < header.IPv6MinimumSize || ip.NextHeader() != uint8(header.TCPProtocolNumber) ||
 			header.IPv6MinimumSize+int(ip.PayloadLength()) > len(p) {
 			return info, false
 		}

@@ -123,7 +123,7 @@ func segment(fb *frameBuffer, hdr []byte, payload [][]byte, gso stack.GSO) bool 
 		}
 		ip := header.IPv6(hdr[ethHeaderLen:])
 		ipLen = header.IPv6MinimumSize
-		if ip.TransportProtocol() != header.TCPProtocolNumber {
+		if tcpip.TransportProtocolNumber(ip.NextHeader()) != header.TCPProtocolNumber {
 			return false // extension headers: gVisor's TCP adds none
 		}
 		src, dst = ip.SourceAddress(), ip.DestinationAddress()
@@ -219,7 +219,7 @@ func validChecksums(p []byte, proto tcpip.NetworkProtocolNumber) bool {
 		if !ip.IsValid(len(p)) {
 			return false
 		}
-		src, dst, transport = ip.SourceAddress(), ip.DestinationAddress(), ip.TransportProtocol()
+		src, dst, transport = ip.SourceAddress(), ip.DestinationAddress(), tcpip.TransportProtocolNumber(ip.NextHeader())
 		seg = p[header.IPv6MinimumSize : header.IPv6MinimumSize+int(ip.PayloadLength())]
 	default:
 		return true
