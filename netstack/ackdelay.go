@@ -43,7 +43,7 @@ type ackFlow struct {
 }
 
 type ackDelayer struct {
-	send func(frame []byte) // transmits a frame that was held
+	send func(frames [][]byte) // transmits frames that were held, together
 
 	mu      sync.Mutex
 	flows   map[flowKey]*ackFlow
@@ -53,7 +53,7 @@ type ackDelayer struct {
 	mss     int
 }
 
-func newAckDelayer(send func([]byte), mtu int) *ackDelayer {
+func newAckDelayer(send func([][]byte), mtu int) *ackDelayer {
 	d := &ackDelayer{send: send, flows: map[flowKey]*ackFlow{}, mss: mtu - header.IPv6MinimumSize - header.TCPMinimumSize}
 	d.timer = time.AfterFunc(time.Hour, d.expire)
 	d.timer.Stop()
@@ -220,8 +220,8 @@ func (d *ackDelayer) expire() {
 		d.timer.Reset(d.holding[0].due.Sub(now))
 	}
 	d.mu.Unlock()
-	for _, frame := range due {
-		d.send(frame)
+	if len(due) > 0 {
+		d.send(due) // one system call for the ACKs of every connection that are due
 	}
 }
 
@@ -247,7 +247,7 @@ func (d *ackDelayer) stop() {
 	clear(d.flows)
 	d.holding = nil
 	d.mu.Unlock()
-	for _, frame := range held {
-		d.send(frame)
+	if len(held) > 0 {
+		d.send(held)
 	}
 }

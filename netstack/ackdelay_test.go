@@ -24,9 +24,9 @@ func tcpFrame(seq, ack uint32, flags header.TCPFlags, opts []byte, payload int) 
 func TestAckDelayer(t *testing.T) {
 	var mu sync.Mutex
 	var late [][]byte
-	d := newAckDelayer(func(f []byte) {
+	d := newAckDelayer(func(f [][]byte) {
 		mu.Lock()
-		late = append(late, f)
+		late = append(late, f...)
 		mu.Unlock()
 	}, 2800)
 	defer d.stop()
