@@ -43,7 +43,8 @@ type ackFlow struct {
 }
 
 type ackDelayer struct {
-	send func(frames [][]byte) // transmits frames that were held, together
+	send  func(frames [][]byte) // transmits frames that were held, together
+	stats *counters
 
 	mu      sync.Mutex
 	flows   map[flowKey]*ackFlow
@@ -53,8 +54,8 @@ type ackDelayer struct {
 	mss     int
 }
 
-func newAckDelayer(send func([][]byte), mtu int) *ackDelayer {
-	d := &ackDelayer{send: send, flows: map[flowKey]*ackFlow{}, mss: mtu - header.IPv6MinimumSize - header.TCPMinimumSize}
+func newAckDelayer(send func([][]byte), stats *counters, mtu int) *ackDelayer {
+	d := &ackDelayer{send: send, stats: stats, flows: map[flowKey]*ackFlow{}, mss: mtu - header.IPv6MinimumSize - header.TCPMinimumSize}
 	d.timer = time.AfterFunc(time.Hour, d.expire)
 	d.timer.Stop()
 	return d
@@ -167,6 +168,9 @@ func (d *ackDelayer) admit(frame []byte) bool {
 	// Anything else goes now, and acknowledges at least what a held ACK would (the stack's
 	// acknowledgment number never goes back). After FIN or RST the connection is forgotten:
 	// what it still sends goes at once.
+	if f.holding {
+		d.stats.acksMerged.Add(1)
+	}
 	f.holding = false
 	if seqAfterOrEqual(info.ack, f.lastAck) {
 		f.lastAck = info.ack
@@ -221,6 +225,7 @@ func (d *ackDelayer) expire() {
 	}
 	d.mu.Unlock()
 	if len(due) > 0 {
+		d.stats.acksExpired.Add(uint64(len(due)))
 		d.send(due) // one system call for the ACKs of every connection that are due
 	}
 }

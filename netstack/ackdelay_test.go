@@ -24,11 +24,12 @@ func tcpFrame(seq, ack uint32, flags header.TCPFlags, opts []byte, payload int) 
 func TestAckDelayer(t *testing.T) {
 	var mu sync.Mutex
 	var late [][]byte
+	stats := new(counters)
 	d := newAckDelayer(func(f [][]byte) {
 		mu.Lock()
 		late = append(late, f...)
 		mu.Unlock()
-	}, 2800)
+	}, stats, 2800)
 	defer d.stop()
 	sentLate := func() int {
 		mu.Lock()
@@ -60,6 +61,9 @@ func TestAckDelayer(t *testing.T) {
 	if n := sentLate(); n != 0 {
 		t.Fatalf("%d frames sent late before the delay", n)
 	}
+	if n := stats.acksMerged.Load(); n != 1 {
+		t.Errorf("%d held ACKs counted as carried by a segment, want 1 (the response)", n)
+	}
 	deadline := time.Now().Add(time.Second)
 	for sentLate() == 0 && time.Now().Before(deadline) {
 		time.Sleep(time.Millisecond)
@@ -69,6 +73,9 @@ func TestAckDelayer(t *testing.T) {
 	}
 	if got := header.TCP(late[0][ethHeaderLen+header.IPv4MinimumSize:]).AckNumber(); got != 1200+2*2800+20 {
 		t.Errorf("held ACK acknowledges %d", got)
+	}
+	if n := stats.acksExpired.Load(); n != 1 {
+		t.Errorf("%d held ACKs counted as expired, want 1", n)
 	}
 	// After a FIN the connection is forgotten: its last ACK goes at once.
 	d.admit(tcpFrame(601, 1200+2*2800+20, ack|header.TCPFlagFin, nil, 0))

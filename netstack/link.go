@@ -77,7 +77,7 @@ func newLink(port Port, stats *counters) *link {
 	l.batch, _ = port.(BatchPort)
 	l.burst, _ = port.(BurstPort)
 	l.mtu.Store(uint32(port.MTU()))
-	l.acks = newAckDelayer(l.writeFrames, port.MTU())
+	l.acks = newAckDelayer(l.writeFrames, stats, port.MTU())
 	empty := map[[6]byte]struct{}{}
 	l.groups.Store(&empty)
 	if l.burst != nil {
