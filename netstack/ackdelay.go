@@ -19,6 +19,8 @@ import (
 // that acknowledge two full segments or more (bulk transfers keep their ACK clock; with GRO
 // one ACK covers a burst), duplicate ACKs and window updates (no new data acknowledged),
 // ACKs carrying SACK blocks, the first of a connection, and anything with flags besides ACK.
+// A pure ACK older than what the connection already sent is dropped: it would tell the peer
+// nothing.
 
 // ackDelay is how long a pure ACK waits for a segment of the connection to ride on (up to
 // twice that when the connection's ACK was released and held again meanwhile). Linux waits up
@@ -37,6 +39,7 @@ type flowKey struct {
 
 type ackFlow struct {
 	lastAck uint32 // acknowledgment number of the last segment sent
+	acked   bool   // lastAck is one: a segment with the ACK flag was sent (a SYN has none)
 	holding bool   // held is a pure ACK frame waiting until due
 	held    []byte
 	due     time.Time
@@ -65,6 +68,7 @@ func newAckDelayer(send func([][]byte), stats *counters, mtu int) *ackDelayer {
 type tcpInfo struct {
 	key     flowKey
 	ack     uint32
+	acks    bool // the ACK flag is set: ack is an acknowledgment number
 	pureAck bool // flags exactly ACK, no payload, no SACK blocks
 	last    bool // FIN or RST: the connection ends (its last ACKs go at once)
 }
@@ -107,6 +111,7 @@ func parseTCP(frame []byte) (info tcpInfo, ok bool) {
 	}
 	info.key.ports = binary.BigEndian.Uint32(seg[0:4])
 	info.ack = tcp.AckNumber()
+	info.acks = tcp.Flags()&header.TCPFlagAck != 0
 	info.pureAck = tcp.Flags() == header.TCPFlagAck && off == len(seg) && !hasSACK(seg[header.TCPMinimumSize:off])
 	info.last = tcp.Flags()&(header.TCPFlagFin|header.TCPFlagRst) != 0
 	return info, true
@@ -149,10 +154,28 @@ func (d *ackDelayer) admit(frame []byte) bool {
 		if len(d.flows) >= maxAckFlows {
 			d.forgetIdle()
 		}
-		d.flows[info.key] = &ackFlow{lastAck: info.ack}
+		d.flows[info.key] = &ackFlow{lastAck: info.ack, acked: info.acks}
+		return true
+	}
+	if !f.acked {
+		// Only a SYN went before: this is the connection's first acknowledgment.
+		if info.acks {
+			f.lastAck, f.acked = info.ack, true
+		}
+		if info.last {
+			delete(d.flows, info.key)
+		}
 		return true
 	}
 	newly := info.ack - f.lastAck // modulo 2^32, as sequence numbers
+	if info.pureAck && newly >= 1<<31 {
+		// Older than a segment already sent: the stack's goroutines raced (its processor
+		// made this ACK, then a sender's segment acknowledging more left first). The peer
+		// would ignore it (an ACK below its send window's left edge updates nothing: RFC 9293
+		// 3.10.7.4), so it is not sent at all. It carries no SACK blocks (pureAck).
+		d.stats.acksMerged.Add(1)
+		return false
+	}
 	if info.pureAck && newly > 0 && newly < 1<<31 && int(newly) < 2*d.mss {
 		if !f.holding {
 			f.holding, f.due = true, time.Now().Add(ackDelay)
@@ -172,7 +195,7 @@ func (d *ackDelayer) admit(frame []byte) bool {
 		d.stats.acksMerged.Add(1)
 	}
 	f.holding = false
-	if seqAfterOrEqual(info.ack, f.lastAck) {
+	if info.acks && seqAfterOrEqual(info.ack, f.lastAck) {
 		f.lastAck = info.ack
 	}
 	if info.last {

@@ -24,7 +24,8 @@ type Counters struct {
 	DropDatagramSend, DropDatagramRecv uint64
 
 	// Pure ACKs the link held back (see ackdelay.go): AcksMerged were made redundant by a
-	// segment of their connection within the delay, AcksExpired left when it ran out.
+	// segment of their connection (sent within the delay, or before them), AcksExpired left
+	// when the delay ran out.
 	AcksMerged, AcksExpired uint64
 
 	// From the TCP layer.
