@@ -69,6 +69,7 @@ type tcpInfo struct {
 	key     flowKey
 	ack     uint32
 	acks    bool // the ACK flag is set: ack is an acknowledgment number
+	syn     bool // SYN: a connection (re)starts on these addresses and ports
 	pureAck bool // flags exactly ACK, no payload, no SACK blocks
 	last    bool // FIN or RST: the connection ends (its last ACKs go at once)
 }
@@ -112,6 +113,7 @@ func parseTCP(frame []byte) (info tcpInfo, ok bool) {
 	info.key.ports = binary.BigEndian.Uint32(seg[0:4])
 	info.ack = tcp.AckNumber()
 	info.acks = tcp.Flags()&header.TCPFlagAck != 0
+	info.syn = tcp.Flags()&header.TCPFlagSyn != 0
 	info.pureAck = tcp.Flags() == header.TCPFlagAck && off == len(seg) && !hasSACK(seg[header.TCPMinimumSize:off])
 	info.last = tcp.Flags()&(header.TCPFlagFin|header.TCPFlagRst) != 0
 	return info, true
@@ -147,6 +149,13 @@ func (d *ackDelayer) admit(frame []byte) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	f := d.flows[info.key]
+	if f != nil && info.syn {
+		// A new connection on the addresses and ports of one that ended (its entry outlived
+		// it: the last ACK after both FINs): nothing of the old one counts.
+		f.holding, f.held = false, nil
+		f.lastAck, f.acked = info.ack, info.acks
+		return true
+	}
 	if f == nil {
 		if info.last {
 			return true

@@ -100,6 +100,17 @@ func TestAckDelayer(t *testing.T) {
 			t.Errorf("%s: sent now %v, want %v", s.name, got, s.now)
 		}
 	}
+	// A new connection on the same ports (the old one's entry outlived it): its SYN starts
+	// afresh, and its handshake ACK goes however its number compares with the old ones.
+	for _, s := range []ackStep{
+		{"SYN of a new connection on the same ports", tcpFrame(100, 0, syn, nil, 0), true},
+		{"its handshake ACK", tcpFrame(101, 0x50000000, ack, nil, 0), true}, // "before" the old ones
+	} {
+		s.frame[ethHeaderLen+header.IPv4MinimumSize+1] = 81
+		if got := d.admit(s.frame); got != s.now {
+			t.Errorf("%s: sent now %v, want %v", s.name, got, s.now)
+		}
+	}
 	// After a FIN the connection is forgotten: its last ACK goes at once.
 	d.admit(tcpFrame(601, 1200+2*2800+20, ack|header.TCPFlagFin, nil, 0))
 	if !d.admit(tcpFrame(602, 1200+2*2800+21, ack, nil, 0)) {
