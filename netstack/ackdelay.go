@@ -19,6 +19,8 @@ import (
 // that acknowledge two full segments or more (bulk transfers keep their ACK clock; with GRO
 // one ACK covers a burst), duplicate ACKs and window updates (no new data acknowledged),
 // ACKs carrying SACK blocks, the first of a connection, and anything with flags besides ACK.
+// A pure ACK older than what the connection already sent is dropped: it would tell the peer
+// nothing.
 
 // ackDelay is how long a pure ACK waits for a segment of the connection to ride on (up to
 // twice that when the connection's ACK was released and held again meanwhile). Linux waits up
@@ -37,13 +39,15 @@ type flowKey struct {
 
 type ackFlow struct {
 	lastAck uint32 // acknowledgment number of the last segment sent
+	acked   bool   // lastAck is one: a segment with the ACK flag was sent (a SYN has none)
 	holding bool   // held is a pure ACK frame waiting until due
 	held    []byte
 	due     time.Time
 }
 
 type ackDelayer struct {
-	send func(frame []byte) // transmits a frame that was held
+	send  func(frames [][]byte) // transmits frames that were held, together
+	stats *counters
 
 	mu      sync.Mutex
 	flows   map[flowKey]*ackFlow
@@ -53,8 +57,8 @@ type ackDelayer struct {
 	mss     int
 }
 
-func newAckDelayer(send func([]byte), mtu int) *ackDelayer {
-	d := &ackDelayer{send: send, flows: map[flowKey]*ackFlow{}, mss: mtu - header.IPv6MinimumSize - header.TCPMinimumSize}
+func newAckDelayer(send func([][]byte), stats *counters, mtu int) *ackDelayer {
+	d := &ackDelayer{send: send, stats: stats, flows: map[flowKey]*ackFlow{}, mss: mtu - header.IPv6MinimumSize - header.TCPMinimumSize}
 	d.timer = time.AfterFunc(time.Hour, d.expire)
 	d.timer.Stop()
 	return d
@@ -64,6 +68,8 @@ func newAckDelayer(send func([]byte), mtu int) *ackDelayer {
 type tcpInfo struct {
 	key     flowKey
 	ack     uint32
+	acks    bool // the ACK flag is set: ack is an acknowledgment number
+	syn     bool // SYN: a connection (re)starts on these addresses and ports
 	pureAck bool // flags exactly ACK, no payload, no SACK blocks
 	last    bool // FIN or RST: the connection ends (its last ACKs go at once)
 }
@@ -87,7 +93,7 @@ func parseTCP(frame []byte) (info tcpInfo, ok bool) {
 		seg = p[ip.HeaderLength():ip.TotalLength()]
 	case uint16(header.IPv6ProtocolNumber):
 		ip := header.IPv6(p)
-		if len(p) < header.IPv6MinimumSize || ip.TransportProtocol() != header.TCPProtocolNumber ||
+		if len(p) < header.IPv6MinimumSize || ip.NextHeader() != uint8(header.TCPProtocolNumber) ||
 			header.IPv6MinimumSize+int(ip.PayloadLength()) > len(p) {
 			return info, false
 		}
@@ -106,6 +112,8 @@ func parseTCP(frame []byte) (info tcpInfo, ok bool) {
 	}
 	info.key.ports = binary.BigEndian.Uint32(seg[0:4])
 	info.ack = tcp.AckNumber()
+	info.acks = tcp.Flags()&header.TCPFlagAck != 0
+	info.syn = tcp.Flags()&header.TCPFlagSyn != 0
 	info.pureAck = tcp.Flags() == header.TCPFlagAck && off == len(seg) && !hasSACK(seg[header.TCPMinimumSize:off])
 	info.last = tcp.Flags()&(header.TCPFlagFin|header.TCPFlagRst) != 0
 	return info, true
@@ -141,6 +149,13 @@ func (d *ackDelayer) admit(frame []byte) bool {
 	d.mu.Lock()
 	defer d.mu.Unlock()
 	f := d.flows[info.key]
+	if f != nil && info.syn {
+		// A new connection on the addresses and ports of one that ended (its entry outlived
+		// it: the last ACK after both FINs): nothing of the old one counts.
+		f.holding, f.held = false, nil
+		f.lastAck, f.acked = info.ack, info.acks
+		return true
+	}
 	if f == nil {
 		if info.last {
 			return true
@@ -148,10 +163,28 @@ func (d *ackDelayer) admit(frame []byte) bool {
 		if len(d.flows) >= maxAckFlows {
 			d.forgetIdle()
 		}
-		d.flows[info.key] = &ackFlow{lastAck: info.ack}
+		d.flows[info.key] = &ackFlow{lastAck: info.ack, acked: info.acks}
+		return true
+	}
+	if !f.acked {
+		// Only a SYN went before: this is the connection's first acknowledgment.
+		if info.acks {
+			f.lastAck, f.acked = info.ack, true
+		}
+		if info.last {
+			delete(d.flows, info.key)
+		}
 		return true
 	}
 	newly := info.ack - f.lastAck // modulo 2^32, as sequence numbers
+	if info.pureAck && newly >= 1<<31 {
+		// Older than a segment already sent: the stack's goroutines raced (its processor
+		// made this ACK, then a sender's segment acknowledging more left first). The peer
+		// would ignore it (an ACK below its send window's left edge updates nothing: RFC 9293
+		// 3.10.7.4), so it is not sent at all. It carries no SACK blocks (pureAck).
+		d.stats.acksMerged.Add(1)
+		return false
+	}
 	if info.pureAck && newly > 0 && newly < 1<<31 && int(newly) < 2*d.mss {
 		if !f.holding {
 			f.holding, f.due = true, time.Now().Add(ackDelay)
@@ -167,8 +200,11 @@ func (d *ackDelayer) admit(frame []byte) bool {
 	// Anything else goes now, and acknowledges at least what a held ACK would (the stack's
 	// acknowledgment number never goes back). After FIN or RST the connection is forgotten:
 	// what it still sends goes at once.
+	if f.holding {
+		d.stats.acksMerged.Add(1)
+	}
 	f.holding = false
-	if seqAfterOrEqual(info.ack, f.lastAck) {
+	if info.acks && seqAfterOrEqual(info.ack, f.lastAck) {
 		f.lastAck = info.ack
 	}
 	if info.last {
@@ -220,8 +256,9 @@ func (d *ackDelayer) expire() {
 		d.timer.Reset(d.holding[0].due.Sub(now))
 	}
 	d.mu.Unlock()
-	for _, frame := range due {
-		d.send(frame)
+	if len(due) > 0 {
+		d.stats.acksExpired.Add(uint64(len(due)))
+		d.send(due) // one system call for the ACKs of every connection that are due
 	}
 }
 
@@ -247,7 +284,7 @@ func (d *ackDelayer) stop() {
 	clear(d.flows)
 	d.holding = nil
 	d.mu.Unlock()
-	for _, frame := range held {
-		d.send(frame)
+	if len(held) > 0 {
+		d.send(held)
 	}
 }

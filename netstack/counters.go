@@ -23,6 +23,11 @@ type Counters struct {
 	// error is pending on the endpoint), and receptions the program's socket refused.
 	DropDatagramSend, DropDatagramRecv uint64
 
+	// Pure ACKs the link held back (see ackdelay.go): AcksMerged were made redundant by a
+	// segment of their connection (sent within the delay, or before them), AcksExpired left
+	// when the delay ran out.
+	AcksMerged, AcksExpired uint64
+
 	// From the TCP layer.
 	TCPRetransmits   uint64
 	TCPResetsSent    uint64
@@ -38,6 +43,7 @@ type counters struct {
 	dropChecksum                                             atomic.Uint64
 	dropTxError                                              atomic.Uint64
 	dropDatagramSend, dropDatagramRecv                       atomic.Uint64
+	acksMerged, acksExpired                                  atomic.Uint64
 }
 
 // Counters returns the stack's counters.
@@ -56,6 +62,8 @@ func (s *Stack) Counters() Counters {
 		DropTxError:      s.stats.dropTxError.Load(),
 		DropDatagramSend: s.stats.dropDatagramSend.Load(),
 		DropDatagramRecv: s.stats.dropDatagramRecv.Load(),
+		AcksMerged:       s.stats.acksMerged.Load(),
+		AcksExpired:      s.stats.acksExpired.Load(),
 		TCPRetransmits:   st.TCP.Retransmits.Value(),
 		TCPResetsSent:    st.TCP.ResetsSent.Value(),
 		TCPChecksumError: st.TCP.ChecksumErrors.Value(),

@@ -5,7 +5,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 
 	"golang.org/x/sys/unix"
@@ -119,18 +118,11 @@ func (e *DatagramEndpoint) Splice(f *os.File) error {
 		return syscall.ENETDOWN
 	}
 
-	// The second goroutine to return releases everything: no third one waits for them.
-	var running atomic.Int32
-	running.Store(2)
-	finish := func() {
-		if running.Add(-1) == 0 {
-			sp.stop()
-			close(sp.done)
-			s.spliceDone(sp)
-		}
-	}
-	workers.run(func() { defer finish(); sp.toNet() })
-	workers.run(func() { defer finish(); sp.toUnix() })
+	workers.runBoth(sp.toNet, sp.toUnix, func() {
+		sp.stop()
+		close(sp.done)
+		s.spliceDone(sp)
+	})
 	return nil
 }
 

@@ -46,13 +46,6 @@ type testNet struct {
 
 func testMAC(n byte) [6]byte { return [6]byte{0x02, 0, 0, 0, 0, n} }
 
-// newStack attaches a stack with the given addresses to hub; it is closed at test cleanup.
-func newStack(t testing.TB, hub *Hub, n byte, cfg Config, addrs ...netip.Prefix) *Stack {
-	t.Helper()
-	s, _ := newStackPort(t, hub, n, cfg, addrs...)
-	return s
-}
-
 func newStackPort(t testing.TB, hub *Hub, n byte, cfg Config, addrs ...netip.Prefix) (*Stack, *HubPort) {
 	t.Helper()
 	port := hub.NewPort(testMAC(n), testMTU)
@@ -238,42 +231,4 @@ func checkNoLeaks(t testing.TB, fdsBefore int, stacksClosed bool) {
 		}
 		time.Sleep(20 * time.Millisecond)
 	}
-}
-
-// blackhole attaches a host to hub that answers ARP for ip and drops everything else.
-func blackhole(t testing.TB, hub *Hub, ip netip.Addr) {
-	t.Helper()
-	mac := [6]byte{0x02, 0xbb, 0, 0, 0, 1}
-	port := hub.NewPort(mac, testMTU)
-	b := ip.As4()
-	port.Subscribe(broadcastMAC, uint32(b[0])<<24|uint32(b[1])<<16|uint32(b[2])<<8|uint32(b[3]))
-	replies := make(chan [2][]byte, 16)
-	done := make(chan struct{})
-	port.SetReceiver(func(dst, src [6]byte, etherType uint16, p []byte) {
-		if etherType != 0x0806 || len(p) < 28 || p[7] != 1 || netip.AddrFrom4([4]byte(p[24:28])) != ip {
-			return
-		}
-		reply := make([]byte, 28)
-		copy(reply, p[:8])
-		reply[7] = 2 // reply
-		copy(reply[8:14], mac[:])
-		copy(reply[14:18], p[24:28])
-		copy(reply[18:24], p[8:14])
-		copy(reply[24:28], p[14:18])
-		select {
-		case replies <- [2][]byte{src[:], reply}:
-		default:
-		}
-	})
-	go func() {
-		for {
-			select {
-			case r := <-replies:
-				port.WriteFrame([6]byte(r[0]), mac, 0x0806, r[1])
-			case <-done:
-				return
-			}
-		}
-	}()
-	t.Cleanup(func() { port.Close(); close(done) })
 }

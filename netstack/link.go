@@ -77,7 +77,7 @@ func newLink(port Port, stats *counters) *link {
 	l.batch, _ = port.(BatchPort)
 	l.burst, _ = port.(BurstPort)
 	l.mtu.Store(uint32(port.MTU()))
-	l.acks = newAckDelayer(l.sendFrame, port.MTU())
+	l.acks = newAckDelayer(l.writeFrames, stats, port.MTU())
 	empty := map[[6]byte]struct{}{}
 	l.groups.Store(&empty)
 	if l.burst != nil {
@@ -348,23 +348,27 @@ func (l *link) WritePacket(pkt *stack.PacketBuffer) tcpip.Error {
 }
 
 func (l *link) writeFrame(pkt *stack.PacketBuffer) {
-	v := pkt.ToView()
-	defer v.Release()
-	b := v.AsSlice()
-	if len(b) < ethHeaderLen {
-		l.stats.dropTxError.Add(1)
-		return
-	}
+	fb := frameBuffers.Get().(*frameBuffer)
+	defer frameBuffers.Put(fb)
+	defer fb.reset()
+	fb.parts = packetParts(fb.parts, pkt)
 	if gso := pkt.GSOOptions; gso.Type != stack.GSONone && gso.NeedsCsum {
-		fb := frameBuffers.Get().(*frameBuffer)
-		if segment(fb, b, gso) {
+		n := pkt.HeaderSize()
+		var payload [][]byte
+		ok := n <= len(fb.hdr)
+		if ok {
+			payload, ok = gather(fb.hdr[:n], fb.parts)
+		}
+		if ok && segment(fb, fb.hdr[:n], payload, gso) {
 			l.writeSegments(fb.frames)
 		} else {
 			l.stats.dropTxError.Add(1)
 		}
-		clear(fb.frames)
-		fb.buf, fb.frames = fb.buf[:0], fb.frames[:0]
-		frameBuffers.Put(fb)
+		return
+	}
+	b := fb.flatten(fb.parts)
+	if len(b) < ethHeaderLen {
+		l.stats.dropTxError.Add(1)
 		return
 	}
 	if l.acks.admit(b) {

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"encoding/binary"
+	"slices"
 	"sync"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -28,40 +29,101 @@ import (
 // gsoMaxSize is the largest segment the stack hands over: 64 KiB, as Linux and Tailscale.
 const gsoMaxSize = 1 << 16
 
-// frameBuffers hold the frames of one cut segment (headers repeated per frame).
+// frameBuffers hold the frames of one cut segment (headers repeated per frame) and the views
+// of the packet being sent.
 var frameBuffers = sync.Pool{New: func() any {
-	return &frameBuffer{buf: make([]byte, 0, gsoMaxSize+64*128), frames: make([][]byte, 0, 64)}
+	return &frameBuffer{buf: make([]byte, 0, gsoMaxSize+64*128), frames: make([][]byte, 0, 64), parts: make([][]byte, 0, 64)}
 }}
 
 type frameBuffer struct {
 	buf    []byte
 	frames [][]byte
+	parts  [][]byte // the packet's storage, as slices of its views (nothing copied)
+	hdr    [maxFrameHeader]byte
 }
 
-// segment cuts frame (a whole Ethernet frame holding one TCP segment with a partial checksum,
-// as gVisor makes them with gso) into frames of at most gso.MSS bytes of TCP payload, with
-// complete checksums, appended to fb. It reports false for frames it cannot parse.
-func segment(fb *frameBuffer, frame []byte, gso stack.GSO) bool {
+// maxFrameHeader bounds the headers of a frame the link cuts: Ethernet, IP and TCP with their
+// largest options.
+const maxFrameHeader = ethHeaderLen + header.IPv4MaximumHeaderSize + header.TCPHeaderMaximumSize
+
+func (fb *frameBuffer) reset() {
+	clear(fb.frames)
+	clear(fb.parts)
+	fb.buf, fb.frames, fb.parts = fb.buf[:0], fb.frames[:0], fb.parts[:0]
+}
+
+// packetParts appends the slices of pkt's storage, headers first, to parts: the packet seen
+// without the copy PacketBuffer.ToView makes (for a 64 KiB GSO segment a fresh, zeroed heap
+// allocation: views above 64 KiB are not pooled).
+func packetParts(parts [][]byte, pkt *stack.PacketBuffer) [][]byte {
+	views, skip := pkt.AsViewList()
+	for v := views.Front(); v != nil; v = v.Next() {
+		b := v.AsSlice()
+		if skip >= len(b) {
+			skip -= len(b)
+			continue
+		}
+		parts = append(parts, b[skip:])
+		skip = 0
+	}
+	return parts
+}
+
+// gather copies the first len(dst) bytes of parts into dst and returns the parts that remain
+// after them; ok is false if parts hold fewer bytes.
+func gather(dst []byte, parts [][]byte) (rest [][]byte, ok bool) {
+	for len(dst) > 0 {
+		if len(parts) == 0 {
+			return nil, false
+		}
+		n := copy(dst, parts[0])
+		dst = dst[n:]
+		if n == len(parts[0]) {
+			parts = parts[1:]
+		} else {
+			parts[0] = parts[0][n:]
+		}
+	}
+	return parts, true
+}
+
+// flatten returns the packet in parts as one slice: the only part itself, or a copy in fb.buf.
+func (fb *frameBuffer) flatten(parts [][]byte) []byte {
+	if len(parts) == 1 {
+		return parts[0]
+	}
+	for _, p := range parts {
+		fb.buf = append(fb.buf, p...)
+	}
+	return fb.buf
+}
+
+// segment cuts a TCP segment with a partial checksum, as gVisor makes them with gso, into
+// frames of at most gso.MSS bytes of TCP payload, with complete checksums, appended to fb.
+// hdr is the whole Ethernet frame's headers, through TCP's options (pkt.HeaderSize() bytes);
+// payload is the segment's data in pieces (consumed). It reports false for frames it cannot
+// parse.
+func segment(fb *frameBuffer, hdr []byte, payload [][]byte, gso stack.GSO) bool {
 	var ipLen int
 	var src, dst tcpip.Address
 	switch gso.Type {
 	case stack.GSOTCPv4:
-		if len(frame) < ethHeaderLen+header.IPv4MinimumSize {
+		if len(hdr) < ethHeaderLen+header.IPv4MinimumSize {
 			return false
 		}
-		ip := header.IPv4(frame[ethHeaderLen:])
+		ip := header.IPv4(hdr[ethHeaderLen:])
 		ipLen = int(ip.HeaderLength())
 		if ipLen < header.IPv4MinimumSize || ip.TransportProtocol() != header.TCPProtocolNumber {
 			return false
 		}
 		src, dst = ip.SourceAddress(), ip.DestinationAddress()
 	case stack.GSOTCPv6:
-		if len(frame) < ethHeaderLen+header.IPv6MinimumSize {
+		if len(hdr) < ethHeaderLen+header.IPv6MinimumSize {
 			return false
 		}
-		ip := header.IPv6(frame[ethHeaderLen:])
+		ip := header.IPv6(hdr[ethHeaderLen:])
 		ipLen = header.IPv6MinimumSize
-		if ip.TransportProtocol() != header.TCPProtocolNumber {
+		if tcpip.TransportProtocolNumber(ip.NextHeader()) != header.TCPProtocolNumber {
 			return false // extension headers: gVisor's TCP adds none
 		}
 		src, dst = ip.SourceAddress(), ip.DestinationAddress()
@@ -69,41 +131,44 @@ func segment(fb *frameBuffer, frame []byte, gso stack.GSO) bool {
 		return false
 	}
 	tcpOff := ethHeaderLen + ipLen
-	if len(frame) < tcpOff+header.TCPMinimumSize {
+	if len(hdr) < tcpOff+header.TCPMinimumSize {
 		return false
 	}
-	tcpLen := int(header.TCP(frame[tcpOff:]).DataOffset())
+	tcpLen := int(header.TCP(hdr[tcpOff:]).DataOffset())
 	hdrLen := tcpOff + tcpLen
-	if tcpLen < header.TCPMinimumSize || len(frame) < hdrLen {
+	if tcpLen < header.TCPMinimumSize || len(hdr) != hdrLen {
 		return false
 	}
-	payload := frame[hdrLen:]
-	mss := int(gso.MSS)
-	if mss <= 0 || mss > len(payload) {
-		mss = max(len(payload), 1)
+	size := 0
+	for _, p := range payload {
+		size += len(p)
 	}
-	hdr := frame[:hdrLen]
+	mss := int(gso.MSS)
+	if mss <= 0 || mss > size {
+		mss = max(size, 1)
+	}
 	th := header.TCP(hdr[tcpOff:])
 	seq, flags := th.SequenceNumber(), th.Flags()
 	var id uint16
 	if gso.Type == stack.GSOTCPv4 {
 		id = header.IPv4(hdr[ethHeaderLen:]).ID()
 	}
-	for off, i := 0, 0; off < len(payload) || (i == 0 && len(payload) == 0); i++ {
-		chunk := payload[off:min(off+mss, len(payload))]
+	for off, i := 0, 0; off < size || (i == 0 && size == 0); i++ {
+		n := min(mss, size-off)
 		start := len(fb.buf)
-		fb.buf = append(fb.buf, hdr...)
-		fb.buf = append(fb.buf, chunk...)
+		fb.buf = slices.Grow(fb.buf, hdrLen+n)[:start+hdrLen+n]
 		f := fb.buf[start:]
-		last := off+len(chunk) >= len(payload)
+		copy(f, hdr)
+		payload, _ = gather(f[hdrLen:], payload)
+		last := off+n >= size
 		if gso.Type == stack.GSOTCPv4 {
 			ip := header.IPv4(f[ethHeaderLen:])
-			ip.SetTotalLength(uint16(ipLen + tcpLen + len(chunk)))
+			ip.SetTotalLength(uint16(ipLen + tcpLen + n))
 			ip.SetID(id + uint16(i))
 			ip.SetChecksum(0)
 			ip.SetChecksum(^ip.CalculateChecksum())
 		} else {
-			header.IPv6(f[ethHeaderLen:]).SetPayloadLength(uint16(tcpLen + len(chunk)))
+			header.IPv6(f[ethHeaderLen:]).SetPayloadLength(uint16(tcpLen + n))
 		}
 		t := header.TCP(f[tcpOff:])
 		t.SetSequenceNumber(seq + uint32(off))
@@ -116,12 +181,12 @@ func segment(fb *frameBuffer, frame []byte, gso stack.GSO) bool {
 		}
 		t.SetFlags(uint8(fl))
 		t.SetChecksum(0)
-		xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, src, dst, uint16(tcpLen+len(chunk)))
+		xsum := header.PseudoHeaderChecksum(header.TCPProtocolNumber, src, dst, uint16(tcpLen+n))
 		xsum = checksum.Checksum(f[hdrLen:], xsum)
 		t.SetChecksum(^t.CalculateChecksum(xsum))
 		fb.frames = append(fb.frames, f)
-		off += len(chunk)
-		if len(payload) == 0 {
+		off += n
+		if size == 0 {
 			break
 		}
 	}
@@ -154,7 +219,7 @@ func validChecksums(p []byte, proto tcpip.NetworkProtocolNumber) bool {
 		if !ip.IsValid(len(p)) {
 			return false
 		}
-		src, dst, transport = ip.SourceAddress(), ip.DestinationAddress(), ip.TransportProtocol()
+		src, dst, transport = ip.SourceAddress(), ip.DestinationAddress(), tcpip.TransportProtocolNumber(ip.NextHeader())
 		seg = p[header.IPv6MinimumSize : header.IPv6MinimumSize+int(ip.PayloadLength())]
 	default:
 		return true

@@ -143,8 +143,15 @@ func TestSegment(t *testing.T) {
 		th.SetFlags(uint8(header.TCPFlagAck | header.TCPFlagPsh | header.TCPFlagFin | header.TCPFlagCwr))
 		th.SetChecksum(0x1234) // partial, as gVisor leaves it
 		frame := append(make([]byte, ethHeaderLen), p...)
+		// The payload in pieces of uneven sizes, as a packet's views hold it.
+		hdrLen := ethHeaderLen + tcpOff + header.TCPMinimumSize
+		var parts [][]byte
+		for rest, n := frame[hdrLen:], 1; len(rest) > 0; n = n*3 + 1 {
+			k := min(n, len(rest))
+			parts, rest = append(parts, rest[:k]), rest[k:]
+		}
 		var fb frameBuffer
-		if !segment(&fb, frame, gso) {
+		if !segment(&fb, frame[:hdrLen], parts, gso) {
 			t.Fatalf("v6=%v: segment refused", v6)
 		}
 		want := (len(payload) + int(gso.MSS) - 1) / int(gso.MSS)

@@ -6,7 +6,6 @@ import (
 	"net"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -155,25 +154,18 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		e.ep.SocketOptions().SetKeepAlive(true)
 	}
 
-	// The second goroutine to return releases everything: no third one waits for them.
-	var running atomic.Int32
-	running.Store(2)
-	finish := func() {
-		if running.Add(-1) == 0 {
-			sp.release()
-			close(sp.done)
-			s.spliceDone(sp)
-			sp.mu.Lock()
-			sp.finished = true
-			fn := sp.onDone
-			sp.mu.Unlock()
-			if fn != nil {
-				fn()
-			}
+	workers.runBoth(sp.toNet, sp.toUnix, func() {
+		sp.release()
+		close(sp.done)
+		s.spliceDone(sp)
+		sp.mu.Lock()
+		sp.finished = true
+		fn := sp.onDone
+		sp.mu.Unlock()
+		if fn != nil {
+			fn()
 		}
-	}
-	workers.run(func() { defer finish(); sp.toNet() })
-	workers.run(func() { defer finish(); sp.toUnix() })
+	})
 	return nil
 }
 

@@ -50,3 +50,17 @@ func (p *workerPool) work(fn func()) {
 		}
 	}
 }
+
+// runBoth runs a and b on workers; the second of them to return calls release, so that no
+// third goroutine waits for them.
+func (p *workerPool) runBoth(a, b, release func()) {
+	var running atomic.Int32
+	running.Store(2)
+	finish := func() {
+		if running.Add(-1) == 0 {
+			release()
+		}
+	}
+	p.run(func() { defer finish(); a() })
+	p.run(func() { defer finish(); b() })
+}

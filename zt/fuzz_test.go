@@ -8,6 +8,7 @@ import (
 	"net/netip"
 	"testing"
 
+	"github.com/ztnc/ztnc/zt/identity"
 	"github.com/ztnc/ztnc/zt/netconf"
 	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
@@ -16,7 +17,7 @@ import (
 func FuzzPeerCache(f *testing.F) {
 	ids := testIdentities(f)
 	good := (&cachedPeer{id: ids[1].Public(), saved: 1700000000000, paths: []netip.AddrPort{
-		netip.MustParseAddrPort("192.0.2.1:9993"), netip.MustParseAddrPort("[2001:db8::1]:9993")}}).append(nil)
+		netip.MustParseAddrPort("198.51.100.1:9993"), netip.MustParseAddrPort("[2001:db8::1]:9993")}}).append(nil)
 	f.Add(good)
 	f.Add(good[:40])
 	f.Add([]byte{1})
@@ -46,7 +47,14 @@ type fuzzTarget struct {
 func newFuzzTarget(t testing.TB) *fuzzTarget {
 	ids := testIdentities(t)
 	me, ctrl, member := ids[1], ids[2], ids[3]
-	n, err := NewNode(context.Background(), Config{Home: homeWith(t, me), Port: PortAny,
+	// The root the node knows is on loopback: whatever the inputs provoke (WHOIS, HELLO) stays
+	// on this machine.
+	pub, priv, err := identity.GenerateKeyPair()
+	if err != nil {
+		t.Fatal(err)
+	}
+	planet := loopbackPlanet(t, ids[0], netip.MustParseAddrPort("127.0.0.1:9"), pub, &priv)
+	n, err := NewNode(context.Background(), Config{Home: homeWith(t, me), Port: PortAny, Planet: planet.Bytes(),
 		Bind: []netip.Addr{netip.MustParseAddr("127.0.0.1")}, AllowLoopback: true, Logger: discardLogger()})
 	if err != nil {
 		t.Fatal(err)

@@ -4,6 +4,7 @@ import (
 	"net/netip"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 
 	"github.com/ztnc/ztnc/zt/world"
@@ -76,5 +77,19 @@ func TestBrokenIdentityFileRefused(t *testing.T) {
 	os.WriteFile(filepath.Join(dir, "identity.secret"), []byte("not an identity"), 0o600)
 	if _, err := NewNode(t.Context(), Config{Home: dir, Port: PortAny}); err == nil {
 		t.Fatal("NewNode accepted a broken identity.secret")
+	}
+}
+
+// TestBrokenPlanetFileNamed: a home whose planet file is broken stops the node with an error
+// that names the file.
+func TestBrokenPlanetFileNamed(t *testing.T) {
+	dir := homeWith(t, testIdentities(t)[0])
+	path := filepath.Join(dir, "planet")
+	if err := os.WriteFile(path, []byte("not a planet"), 0o644); err != nil {
+		t.Fatal(err)
+	}
+	_, err := NewNode(t.Context(), Config{Home: dir, Port: PortAny, Bind: []netip.Addr{netip.MustParseAddr("127.0.0.1")}})
+	if err == nil || !strings.Contains(err.Error(), path) {
+		t.Fatalf("NewNode with a broken planet file: %v, want an error naming %s", err, path)
 	}
 }

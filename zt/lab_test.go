@@ -86,21 +86,20 @@ func newLab(t testing.TB) *lab { return newLabAt(t, "127.0.0.1") }
 // newLabAt is newLab on another loopback address (::1 for IPv6 paths).
 func newLabAt(t testing.TB, bind string) *lab {
 	l := &lab{t: t, ids: testIdentities(t), bind: netip.MustParseAddr(bind)}
-	l.root = l.node(homeWith(t, l.ids[0]), nil)
-	pub, priv, err := identity.GenerateKeyPair()
-	if err != nil {
-		t.Fatal(err)
-	}
 	at := l.bind
 	if at.IsUnspecified() {
 		at = netip.MustParseAddr("127.0.0.1")
 	}
-	ep := ztaddr.InetAddressOf(netip.AddrPortFrom(at, uint16(l.root.Port())))
-	w, err := world.New(world.TypePlanet, 1234567, uint64(time.Now().UnixMilli()), pub,
-		[]world.Root{{Identity: l.ids[0].Public(), StableEndpoints: []ztaddr.InetAddress{ep}}}, &priv)
+	pub, priv, err := identity.GenerateKeyPair()
 	if err != nil {
 		t.Fatal(err)
 	}
+	// The root's port is known once it is bound: it starts on a planet naming it at port 9
+	// of the loopback address, then gets the planet with its real port (no test node ever
+	// holds ZeroTier's public planet).
+	l.planet = loopbackPlanet(t, l.ids[0], netip.AddrPortFrom(at, 9), pub, &priv).Bytes()
+	l.root = l.node(homeWith(t, l.ids[0]), nil)
+	w := loopbackPlanet(t, l.ids[0], netip.AddrPortFrom(at, uint16(l.root.Port())), pub, &priv)
 	l.planet = w.Bytes()
 	forcePlanet(t, l.root, w)
 	if !l.root.IsRoot() {
@@ -108,6 +107,18 @@ func newLabAt(t testing.TB, bind string) *lab {
 	}
 	l.root.Start()
 	return l
+}
+
+// loopbackPlanet makes a planet whose one root is root at ep (a loopback address), signed
+// with the given key pair.
+func loopbackPlanet(t testing.TB, root *identity.Identity, ep netip.AddrPort, pub identity.PublicKey, priv *identity.PrivateKey) *world.World {
+	t.Helper()
+	w, err := world.New(world.TypePlanet, 1234567, uint64(time.Now().UnixMilli()), pub,
+		[]world.Root{{Identity: root.Public(), StableEndpoints: []ztaddr.InetAddress{ztaddr.InetAddressOf(ep)}}}, priv)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return w
 }
 
 // forcePlanet replaces a node's planet regardless of the update rule.

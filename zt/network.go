@@ -514,6 +514,7 @@ func (nw *Network) WriteFrame(dst, src [6]byte, etherType uint16, payload []byte
 // first error.
 func (nw *Network) WriteFrames(frames [][]byte) error {
 	tx := txSets.Get().(*txSet)
+	tx.now = nw.node.now()
 	defer tx.flush(nw.node)
 	for _, f := range frames {
 		if len(f) < ethHeaderSize {
@@ -562,7 +563,7 @@ func (nw *Network) writeFrame(tx *txSet, dst, src [6]byte, etherType uint16, pay
 		nw.stats.drop(dropRulesOut)
 		return nil
 	}
-	now := n.now()
+	now := tx.clock(n)
 	nw.pushCredentialsTo(addr, false, now)
 	p, b := n.newPacket(addr, wire.VerbFrame)
 	p = wire.AppendFrameHeader(p, nw.id, etherType)

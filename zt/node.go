@@ -183,24 +183,27 @@ func NewNode(ctx context.Context, cfg Config) (*Node, error) {
 // loadWorlds installs the planet (Config.Planet, else the home's, else the built-in one; the
 // built-in one also replaces an older version of itself) and the home's moons.
 func (n *Node) loadWorlds() error {
-	planet := n.cfg.Planet
+	planet, source := n.cfg.Planet, "configured planet"
 	if planet == nil {
 		b, err := n.home.readOptional(planetFile)
 		if err != nil {
 			return err
 		}
-		planet = b
+		planet, source = b, "planet "+n.home.path(planetFile)
 	}
-	for _, b := range [][]byte{planet, world.EarthPlanet} {
-		if b == nil {
+	for _, w := range []struct {
+		b      []byte
+		source string
+	}{{planet, source}, {world.EarthPlanet, "built-in planet"}} {
+		if w.b == nil {
 			continue
 		}
-		w, _, err := world.Parse(b)
-		if err != nil {
-			return fmt.Errorf("planet: %w", err)
+		p, _, err := world.Parse(w.b)
+		if err == nil {
+			_, err = n.topo.offerPlanet(p)
 		}
-		if _, err := n.topo.offerPlanet(w); err != nil {
-			return fmt.Errorf("planet: %w", err)
+		if err != nil {
+			return fmt.Errorf("%s: %w", w.source, err)
 		}
 	}
 	names, err := n.home.list(moonsDir, ".moon")
@@ -217,7 +220,7 @@ func (n *Node) loadWorlds() error {
 			_, err = n.topo.offerMoon(w)
 		}
 		if err != nil {
-			n.log.Warn("ignoring moon", "file", name, "err", err)
+			n.log.Warn("ignoring moon", "file", n.home.path(moonsDir, name), "err", err)
 		}
 	}
 	return nil

@@ -50,7 +50,6 @@ type peer struct {
 	pathsIn         rateWindow   // PUSH_DIRECT_PATHS accepted
 	credentialsIn   rateWindow   // NETWORK_CREDENTIALS accepted
 	lastWhoisAnswer atomic.Int64
-	lastRootHello   atomic.Int64 // HELLO to a root's stable endpoints
 }
 
 func newPeer(me, them *identity.Identity) (*peer, error) {

@@ -486,7 +486,7 @@ func (n *Node) sendPacketVia(tx *txSet, dst ztaddr.Address, p wire.Packet, opt s
 		n.flushQueue() // keep the order of packets already waiting for dst
 		return false
 	}
-	now := n.now()
+	now := tx.clock(n)
 	s, to, x := n.route(pr, now)
 	if s == nil {
 		n.enqueue(dst, p, opt, true)
@@ -585,6 +585,15 @@ func (n *Node) armorAndQueue(tx *txSet, pr *peer, p wire.Packet, s *socket, to n
 type txSet struct {
 	batches []*txBatch
 	bufs    []*[]byte
+	now     int64 // the node's clock when the burst began: one reading for all its frames
+}
+
+// clock is the time for a send: the burst's, or the node's clock without a set.
+func (t *txSet) clock(n *Node) int64 {
+	if t == nil {
+		return n.now()
+	}
+	return t.now
 }
 
 var txSets = sync.Pool{New: func() any { return new(txSet) }}

@@ -180,7 +180,6 @@ type txBatch struct {
 	keep   []wire.Packet // referenced by the iovecs until sent
 
 	sock  *socket
-	gso   bool
 	sent  int
 	errno syscall.Errno
 	send  func(fd uintptr) bool

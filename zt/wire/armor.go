@@ -10,6 +10,7 @@ import (
 	"fmt"
 	"sync"
 
+	//lint:ignore SA1019 ZeroTier's packet MAC is raw Poly1305
 	"golang.org/x/crypto/poly1305"
 
 	"github.com/ztnc/ztnc/zt/identity"

@@ -180,12 +180,20 @@ func (r *Reassembler) AddHeadInto(dst []byte, p Packet) (Packet, bool, error) {
 	if s.have&1 != 0 {
 		return nil, false, nil // duplicate
 	}
-	s.head = append(s.head[:0], p...)
 	s.have |= 1
-	return r.complete(dst, s)
+	if !s.complete() {
+		if cap(s.head) < MaxPacketSize {
+			// Room for the whole packet: the fragments that complete it are appended here.
+			s.head = make([]byte, 0, MaxPacketSize)
+		}
+		s.head = append(s.head[:0], p...)
+		return nil, false, nil
+	}
+	return r.assemble(dst, s, 0, p)
 }
 
-// AddFragmentInto is AddFragment assembling a completed packet into dst (reusing its capacity).
+// AddFragmentInto is AddFragment assembling a completed packet into dst (reusing its
+// capacity), or into the buffer that holds the head, which then keeps dst for later use.
 func (r *Reassembler) AddFragmentInto(dst []byte, f Fragment) (Packet, bool, error) {
 	if len(f) <= FragmentHeaderSize {
 		return nil, false, fmt.Errorf("%w: %d bytes", ErrBadFragment, len(f))
@@ -202,26 +210,49 @@ func (r *Reassembler) AddFragmentInto(dst []byte, f Fragment) (Packet, bool, err
 		return nil, false, fmt.Errorf("%w: piece %d says %d pieces, earlier ones %d", ErrBadFragment, n, total, s.total)
 	}
 	s.total = total
-	s.frags[n-1] = append(s.frags[n-1][:0], f.Data()...)
 	s.have |= 1 << n
-	return r.complete(dst, s)
-}
-
-func (r *Reassembler) complete(dst []byte, s *reassembly) (Packet, bool, error) {
-	if s.total == 0 || bits.OnesCount16(s.have) != s.total || s.have&1 == 0 {
+	if !s.complete() {
+		s.frags[n-1] = append(s.frags[n-1][:0], f.Data()...)
 		return nil, false, nil
 	}
+	return r.assemble(dst, s, n, f.Data())
+}
+
+// complete reports whether every piece is there.
+func (s *reassembly) complete() bool {
+	return s.total != 0 && bits.OnesCount16(s.have) == s.total && s.have&1 != 0
+}
+
+// assemble puts the packet of a complete slot together. piece is the data of piece n, the one
+// that completed it, which was not stored: each byte is copied once when the head came first
+// (the fragments are appended to the head's buffer, which is handed over, and the slot keeps
+// dst's memory instead), twice at most otherwise.
+func (r *Reassembler) assemble(dst []byte, s *reassembly, n int, piece []byte) (Packet, bool, error) {
 	s.inUse = false
-	size := len(s.head)
-	for _, f := range s.frags[:s.total-1] {
-		size += len(f)
+	size := len(piece)
+	for i := 1; i < s.total; i++ {
+		if i != n {
+			size += len(s.frags[i-1])
+		}
+	}
+	if n != 0 {
+		size += len(s.head)
 	}
 	if size > MaxPacketSize {
 		return nil, false, fmt.Errorf("%w: reassembled %d bytes", ErrTooLarge, size)
 	}
-	p := append(Packet(dst[:0]), s.head...)
-	for _, f := range s.frags[:s.total-1] {
-		p = append(p, f...)
+	var p Packet
+	if n == 0 {
+		p = append(Packet(dst[:0]), piece...)
+	} else {
+		p, s.head = s.head, dst[:0]
+	}
+	for i := 1; i < s.total; i++ {
+		if i == n {
+			p = append(p, piece...)
+		} else {
+			p = append(p, s.frags[i-1]...)
+		}
 	}
 	return p, true, nil
 }
