@@ -123,6 +123,12 @@ func (in *instance) metrics() []byte {
 	for _, a := range nets {
 		p.sample("ztnc_stack_tcp_retransmits_total", float64(a.stack.Counters().TCPRetransmits), "nwid", netLabel(a))
 	}
+	p.family("ztnc_stack_delayed_acks_total", "counter", "Pure ACKs the link held back: merged into a later segment, or sent when the delay ran out.")
+	for _, a := range nets {
+		c := a.stack.Counters()
+		p.sample("ztnc_stack_delayed_acks_total", float64(c.AcksMerged), "nwid", netLabel(a), "outcome", "merged")
+		p.sample("ztnc_stack_delayed_acks_total", float64(c.AcksExpired), "nwid", netLabel(a), "outcome", "expired")
+	}
 
 	sup := supervisorTotals(progs)
 	p.family("ztnc_programs", "gauge", "Supervised programs running.")

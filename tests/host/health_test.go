@@ -129,6 +129,9 @@ func TestHealthz(t *testing.T) {
 	if _, ok := metrics.samples[`ztnc_stack_drops_total{nwid="`+nwid+`",reason="queue-full"}`]; !ok {
 		t.Errorf("no stack drop counter by reason")
 	}
+	if _, ok := metrics.samples[`ztnc_stack_delayed_acks_total{nwid="`+nwid+`",outcome="expired"}`]; !ok {
+		t.Errorf("no delayed-ACK counter by outcome")
+	}
 }
 
 // promMetrics is a scraped Prometheus text exposition.
