@@ -3,7 +3,6 @@ package netstack
 import (
 	"bytes"
 	"io"
-	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -54,7 +53,7 @@ var spliceBufs = sync.Pool{New: func() any { return new([spliceBufSize]byte) }}
 // reading, and the endpoint advertises a zero window.
 type splice struct {
 	e    *TCPEndpoint
-	conn *net.UnixConn
+	conn unixEnd
 	rc   syscall.RawConn
 
 	stopping chan struct{} // closed by stop: the goroutines return
@@ -106,23 +105,13 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		f.Close()
 		return syscall.ENOTCONN
 	}
-	c, err := net.FileConn(f)
-	f.Close()
+	f, rc, err := pollableEnd(f)
 	if err != nil {
 		return syscall.ENOTSOCK
 	}
-	conn, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return syscall.ENOTSOCK
-	}
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		conn.Close()
-		return syscall.ENOTSOCK
-	}
+	conn := unixEnd{f}
 	sp := &splice{e: e, conn: conn, rc: rc, stopping: make(chan struct{}), done: make(chan struct{})}
-	if typ, _ := sp.sockopt(unix.SOL_SOCKET, unix.SO_TYPE); typ != unix.SOCK_STREAM {
+	if !sp.setUpUnix() {
 		conn.Close()
 		return syscall.ENOTSOCK
 	}
@@ -138,7 +127,6 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		return syscall.ENETDOWN
 	}
 
-	sp.setUnixBuffer()
 	if user := e.keepaliveUser.Load(); user&kaEnable == 0 {
 		if user&kaIdle == 0 {
 			idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
@@ -210,22 +198,71 @@ func (e *TCPEndpoint) Err() error {
 	return sp.err
 }
 
-func (sp *splice) sockopt(level, name int) (int, error) {
-	var v int
-	var serr error
-	if err := sp.rc.Control(func(fd uintptr) { v, serr = unix.GetsockoptInt(int(fd), level, name) }); err != nil {
-		return 0, err
+// pollableEnd returns f, or when f is in blocking mode a non-blocking copy of it (f is then
+// closed), with its RawConn: reads and writes wait in the runtime's poller. A socket the
+// supervisor made non-blocking is used as it is: net.FileConn would dup it and look up its
+// type and both addresses, seven system calls per connection that the proxy has no use for.
+func pollableEnd(f *os.File) (*os.File, syscall.RawConn, error) {
+	if f.SetDeadline(time.Time{}) != nil { // os.ErrNoDeadline: not in the poller
+		rc, err := f.SyscallConn()
+		if err != nil {
+			f.Close()
+			return nil, nil, err
+		}
+		nfd, serr := -1, error(nil)
+		rc.Control(func(fd uintptr) {
+			if nfd, serr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); serr == nil {
+				serr = unix.SetNonblock(nfd, true)
+			}
+		})
+		name := f.Name()
+		f.Close()
+		if serr != nil {
+			if nfd >= 0 {
+				unix.Close(nfd)
+			}
+			return nil, nil, serr
+		}
+		f = os.NewFile(uintptr(nfd), name)
 	}
-	return v, serr
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		return nil, nil, err
+	}
+	return f, rc, nil
 }
 
-// setUnixBuffer enlarges the socket's send buffer, beyond wmem_max when we may.
-func (sp *splice) setUnixBuffer() {
+// unixEnd is the proxy's end of the socketpair.
+type unixEnd struct{ *os.File }
+
+// CloseWrite shuts the socket down for writing: the program reads end of file.
+func (u unixEnd) CloseWrite() error {
+	rc, err := u.SyscallConn()
+	if err != nil {
+		return err
+	}
+	var serr error
+	if err := rc.Control(func(fd uintptr) { serr = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
+		return err
+	}
+	return serr
+}
+
+// setUpUnix checks that the socket is a stream socket and enlarges its send buffer, beyond
+// wmem_max when we may. It reports false for anything but a stream socket.
+func (sp *splice) setUpUnix() bool {
+	ok := false
 	sp.rc.Control(func(fd uintptr) {
+		if typ, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+			return
+		}
+		ok = true
 		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, unixSndBuf) != nil {
 			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, unixSndBuf)
 		}
 	})
+	return ok
 }
 
 // toNet copies program → network.
