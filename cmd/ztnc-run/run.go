@@ -93,6 +93,7 @@ func localPrefixes(vals []string) ([]netip.Prefix, error) {
 
 func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	limitProcs()
+	tuneGC()
 	log, err := newLogger(o)
 	if err != nil {
 		return err
