@@ -51,6 +51,12 @@ func (p *workerPool) work(fn func()) {
 	}
 }
 
+// Go runs fn on a pooled goroutine, as the proxies' loops run: for short work per connection
+// whose call chains run deep (the supervisor completing a connect splices it), so that it
+// does not grow a fresh goroutine's stack each time. fn must not wait long: an idle worker
+// is what makes the next call cheap.
+func Go(fn func()) { workers.run(fn) }
+
 // runBoth runs a and b on workers; the second of them to return calls release, so that no
 // third goroutine waits for them.
 func (p *workerPool) runBoth(a, b, release func()) {

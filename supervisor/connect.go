@@ -189,9 +189,9 @@ func (sk *socket) startConnect(ap netip.AddrPort, st *netstack.Stack, pc **progE
 	sk.acked = false
 	sk.held, *pc = *pc, nil
 	events := netstack.EventOut | netstack.EventErr | netstack.EventHUp
-	sk.cancelNotify = sk.ep.Notify(events, func(netstack.Events) { sk.s.goSafe(sk.connectDone) })
+	sk.cancelNotify = sk.ep.Notify(events, func(netstack.Events) { sk.s.goPooled(sk.connectDone) })
 	if sk.ep.Readiness(events) != 0 {
-		sk.s.goSafe(sk.connectDone)
+		sk.s.goPooled(sk.connectDone)
 	}
 	return nil
 }
@@ -259,7 +259,7 @@ func (sk *socket) setAcked() {
 	sk.mu.Unlock()
 }
 
-// connectDone runs on its own goroutine when the connecting endpoint reports an event: it
+// connectDone runs on a pooled goroutine when the connecting endpoint reports an event: it
 // opens P and either splices the connection or records the error for SO_ERROR.
 func (sk *socket) connectDone() {
 	sk.mu.Lock()

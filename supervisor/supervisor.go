@@ -158,6 +158,10 @@ func (s *Supervisor) Close() {
 // goSafe runs f on its own goroutine; a panic there is a supervisor failure.
 func (s *Supervisor) goSafe(f func()) { go s.guard(f) }
 
+// goPooled is goSafe on a reused goroutine (netstack.Go), for short work per connection that
+// runs deep call chains: a new goroutine would grow its stack, a copy each time.
+func (s *Supervisor) goPooled(f func()) { netstack.Go(func() { s.guard(f) }) }
+
 // guard runs f; a panic there is a supervisor failure. For the supervisor's code that runs on
 // other goroutines (its own, or the stack's callbacks).
 func (s *Supervisor) guard(f func()) {
