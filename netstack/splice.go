@@ -35,6 +35,13 @@ const (
 	spliceKeepaliveCount    = 9
 )
 
+// The keepalive settings as gVisor's options, which SetSockOpt only reads: shared, so that
+// no connection allocates its own.
+var (
+	spliceKeepaliveIdleOpt     = tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
+	spliceKeepaliveIntervalOpt = tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
+)
+
 var spliceBufs = sync.Pool{New: func() any { return new([spliceBufSize]byte) }}
 
 // splice is the proxy between an established endpoint and the proxy's end of an AF_UNIX
@@ -129,12 +136,10 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 
 	if user := e.keepaliveUser.Load(); user&kaEnable == 0 {
 		if user&kaIdle == 0 {
-			idle := tcpip.KeepaliveIdleOption(spliceKeepaliveIdle)
-			e.ep.SetSockOpt(&idle)
+			e.ep.SetSockOpt(&spliceKeepaliveIdleOpt)
 		}
 		if user&kaIntvl == 0 {
-			intvl := tcpip.KeepaliveIntervalOption(spliceKeepaliveInterval)
-			e.ep.SetSockOpt(&intvl)
+			e.ep.SetSockOpt(&spliceKeepaliveIntervalOpt)
 		}
 		if user&kaCnt == 0 {
 			e.ep.SetSockOptInt(tcpip.KeepaliveCountOption, spliceKeepaliveCount)
