@@ -32,6 +32,7 @@ func (p *workerPool) run(fn func()) {
 }
 
 func (p *workerPool) work(fn func()) {
+	var t *time.Timer // one per worker: Reset does not allocate
 	for {
 		fn()
 		fn = nil // let what it referenced go while waiting
@@ -39,7 +40,11 @@ func (p *workerPool) work(fn func()) {
 			p.idle.Add(-1)
 			return
 		}
-		t := time.NewTimer(workerIdle)
+		if t == nil {
+			t = time.NewTimer(workerIdle)
+		} else {
+			t.Reset(workerIdle) // stopped, and since Go 1.23 no stale tick can be received
+		}
 		select {
 		case fn = <-p.jobs:
 			t.Stop()
