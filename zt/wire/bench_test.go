@@ -12,9 +12,10 @@ import (
 	"github.com/ztnc/ztnc/zt/salsa"
 )
 
-// Packet sizes to measure: the default physical MTU, and the default virtual MTU (one
-// 2800-byte Ethernet payload, which travels as a fragmented packet).
-var benchSizes = []int{1432, 2800}
+// Packet sizes to measure: a FRAME carrying a bare TCP segment (SYN, ACK, FIN), the default
+// physical MTU, and the default virtual MTU (one 2800-byte Ethernet payload, which travels as
+// a fragmented packet).
+var benchSizes = []int{80, 1432, 2800}
 
 var suites = []struct {
 	name string
