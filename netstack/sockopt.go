@@ -319,7 +319,7 @@ func (e *TCPEndpoint) setTCPLevel(name int, val []byte) error {
 	}
 	switch name {
 	case unix.TCP_NODELAY:
-		ops.SetDelayOption(v == 0)
+		e.noDelay.Store(v != 0)
 	case unix.TCP_CORK:
 		ops.SetCorkOption(v != 0)
 	case unix.TCP_QUICKACK:
@@ -420,7 +420,7 @@ func (e *TCPEndpoint) getTCPLevel(name int) ([]byte, error) {
 	}
 	switch name {
 	case unix.TCP_NODELAY:
-		return boolValue(!ops.GetDelayOption()), nil
+		return boolValue(e.noDelay.Load()), nil
 	case unix.TCP_CORK:
 		return boolValue(ops.GetCorkOption()), nil
 	case unix.TCP_QUICKACK:
