@@ -321,6 +321,7 @@ func (e *TCPEndpoint) setTCPLevel(name int, val []byte) error {
 	case unix.TCP_NODELAY:
 		e.noDelay.Store(v != 0)
 	case unix.TCP_CORK:
+		e.cork.Store(v != 0)
 		ops.SetCorkOption(v != 0)
 	case unix.TCP_QUICKACK:
 		ops.SetQuickAck(v != 0)
@@ -422,7 +423,7 @@ func (e *TCPEndpoint) getTCPLevel(name int) ([]byte, error) {
 	case unix.TCP_NODELAY:
 		return boolValue(e.noDelay.Load()), nil
 	case unix.TCP_CORK:
-		return boolValue(ops.GetCorkOption()), nil
+		return boolValue(e.cork.Load()), nil
 	case unix.TCP_QUICKACK:
 		return boolValue(ops.GetQuickAck()), nil
 	case unix.TCP_MAXSEG:

@@ -48,6 +48,9 @@ type TCPEndpoint struct {
 	// noDelay is the program's TCP_NODELAY. The stack's Nagle is always off (see tune.go);
 	// this is what getsockopt reports, inherited by accepted connections as on Linux.
 	noDelay atomic.Bool
+	// cork is the program's TCP_CORK, which getsockopt reports: the splice uncorks the
+	// endpoint when the program has finished writing.
+	cork atomic.Bool
 
 	// spliced is set once by Splice; Close and Abort then leave the endpoint to it.
 	spliced atomic.Pointer[splice]
