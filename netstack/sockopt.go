@@ -319,8 +319,9 @@ func (e *TCPEndpoint) setTCPLevel(name int, val []byte) error {
 	}
 	switch name {
 	case unix.TCP_NODELAY:
-		ops.SetDelayOption(v == 0)
+		e.noDelay.Store(v != 0)
 	case unix.TCP_CORK:
+		e.cork.Store(v != 0)
 		ops.SetCorkOption(v != 0)
 	case unix.TCP_QUICKACK:
 		ops.SetQuickAck(v != 0)
@@ -420,9 +421,9 @@ func (e *TCPEndpoint) getTCPLevel(name int) ([]byte, error) {
 	}
 	switch name {
 	case unix.TCP_NODELAY:
-		return boolValue(!ops.GetDelayOption()), nil
+		return boolValue(e.noDelay.Load()), nil
 	case unix.TCP_CORK:
-		return boolValue(ops.GetCorkOption()), nil
+		return boolValue(e.cork.Load()), nil
 	case unix.TCP_QUICKACK:
 		return boolValue(ops.GetQuickAck()), nil
 	case unix.TCP_MAXSEG:

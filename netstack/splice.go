@@ -355,6 +355,10 @@ func (sp *splice) readUnix(fd uintptr) bool {
 // only shut down writing, FIN goes out, and the socket is watched for the close that
 // follows (hang-up) unless the peer has finished too.
 func (sp *splice) finishToNet() {
+	// Nothing more can join a corked segment: push it out with the FIN, as Linux's
+	// shutdown and close do (gVisor holds it, FIN behind it, for its 200 ms cork timer —
+	// every Connection: close response of an nginx with tcp_nopush on waited that long).
+	sp.e.ep.SocketOptions().SetCorkOption(false)
 	if sp.hungUp() {
 		sp.stop(false, 0)
 		return

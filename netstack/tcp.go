@@ -45,6 +45,12 @@ type TCPEndpoint struct {
 	// kaIdle, ...): Splice keeps those and sets the others for the proxy, and GetSockOpt
 	// shows the program its own choices or Linux's defaults, not the proxy's.
 	keepaliveUser atomic.Uint32
+	// noDelay is the program's TCP_NODELAY. The stack's Nagle is always off (see tune.go);
+	// this is what getsockopt reports, inherited by accepted connections as on Linux.
+	noDelay atomic.Bool
+	// cork is the program's TCP_CORK, which getsockopt reports: the splice uncorks the
+	// endpoint when the program has finished writing.
+	cork atomic.Bool
 
 	// spliced is set once by Splice; Close and Abort then leave the endpoint to it.
 	spliced atomic.Pointer[splice]
@@ -99,7 +105,9 @@ func (e *TCPEndpoint) Accept() (*TCPEndpoint, error) {
 	if err != nil {
 		return nil, errno(err)
 	}
-	return e.s.wrapTCP(n, wq, e.v6), nil
+	c := e.s.wrapTCP(n, wq, e.v6)
+	c.noDelay.Store(e.noDelay.Load())
+	return c, nil
 }
 
 // Connect starts connecting and returns EINPROGRESS; EventOut (or EventErr/EventHUp) tells

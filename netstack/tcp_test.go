@@ -1,13 +1,17 @@
 package netstack
 
 import (
+	"bytes"
 	"errors"
 	"io"
+	"net/netip"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip/header"
 )
 
 func TestTCPConnectAccept(t *testing.T) {
@@ -277,4 +281,84 @@ func TestTCPBindListenErrors(t *testing.T) {
 			t.Fatalf("shutdown(7): %v, want EINVAL", err)
 		}
 	})
+}
+
+// ackDropPort is a Port that loses every pure TCP ACK it is asked to send while drop is set.
+type ackDropPort struct {
+	Port
+	drop atomic.Bool
+}
+
+func (p *ackDropPort) WriteFrame(dst, src [6]byte, etherType uint16, payload []byte) error {
+	if p.drop.Load() && etherType == uint16(header.IPv4ProtocolNumber) && len(payload) >= header.IPv4MinimumSize {
+		ip := header.IPv4(payload)
+		if ip.TransportProtocol() == header.TCPProtocolNumber && int(ip.HeaderLength()) <= len(payload) {
+			seg := header.TCP(ip.Payload())
+			if len(seg) >= header.TCPMinimumSize && seg.Flags() == header.TCPFlagAck && int(seg.DataOffset()) == len(seg) {
+				return nil
+			}
+		}
+	}
+	return p.Port.WriteFrame(dst, src, etherType, payload)
+}
+
+// TestNoNagleHold: a short write that follows one still unacknowledged goes out at once,
+// whatever TCP_NODELAY says. With gVisor's Nagle (classic: any unacknowledged data holds a
+// short segment) the second half of a response written in two parts waited for the peer's
+// delayed ACK; here the peer's ACKs are lost, so a held write would never arrive.
+func TestNoNagleHold(t *testing.T) {
+	hub := NewHub()
+	pa := &ackDropPort{Port: hub.NewPort(testMAC(1), testMTU)}
+	a, err := New(pa, Config{})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { a.Close(); pa.Port.(*HubPort).Close() })
+	if err := a.SetAddresses([]netip.Prefix{addrA4}); err != nil {
+		t.Fatal(err)
+	}
+	b, _ := newStackPort(t, hub, 2, Config{}, addrB4)
+	n := &testNet{hub: hub, a: a, b: b}
+	client, server, _, sep := n.splicedPair(t, false, 80)
+	if v, err := sep.GetSockOpt(unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || !bytes.Equal(v, intValue(0)) {
+		t.Fatalf("TCP_NODELAY of the accepted socket = %v, %v; want 0 as on Linux", v, err)
+	}
+
+	pa.drop.Store(true)
+	buf := make([]byte, 64)
+	for _, part := range []string{"HTTP/1.1 200 OK\r\n\r\n", "body"} {
+		if _, err := server.Write([]byte(part)); err != nil {
+			t.Fatal(err)
+		}
+		client.SetReadDeadline(time.Now().Add(20 * time.Second))
+		got := 0
+		for got < len(part) {
+			n, err := client.Read(buf[got:len(part)])
+			if err != nil {
+				t.Fatalf("reading %q (ACKs from the reader lost): %v", part, err)
+			}
+			got += n
+		}
+		if string(buf[:got]) != part {
+			t.Fatalf("read %q, want %q", buf[:got], part)
+		}
+	}
+}
+
+// TestAcceptInheritsNoDelay: as on Linux, a connection accepted from a listener with
+// TCP_NODELAY set has it set.
+func TestAcceptInheritsNoDelay(t *testing.T) {
+	n := newNet(t)
+	for _, on := range []int32{0, 1} {
+		dst := netip.AddrPortFrom(addrB4.Addr(), uint16(8000+on))
+		l := listenTCP(t, n.b, dst)
+		if err := l.SetSockOpt(unix.IPPROTO_TCP, unix.TCP_NODELAY, intValue(on)); err != nil {
+			t.Fatal(err)
+		}
+		dialTCP(t, n.a, false, dst)
+		c := acceptTCP(t, l)
+		if v, err := c.GetSockOpt(unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || !bytes.Equal(v, intValue(on)) {
+			t.Errorf("listener TCP_NODELAY %d: accepted socket reads %v, %v", on, v, err)
+		}
+	}
 }

@@ -13,9 +13,13 @@ func TestWorkerPool(t *testing.T) {
 	var wg sync.WaitGroup
 	n := 3 * maxIdleWorkers
 	wg.Add(n)
+	// Every job waits until all have started, so that none is handed to a worker that
+	// finished one: n goroutines run at once, and more finish than may stay idle.
+	start := make(chan struct{})
 	for range n {
-		p.run(wg.Done)
+		p.run(func() { <-start; wg.Done() })
 	}
+	close(start)
 	wg.Wait()
 	deadline := time.Now().Add(5 * time.Second)
 	for p.idle.Load() != maxIdleWorkers && time.Now().Before(deadline) {
