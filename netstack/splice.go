@@ -116,7 +116,7 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 	if err != nil {
 		return syscall.ENOTSOCK
 	}
-	conn := unixEnd{f}
+	conn := unixEnd{f, rc}
 	sp := &splice{e: e, conn: conn, rc: rc, stopping: make(chan struct{}), done: make(chan struct{})}
 	if !sp.setUpUnix() {
 		conn.Close()
@@ -215,11 +215,13 @@ func pollableEnd(f *os.File) (*os.File, syscall.RawConn, error) {
 			return nil, nil, err
 		}
 		nfd, serr := -1, error(nil)
-		rc.Control(func(fd uintptr) {
+		if err := rc.Control(func(fd uintptr) {
 			if nfd, serr = unix.FcntlInt(fd, unix.F_DUPFD_CLOEXEC, 0); serr == nil {
 				serr = unix.SetNonblock(nfd, true)
 			}
-		})
+		}); err != nil {
+			serr = err
+		}
 		name := f.Name()
 		f.Close()
 		if serr != nil {
@@ -239,16 +241,15 @@ func pollableEnd(f *os.File) (*os.File, syscall.RawConn, error) {
 }
 
 // unixEnd is the proxy's end of the socketpair.
-type unixEnd struct{ *os.File }
+type unixEnd struct {
+	*os.File
+	rc syscall.RawConn
+}
 
 // CloseWrite shuts the socket down for writing: the program reads end of file.
 func (u unixEnd) CloseWrite() error {
-	rc, err := u.SyscallConn()
-	if err != nil {
-		return err
-	}
 	var serr error
-	if err := rc.Control(func(fd uintptr) { serr = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
+	if err := u.rc.Control(func(fd uintptr) { serr = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
 		return err
 	}
 	return serr
