@@ -149,6 +149,7 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 
 	workers.runBoth(sp.toNet, sp.toUnix, func() {
 		sp.release()
+		s.timeWait.ended(time.Now())
 		close(sp.done)
 		s.spliceDone(sp)
 		sp.mu.Lock()

@@ -68,6 +68,8 @@ type Stack struct {
 	// Close can stop them all and return only when they have.
 	running map[stopper]struct{}
 	splices sync.WaitGroup
+
+	timeWait *timeWaitGovernor
 }
 
 // stopper is a running proxy, which Stack.Close stops.
@@ -124,6 +126,7 @@ func New(port Port, cfg Config) (*Stack, error) {
 	if mtu := port.MTU(); mtu < header.IPv4MinimumMTU || mtu > 65535 {
 		return fail(fmt.Errorf("netstack: port MTU %d out of range", mtu))
 	}
+	s.timeWait = newTimeWaitGovernor(st)
 	s.link = newLink(port, &s.stats)
 	if err := st.CreateNICWithOptions(linkNICID, s.link, stack.NICOptions{Name: "zt0", QDisc: s.link}); err != nil {
 		return fail(fmt.Errorf("netstack: create NIC: %s", err))
