@@ -245,12 +245,23 @@ func TestInjectFD(t *testing.T) {
 // TestInjectFDInterrupted injects fds while the supervisor's thread keeps receiving signals: an
 // injection interrupted by one (Go's handlers restart the call) must still answer the trapped
 // call with the fd, never leave it answered with 0.
+// Both ways: inject-then-answer (the choice when the wait is killable) and ADDFD|SEND.
 func TestInjectFDInterrupted(t *testing.T) {
+	for _, killable := range []bool{true, false} {
+		t.Run(fmt.Sprintf("killable=%v", killable), func(t *testing.T) { testInjectFDInterrupted(t, killable) })
+	}
+}
+
+func testInjectFDInterrupted(t *testing.T, killable bool) {
 	sig := make(chan os.Signal, 1)
 	signal.Notify(sig, syscall.SIGUSR1)
 	defer signal.Stop(sig)
 	t.Setenv("ZTNC_NOTIFY_LOOPS", "3000")
 	r := runChild(t, "sockets", func(l *Listener, n *Notification) {
+		if !l.Killable && killable {
+			t.Skip("the kernel has no SECCOMP_FILTER_FLAG_WAIT_KILLABLE_RECV")
+		}
+		l.Killable = killable // only picks how AddFDReturn injects: the filter waits as it does
 		runtime.LockOSThread()
 		defer runtime.UnlockOSThread()
 		tid := unix.Gettid()
