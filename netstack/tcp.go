@@ -46,7 +46,7 @@ type TCPEndpoint struct {
 	// shows the program its own choices or Linux's defaults, not the proxy's.
 	keepaliveUser atomic.Uint32
 	// noDelay is the program's TCP_NODELAY. The stack's Nagle is always off (see tune.go);
-	// this is what getsockopt reports, inherited by accepted connections as on Linux.
+	// this is what getsockopt reports.
 	noDelay atomic.Bool
 	// cork is the program's TCP_CORK, which getsockopt reports: the splice uncorks the
 	// endpoint when the program has finished writing.
@@ -106,7 +106,12 @@ func (e *TCPEndpoint) Accept() (*TCPEndpoint, error) {
 		return nil, errno(err)
 	}
 	c := e.s.wrapTCP(n, wq, e.v6)
+	// As on Linux, the connection starts with the listener's TCP_NODELAY and TCP_CORK.
 	c.noDelay.Store(e.noDelay.Load())
+	if e.cork.Load() {
+		c.cork.Store(true)
+		c.ep.SocketOptions().SetCorkOption(true)
+	}
 	return c, nil
 }
 

@@ -345,20 +345,27 @@ func TestNoNagleHold(t *testing.T) {
 	}
 }
 
-// TestAcceptInheritsNoDelay: as on Linux, a connection accepted from a listener with
-// TCP_NODELAY set has it set.
-func TestAcceptInheritsNoDelay(t *testing.T) {
+// TestAcceptInherits: as on Linux, a connection accepted from a listener with TCP_NODELAY or
+// TCP_CORK set has it set.
+func TestAcceptInherits(t *testing.T) {
 	n := newNet(t)
-	for _, on := range []int32{0, 1} {
-		dst := netip.AddrPortFrom(addrB4.Addr(), uint16(8000+on))
-		l := listenTCP(t, n.b, dst)
-		if err := l.SetSockOpt(unix.IPPROTO_TCP, unix.TCP_NODELAY, intValue(on)); err != nil {
-			t.Fatal(err)
-		}
-		dialTCP(t, n.a, false, dst)
-		c := acceptTCP(t, l)
-		if v, err := c.GetSockOpt(unix.IPPROTO_TCP, unix.TCP_NODELAY); err != nil || !bytes.Equal(v, intValue(on)) {
-			t.Errorf("listener TCP_NODELAY %d: accepted socket reads %v, %v", on, v, err)
+	port := uint16(8000)
+	for _, name := range []int{unix.TCP_NODELAY, unix.TCP_CORK} {
+		for _, on := range []int32{0, 1} {
+			port++
+			dst := netip.AddrPortFrom(addrB4.Addr(), port)
+			l := listenTCP(t, n.b, dst)
+			if err := l.SetSockOpt(unix.IPPROTO_TCP, name, intValue(on)); err != nil {
+				t.Fatal(err)
+			}
+			dialTCP(t, n.a, false, dst)
+			c := acceptTCP(t, l)
+			if v, err := c.GetSockOpt(unix.IPPROTO_TCP, name); err != nil || !bytes.Equal(v, intValue(on)) {
+				t.Errorf("listener option %d = %d: accepted socket reads %v, %v", name, on, v, err)
+			}
+			if got := c.ep.SocketOptions().GetCorkOption(); name == unix.TCP_CORK && got != (on == 1) {
+				t.Errorf("listener TCP_CORK %d: accepted endpoint corked %v", on, got)
+			}
 		}
 	}
 }
