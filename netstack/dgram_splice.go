@@ -2,7 +2,6 @@ package netstack
 
 import (
 	"bytes"
-	"net"
 	"os"
 	"sync"
 	"syscall"
@@ -37,7 +36,7 @@ var dgramBufs = sync.Pool{New: func() any { return new([dgramBufSize]byte) }}
 // receive buffer fills and the stack drops further datagrams (SO_RCVBUF), as Linux does.
 type dgramSplice struct {
 	e         *DatagramEndpoint
-	conn      *net.UnixConn
+	conn      unixEnd
 	rc        syscall.RawConn
 	seqpacket bool
 
@@ -76,21 +75,11 @@ type dgramSplice struct {
 // Errors: EBUSY if already spliced, ENOTSOCK if f is not an AF_UNIX datagram socket,
 // ENETDOWN if the stack is closed.
 func (e *DatagramEndpoint) Splice(f *os.File) error {
-	c, err := net.FileConn(f)
-	f.Close()
+	f, rc, err := pollableEnd(f)
 	if err != nil {
 		return syscall.ENOTSOCK
 	}
-	conn, ok := c.(*net.UnixConn)
-	if !ok {
-		c.Close()
-		return syscall.ENOTSOCK
-	}
-	rc, err := conn.SyscallConn()
-	if err != nil {
-		conn.Close()
-		return syscall.ENOTSOCK
-	}
+	conn := unixEnd{f, rc}
 	var typ int
 	rc.Control(func(fd uintptr) {
 		typ, _ = unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE)
