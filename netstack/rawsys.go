@@ -7,11 +7,12 @@ import (
 )
 
 // System calls on the proxy's non-blocking AF_UNIX sockets, made without the Go runtime's
-// syscall bookkeeping (entersyscall/exitsyscall). None of them can block, and under load the
-// bookkeeping costs more than the call: a goroutine that readies another and then enters a
+// syscall bookkeeping (entersyscall/exitsyscall). None of them can block, and the bookkeeping
+// costs more than the call: under load a goroutine that readies another and then enters a
 // system call lets the runtime's monitor hand its processor to a new thread (a futex wake,
-// then a context switch) and keeps the monitor polling every 20 µs. Waiting for readiness
-// stays with the network poller (RawConn.Read/Write).
+// then a context switch); after an idle spell the call wakes the monitor and sets it polling
+// every 20 µs for the next millisecond. Waiting for readiness stays with the network poller
+// (RawConn.Read/Write); closing goes through os.File, in batches (closer.go).
 
 func rawRead(fd uintptr, b []byte, flags int) (int, unix.Errno) {
 	if len(b) == 0 {
@@ -37,4 +38,22 @@ func rawPoll0(fd uintptr, events int16) int16 {
 		return 0
 	}
 	return p.Revents
+}
+
+func rawShutdown(fd uintptr, how int) unix.Errno {
+	_, _, e := unix.RawSyscall(unix.SYS_SHUTDOWN, fd, uintptr(how), 0)
+	return e
+}
+
+func rawGetsockoptInt(fd uintptr, level, name int) (int, unix.Errno) {
+	var v int32
+	l := uint32(4)
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, fd, uintptr(level), uintptr(name), uintptr(unsafe.Pointer(&v)), uintptr(unsafe.Pointer(&l)), 0)
+	return int(v), e
+}
+
+func rawSetsockoptInt(fd uintptr, level, name, v int) unix.Errno {
+	v32 := int32(v)
+	_, _, e := unix.RawSyscall6(unix.SYS_SETSOCKOPT, fd, uintptr(level), uintptr(name), uintptr(unsafe.Pointer(&v32)), 4, 0)
+	return e
 }

@@ -247,10 +247,20 @@ type unixEnd struct {
 	rc syscall.RawConn
 }
 
+// release ends the proxy's use of the socket without a system call the runtime sees: the
+// program's end sees the connection end at once (both directions shut down, as a close
+// leaves it), goroutines waiting on the socket return (a past deadline wakes them as a close
+// does), and the descriptor is closed a little later with others (closer).
+func (u unixEnd) release() {
+	u.rc.Control(func(fd uintptr) { rawShutdown(fd, unix.SHUT_RDWR) })
+	u.SetDeadline(time.Unix(1, 0))
+	lateCloser.closeLater(u.File)
+}
+
 // CloseWrite shuts the socket down for writing: the program reads end of file.
 func (u unixEnd) CloseWrite() error {
 	var serr error
-	if err := u.rc.Control(func(fd uintptr) { serr = unix.Shutdown(int(fd), unix.SHUT_WR) }); err != nil {
+	if err := u.rc.Control(func(fd uintptr) { serr = rawShutdown(fd, unix.SHUT_WR) }); err != nil {
 		return err
 	}
 	return serr
@@ -261,12 +271,12 @@ func (u unixEnd) CloseWrite() error {
 func (sp *splice) setUpUnix() bool {
 	ok := false
 	sp.rc.Control(func(fd uintptr) {
-		if typ, err := unix.GetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_TYPE); err != nil || typ != unix.SOCK_STREAM {
+		if typ, e := rawGetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); e != 0 || typ != unix.SOCK_STREAM {
 			return
 		}
 		ok = true
-		if unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, unixSndBuf) != nil {
-			unix.SetsockoptInt(int(fd), unix.SOL_SOCKET, unix.SO_SNDBUF, unixSndBuf)
+		if rawSetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUFFORCE, unixSndBuf) != 0 {
+			rawSetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_SNDBUF, unixSndBuf)
 		}
 	})
 	return ok
@@ -453,7 +463,7 @@ func (sp *splice) toUnix() {
 	}
 }
 
-// stop ends the proxy: the socket is closed (both goroutines return) and the endpoint is
+// stop ends the proxy: the socket is released (both goroutines return) and the endpoint is
 // reset (abort) or closed. cause is kept for Err if it says the connection broke.
 func (sp *splice) stop(abort bool, cause syscall.Errno) {
 	sp.mu.Lock()
@@ -470,7 +480,7 @@ func (sp *splice) stop(abort bool, cause syscall.Errno) {
 	sp.stopped = true
 	sp.mu.Unlock()
 	close(sp.stopping)
-	sp.conn.Close()
+	sp.conn.release()
 	if abort {
 		sp.e.once.Do(sp.e.ep.Abort)
 	} else {

@@ -212,9 +212,7 @@ func TestSpliceErrors(t *testing.T) {
 	b2.Close()
 	b.Close()
 	waitDone(t, c)
-	if fds := countFDs(t); fds > fdsBefore {
-		t.Fatalf("%d fds open, %d before", fds, fdsBefore)
-	}
+	checkNoLeaks(t, fdsBefore, false)
 }
 
 // transfer sends size random bytes each way at once over a spliced connection and checks

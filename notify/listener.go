@@ -291,7 +291,7 @@ func (l *Listener) addfd(a *notifAddFD) (int, error) {
 		defer unix.PthreadSigmask(unix.SIG_SETMASK, &old, nil)
 	}
 	for {
-		r, _, e := unix.Syscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_ADDFD, uintptr(unsafe.Pointer(a)))
+		r, _, e := unix.RawSyscall(unix.SYS_IOCTL, uintptr(l.fd), unix.SECCOMP_IOCTL_NOTIF_ADDFD, uintptr(unsafe.Pointer(a))) // raw: see rawsys.go
 		switch e {
 		case 0:
 			return int(r), nil

@@ -274,7 +274,7 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		sk.requeue(conn)
 		return err
 	}
-	defer unix.Close(pfd)
+	defer rawClose(pfd)
 	if flags&unix.SOCK_NONBLOCK == 0 {
 		_, err = rawFcntl(pfd, unix.F_SETFL, unix.O_RDWR)
 	}

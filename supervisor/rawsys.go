@@ -10,7 +10,7 @@ import (
 // their options, junk and tokens through non-blocking ends, fstat, fcntl, epoll_ctl — never
 // wait, so they are made raw (no entersyscall/exitsyscall), like notify's (see notify/rawsys.go):
 // a scheduler-visible call right after readying a goroutine can hand the processor to another
-// thread. Calls that can wait (ADDFD, closing a last reference) stay scheduler-visible.
+// thread. Calls that can wait (ADDFD) stay scheduler-visible.
 
 func rawErr(e unix.Errno) error {
 	if e == 0 {
@@ -79,3 +79,8 @@ func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
 	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
 	return rawErr(e)
 }
+
+// rawClose closes a copy of a program's fd (never its last reference while the program holds
+// it) or an end of the supervisor's socketpairs: closing an AF_UNIX socket never waits, not
+// even the last reference (it has no linger).
+func rawClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }

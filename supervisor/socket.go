@@ -159,7 +159,7 @@ func (s *Supervisor) socket(c *call) error {
 	if err != nil {
 		return err // ENFILE, EMFILE, ENOMEM: the program's socket() would fail the same way
 	}
-	defer unix.Close(p)
+	defer rawClose(p)
 	if _, err := s.l.AddFDReturn(c.ID, p, typ&unix.SOCK_CLOEXEC != 0); err != nil {
 		// Nothing was installed. The socketpair goes when p closes (hang-up on S).
 		if err == notify.ErrGone {

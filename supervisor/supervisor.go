@@ -349,10 +349,6 @@ func (s *Supervisor) lookup(tid uint32, fd int) (emulated, *progEnd, error) {
 	return sk, &progEnd{fd: cfd}, nil
 }
 
-// rawClose closes a copy of a program's fd: never its last reference while the program holds
-// it, so the close does not wait.
-func rawClose(fd int) { unix.RawSyscall(unix.SYS_CLOSE, uintptr(fd), 0, 0) }
-
 func (s *Supervisor) register(ino uint64, e emulated) {
 	s.mu.Lock()
 	s.socks[ino] = e

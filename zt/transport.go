@@ -111,12 +111,6 @@ func addrString(a netip.Addr) string {
 	return a.String()
 }
 
-// writeTo sends one datagram.
-func (s *socket) writeTo(b []byte, to netip.AddrPort) error {
-	_, err := s.conn.WriteToUDPAddrPort(b, to)
-	return err
-}
-
 // writePacket sends armored packet p, in total datagrams of at most mtu bytes (total from
 // wire.FragmentCount), with one system call.
 func (s *socket) writePacket(p wire.Packet, mtu, total int, to netip.AddrPort) error {

@@ -161,6 +161,20 @@ func htons(p uint16) uint16 { return ntohs(p) }
 
 var errWrongFamily = errors.New("address family not reachable from this socket")
 
+// writeTo sends one datagram, as a batch of one: its sendmmsg is made raw (see sendmmsg).
+// net's WriteTo enters the runtime's system call bookkeeping, which, when the process was
+// idle, wakes the runtime's monitor thread and sets it polling every 20 µs for the next
+// millisecond: one packet after each idle spell, e.g. a SYN or SYN-ACK per connection when
+// connections come one at a time, kept the monitor busy at ~5,000 wake-ups per second.
+func (s *socket) writeTo(b []byte, to netip.AddrPort) error {
+	tb := getTxBatch(s)
+	defer tb.release()
+	if err := tb.add(b, len(b), 1, to); err != nil {
+		return err
+	}
+	return tb.flush()
+}
+
 // Limits of one transmit batch.
 const (
 	maxBatchDatagrams = 256
@@ -356,7 +370,9 @@ func (b *txBatch) sendAll(gso bool) error {
 	return nil
 }
 
-// sendmmsg is the body of sendAll, a method value made once per batch.
+// sendmmsg is the body of sendAll, a method value made once per batch. The call is raw (no
+// entersyscall): a non-blocking send never waits, and the runtime's bookkeeping would cost
+// more than the call (see writeTo).
 func (b *txBatch) sendmmsg(fd uintptr) bool {
 	for b.sent < len(b.msgs) {
 		r0, _, e := unix.RawSyscall6(unix.SYS_SENDMMSG, fd, uintptr(unsafe.Pointer(&b.msgs[b.sent])), uintptr(len(b.msgs)-b.sent), 0, 0, 0)

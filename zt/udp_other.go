@@ -10,6 +10,12 @@ import (
 
 // Portable UDP I/O, one datagram per system call (see udp_linux.go for the batched version).
 
+// writeTo sends one datagram.
+func (s *socket) writeTo(b []byte, to netip.AddrPort) error {
+	_, err := s.conn.WriteToUDPAddrPort(b, to)
+	return err
+}
+
 var batchIO, offloadIO = false, false
 
 func (s *socket) enableOffloads() {}
