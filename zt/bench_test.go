@@ -110,14 +110,7 @@ func BenchmarkLoopbackUDP(b *testing.B) {
 			defer tx[0].conn.Close()
 			var got atomic.Int64
 			go func() {
-				r := newBatchReader(rx)
-				for {
-					k, err := rx.read(r)
-					if err != nil {
-						return
-					}
-					got.Add(int64(k))
-				}
+				rx.readLoop(newBatchReader(rx), func(k int, _ error) { got.Add(int64(k)) })
 			}()
 			payload := make([]byte, size)
 			b.SetBytes(int64(size))

@@ -5,7 +5,6 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"net/netip"
 	"runtime"
 	"sort"
@@ -426,14 +425,10 @@ func (n *Node) receiveLoop(s *socket) {
 	defer n.wg.Done()
 	r := newBatchReader(s)
 	var rx rxBuffers
-	for {
-		k, err := s.read(r)
+	s.readLoop(r, func(k int, err error) {
 		if err != nil {
-			if n.closed() || errors.Is(err, net.ErrClosed) {
-				return
-			}
 			n.log.Debug("udp receive", "err", err)
-			continue
+			return
 		}
 		for i := range k {
 			b, from, seg, ok := r.message(i)
@@ -451,7 +446,7 @@ func (n *Node) receiveLoop(s *socket) {
 			}
 		}
 		n.endBursts()
-	}
+	})
 }
 
 // endBursts ends the burst of frames delivered on every network (see Network.SetBurstEnd):

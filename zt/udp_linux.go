@@ -67,7 +67,6 @@ type batchReader struct {
 	bufs  [batchSize][]byte
 	n     int
 	errno syscall.Errno
-	recv  func(fd uintptr) bool
 }
 
 func newBatchReader(s *socket) *batchReader {
@@ -87,23 +86,37 @@ func newBatchReader(s *socket) *batchReader {
 			r.msgs[i].Hdr.Control = &r.ctrl[i][0]
 		}
 	}
-	r.recv = r.recvmmsg
 	return r
 }
 
-// read waits for messages and returns how many arrived.
-func (s *socket) read(r *batchReader) (int, error) {
-	if err := s.raw.Read(r.recv); err != nil {
-		return 0, err
-	}
-	if r.errno != 0 {
-		return 0, r.errno
-	}
-	return r.n, nil
+// readLoop receives batches of messages and hands each to deliver (k messages, or a receive
+// error) until the socket is closed, which it returns.
+//
+// It stays in one RawConn.Read. RawRead clears the poller's readiness only on entry, so a
+// batch shorter than the vector, which emptied the queue, can wait at once: anything that
+// arrives later raises a new edge. Returning after each batch would cost a receive per wake-up
+// that only learns EAGAIN (a datagram carries no state that a read can leave behind, unlike a
+// stream's end of file).
+func (s *socket) readLoop(r *batchReader, deliver func(k int, err error)) error {
+	return s.raw.Read(func(fd uintptr) bool {
+		for {
+			if !r.recvmmsg(fd) {
+				return false
+			}
+			if r.errno != 0 {
+				deliver(0, r.errno)
+				continue
+			}
+			deliver(r.n, nil)
+			if r.n < r.vlen() {
+				return false
+			}
+		}
+	})
 }
 
-// recvmmsg is the body of read, a method value made once so that no closure is allocated per
-// read.
+// recvmmsg receives the next batch into r (r.n messages, or r.errno); false when nothing is
+// queued.
 func (r *batchReader) recvmmsg(fd uintptr) bool {
 	for i := range r.msgs {
 		r.msgs[i].Hdr.Namelen = unix.SizeofSockaddrInet6
@@ -112,16 +125,20 @@ func (r *batchReader) recvmmsg(fd uintptr) bool {
 			r.msgs[i].Hdr.SetControllen(len(r.ctrl[i]))
 		}
 	}
-	vlen := uintptr(batchSize)
-	if !batchIO {
-		vlen = 1
-	}
-	r0, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), vlen, 0, 0, 0)
+	r0, _, e := unix.RawSyscall6(unix.SYS_RECVMMSG, fd, uintptr(unsafe.Pointer(&r.msgs[0])), uintptr(r.vlen()), 0, 0, 0)
 	if e == unix.EAGAIN || e == unix.EWOULDBLOCK {
 		return false
 	}
 	r.n, r.errno = int(r0), e
 	return true
+}
+
+// vlen is how many messages one receive asks for.
+func (r *batchReader) vlen() int {
+	if !batchIO {
+		return 1
+	}
+	return batchSize
 }
 
 // message returns message i of the last read, its sender and the size of the datagrams

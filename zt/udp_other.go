@@ -3,6 +3,8 @@
 package zt
 
 import (
+	"errors"
+	"net"
 	"net/netip"
 
 	"github.com/ztnc/ztnc/zt/wire"
@@ -28,13 +30,21 @@ type batchReader struct {
 
 func newBatchReader(*socket) *batchReader { return &batchReader{buf: make([]byte, 16<<10)} }
 
-func (s *socket) read(r *batchReader) (int, error) {
-	n, from, err := s.conn.ReadFromUDPAddrPort(r.buf)
-	if err != nil {
-		return 0, err
+// readLoop receives datagrams one by one and hands each to deliver until the socket is
+// closed, which it returns.
+func (s *socket) readLoop(r *batchReader, deliver func(k int, err error)) error {
+	for {
+		n, from, err := s.conn.ReadFromUDPAddrPort(r.buf)
+		if errors.Is(err, net.ErrClosed) {
+			return err
+		}
+		if err != nil {
+			deliver(0, err)
+			continue
+		}
+		r.n, r.from = n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
+		deliver(1, nil)
 	}
-	r.n, r.from = n, netip.AddrPortFrom(from.Addr().Unmap(), from.Port())
-	return 1, nil
 }
 
 func (r *batchReader) message(int) ([]byte, netip.AddrPort, int, bool) {
