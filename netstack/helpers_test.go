@@ -8,6 +8,7 @@ import (
 	"os"
 	"runtime"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"testing"
 	"time"
@@ -172,6 +173,10 @@ func spliceConn(t testing.TB, ep *TCPEndpoint) *net.UnixConn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	end := new(programConn)
+	if ep.progEnd == nil {
+		ep.SetProgramEnd(end)
+	}
 	if err := ep.Splice(os.NewFile(uintptr(fds[0]), "proxy")); err != nil {
 		t.Fatalf("splice: %v", err)
 	}
@@ -181,9 +186,33 @@ func spliceConn(t testing.TB, ep *TCPEndpoint) *net.UnixConn {
 	if err != nil {
 		t.Fatal(err)
 	}
+	uc := c.(*net.UnixConn)
+	end.c.Store(uc)
 	t.Cleanup(func() { c.Close() })
-	return c.(*net.UnixConn)
+	return uc
 }
+
+// programConn is a test program's end as the supervisor reaches it (ProgramEnd).
+type programConn struct{ c atomic.Pointer[net.UnixConn] }
+
+func (p *programConn) CopyFD() int {
+	c := p.c.Load()
+	if c == nil {
+		return -1
+	}
+	rc, err := c.SyscallConn()
+	if err != nil {
+		return -1
+	}
+	fd := -1
+	rc.Control(func(f uintptr) { fd, _ = unix.FcntlInt(f, unix.F_DUPFD_CLOEXEC, 0) })
+	return fd
+}
+
+// unreachable is a ProgramEnd that cannot find the program's end any more.
+type unreachable struct{}
+
+func (unreachable) CopyFD() int { return -1 }
 
 // splicedPair returns the program ends of a connection from a to b on port, over v4 or v6.
 func (n *testNet) splicedPair(t testing.TB, v6 bool, port uint16) (client, server *net.UnixConn, cep, sep *TCPEndpoint) {

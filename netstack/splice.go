@@ -78,13 +78,14 @@ type splice struct {
 	werr    unix.Errno
 	writeFn func(fd uintptr) bool
 
-	mu       sync.Mutex
-	onDone   func() // see TCPEndpoint.OnDone
-	finished bool   // done is closed
-	netDone  bool   // toNet saw end of file and sent FIN
-	unixDone bool   // toUnix delivered the peer's FIN
-	stopped  bool   // stop ran
-	err      error  // what ended the connection, if not an orderly close
+	mu        sync.Mutex
+	onDone    func() // see TCPEndpoint.OnDone
+	finished  bool   // done is closed
+	netDone   bool   // toNet saw end of file and sent FIN
+	unixDone  bool   // toUnix delivered the peer's FIN
+	stopped   bool   // stop ran
+	resetting bool   // stop left the socket for release to reset (resetProgram)
+	err       error  // what ended the connection, if not an orderly close
 }
 
 // Splice starts proxying between the established endpoint and f, a connected AF_UNIX
@@ -95,10 +96,12 @@ type splice struct {
 // The program sees TCP semantics on its end: data both ways with backpressure, half-close
 // each way on its own (shutdown(SHUT_WR) on its end sends FIN; the peer's FIN reads as end
 // of file), and close(2) on its end closes the connection as Linux does: FIN, or RST when
-// received data was left unread, data arrives after the close, or SO_LINGER is {1, 0}. A
-// peer RST or a timeout shows as end of file (Linux would report ECONNRESET/ETIMEDOUT; a
-// socketpair can carry that only while data from the program is still unread): Err gives
-// the error so the supervisor can answer SO_ERROR with it. Unless the program set
+// received data was left unread, data arrives after the close, or SO_LINGER is {1, 0}. When
+// the network breaks the connection (the peer's RST, a timeout, an unreachable peer), the
+// program reads what had arrived and then fails with ECONNRESET, as on a reset TCP socket,
+// provided SetProgramEnd gave the proxy a way to reach its end (see resetProgram); without
+// one, or once the program has shut down writing, it reads end of file. Err gives the precise
+// error (ETIMEDOUT, ...) so the supervisor can answer SO_ERROR with it. Unless the program set
 // SO_KEEPALIVE, keepalive is turned on so that vanished peers are noticed.
 //
 // The program's shutdown(2) and close(2) must act on its socket, not on the endpoint; the
@@ -162,6 +165,17 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 	})
 	return nil
 }
+
+// A ProgramEnd reaches the program's end of a spliced socketpair from outside the program.
+type ProgramEnd interface {
+	// CopyFD returns a new descriptor (the caller closes it) for the program's end, or -1
+	// when it cannot be found any more.
+	CopyFD() int
+}
+
+// SetProgramEnd tells a later Splice how to reach the program's end, which it needs only
+// when the network breaks the connection (see resetProgram).
+func (e *TCPEndpoint) SetProgramEnd(p ProgramEnd) { e.progEnd = p }
 
 // Done is closed when a spliced connection has ended and its endpoint and socket are
 // released. It is nil before Splice.
@@ -478,9 +492,15 @@ func (sp *splice) stop(abort bool, cause syscall.Errno) {
 		return
 	}
 	sp.stopped = true
+	sp.resetting = abort && breaksProgram(cause) && sp.e.progEnd != nil
 	sp.mu.Unlock()
 	close(sp.stopping)
-	sp.conn.release()
+	if sp.resetting {
+		// Not shut down: the program must not read end of file before release resets it.
+		sp.conn.SetDeadline(time.Unix(1, 0))
+	} else {
+		sp.conn.release()
+	}
 	if abort {
 		sp.e.once.Do(sp.e.ep.Abort)
 	} else {
@@ -502,10 +522,32 @@ func connectionError(e syscall.Errno) bool {
 	return false
 }
 
+// breaksProgram reports whether e, ending a connection, is the network breaking it, which the
+// program learns as a reset (a reset in CLOSE_WAIT, EPIPE, finds it past end of file already).
+func breaksProgram(e syscall.Errno) bool { return e != syscall.EPIPE && connectionError(e) }
+
 // release runs when both goroutines have returned.
 func (sp *splice) release() {
 	sp.stop(false, 0)
+	if sp.resetting {
+		sp.resetProgram()
+	}
 	sp.e.once.Do(sp.e.ep.Close)
+}
+
+// resetProgram closes the socket so that the program, once it has read what arrived, fails
+// its next read with ECONNRESET rather than reading end of file. af_unix reports that to a
+// stream socket whose peer is closed with data still unread in the peer's queue, so the
+// proxy first writes a byte into its own queue through a copy of the program's end. Nothing
+// reads the socket any more (both goroutines have returned). If the program's end cannot be
+// found, or it no longer writes (shut down), the program reads end of file; if its send
+// buffer is full, the queue is not empty anyway.
+func (sp *splice) resetProgram() {
+	if fd := sp.e.progEnd.CopyFD(); fd >= 0 {
+		unix.Sendto(fd, []byte{0}, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
+		unix.Close(fd)
+	}
+	sp.conn.Close()
 }
 
 // writeUnix writes all of b to the socket, waiting in the poller while it is full.

@@ -54,6 +54,8 @@ type TCPEndpoint struct {
 
 	// spliced is set once by Splice; Close and Abort then leave the endpoint to it.
 	spliced atomic.Pointer[splice]
+	// progEnd is how the proxy reaches the program's end, set before Splice (nil: it cannot).
+	progEnd ProgramEnd
 	once    sync.Once
 }
 

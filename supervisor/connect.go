@@ -96,7 +96,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		sk.mu.Unlock()
 		return unix.ENETUNREACH
 	}
-	if err := sk.startConnect(ap, st, pc); err != nil {
+	if err := sk.startConnect(ap, st, pc, progRef{c.Pid, c.fd}); err != nil {
 		sk.mu.Unlock()
 		return err
 	}
@@ -142,7 +142,7 @@ func (sk *socket) reconnect(c *call, old *progEnd, ap netip.AddrPort, st *netsta
 	}
 	pc := &progEnd{fd: held}
 	nsk.mu.Lock()
-	err = nsk.startConnect(ap, st, &pc)
+	err = nsk.startConnect(ap, st, &pc, progRef{c.Pid, c.fd})
 	nsk.mu.Unlock()
 	pc.close() // still ours if the connect did not start
 	if err != nil {
@@ -170,9 +170,9 @@ func fdCloexec(tid uint32, fd int) (bool, error) {
 	return flags&unix.O_CLOEXEC != 0, err
 }
 
-// startConnect starts the handshake on stack st, keeping the copy of P to open it when done.
-// sk.mu is held.
-func (sk *socket) startConnect(ap netip.AddrPort, st *netstack.Stack, pc **progEnd) error {
+// startConnect starts the handshake on stack st, keeping the copy of P to open it when done;
+// at is where the program called connect. sk.mu is held.
+func (sk *socket) startConnect(ap netip.AddrPort, st *netstack.Stack, pc **progEnd, at progRef) error {
 	if err := sk.endpointOn(st); err != nil {
 		return err
 	}
@@ -188,6 +188,7 @@ func (sk *socket) startConnect(ap netip.AddrPort, st *netstack.Stack, pc **progE
 	sk.state = stConnecting
 	sk.acked = false
 	sk.held, *pc = *pc, nil
+	sk.at = at
 	events := netstack.EventOut | netstack.EventErr | netstack.EventHUp
 	sk.cancelNotify = sk.ep.Notify(events, func(netstack.Events) { sk.s.goPooled(sk.connectDone) })
 	if sk.ep.Readiness(events) != 0 {
@@ -348,6 +349,7 @@ func (sk *socket) startSplice() *netstack.TCPEndpoint {
 	f := os.NewFile(uintptr(sk.sfd), "ztnc-splice")
 	sk.sfd = -1
 	ep := sk.ep
+	ep.SetProgramEnd(sk)
 	if err := ep.Splice(f); err != nil {
 		sk.s.log.Warn("splice", "ino", sk.ino, "err", err)
 		sk.s.stats.spliceFails.Add(1)

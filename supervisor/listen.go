@@ -297,7 +297,8 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		ep: conn, local: conn.LocalAddr(), peer: peer,
 	}
 	sk.s.register(nsk.ino, nsk)
-	if _, err := sk.s.l.AddFDReturn(c.ID, pfd, flags&unix.SOCK_CLOEXEC != 0); err != nil {
+	nfd, err := sk.s.l.AddFDReturn(c.ID, pfd, flags&unix.SOCK_CLOEXEC != 0)
+	if err != nil {
 		sk.s.unregister(nsk.ino, nsk)
 		unix.Close(sfd)
 		sk.requeue(conn)
@@ -307,6 +308,7 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		return err
 	}
 	nsk.mu.Lock()
+	nsk.at = progRef{c.Pid, nfd}
 	spliced := nsk.startSplice()
 	nsk.mu.Unlock()
 	if spliced != nil {

@@ -39,6 +39,7 @@ type socket struct {
 	bindReq  netip.AddrPort // what the program bound (invalid: nothing)
 	junk     int            // bytes in S's queue keeping P closed; 0 once open
 	held     *progEnd       // a copy of P kept while connecting, to open P when done
+	at       progRef        // where the program connected or accepted it (see CopyFD)
 	acked    bool           // the program has been told EINPROGRESS for the current connect
 	soErr    unix.Errno
 	errTaken bool           // SO_ERROR reported why the spliced connection ended
@@ -80,6 +81,27 @@ func (p *progEnd) close() {
 		rawClose(p.fd)
 		p.fd = -1
 	}
+}
+
+// progRef names P by where a trapped call found it: a thread and the fd number it used.
+type progRef struct {
+	tid uint32
+	fd  int
+}
+
+// CopyFD implements netstack.ProgramEnd: a copy of P taken from the thread that connected or
+// accepted it, under the fd number it had there, or -1 when that thread or number no longer
+// holds P (it exited, or the program moved or closed the fd: the inode tells).
+func (sk *socket) CopyFD() int {
+	cfd, err := sk.s.tasks.GetFD(sk.at.tid, sk.at.fd)
+	if err != nil {
+		return -1
+	}
+	if ino, err := rawInode(cfd); err != nil || ino != sk.ino {
+		rawClose(cfd)
+		return -1
+	}
+	return cfd
 }
 
 func (p *progEnd) nonblocking() bool {

@@ -294,7 +294,8 @@ time.sleep(60)
 }
 
 // TestCloseAndShutdown: half-close each way, FIN on close, RST when a program closes with
-// data unread, EADDRINUSE, close-on-exec and non-blocking flags on new fds.
+// data unread, a peer's RST failing reads, EADDRINUSE, close-on-exec and non-blocking flags
+// on new fds.
 func TestCloseAndShutdown(t *testing.T) {
 	python(t, `
 import socket, os, errno, time, fcntl, select
@@ -338,6 +339,25 @@ try:
     raise SystemExit("no reset")
 except (ConnectionResetError, BrokenPipeError):
     pass
+# The peer resets (SO_LINGER {1, 0}): what arrived is read, then the read fails once, as on
+# Linux, instead of reading as a clean end of file.
+import struct
+c = socket.create_connection(("198.51.100.1", 9200))
+a, _ = srv.accept()
+a.sendall(b"partial")
+c.settimeout(20)
+got = b""
+while len(got) < 7:
+    got += c.recv(100)
+assert got == b"partial", got
+a.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+a.close()
+try:
+    d = c.recv(100)
+    raise SystemExit("reset read as %r" % d)
+except ConnectionResetError:
+    pass
+c.close()
 # accept4 with SOCK_NONBLOCK, through the raw call.
 c = socket.create_connection(("198.51.100.1", 9200))
 srv.setblocking(False)
