@@ -78,14 +78,15 @@ type splice struct {
 	werr    unix.Errno
 	writeFn func(fd uintptr) bool
 
-	mu        sync.Mutex
-	onDone    func() // see TCPEndpoint.OnDone
-	finished  bool   // done is closed
-	netDone   bool   // toNet saw end of file and sent FIN
-	unixDone  bool   // toUnix delivered the peer's FIN
-	stopped   bool   // stop ran
-	resetting bool   // stop left the socket for release to reset (resetProgram)
-	err       error  // what ended the connection, if not an orderly close
+	mu           sync.Mutex
+	onDone       func() // see TCPEndpoint.OnDone
+	finished     bool   // done is closed
+	netDone      bool   // toNet saw end of file and sent FIN
+	unixDone     bool   // toUnix delivered the peer's FIN
+	stopped      bool   // stop ran
+	resetting    bool   // stop left the socket for release to reset (resetProgram)
+	programReset bool   // resetProgram left ECONNRESET pending on the program's end
+	err          error  // what ended the connection, if not an orderly close
 }
 
 // Splice starts proxying between the established endpoint and f, a connected AF_UNIX
@@ -544,10 +545,28 @@ func (sp *splice) release() {
 // buffer is full, the queue is not empty anyway.
 func (sp *splice) resetProgram() {
 	if fd := sp.e.progEnd.CopyFD(); fd >= 0 {
-		unix.Sendto(fd, []byte{0}, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
+		err := unix.Sendto(fd, []byte{0}, unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)
 		unix.Close(fd)
+		if err == nil || err == unix.EAGAIN {
+			sp.mu.Lock()
+			sp.programReset = true
+			sp.mu.Unlock()
+		}
 	}
 	sp.conn.Close()
+}
+
+// ProgramReset reports whether the program's end was left failing with ECONNRESET when the
+// network broke the spliced connection (see resetProgram). That error is pending on the
+// program's socket until a read, or getsockopt(SO_ERROR), takes it.
+func (e *TCPEndpoint) ProgramReset() bool {
+	sp := e.spliced.Load()
+	if sp == nil {
+		return false
+	}
+	sp.mu.Lock()
+	defer sp.mu.Unlock()
+	return sp.programReset
 }
 
 // writeUnix writes all of b to the socket, waiting in the poller while it is full.

@@ -122,6 +122,9 @@ func TestSpliceReset(t *testing.T) {
 			if err := cep.Err(); !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("Err() = %v, want ECONNRESET", err)
 			}
+			if got := cep.ProgramReset(); got != (tc.want != nil) {
+				t.Fatalf("ProgramReset() = %v", got)
+			}
 			got, err := readAll(t, client, 5*time.Second)
 			if string(got) != "partial" || !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {
 				t.Fatalf("program read %q, %v; want \"partial\", %v", got, err, tc.want)

@@ -123,6 +123,22 @@ func (c *call) getsockopt(option func(level, name int) ([]byte, error)) error {
 	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
 }
 
+// takePendingReset is SO_ERROR's part when the network broke a spliced connection and the
+// proxy left ECONNRESET pending on P (netstack's ProgramReset): as on Linux, a read or
+// SO_ERROR, whichever comes first, takes the error. Taking P's pending error here (p is a
+// copy of P) makes the program's next read see end of file; if a read took it already,
+// SO_ERROR reports 0.
+func (sk *socket) takePendingReset(p *progEnd) {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if (sk.state != stEnded && sk.state != stConnected) || sk.errTaken || !sk.ep.ProgramReset() {
+		return // (stConnected: the splice has reset P and is about to report its end)
+	}
+	if pending, err := rawGetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && pending == 0 {
+		sk.errTaken = true
+	}
+}
+
 // option answers getsockopt(2) on a stream socket: what identifies it and SO_ERROR, else the
 // endpoint's value, or one remembered.
 func (sk *socket) option(level, name int) ([]byte, error) {
@@ -133,7 +149,7 @@ func (sk *socket) option(level, name int) ([]byte, error) {
 		case unix.SO_ERROR:
 			e := sk.soErr
 			sk.soErr = 0
-			if e == 0 && sk.state == stEnded && !sk.errTaken {
+			if e == 0 && !sk.errTaken && (sk.state == stEnded || sk.state == stConnected && sk.ep.ProgramReset()) {
 				sk.errTaken = true
 				errors.As(sk.ep.Err(), &e)
 			}

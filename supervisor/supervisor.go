@@ -306,6 +306,9 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 	case unix.SYS_GETPEERNAME:
 		return sk.getpeername(c)
 	case unix.SYS_GETSOCKOPT:
+		if int32(c.Args[1]) == unix.SOL_SOCKET && int32(c.Args[2]) == unix.SO_ERROR {
+			sk.takePendingReset(*pc)
+		}
 		return c.getsockopt(sk.option)
 	case unix.SYS_SETSOCKOPT:
 		return sk.setsockopt(c, *pc)
