@@ -2,6 +2,8 @@ package supervisor
 
 import (
 	"fmt"
+	"os"
+	"syscall"
 	"unsafe"
 
 	"golang.org/x/sys/unix"
@@ -9,9 +11,17 @@ import (
 
 // epollSet is an epoll set that one goroutine waits on (loop), with an eventfd in it that ends
 // the loop (close). The hang-up watch and the readiness waits are each one.
+//
+// The loop waits in the runtime's network poller (the set's own fd is in it), not in a
+// blocking epoll_wait: a goroutine blocked in a system call keeps ztnc-run's only processor
+// until the runtime's monitor takes it back, which after an idle spell is up to ~20 ms. Every
+// wait woken through the set (a blocking recvfrom with an address, like ping's) stalled the
+// whole process that long every so often.
 type epollSet struct {
 	epfd int
 	wake int // eventfd: stops the loop
+	f    *os.File
+	rc   syscall.RawConn
 }
 
 func newEpollSet() (epollSet, error) {
@@ -31,7 +41,21 @@ func newEpollSet() (epollSet, error) {
 		unix.Close(wake)
 		return epollSet{}, fmt.Errorf("epoll: %w", err)
 	}
-	return epollSet{epfd: epfd, wake: wake}, nil
+	// Non-blocking, so that os.NewFile puts it in the poller (it is readable while events
+	// are ready). The set lives as long as the supervisor: nothing closes it.
+	if err := unix.SetNonblock(epfd, true); err != nil {
+		unix.Close(epfd)
+		unix.Close(wake)
+		return epollSet{}, fmt.Errorf("epoll: %w", err)
+	}
+	f := os.NewFile(uintptr(epfd), "ztnc-epoll")
+	rc, err := f.SyscallConn()
+	if err != nil {
+		f.Close()
+		unix.Close(wake)
+		return epollSet{}, fmt.Errorf("epoll: %w", err)
+	}
+	return epollSet{epfd: epfd, wake: wake, f: f, rc: rc}, nil
 }
 
 // add puts fd in the set for events, tagged with data (never wakeData).
@@ -48,10 +72,24 @@ func (e epollSet) remove(fd int) { rawEpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, n
 // supervisor.
 func (e epollSet) loop(s *Supervisor, event func(data uint64)) {
 	evs := make([]unix.EpollEvent, 64)
+	var n int
+	var werr unix.Errno
+	// Without waiting: when nothing is ready the poller waits for the set to become readable.
+	// Its readiness is edge-triggered and cleared only on entering Read, so events that come
+	// after this look raise a new edge.
+	take := func(fd uintptr) bool {
+		for {
+			r, _, e := unix.RawSyscall6(unix.SYS_EPOLL_WAIT, fd, uintptr(unsafe.Pointer(&evs[0])), uintptr(len(evs)), 0, 0, 0)
+			n, werr = int(r), e
+			if e != unix.EINTR {
+				return e != 0 || n > 0
+			}
+		}
+	}
 	for {
-		n, err := unix.EpollWait(e.epfd, evs, -1)
-		if err == unix.EINTR {
-			continue
+		err := e.rc.Read(take)
+		if err == nil && werr != 0 {
+			err = werr
 		}
 		if err != nil {
 			s.fail(fmt.Errorf("epoll_wait: %w", err))

@@ -1,0 +1,82 @@
+package supervisor
+
+import (
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// TestEpollSetWaitsInPoller: events go through, and while nothing happens the loop waits in
+// the runtime's network poller ("IO wait"), not in a blocking epoll_wait ("syscall"), which
+// would keep the process's only processor until the runtime's monitor took it back.
+func TestEpollSetWaitsInPoller(t *testing.T) {
+	set, err := newEpollSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	got := make(chan uint64, 4)
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		set.loop(&Supervisor{}, func(d uint64) { got <- d })
+	}()
+	var p [2]int
+	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(p[0])
+	defer unix.Close(p[1])
+	for i := range 3 {
+		if err := set.add(p[0], unix.EPOLLIN|unix.EPOLLONESHOT, uint64(7+i)); err != nil {
+			t.Fatal(err)
+		}
+		if i > 0 {
+			// Idle before this event: the loop waits in the poller, not in a system call.
+			waitState(t, "supervisor.epollSet.loop", "IO wait")
+		}
+		unix.Write(p[1], []byte{1})
+		select {
+		case d := <-got:
+			if d != uint64(7+i) {
+				t.Fatalf("event data %d, want %d", d, 7+i)
+			}
+		case <-time.After(5 * time.Second):
+			t.Fatal("event not delivered")
+		}
+		set.remove(p[0])
+		var b [8]byte
+		unix.Read(p[0], b[:])
+	}
+	set.close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("loop did not end")
+	}
+}
+
+// waitState waits until the goroutine whose stack has fn is in state (as runtime.Stack names
+// it), failing the test with its stack after 2 s.
+func waitState(t *testing.T, fn, state string) {
+	t.Helper()
+	deadline := time.Now().Add(2 * time.Second)
+	for {
+		buf := make([]byte, 1<<20)
+		last := ""
+		for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+			if strings.Contains(g, fn) {
+				last = g
+				if strings.Contains(strings.SplitN(g, "\n", 2)[0], "["+state) {
+					return
+				}
+			}
+		}
+		if time.Now().After(deadline) {
+			t.Fatalf("no goroutine in %s is in state %q:\n%s", fn, state, last)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
