@@ -22,14 +22,23 @@ type membership struct {
 	gateOK     bool
 	pushedGen  uint64
 	lastPush   int64
+	forcedFrom int64 // start of the window counting pushes the member asked for
+	forced     int   // pushes it asked for in that window
 	lastNeedIt int64 // ERROR(NEED_MEMBERSHIP_CERTIFICATE) sent
 	lastLikes  int64 // our subscriptions sent to it
 	lastSeen   int64
 }
 
 const (
-	needCredentialsGap  = 1000 // ms between ERROR(NEED_MEMBERSHIP_CERTIFICATE) per peer
-	forcedPushGap       = 1000 // ms between credential pushes on request
+	// needCredentialsGap spaces our ERROR(NEED_MEMBERSHIP_CERTIFICATE) to a peer whose
+	// frames we drop for want of its credentials: the frames wait (deferFrame) until its push
+	// arrives, so a lost ask or a refused one (forcedPushGap) delays them by this much.
+	needCredentialsGap = 100 // ms
+	// maxForcedPushes bounds the pushes a member can ask for per credentialsInWindow (each is
+	// a few hundred bytes for its small ERROR). Routine pushes do not count: a member that
+	// restarted (or restarts a few times in a row, as short-lived ztnc-run commands do) asks
+	// at once, and our push to its previous process a moment ago must not make it wait.
+	maxForcedPushes     = 10
 	credentialsInWindow = 1000 // ms
 	maxCredentialsIn    = 10   // NETWORK_CREDENTIALS accepted per peer per window
 	maxMembers          = 65536
@@ -73,8 +82,8 @@ func (nw *Network) gate(pr *peer, st *netState) bool {
 	return ok
 }
 
-// admit runs the gate for a frame. A peer that fails it is asked (at most once a second) for
-// its credentials with ERROR(NEED_MEMBERSHIP_CERTIFICATE); one that passes is trusted and
+// admit runs the gate for a frame. A peer that fails it is asked (at most every
+// needCredentialsGap) for its credentials with ERROR(NEED_MEMBERSHIP_CERTIFICATE); one that passes is trusted and
 // gets our multicast subscriptions.
 func (nw *Network) admit(in *inbound, st *netState) bool {
 	n := nw.node
@@ -121,19 +130,34 @@ func (nw *Network) pushCredentialsTo(a ztaddr.Address, force bool, now int64) {
 	}
 	m := nw.member(a)
 	m.mu.Lock()
-	var due bool
-	if force {
-		due = now-m.lastPush >= forcedPushGap
-	} else {
-		due = m.pushedGen != st.gen || m.lastPush == 0 || now-m.lastPush >= nw.node.t.credentials
-	}
-	if due {
-		m.pushedGen, m.lastPush = st.gen, now
-	}
+	due := m.pushDue(force, st.gen, now, nw.node.t.credentials)
 	m.mu.Unlock()
 	if due {
 		nw.node.sendMsg(a, wire.VerbNetworkCredentials, wire.Opaque(st.credentials), optCompress)
 	}
+}
+
+// pushDue decides whether our credentials (of config generation gen) go to the member now,
+// and records it if so: a push the member asked for (force) unless it has had
+// maxForcedPushes in the current window; otherwise when the config changed since the last
+// push, or the last is older than period. m.mu is held.
+func (m *membership) pushDue(force bool, gen uint64, now, period int64) bool {
+	var due bool
+	if force {
+		if now-m.forcedFrom >= credentialsInWindow || now < m.forcedFrom {
+			m.forcedFrom, m.forced = now, 0
+		}
+		due = m.forced < maxForcedPushes
+		if due {
+			m.forced++
+		}
+	} else {
+		due = m.pushedGen != gen || m.lastPush == 0 || now-m.lastPush >= period
+	}
+	if due {
+		m.pushedGen, m.lastPush = gen, now
+	}
+	return due
 }
 
 func (nw *Network) pushCredentials(pr *peer, force bool, now int64) {
