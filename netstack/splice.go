@@ -210,13 +210,21 @@ func (e *TCPEndpoint) OnDone(fn func()) bool {
 // Err returns the error that ended a spliced connection (ECONNRESET, ETIMEDOUT, ...), or nil
 // if it ended in order or is still running.
 func (e *TCPEndpoint) Err() error {
+	err, _ := e.Ending()
+	return err
+}
+
+// Ending returns what ended a spliced connection: Err's error, and whether the program's end
+// was left failing with ECONNRESET when the network broke it (see resetProgram). That error is
+// pending on the program's socket until a read, or getsockopt(SO_ERROR), takes it.
+func (e *TCPEndpoint) Ending() (err error, programReset bool) {
 	sp := e.spliced.Load()
 	if sp == nil {
-		return nil
+		return nil, false
 	}
 	sp.mu.Lock()
 	defer sp.mu.Unlock()
-	return sp.err
+	return sp.err, sp.programReset
 }
 
 // pollableEnd returns f, or when f is in blocking mode a non-blocking copy of it (f is then
@@ -554,19 +562,6 @@ func (sp *splice) resetProgram() {
 		}
 	}
 	sp.conn.Close()
-}
-
-// ProgramReset reports whether the program's end was left failing with ECONNRESET when the
-// network broke the spliced connection (see resetProgram). That error is pending on the
-// program's socket until a read, or getsockopt(SO_ERROR), takes it.
-func (e *TCPEndpoint) ProgramReset() bool {
-	sp := e.spliced.Load()
-	if sp == nil {
-		return false
-	}
-	sp.mu.Lock()
-	defer sp.mu.Unlock()
-	return sp.programReset
 }
 
 // writeUnix writes all of b to the socket, waiting in the poller while it is full.

@@ -122,8 +122,8 @@ func TestSpliceReset(t *testing.T) {
 			if err := cep.Err(); !errors.Is(err, syscall.ECONNRESET) {
 				t.Fatalf("Err() = %v, want ECONNRESET", err)
 			}
-			if got := cep.ProgramReset(); got != (tc.want != nil) {
-				t.Fatalf("ProgramReset() = %v", got)
+			if _, reset := cep.Ending(); reset != (tc.want != nil) {
+				t.Fatalf("Ending() reports the program reset: %v", reset)
 			}
 			got, err := readAll(t, client, 5*time.Second)
 			if string(got) != "partial" || !errors.Is(err, tc.want) || (tc.want == nil && err != nil) {

@@ -19,9 +19,8 @@ import (
 // whole process that long every so often.
 type epollSet struct {
 	epfd int
-	wake int // eventfd: stops the loop
-	f    *os.File
-	rc   syscall.RawConn
+	wake int             // eventfd: stops the loop
+	rc   syscall.RawConn // of the set's own fd, in the poller (it keeps the *os.File alive)
 }
 
 func newEpollSet() (epollSet, error) {
@@ -55,7 +54,7 @@ func newEpollSet() (epollSet, error) {
 		unix.Close(wake)
 		return epollSet{}, fmt.Errorf("epoll: %w", err)
 	}
-	return epollSet{epfd: epfd, wake: wake, f: f, rc: rc}, nil
+	return epollSet{epfd: epfd, wake: wake, rc: rc}, nil
 }
 
 // add puts fd in the set for events, tagged with data (never wakeData).

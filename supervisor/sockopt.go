@@ -123,37 +123,43 @@ func (c *call) getsockopt(option func(level, name int) ([]byte, error)) error {
 	return c.writeWithLen(c.Args[3], val, c.Args[4], uint32(len(val)))
 }
 
-// takePendingReset is SO_ERROR's part when the network broke a spliced connection and the
-// proxy left ECONNRESET pending on P (netstack's ProgramReset): as on Linux, a read or
-// SO_ERROR, whichever comes first, takes the error. Taking P's pending error here (p is a
-// copy of P) makes the program's next read see end of file; if a read took it already,
-// SO_ERROR reports 0.
-func (sk *socket) takePendingReset(p *progEnd) {
+// soError answers SO_ERROR (p is a copy of P): a failed connect's error, or once the spliced
+// connection has ended, what broke it — once. When the proxy left ECONNRESET pending on P
+// (Ending's programReset), a read or SO_ERROR takes the error, whichever comes first, as on
+// Linux: P's own pending error tells, and taking it here makes the program's next read see end
+// of file. In stConnected with programReset the splice has ended and is about to report it.
+func (sk *socket) soError(p *progEnd) unix.Errno {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
-	if (sk.state != stEnded && sk.state != stConnected) || sk.errTaken || !sk.ep.ProgramReset() {
-		return // (stConnected: the splice has reset P and is about to report its end)
+	if e := sk.soErr; e != 0 {
+		sk.soErr = 0
+		return e
 	}
-	if pending, err := rawGetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_ERROR); err == nil && pending == 0 {
-		sk.errTaken = true
+	if sk.errTaken || (sk.state != stEnded && sk.state != stConnected) {
+		return 0
 	}
+	err, reset := sk.ep.Ending()
+	if sk.state == stConnected && !reset {
+		return 0
+	}
+	sk.errTaken = true
+	if reset {
+		if pending, gerr := rawGetsockoptInt(p.fd, unix.SOL_SOCKET, unix.SO_ERROR); gerr == nil && pending == 0 {
+			return 0 // a read took it
+		}
+	}
+	var e unix.Errno
+	errors.As(err, &e)
+	return e
 }
 
-// option answers getsockopt(2) on a stream socket: what identifies it and SO_ERROR, else the
-// endpoint's value, or one remembered.
+// option answers getsockopt(2) on a stream socket (SO_ERROR aside: soError): what identifies
+// it, else the endpoint's value, or one remembered.
 func (sk *socket) option(level, name int) ([]byte, error) {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if level == unix.SOL_SOCKET {
 		switch name {
-		case unix.SO_ERROR:
-			e := sk.soErr
-			sk.soErr = 0
-			if e == 0 && !sk.errTaken && (sk.state == stEnded || sk.state == stConnected && sk.ep.ProgramReset()) {
-				sk.errTaken = true
-				errors.As(sk.ep.Err(), &e)
-			}
-			return intOpt(int(e)), nil
 		case unix.SO_ACCEPTCONN:
 			if sk.state == stListening {
 				return intOpt(1), nil

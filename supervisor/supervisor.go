@@ -307,7 +307,8 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 		return sk.getpeername(c)
 	case unix.SYS_GETSOCKOPT:
 		if int32(c.Args[1]) == unix.SOL_SOCKET && int32(c.Args[2]) == unix.SO_ERROR {
-			sk.takePendingReset(*pc)
+			p := *pc
+			return c.getsockopt(func(int, int) ([]byte, error) { return intOpt(int(sk.soError(p))), nil })
 		}
 		return c.getsockopt(sk.option)
 	case unix.SYS_SETSOCKOPT:

@@ -32,7 +32,7 @@ type membership struct {
 const (
 	// needCredentialsGap spaces our ERROR(NEED_MEMBERSHIP_CERTIFICATE) to a peer whose
 	// frames we drop for want of its credentials: the frames wait (deferFrame) until its push
-	// arrives, so a lost ask or a refused one (forcedPushGap) delays them by this much.
+	// arrives, so a lost ask or a refused one (maxForcedPushes) delays them by this much.
 	needCredentialsGap = 100 // ms
 	// maxForcedPushes bounds the pushes a member can ask for per credentialsInWindow (each is
 	// a few hundred bytes for its small ERROR). Routine pushes do not count: a member that
@@ -83,8 +83,8 @@ func (nw *Network) gate(pr *peer, st *netState) bool {
 }
 
 // admit runs the gate for a frame. A peer that fails it is asked (at most every
-// needCredentialsGap) for its credentials with ERROR(NEED_MEMBERSHIP_CERTIFICATE); one that passes is trusted and
-// gets our multicast subscriptions.
+// needCredentialsGap) for its credentials with ERROR(NEED_MEMBERSHIP_CERTIFICATE); one that
+// passes is trusted and gets our multicast subscriptions.
 func (nw *Network) admit(in *inbound, st *netState) bool {
 	n := nw.node
 	m := nw.member(in.peer.addr)
