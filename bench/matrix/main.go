@@ -74,7 +74,7 @@ func main() {
 
 	var report string
 	err = lab.Standalone("bench-matrix", log, func(t lab.T) {
-		lab.Require(t, "iperf3", "wrk", "nginx", "ping", "curl", "busybox")
+		lab.Require(t, "iperf3", "wrk", "nginx", "ping", "curl", "busybox", "python3")
 		env := describeMachine()
 		res := newResults(selected, ms)
 		fmt.Fprintf(os.Stderr, "matrix: %s\n", env.load())

@@ -88,6 +88,14 @@ func measurements(d time.Duration) []measurement {
 		http("HTTP new connection -c1", wrk(1, 1, "-H", "Connection: close")),
 		http("HTTP new connection -c32", wrk(2, 32, "-H", "Connection: close")),
 		{
+			rows: []row{
+				{"HTTP after 20 ms idle, kept alive, p50", "ms", true},
+				{"HTTP after 20 ms idle, new connection, p50", "ms", true},
+			},
+			server: "nginx", argv: []string{"python3", "-c", idleScript, "{A}", strconv.Itoa(httpPort)},
+			parse: parseIdle,
+		},
+		{
 			rows:  []row{{fmt.Sprintf("ping RTT avg (after %d)", pingWarmup), "ms", true}, {"ping RTT p50", "ms", true}},
 			argv:  []string{"ping", "-c", "200", "-i", "0.01", "-W", "1", "{A}"},
 			parse: parsePing,
@@ -327,6 +335,44 @@ func parsePing(out string) ([]float64, string, error) {
 		note = ""
 	}
 	return []float64{sum / float64(len(steady)), median(rtts)}, note, nil
+}
+
+// idleScript is a client that is mostly idle, as an interactive one is: it fetches A's page
+// every 20 ms, 300 times over one kept-alive connection, then 300 times with a connection each,
+// and prints each request's latency in ms.
+const idleScript = `
+import http.client, sys, time
+host, port = sys.argv[1], int(sys.argv[2])
+c = http.client.HTTPConnection(host, port)
+for mode in ("keep-alive", "close"):
+    for i in range(300):
+        time.sleep(0.02)
+        t0 = time.perf_counter()
+        if mode == "close":
+            c = http.client.HTTPConnection(host, port)
+        c.request("GET", "/index.html")
+        c.getresponse().read()
+        print(mode, "%.3f" % ((time.perf_counter() - t0) * 1e3))
+        if mode == "close":
+            c.close()
+`
+
+var idleLine = regexp.MustCompile(`(?m)^(keep-alive|close) ([0-9.]+)$`)
+
+// parseIdle reads idleScript's latencies: the median of each mode.
+func parseIdle(out string) ([]float64, string, error) {
+	lat := map[string][]float64{}
+	for _, m := range idleLine.FindAllStringSubmatch(out, -1) {
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			return nil, "", err
+		}
+		lat[m[1]] = append(lat[m[1]], v)
+	}
+	if len(lat["keep-alive"]) == 0 || len(lat["close"]) == 0 {
+		return nil, "", fmt.Errorf("idle client: no latencies in %q", out)
+	}
+	return []float64{median(lat["keep-alive"]), median(lat["close"])}, "", nil
 }
 
 func median(v []float64) float64 {

@@ -56,6 +56,7 @@ Transfer/sec:    106.74MB
 		{"ping after warm-up", parsePing, steadyPing.String(), []float64{1, 1}, ""},
 		{"iperf3 tcp", parseIperfTCP, tcpOut, []float64{2}, ""},
 		{"iperf3 udp", parseIperfUDP, udpOut, []float64{750, 25}, ""},
+		{"idle client", parseIdle, "keep-alive 0.5\nkeep-alive 0.7\nkeep-alive 9.0\nclose 1.0\nclose 1.2\n", []float64{0.7, 1.1}, ""},
 	} {
 		got, note, err := tc.parse(tc.in)
 		if err != nil || note != tc.note || len(got) != len(tc.want) {
@@ -77,6 +78,7 @@ Transfer/sec:    106.74MB
 		{"ping without replies", parsePing, "PING 192.0.2.1 (192.0.2.1) 56(84) bytes of data.\n"},
 		{"iperf3 error", parseIperfTCP, `{"error":"unable to connect to server: Connection refused"}`},
 		{"iperf3 garbage", parseIperfTCP, "iperf3: error"},
+		{"idle client without one mode", parseIdle, "keep-alive 0.5\n"},
 		{"iperf3 udp nothing sent", parseIperfUDP, `{"end":{"sum_received":{"seconds":1,"packets":0}}}`},
 	} {
 		if _, _, err := tc.parse(tc.in); err == nil {
