@@ -32,6 +32,7 @@ var fastTiming = timing{
 	housekeeping:  30000,
 	whoisRetry:    200,
 	queueTimeout:  5000,
+	deferred:      1000,
 	credentials:   500000,
 }
 

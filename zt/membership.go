@@ -103,8 +103,9 @@ func (nw *Network) admit(in *inbound, st *netState) bool {
 		}
 		return true
 	}
-	nw.stats.drop(dropNotMember)
-	if !in.replay {
+	if in.replay {
+		nw.stats.drop(dropNotMember)
+	} else {
 		nw.deferFrame(in)
 	}
 	m.mu.Lock()
@@ -275,15 +276,14 @@ func (n *Node) onCredentials(in *inbound) {
 
 // deferredFrame is a frame from a peer that had not yet shown valid credentials. Credentials
 // and frames can arrive out of order (one relayed, one direct), so like zerotier-one we keep
-// such frames for a few seconds and try them again when the peer's credentials come.
+// such frames for a few seconds (timing.deferred) and try them again when the peer's
+// credentials come. A deferred frame counts as a not-member drop only when it is really
+// dropped: its replay fails the gate again, it expires, or newer ones push it out.
 type deferredFrame struct {
 	in inbound
 }
 
-const (
-	maxDeferred     = 32
-	deferredTimeout = 5000
-)
+const maxDeferred = 32
 
 func (nw *Network) deferFrame(in *inbound) {
 	c := *in
@@ -293,31 +293,47 @@ func (nw *Network) deferFrame(in *inbound) {
 	defer nw.deferMu.Unlock()
 	if len(nw.deferred) >= maxDeferred {
 		nw.deferred = nw.deferred[1:]
+		nw.stats.drop(dropNotMember)
 	}
 	nw.deferred = append(nw.deferred, deferredFrame{c})
 }
 
+// replayDeferred hands the frames deferred from a peer back to the node, now that its
+// credentials came.
 func (nw *Network) replayDeferred(from ztaddr.Address, now int64) {
-	nw.deferMu.Lock()
-	var todo []deferredFrame
-	kept := nw.deferred[:0]
-	for _, d := range nw.deferred {
-		switch {
-		case now-d.in.now > deferredTimeout:
-		case d.in.peer.addr == from:
-			todo = append(todo, d)
-		default:
-			kept = append(kept, d)
-		}
-	}
-	clear(nw.deferred[len(kept):])
-	nw.deferred = kept
-	nw.deferMu.Unlock()
-	for _, d := range todo {
+	for _, d := range nw.takeDeferred(now, func(d *deferredFrame) bool { return d.in.peer.addr == from }) {
 		in := d.in
 		in.now = now
 		nw.node.handle(&in)
 	}
+}
+
+// expireDeferred drops the deferred frames whose peer's credentials never came.
+func (nw *Network) expireDeferred(now int64) { nw.takeDeferred(now, nil) }
+
+// takeDeferred removes and returns the deferred frames that match, dropping expired ones.
+func (nw *Network) takeDeferred(now int64, match func(*deferredFrame) bool) []deferredFrame {
+	nw.deferMu.Lock()
+	defer nw.deferMu.Unlock()
+	if len(nw.deferred) == 0 {
+		return nil
+	}
+	var taken []deferredFrame
+	kept := nw.deferred[:0]
+	for i := range nw.deferred {
+		d := &nw.deferred[i]
+		switch {
+		case now-d.in.now > nw.node.t.deferred:
+			nw.stats.drop(dropNotMember)
+		case match != nil && match(d):
+			taken = append(taken, *d)
+		default:
+			kept = append(kept, *d)
+		}
+	}
+	clear(nw.deferred[len(kept):])
+	nw.deferred = kept
+	return taken
 }
 
 // expireMembers forgets members not heard from for a long time.

@@ -453,6 +453,7 @@ func (nw *Network) timers(now int64) {
 	if likes {
 		nw.announceLikes(now)
 	}
+	nw.expireDeferred(now)
 	if st := nw.state.Load(); st != nil {
 		for _, g := range nw.node.mcast.regather(nw.id, now, regatherPeriod) {
 			nw.gather(st, g, uint32(st.config.MulticastLimit+1))

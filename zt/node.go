@@ -119,6 +119,7 @@ type timing struct {
 	housekeeping  int64
 	whoisRetry    int64
 	queueTimeout  int64 // parked and queued packets
+	deferred      int64 // frames from a peer waiting for its credentials
 	credentials   int64 // re-push credentials to a peer after this long
 }
 
@@ -132,6 +133,7 @@ var defaultTiming = timing{
 	housekeeping:  30000,
 	whoisRetry:    500,
 	queueTimeout:  5000,
+	deferred:      5000,
 	credentials:   500000,
 }
 

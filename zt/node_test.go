@@ -308,6 +308,34 @@ func TestNonMemberFramesDropped(t *testing.T) {
 	})
 }
 
+// TestFrameBeforeCredentialsReplayed: a member's frame that arrives before its credentials
+// waits for them instead of being dropped, and is not counted as a not-member drop.
+func TestFrameBeforeCredentialsReplayed(t *testing.T) {
+	s := newTwoMembers(t, nil)
+	sinkA := attachSink(s.nwA)
+	y := s.leaf(5)
+	ipY := netip.MustParseAddr("10.147.17.5")
+	s.ctl.authorize(y.Address(), ipY.String())
+	nwY, err := y.Join(s.ctl.nwid)
+	if err != nil {
+		t.Fatal(err)
+	}
+	waitStatus(t, nwY, StatusOK)
+
+	// Straight to A with no credentials pushed first: A asks Y for them and Y pushes.
+	frame := &wire.Frame{NetworkID: s.ctl.nwid, EtherType: ztaddr.EtherTypeIPv4,
+		Data: ipv4Packet(ipY, s.ipA, 17, []byte("early"))}
+	y.sendMsg(s.a.Address(), wire.VerbFrame, frame, 0)
+	waitFor(t, "the early frame", 5*time.Second, func() bool {
+		_, ok := sinkA.find(func(f sunkFrame) bool { return bytes.Contains(f.payload, []byte("early")) })
+		return ok
+	})
+	time.Sleep(time.Duration(2*fastTiming.deferred) * time.Millisecond)
+	if d := s.nwA.Counters().Drops["not-member"]; d != 0 {
+		t.Errorf("%d not-member drops for a frame that was delivered", d)
+	}
+}
+
 func TestConfigChunksWithBadSignatureRefused(t *testing.T) {
 	s := newTwoMembers(t, nil)
 	x := s.leaf(4)
