@@ -119,12 +119,11 @@ func (s *Supervisor) newDgram(st *netstack.Stack, v6 bool, kind dgramKind, nonbl
 	if err != nil {
 		return nil, -1, err
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	p, sfd, err := s.socketpair(unix.SOCK_SEQPACKET | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)
 	if err != nil {
 		ep.Close()
 		return nil, -1, err
 	}
-	p, sfd := fds[0], fds[1]
 	if !nonblocking {
 		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
 	}

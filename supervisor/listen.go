@@ -269,7 +269,7 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 			return err
 		}
 	}
-	pfd, sfd, err := rawSocketpair(unix.SOCK_STREAM | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)
+	pfd, sfd, err := sk.s.socketpair(unix.SOCK_STREAM | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)
 	if err != nil {
 		sk.requeue(conn)
 		return err

@@ -65,14 +65,13 @@ func (s *Supervisor) socketNetlink(c *call) error {
 		kernel.Close()
 		return unix.EIO
 	}
-	fds, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_SEQPACKET|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, 0)
+	p, s1, err := s.socketpair(unix.SOCK_SEQPACKET | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)
 	if err != nil {
 		kernel.Close()
 		return err
 	}
-	p := fds[0]
 	defer unix.Close(p)
-	sfd := os.NewFile(uintptr(fds[1]), "ztnc-netlink-s")
+	sfd := os.NewFile(uintptr(s1), "ztnc-netlink-s")
 	if typ&unix.SOCK_NONBLOCK == 0 {
 		_, err = unix.FcntlInt(uintptr(p), unix.F_SETFL, unix.O_RDWR)
 	}
@@ -81,7 +80,7 @@ func (s *Supervisor) socketNetlink(c *call) error {
 		err = unix.Fstat(p, &st)
 	}
 	// Answers to a dump can be large: room for them in P's receive queue.
-	unix.SetsockoptInt(fds[1], unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
+	unix.SetsockoptInt(s1, unix.SOL_SOCKET, unix.SO_SNDBUF, 1<<20)
 	if err != nil {
 		sfd.Close()
 		kernel.Close()

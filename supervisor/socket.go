@@ -198,7 +198,7 @@ func (s *Supervisor) socket(c *call) error {
 // newSocket makes the socketpair of a new socket, P closed (see socket), and starts tracking
 // it. The caller injects P and closes its copy.
 func (s *Supervisor) newSocket(v6, nonblocking bool) (*socket, int, error) {
-	p, sfd, err := rawSocketpair(unix.SOCK_STREAM | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)
+	p, sfd, err := s.socketpair(unix.SOCK_STREAM | unix.SOCK_CLOEXEC | unix.SOCK_NONBLOCK)
 	if err != nil {
 		return nil, -1, err
 	}

@@ -41,6 +41,7 @@ type Supervisor struct {
 	readable *readable
 	verbose  bool // debug logging is on: log every call
 	stats    stats
+	fdWarned atomic.Int64 // when ztnc-run last warned it was out of file descriptors (ns)
 
 	fatal     chan error // a failure the programs must not outlive
 	fatalOnce sync.Once

@@ -1,10 +1,13 @@
 package tests
 
 import (
+	"fmt"
 	"os"
 	"path/filepath"
 	"regexp"
+	"strconv"
 	"strings"
+	"syscall"
 	"testing"
 )
 
@@ -139,6 +142,26 @@ kill $!
 	if m == nil || len(m[1]) < 3 {
 		t.Fatalf("want 0 failures under at least 100 collections (each preempts every goroutine)\n%s", r)
 	}
+}
+
+// TestParallelConnections: 2,000 connections open at once (connects and accepts in flight
+// together, then every one held), then each uploads 64 KiB of its own data and checks the
+// sha256 the server saw. ztnc-run holds two fds per connection here (both ends are its
+// programs), so the hard fd limit must allow ~4,500.
+func TestParallelConnections(t *testing.T) {
+	need(t)
+	const n = 2000
+	var lim syscall.Rlimit
+	if err := syscall.Getrlimit(syscall.RLIMIT_NOFILE, &lim); err != nil || lim.Max < 3*n {
+		t.Skipf("hard limit on open files %d, want %d", lim.Max, 3*n)
+	}
+	r := local(t, retry+tcpprog+` serve 198.51.100.1:7000 >/dev/null &
+retry `+tcpprog+` echo 198.51.100.1:7000 up >/dev/null
+`+tcpprog+` parallel 198.51.100.1:7000 `+strconv.Itoa(n)+`
+kill $!
+`)
+	mustContain(t, r, fmt.Sprintf("parallel %d open %d failures 0", n, n))
+	t.Log(strings.TrimSpace(r.Stdout))
 }
 
 // TestBulkTransfer moves 1 GiB through the stack and compares the sender's and the receiver's

@@ -9,6 +9,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
 )
 
 // python runs a python3 program under ztnc-run and expects it to print OK.
@@ -383,4 +385,38 @@ assert fd2 == -1 and ctypes.get_errno() == errno.EAGAIN
 os.close(fd)
 print("OK")
 `)
+}
+
+// TestOutOfFileDescriptors: ztnc-run keeps one fd per emulated socket, so with its limit as
+// low as the program's it runs out first. The program's socket() then fails with EMFILE, as
+// at its own limit, ztnc-run's stderr says why, and closed sockets make room again.
+func TestOutOfFileDescriptors(t *testing.T) {
+	need(t, "python3")
+	prog := `
+import errno, socket, time
+socks = []
+try:
+    while True:
+        socks.append(socket.socket())
+except OSError as e:
+    print("socket failed after", len(socks), errno.errorcode[e.errno])
+for s in socks[:100]:
+    s.close()
+for i in range(100):
+    try:
+        ln = socket.socket(); ln.bind(("198.51.100.1", 0)); ln.listen()
+        c = socket.create_connection(ln.getsockname()); a, _ = ln.accept()
+        c.sendall(b"ping"); print("after closing:", a.recv(4).decode()); break
+    except OSError:
+        time.sleep(0.05)
+`
+	argv := append([]string{"sh", "-c", `ulimit -n 256 && exec "$0" "$@"`, ztncRun}, onLocal("--", "python3", "-c", prog)...)
+	r := lab.RunCmd(t, time.Minute, lab.Spec{Argv: argv})
+	if r.Code != 0 {
+		t.Fatalf("program failed: %s", r)
+	}
+	mustContain(t, r, "EMFILE", "after closing: ping")
+	if !strings.Contains(r.Stderr, "out of file descriptors") || !strings.Contains(r.Stderr, "limit=256") {
+		t.Fatalf("ztnc-run did not say it ran out of file descriptors:\n%s", r.Stderr)
+	}
 }

@@ -10,9 +10,12 @@
 //	tcpprog pairs ADDR N           N connect+accept round trips; prints rate and median
 //	tcpprog calls ADDR N           N getsockname calls on a connected socket (one trapped
 //	                               call each under ztnc-run); prints rate and median
+//	tcpprog parallel ADDR N        N connections open at once; then each uploads its own
+//	                               64 KiB and checks the sha256 the server saw
 //
 // The server answers one request line per connection: "echo MSG", "bulk N" (N bytes of a
-// seeded stream, then its sha256 on stderr), "names" (its view of both addresses).
+// seeded stream, then its sha256 on stderr), "names" (its view of both addresses), "hash N"
+// (the sha256 of the N bytes that follow).
 package main
 
 import (
@@ -28,6 +31,7 @@ import (
 	"slices"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"syscall"
 	"time"
@@ -35,7 +39,7 @@ import (
 
 func main() {
 	if len(os.Args) < 3 {
-		fmt.Fprintln(os.Stderr, "usage: tcpprog serve|echo|many|bulk|names|pairs|calls ADDR [ARG]")
+		fmt.Fprintln(os.Stderr, "usage: tcpprog serve|echo|many|bulk|names|pairs|calls|parallel ADDR [ARG]")
 		os.Exit(2)
 	}
 	addr := os.Args[2]
@@ -61,6 +65,8 @@ func main() {
 		err = pairs(addr, atoi(arg))
 	case "calls":
 		err = calls(addr, atoi(arg))
+	case "parallel":
+		err = parallel(addr, atoi(arg))
 	default:
 		err = fmt.Errorf("unknown mode %q", os.Args[1])
 	}
@@ -116,6 +122,13 @@ func handle(c net.Conn) {
 			return
 		}
 		fmt.Fprintf(os.Stderr, "sent sha256 %s\n", hex.EncodeToString(h.Sum(nil)))
+	case "hash":
+		n, _ := strconv.ParseInt(arg, 10, 64)
+		h := sha256.New()
+		if _, err := io.CopyN(h, r, n); err != nil {
+			return
+		}
+		fmt.Fprintf(c, "%x\n", h.Sum(nil))
 	case "ping":
 		// pairs: connection only.
 	}
@@ -287,5 +300,66 @@ func calls(addr string, n int) error {
 	}
 	slices.Sort(d)
 	fmt.Printf("calls %d per_second %.0f median_us %.2f\n", n, float64(n)/total.Seconds(), float64(d[len(d)/2].Nanoseconds())/1e3)
+	return nil
+}
+
+// parallel opens n connections at once and holds them all open; then each uploads 64 KiB of
+// its own and compares the sha256 the server replies with its own. It prints the failures.
+func parallel(addr string, n int) error {
+	const size = 64 << 10
+	conns := make([]net.Conn, n)
+	errs := make([]error, n)
+	var wg sync.WaitGroup
+	for i := range n {
+		wg.Go(func() { conns[i], errs[i] = net.DialTimeout("tcp", addr, 30*time.Second) })
+	}
+	wg.Wait()
+	opened := 0
+	for i, c := range conns {
+		if errs[i] == nil {
+			opened++
+			defer c.Close()
+		}
+	}
+	var failures atomic.Int64
+	for i, c := range conns {
+		if c == nil {
+			failures.Add(1)
+			fmt.Fprintf(os.Stderr, "connection %d: %v\n", i, errs[i])
+			continue
+		}
+		wg.Go(func() {
+			if err := upload(c, i, size); err != nil {
+				failures.Add(1)
+				fmt.Fprintf(os.Stderr, "connection %d: %v\n", i, err)
+			}
+		})
+	}
+	wg.Wait()
+	fmt.Printf("parallel %d open %d failures %d\n", n, opened, failures.Load())
+	if f := failures.Load(); f > 0 {
+		return fmt.Errorf("%d of %d connections failed", f, n)
+	}
+	return nil
+}
+
+func upload(c net.Conn, seed, size int) error {
+	c.SetDeadline(time.Now().Add(60 * time.Second))
+	data := make([]byte, size)
+	rand.NewChaCha8([32]byte{byte(seed), byte(seed >> 8), byte(seed >> 16)}).Read(data)
+	want := sha256.Sum256(data)
+	if _, err := fmt.Fprintf(c, "hash %d\n", size); err != nil {
+		return err
+	}
+	if _, err := c.Write(data); err != nil {
+		return err
+	}
+	reply, err := bufio.NewReader(c).ReadString('\n')
+	if err != nil {
+		return err
+	}
+	if got := strings.TrimSpace(reply); got != hex.EncodeToString(want[:]) {
+		return fmt.Errorf("server saw sha256 %s, sent %x", got, want)
+	}
 	return nil
 }

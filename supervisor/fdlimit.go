@@ -1,0 +1,37 @@
+package supervisor
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// fdWarnEvery spaces the warnings that ztnc-run is out of file descriptors.
+const fdWarnEvery = time.Minute
+
+// socketpair makes the AF_UNIX socketpair behind an emulated socket (typ with SOCK_* flags).
+// ztnc-run keeps one end of every emulated socket of every program it runs, so it can run
+// out of file descriptors while each program is well within its own limit. The program's
+// call then fails with EMFILE, which would blame the program; the warning names the cause.
+func (s *Supervisor) socketpair(typ int) (p, sfd int, err error) {
+	p, sfd, err = rawSocketpair(typ)
+	if err == unix.EMFILE || err == unix.ENFILE {
+		s.outOfFDs(err)
+	}
+	return p, sfd, err
+}
+
+// outOfFDs warns, at most every fdWarnEvery, that a socket could not be emulated for want of
+// file descriptors.
+func (s *Supervisor) outOfFDs(err error) {
+	now := time.Now().UnixNano()
+	last := s.fdWarned.Load()
+	if now-last < int64(fdWarnEvery) || !s.fdWarned.CompareAndSwap(last, now) {
+		return
+	}
+	var lim unix.Rlimit
+	unix.Getrlimit(unix.RLIMIT_NOFILE, &lim)
+	s.log.Warn("out of file descriptors: the programs' socket calls fail until sockets close",
+		"err", unix.ErrnoName(err.(unix.Errno)), "limit", lim.Cur, "sockets", s.Sockets(),
+		"hint", "ztnc-run holds a file descriptor per socket of the programs it runs; raise its limit (ulimit -n, a container's nofile)")
+}
