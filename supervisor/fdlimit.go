@@ -15,15 +15,16 @@ const fdWarnEvery = time.Minute
 // call then fails with EMFILE, which would blame the program; the warning names the cause.
 func (s *Supervisor) socketpair(typ int) (p, sfd int, err error) {
 	p, sfd, err = rawSocketpair(typ)
-	if err == unix.EMFILE || err == unix.ENFILE {
-		s.outOfFDs(err)
-	}
+	s.noteFDShortage(err)
 	return p, sfd, err
 }
 
-// outOfFDs warns, at most every fdWarnEvery, that a socket could not be emulated for want of
-// file descriptors.
-func (s *Supervisor) outOfFDs(err error) {
+// noteFDShortage warns, at most every fdWarnEvery, when err says ztnc-run could not open a
+// file descriptor for a program's socket.
+func (s *Supervisor) noteFDShortage(err error) {
+	if err != unix.EMFILE && err != unix.ENFILE {
+		return
+	}
 	now := time.Now().UnixNano()
 	last := s.fdWarned.Load()
 	if now-last < int64(fdWarnEvery) || !s.fdWarned.CompareAndSwap(last, now) {

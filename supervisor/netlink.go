@@ -52,6 +52,7 @@ func (s *Supervisor) socketNetlink(c *call) error {
 	}
 	k, err := unix.Socket(unix.AF_NETLINK, unix.SOCK_RAW|unix.SOCK_CLOEXEC|unix.SOCK_NONBLOCK, unix.NETLINK_ROUTE)
 	if err != nil {
+		s.noteFDShortage(err)
 		return err
 	}
 	kernel := os.NewFile(uintptr(k), "ztnc-netlink")
