@@ -78,3 +78,21 @@ func addrPort(fa tcpip.FullAddress, v6 bool) netip.AddrPort {
 	}
 	return netip.AddrPortFrom(a, fa.Port)
 }
+
+// localAddr is ep's bound address as the program sees it (unspecified, port 0 when unbound).
+func localAddr(ep tcpip.Endpoint, v6 bool) netip.AddrPort {
+	fa, err := ep.GetLocalAddress()
+	if err != nil {
+		return addrPort(tcpip.FullAddress{}, v6)
+	}
+	return addrPort(fa, v6)
+}
+
+// remoteAddr is ep's peer as the program sees it, or ENOTCONN.
+func remoteAddr(ep tcpip.Endpoint, v6 bool) (netip.AddrPort, error) {
+	fa, err := ep.GetRemoteAddress()
+	if err != nil {
+		return netip.AddrPort{}, errno(err)
+	}
+	return addrPort(fa, v6), nil
+}

@@ -127,22 +127,10 @@ func (e *DatagramEndpoint) Disconnect() error {
 }
 
 // LocalAddr returns the bound address (unspecified, port 0 when unbound).
-func (e *DatagramEndpoint) LocalAddr() netip.AddrPort {
-	fa, err := e.ep.GetLocalAddress()
-	if err != nil {
-		return addrPort(tcpip.FullAddress{}, e.v6)
-	}
-	return addrPort(fa, e.v6)
-}
+func (e *DatagramEndpoint) LocalAddr() netip.AddrPort { return localAddr(e.ep, e.v6) }
 
 // RemoteAddr returns the connected peer, or ENOTCONN.
-func (e *DatagramEndpoint) RemoteAddr() (netip.AddrPort, error) {
-	fa, err := e.ep.GetRemoteAddress()
-	if err != nil {
-		return netip.AddrPort{}, errno(err)
-	}
-	return addrPort(fa, e.v6), nil
-}
+func (e *DatagramEndpoint) RemoteAddr() (netip.AddrPort, error) { return remoteAddr(e.ep, e.v6) }
 
 // SoError returns and clears the pending error (getsockopt SO_ERROR); 0 if none.
 func (e *DatagramEndpoint) SoError() syscall.Errno {

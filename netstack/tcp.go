@@ -154,22 +154,10 @@ func soError(ep tcpip.Endpoint) syscall.Errno {
 }
 
 // LocalAddr returns the bound address (the unspecified address and port 0 when unbound).
-func (e *TCPEndpoint) LocalAddr() netip.AddrPort {
-	fa, err := e.ep.GetLocalAddress()
-	if err != nil {
-		return addrPort(tcpip.FullAddress{}, e.v6)
-	}
-	return addrPort(fa, e.v6)
-}
+func (e *TCPEndpoint) LocalAddr() netip.AddrPort { return localAddr(e.ep, e.v6) }
 
 // RemoteAddr returns the peer's address, or ENOTCONN.
-func (e *TCPEndpoint) RemoteAddr() (netip.AddrPort, error) {
-	fa, err := e.ep.GetRemoteAddress()
-	if err != nil {
-		return netip.AddrPort{}, errno(err)
-	}
-	return addrPort(fa, e.v6), nil
-}
+func (e *TCPEndpoint) RemoteAddr() (netip.AddrPort, error) { return remoteAddr(e.ep, e.v6) }
 
 // Shutdown shuts down reading (SHUT_RD), writing (SHUT_WR, sends FIN) or both (SHUT_RDWR).
 func (e *TCPEndpoint) Shutdown(how int) error {

@@ -122,6 +122,27 @@ func writeRecord(w http.ResponseWriter, v any) {
 	writeJSON(w, http.StatusOK, b)
 }
 
+// getRecord answers a GET of one network or member: its JSON, encoded under c.mu, or 404 if
+// find does not have it.
+func (c *Controller) getRecord(w http.ResponseWriter, find func() (json.Marshaler, bool)) {
+	c.mu.Lock()
+	rec, ok := find()
+	var b []byte
+	var err error
+	if ok {
+		b, err = rec.MarshalJSON()
+	}
+	c.mu.Unlock()
+	switch {
+	case !ok:
+		notFound(w)
+	case err != nil:
+		writeError(w, http.StatusInternalServerError, err)
+	default:
+		writeJSON(w, http.StatusOK, b)
+	}
+}
+
 // writeError answers with zerotier-one's error object.
 func writeError(w http.ResponseWriter, status int, err error) {
 	b, _ := encodeJSON(map[string]any{"error": status, "description": err.Error()})
@@ -237,22 +258,7 @@ func (c *Controller) serveNetwork(w http.ResponseWriter, r *http.Request) {
 			c.createNetwork(w, r)
 		}
 	case r.Method == http.MethodGet:
-		c.mu.Lock()
-		n, ok := c.db.network(nwid)
-		var b []byte
-		var err error
-		if ok {
-			b, err = n.MarshalJSON()
-		}
-		c.mu.Unlock()
-		switch {
-		case !ok:
-			notFound(w)
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err)
-		default:
-			writeJSON(w, http.StatusOK, b)
-		}
+		c.getRecord(w, func() (json.Marshaler, bool) { return c.db.network(nwid) })
 	case isWrite(r):
 		if body, ok := readBody(w, r); ok {
 			c.updateNetwork(w, nwid, body)
@@ -348,21 +354,7 @@ func (c *Controller) serveMember(w http.ResponseWriter, r *http.Request) {
 	}
 	switch {
 	case r.Method == http.MethodGet:
-		c.mu.Lock()
-		m, ok := c.db.member(nwid, addr)
-		var b []byte
-		if ok {
-			b, err = m.MarshalJSON()
-		}
-		c.mu.Unlock()
-		switch {
-		case !ok:
-			notFound(w)
-		case err != nil:
-			writeError(w, http.StatusInternalServerError, err)
-		default:
-			writeJSON(w, http.StatusOK, b)
-		}
+		c.getRecord(w, func() (json.Marshaler, bool) { return c.db.member(nwid, addr) })
 	case isWrite(r):
 		c.mu.Lock()
 		_, exists := c.db.network(nwid)
