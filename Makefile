@@ -5,7 +5,7 @@ GO      ?= go
 BIN     := bin/ztnc-run
 FUZZTIME ?= 20s
 
-.PHONY: all deps build demo test unit vet fuzz bench bench-supervisor bench-udp bench-matrix compat clean
+.PHONY: all deps build demo test unit vet race fuzz bench bench-supervisor bench-udp bench-matrix compat clean
 
 all: build
 
@@ -30,6 +30,16 @@ vet:
 	@out=$$(gofmt -l $$(git ls-files '*.go' 2>/dev/null || find . -name '*.go')); \
 		if [ -n "$$out" ]; then echo "gofmt needed:"; echo "$$out"; exit 1; fi
 	$(GO) vet ./...
+
+# The tests under the race detector: the unit tests, then the integration and interop tests
+# on a ztnc-run built with -race (ZTNC_RUN), which exits at its first report so that the test
+# running it fails. Not the compatibility matrix: each of its members makes a new identity,
+# which takes too long under the detector for its set-up timeouts.
+race: deps vet
+	$(GO) test -race -count=1 -short ./netstack/... ./zt/... ./notify/... ./supervisor/... ./cmd/...
+	$(GO) build -race -o bin/race/ztnc-run ./cmd/ztnc-run
+	ZTNC_RUN=$(CURDIR)/bin/race/ztnc-run GORACE=halt_on_error=1 $(GO) test -count=1 -timeout 60m \
+		./tests/ ./tests/host/ ./tests/selfhosted/ ./tests/interop/ ./tests/ztinterop/
 
 # Runs every fuzz target for FUZZTIME each.
 fuzz:

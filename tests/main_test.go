@@ -33,7 +33,6 @@ func run(m *testing.M) int {
 		return 1
 	}
 	defer os.RemoveAll(dir)
-	ztncRun = filepath.Join(dir, "ztnc-run")
 	tcpprog = filepath.Join(dir, "tcpprog")
 	udpprog = filepath.Join(dir, "udpprog")
 	ifprog = filepath.Join(dir, "ifprog")
@@ -44,8 +43,8 @@ func run(m *testing.M) int {
 		cmd.Stderr = os.Stderr
 		return cmd.Run()
 	}
-	if err := build(ztncRun, "../cmd/ztnc-run"); err != nil {
-		fmt.Fprintln(os.Stderr, "build ztnc-run:", err)
+	if ztncRun, err = lab.BuildZtncRun(dir); err != nil {
+		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
 	for _, p := range []string{"tcpprog", "udpprog", "ifprog", "raceprog"} {
