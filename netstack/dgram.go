@@ -112,12 +112,6 @@ func (e *DatagramEndpoint) Connect(remote netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	if fa.Addr.Len() == 0 {
-		fa.Addr = tcpipAddr(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
-		if e.v6 {
-			fa.Addr = tcpipAddr(netip.IPv6Loopback())
-		}
-	}
 	return asError(e.ep.Connect(fa))
 }
 
@@ -176,12 +170,6 @@ func (e *DatagramEndpoint) WriteMsg(b []byte, to netip.AddrPort, o SendOptions) 
 		fa, err := socketAddress(to, e.v6, false)
 		if err != nil {
 			return 0, err
-		}
-		if fa.Addr.Len() == 0 {
-			fa.Addr = tcpipAddr(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
-			if e.v6 {
-				fa.Addr = tcpipAddr(netip.IPv6Loopback())
-			}
 		}
 		opts.To = &fa
 	}

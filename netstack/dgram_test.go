@@ -642,3 +642,43 @@ func TestUDPWriteMsg(t *testing.T) {
 		t.Fatalf("answer from %v ttl %d (%v)", rh.Remote, rh.TTL, rh.HasTTL)
 	}
 }
+
+// As on Linux, the unspecified address as a destination (sendto, connect) means the socket's
+// own bound address, or loopback if it has none.
+func TestUDPUnspecifiedDestination(t *testing.T) {
+	for _, tc := range []struct {
+		name                 string
+		v6                   bool
+		bind, clientBind, to string
+		wantTo               string
+	}{
+		{name: "v4", bind: "127.0.0.1:53", to: "0.0.0.0:53", wantTo: "127.0.0.1:53"},
+		{name: "v6", v6: true, bind: "[::1]:53", to: "[::]:53", wantTo: "[::1]:53"},
+		{name: "v4 bound", bind: "0.0.0.0:53", clientBind: "192.0.2.1:0", to: "0.0.0.0:53", wantTo: "192.0.2.1:53"},
+		{name: "v6 bound", v6: true, bind: "[::]:53", clientBind: "[2001:db8::1]:0", to: "[::]:53", wantTo: "[2001:db8::1]:53"},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			n := newNet(t)
+			srv := newUDP(t, n.a, tc.v6, tc.bind)
+			cli := newUDP(t, n.a, tc.v6, tc.clientBind)
+			if _, err := cli.WriteTo([]byte("sendto"), ap(tc.to)); err != nil {
+				t.Fatal(err)
+			}
+			if msg, h := recvDatagram(t, srv); string(msg) != "sendto" || h.Local != ap(tc.wantTo).Addr() {
+				t.Fatalf("got %q at %v, want at %s", msg, h.Local, tc.wantTo)
+			}
+			if err := cli.Connect(ap(tc.to)); err != nil {
+				t.Fatal(err)
+			}
+			if got, err := cli.RemoteAddr(); err != nil || got != ap(tc.wantTo) {
+				t.Errorf("RemoteAddr after connect to %s = %v, %v; want %s", tc.to, got, err, tc.wantTo)
+			}
+			if _, err := cli.WriteTo([]byte("connected"), netip.AddrPort{}); err != nil {
+				t.Fatal(err)
+			}
+			if msg, _ := recvDatagram(t, srv); string(msg) != "connected" {
+				t.Fatalf("got %q", msg)
+			}
+		})
+	}
+}

@@ -126,13 +126,6 @@ func (e *TCPEndpoint) Connect(remote netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
-	if fa.Addr.Len() == 0 {
-		// Linux connects to the unspecified address as to loopback.
-		fa.Addr = tcpipAddr(netip.AddrFrom4([4]byte{127, 0, 0, 1}))
-		if e.v6 {
-			fa.Addr = tcpipAddr(netip.IPv6Loopback())
-		}
-	}
 	return asError(e.ep.Connect(fa))
 }
 
