@@ -35,12 +35,24 @@ func netipAddr(a tcpip.Address, v6 bool) netip.Addr {
 	return netip.IPv4Unspecified()
 }
 
-// endpointAddress converts a socket address given by the program for an endpoint of the given
+// bindAddress converts a socket address given by the program to bind an endpoint of the given
 // family, with Linux's errors: EAFNOSUPPORT for an IPv6 address on an IPv4 socket, EINVAL for
-// a link-local IPv6 address without a scope (zone) where Linux needs one (bind, connect;
-// not sendto). The zone names no particular interface: a stack has one link.
-func endpointAddress(ap netip.AddrPort, v6 bool) (tcpip.FullAddress, error) {
+// a link-local IPv6 address without a scope (zone), or for a v4-mapped address on an
+// IPV6_V6ONLY socket. The zone names no particular interface: a stack has one link.
+func bindAddress(ep tcpip.Endpoint, ap netip.AddrPort, v6 bool) (tcpip.FullAddress, error) {
+	if v6 && ap.Addr().Is4In6() && ep.SocketOptions().GetV6Only() {
+		return tcpip.FullAddress{}, syscall.EINVAL
+	}
 	return socketAddress(ap, v6, true)
+}
+
+// destAddress is bindAddress for a destination (connect; sendto, which needs no scope): a
+// v4-mapped address on an IPV6_V6ONLY socket is ENETUNREACH.
+func destAddress(ep tcpip.Endpoint, ap netip.AddrPort, v6, needScope bool) (tcpip.FullAddress, error) {
+	if v6 && ap.Addr().Is4In6() && ep.SocketOptions().GetV6Only() {
+		return tcpip.FullAddress{}, syscall.ENETUNREACH
+	}
+	return socketAddress(ap, v6, needScope)
 }
 
 func socketAddress(ap netip.AddrPort, v6, needScope bool) (tcpip.FullAddress, error) {

@@ -97,7 +97,7 @@ func (e *DatagramEndpoint) Ping() bool { return e.ping }
 // picks one. EADDRINUSE, EADDRNOTAVAIL, EINVAL as on Linux; SO_REUSEADDR/SO_REUSEPORT set
 // before are honoured.
 func (e *DatagramEndpoint) Bind(local netip.AddrPort) error {
-	fa, err := endpointAddress(local, e.v6)
+	fa, err := bindAddress(e.ep, local, e.v6)
 	if err != nil {
 		return err
 	}
@@ -108,7 +108,7 @@ func (e *DatagramEndpoint) Bind(local netip.AddrPort) error {
 // Unlike TCP it completes at once. ICMP port-unreachable messages for a connected UDP
 // endpoint turn into ECONNREFUSED (SoError, EventErr).
 func (e *DatagramEndpoint) Connect(remote netip.AddrPort) error {
-	fa, err := endpointAddress(remote, e.v6)
+	fa, err := destAddress(e.ep, remote, e.v6, true)
 	if err != nil {
 		return err
 	}
@@ -167,7 +167,7 @@ type SendOptions struct {
 func (e *DatagramEndpoint) WriteMsg(b []byte, to netip.AddrPort, o SendOptions) (int, error) {
 	var opts tcpip.WriteOptions
 	if to.IsValid() {
-		fa, err := socketAddress(to, e.v6, false)
+		fa, err := destAddress(e.ep, to, e.v6, false)
 		if err != nil {
 			return 0, err
 		}

@@ -84,7 +84,7 @@ func (e *TCPEndpoint) V6() bool { return e.v6 }
 // (SO_REUSEADDR set before is honoured), EADDRNOTAVAIL when the address is not ours, EINVAL
 // when already bound.
 func (e *TCPEndpoint) Bind(local netip.AddrPort) error {
-	fa, err := endpointAddress(local, e.v6)
+	fa, err := bindAddress(e.ep, local, e.v6)
 	if err != nil {
 		return err
 	}
@@ -122,7 +122,7 @@ func (e *TCPEndpoint) Accept() (*TCPEndpoint, error) {
 // ENETUNREACH. A second Connect while connecting gives EALREADY, once connected EISCONN. As on
 // Linux, a failed connect leaves the socket unusable: make a new endpoint to retry.
 func (e *TCPEndpoint) Connect(remote netip.AddrPort) error {
-	fa, err := endpointAddress(remote, e.v6)
+	fa, err := destAddress(e.ep, remote, e.v6, true)
 	if err != nil {
 		return err
 	}

@@ -96,6 +96,19 @@ func TestTCPConnectErrors(t *testing.T) {
 			t.Fatalf("got %v, want ECONNREFUSED", e)
 		}
 	})
+	t.Run("v4-mapped on v6only", func(t *testing.T) {
+		e, err := n.a.NewTCP(true)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer e.Close()
+		if err := e.SetSockOpt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, intValue(1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Connect(ap("[::ffff:192.0.2.2]:9")); err != syscall.ENETUNREACH {
+			t.Fatalf("got %v, want ENETUNREACH", err)
+		}
+	})
 	t.Run("network unreachable", func(t *testing.T) {
 		if _, e := connectTCP(t, n.a, false, ap("198.51.100.1:80")); e != syscall.ENETUNREACH {
 			t.Fatalf("got %v, want ENETUNREACH", e)
@@ -198,6 +211,11 @@ func TestTCPBindListenErrors(t *testing.T) {
 				t.Fatal(err)
 			}
 		}, addr: "[::]:80"},
+		{name: "v6only refuses v4-mapped", v6: true, setup: func(e *TCPEndpoint) {
+			if err := e.SetSockOpt(unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, intValue(1)); err != nil {
+				t.Fatal(err)
+			}
+		}, addr: "[::ffff:192.0.2.1]:85", want: syscall.EINVAL},
 	} {
 		t.Run(tc.name, func(t *testing.T) {
 			e := newEP(tc.v6)

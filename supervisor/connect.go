@@ -55,11 +55,13 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 		sk.s.goSafe(func() { sk.waitConnect(c) })
 		return errAnswered
 	case stConnected, stEnded:
-		acked := sk.acked
-		sk.acked = true
+		told := sk.connTold
+		sk.connTold = true
 		sk.mu.Unlock()
-		if !acked {
-			return nil // the call that started it never learned the outcome
+		if !told {
+			// As on Linux, the first connect after the connection is made succeeds: the
+			// call that started it never learned the outcome (EINPROGRESS, EINTR).
+			return nil
 		}
 		return unix.EISCONN
 	case stListening:
@@ -216,9 +218,12 @@ func (sk *socket) waitConnect(c *call) {
 	for {
 		switch sk.state {
 		case stConnected, stEnded:
+			sk.connTold = true
 			sk.mu.Unlock()
-			if c.answer(0, nil) == nil {
-				sk.setAcked()
+			if c.answer(0, nil) != nil {
+				sk.mu.Lock()
+				sk.connTold = false // the restarted call reports it
+				sk.mu.Unlock()
 			}
 			return
 		case stFailed:

@@ -217,6 +217,8 @@ func hasCapability(tid uint32, bit uint) bool {
 	return false
 }
 
+func (d *dgram) heldPort() uint16 { return d.ep.LocalAddr().Port() }
+
 // release forgets the socket once the proxy has closed it (the program's end is gone) or the
 // supervisor stops.
 func (d *dgram) release() {
@@ -432,7 +434,7 @@ func (d *dgram) bind(c *call) error {
 		return err
 	}
 	err = d.ep.Bind(ap)
-	if err == unix.EADDRINUSE && ap.Port() != 0 && d.s.releaseClosedDatagrams(ap.Port()) {
+	if err == unix.EADDRINUSE && ap.Port() != 0 && d.s.releaseClosed(ap.Port(), d) {
 		err = d.ep.Bind(ap)
 	}
 	if err == nil {
@@ -454,23 +456,23 @@ func (d *dgram) bind(c *call) error {
 	return err
 }
 
-// releaseClosedDatagrams releases, at once, the datagram sockets on port whose program end is
-// already closed: the proxy notices a close asynchronously, and a program that closes a socket
-// and binds its port again must not find it taken, as on Linux. It reports whether it released
-// any.
-func (s *Supervisor) releaseClosedDatagrams(port uint16) bool {
+// releaseClosed releases, at once, the sockets other than self that hold port and whose
+// program end is already closed. The supervisor notices a close asynchronously, and a program
+// that closes a socket and binds its port again must not find it taken, as on Linux (programs
+// look for a free port this way). It reports whether it released any.
+func (s *Supervisor) releaseClosed(port uint16, self emulated) bool {
 	s.mu.Lock()
-	var cands []*dgram
-	for _, e := range s.socks {
-		if d, ok := e.(*dgram); ok && d.ep.LocalAddr().Port() == port {
-			cands = append(cands, d)
+	cands := make(map[uint64]emulated)
+	for ino, e := range s.socks {
+		if e != self {
+			cands[ino] = e
 		}
 	}
 	s.mu.Unlock()
 	released := false
-	for _, d := range cands {
-		if !unixSocketExists(d.ino) {
-			d.release()
+	for ino, e := range cands {
+		if e.heldPort() == port && !unixSocketExists(ino) {
+			e.release()
 			released = true
 		}
 	}

@@ -21,7 +21,7 @@ func (d *dgram) option(level, name int) ([]byte, error) {
 			return intOpt(unix.SOCK_RAW), nil
 		}
 	}
-	if level == unix.SOL_UDP && (name == udpSegment || name == udpGRO) {
+	if d.foreignOption(level, name) {
 		return nil, unix.ENOPROTOOPT
 	}
 	val, err := d.ep.GetSockOpt(level, name)
@@ -32,8 +32,29 @@ func (d *dgram) option(level, name int) ([]byte, error) {
 		if ok {
 			return v, nil
 		}
+		if offByDefault[optKey{level, name}] {
+			return intOpt(0), nil
+		}
 	}
 	return val, err
+}
+
+// offByDefault are flags the stack does not model but accepts (remembered, or acted on by
+// the supervisor), so that getsockopt answers them before they are set, as Linux does.
+var offByDefault = map[optKey]bool{
+	{unix.IPPROTO_IP, unix.IP_RECVERR}:         true,
+	{unix.IPPROTO_IPV6, unix.IPV6_RECVERR}:     true,
+	{unix.SOL_SOCKET, unix.SO_TIMESTAMP_OLD}:   true,
+	{unix.SOL_SOCKET, unix.SO_TIMESTAMP_NEW}:   true,
+	{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_OLD}: true,
+	{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW}: true,
+}
+
+// foreignOption reports an option Linux refuses on this socket with ENOPROTOOPT: another
+// protocol's (TCP's), IPv6's on an IPv4 socket, or one refused on purpose (see udpSegment).
+func (d *dgram) foreignOption(level, name int) bool {
+	return level == unix.IPPROTO_TCP || (level == unix.IPPROTO_IPV6 && !d.v6) ||
+		(level == unix.SOL_UDP && (name == udpSegment || name == udpGRO))
 }
 
 // setsockopt emulates setsockopt(2) on a datagram socket: the stack applies what it knows, the
@@ -45,7 +66,7 @@ func (d *dgram) setsockopt(c *call, p *progEnd) error {
 	if err != nil {
 		return err
 	}
-	if level == unix.SOL_UDP && (name == udpSegment || name == udpGRO) {
+	if d.foreignOption(level, name) {
 		return unix.ENOPROTOOPT
 	}
 	if level == unix.SOL_SOCKET {

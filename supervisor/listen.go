@@ -26,6 +26,14 @@ func (sk *socket) bind(c *call) error {
 	if st == nil {
 		return unix.EADDRNOTAVAIL // not an address of any network (nor loopback, nor any)
 	}
+	err = sk.bindOn(st, ap)
+	if err == unix.EADDRINUSE && ap.Port() != 0 && sk.s.releaseClosed(ap.Port(), sk) {
+		err = sk.bindOn(st, ap)
+	}
+	return err
+}
+
+func (sk *socket) bindOn(st *netstack.Stack, ap netip.AddrPort) error {
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if sk.state != stFresh || sk.bound {
@@ -293,7 +301,7 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		conn.SetSockOpt(k.level, k.name, v)
 	}
 	nsk := &socket{
-		s: sk.s, ino: ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, bound: true,
+		s: sk.s, ino: ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, connTold: true, bound: true,
 		ep: conn, local: conn.LocalAddr(), peer: peer,
 	}
 	sk.s.register(nsk.ino, nsk)

@@ -105,6 +105,8 @@ func (s *Supervisor) socketNetlink(c *call) error {
 	return c.injectDatagramFD(p, typ&unix.SOCK_CLOEXEC != 0)
 }
 
+func (n *netlinkSock) heldPort() uint16 { return 0 }
+
 // release closes the socket once the program's end is gone.
 func (n *netlinkSock) release() {
 	n.mu.Lock()

@@ -63,8 +63,14 @@ func decodeSockaddr(b []byte, v6 bool) (ap netip.AddrPort, unspec bool, err erro
 // an AF_INET socket when the address is "any", as Linux does.
 func decodeBindAddr(b []byte, v6 bool) (netip.AddrPort, error) {
 	ap, unspec, err := decodeSockaddr(b, v6)
-	if err != nil || !unspec {
+	if err != nil {
 		return ap, err
+	}
+	if a := ap.Addr(); a.Is6() && !a.Is4In6() && a.Zone() == "" && (a.IsLinkLocalUnicast() || a.IsLinkLocalMulticast()) {
+		return netip.AddrPort{}, unix.EINVAL // Linux: binding to link-local needs an interface
+	}
+	if !unspec {
+		return ap, nil
 	}
 	if v6 || len(b) < sizeofSockaddrIn {
 		return netip.AddrPort{}, unix.EAFNOSUPPORT

@@ -60,6 +60,34 @@ func TestDecodeSockaddr(t *testing.T) {
 	}
 }
 
+func TestDecodeBindAddr(t *testing.T) {
+	ll := netip.MustParseAddr("fe80::1").As16()
+	for _, tc := range []struct {
+		name string
+		b    []byte
+		v6   bool
+		want string
+		err  error
+	}{
+		{"in", sockaddrIn(80, [4]byte{10, 9, 0, 1}), false, "10.9.0.1:80", nil},
+		{"link-local with scope", sockaddrIn6(22, ll, 2), true, "[fe80::1%2]:22", nil},
+		// Linux needs an interface for a link-local bind: EINVAL before any address check.
+		{"link-local without scope", sockaddrIn6(22, ll, 0), true, "", unix.EINVAL},
+		{"link-local multicast without scope", sockaddrIn6(22, netip.MustParseAddr("ff02::1").As16(), 0), true, "", unix.EINVAL},
+		{"v4 link-local needs none", sockaddrIn(22, [4]byte{169, 254, 0, 1}), false, "169.254.0.1:22", nil},
+		{"v4-mapped link-local needs none", sockaddrIn6(22, netip.MustParseAddr("::ffff:169.254.0.1").As16(), 0), true, "[::ffff:169.254.0.1]:22", nil},
+		{"unspec any on inet", append([]byte{0, 0}, make([]byte, 14)...), false, "0.0.0.0:0", nil},
+		{"unspec on inet6", append([]byte{0, 0}, make([]byte, 26)...), true, "", unix.EAFNOSUPPORT},
+	} {
+		t.Run(tc.name, func(t *testing.T) {
+			ap, err := decodeBindAddr(tc.b, tc.v6)
+			if err != tc.err || (tc.want != "" && ap.String() != tc.want) {
+				t.Fatalf("got %v %v, want %s %v", ap, err, tc.want, tc.err)
+			}
+		})
+	}
+}
+
 func TestEncodeSockaddr(t *testing.T) {
 	for _, tc := range []struct {
 		ap   string

@@ -41,6 +41,7 @@ type socket struct {
 	held     *progEnd       // a copy of P kept while connecting, to open P when done
 	at       progRef        // where the program connected or accepted it (see CopyFD)
 	acked    bool           // the program has been told EINPROGRESS for the current connect
+	connTold bool           // a connect call has succeeded (Linux's SS_CONNECTED): later ones get EISCONN
 	soErr    unix.Errno
 	errTaken bool           // SO_ERROR reported why the spliced connection ended
 	local    netip.AddrPort // fixed once connected (the endpoint may be gone later)
@@ -281,6 +282,17 @@ func (sk *socket) wake() {
 		close(sk.changed)
 		sk.changed = nil
 	}
+}
+
+// heldPort is the port of the endpoint release would close: not a connection's, which the
+// splice owns.
+func (sk *socket) heldPort() uint16 {
+	sk.mu.Lock()
+	defer sk.mu.Unlock()
+	if sk.ep == nil || sk.state == stConnected || sk.state == stEnded || sk.state == stClosed {
+		return 0
+	}
+	return sk.ep.LocalAddr().Port()
 }
 
 // release frees everything the socket holds once the program's end is gone or the supervisor

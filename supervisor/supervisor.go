@@ -322,10 +322,12 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 	return errContinue
 }
 
-// emulated is a socket the supervisor emulates: a stream *socket or a *dgram.
+// emulated is a socket the supervisor emulates: a stream *socket, a *dgram or a *netlinkSock.
 type emulated interface {
 	// release frees what the socket holds once the program's end is gone.
 	release()
+	// heldPort is the local port the socket holds that release would free, 0 if none.
+	heldPort() uint16
 }
 
 // lookup finds the emulated socket behind fd of thread tid, returning with it a copy of the
