@@ -15,11 +15,12 @@ import (
 )
 
 var (
-	ztncRun  string // the ztnc-run binary under test
-	tcpprog  string // tests/testdata/tcpprog, static
-	udpprog  string // tests/testdata/udpprog, static
-	ifprog   string // tests/testdata/ifprog, static
-	raceprog string // tests/testdata/raceprog, static
+	ztncRun    string // the ztnc-run binary under test
+	tcpprog    string // tests/testdata/tcpprog, static
+	udpprog    string // tests/testdata/udpprog, static
+	ifprog     string // tests/testdata/ifprog, static
+	raceprog   string // tests/testdata/raceprog, static
+	parityprog string // tests/testdata/parityprog, static
 )
 
 func TestMain(m *testing.M) {
@@ -37,6 +38,7 @@ func run(m *testing.M) int {
 	udpprog = filepath.Join(dir, "udpprog")
 	ifprog = filepath.Join(dir, "ifprog")
 	raceprog = filepath.Join(dir, "raceprog")
+	parityprog = filepath.Join(dir, "parityprog")
 	build := func(out, pkg string, env ...string) error {
 		cmd := exec.Command("go", "build", "-o", out, pkg)
 		cmd.Env = append(os.Environ(), env...)
@@ -47,7 +49,7 @@ func run(m *testing.M) int {
 		fmt.Fprintln(os.Stderr, err)
 		return 1
 	}
-	for _, p := range []string{"tcpprog", "udpprog", "ifprog", "raceprog"} {
+	for _, p := range []string{"tcpprog", "udpprog", "ifprog", "raceprog", "parityprog"} {
 		if err := build(filepath.Join(dir, p), "./testdata/"+p, "CGO_ENABLED=0"); err != nil {
 			fmt.Fprintf(os.Stderr, "build %s: %v\n", p, err)
 			return 1

@@ -1,0 +1,66 @@
+package tests
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/ztnc/ztnc/tests/lab"
+)
+
+// linuxDifferences are the transcript lines in which ztnc-run knowingly differs from Linux:
+// Linux's line → ztnc-run's line and why. Each is in the README's limitations. A difference
+// not listed fails TestLinuxParity, and so does a listed one that no longer occurs.
+var linuxDifferences = map[string]struct{ ztnc, why string }{
+	"tcp-unconnected: send EPIPE": {"tcp-unconnected: send EAGAIN",
+		"before connect or listen, the program's end of a TCP socket is kept unwritable so that writes and EPOLLOUT wait for the connection"},
+	`tcp-unconnected: recv 0 ""`: {"tcp-unconnected: recv EAGAIN",
+		"before connect or listen, reads wait for the connection"},
+	"tcp-unconnected: poll IN|OUT|HUP": {"tcp-unconnected: poll none",
+		"before connect or listen, the socket reports no events"},
+	"tcp-bind: listener send EPIPE": {"tcp-bind: listener send EAGAIN",
+		"a listening socket's end is kept unwritable like an unconnected one's"},
+	"tcp-bind: bind 0.0.0.0:41003 with SO_REUSEADDR on both EADDRINUSE": {"tcp-bind: bind 0.0.0.0:41003 with SO_REUSEADDR on both ok",
+		"gVisor lets SO_REUSEADDR sockets share a port with a listener on another address; Linux refuses while one listens"},
+	"tcp-refused: poll OUT|ERR|HUP": {"tcp-refused: poll OUT",
+		"an AF_UNIX socket cannot raise POLLERR: a failed connect makes the socket writable, and SO_ERROR and connect give the error"},
+	"udp-basic: send unconnected EDESTADDRREQ": {"udp-basic: send unconnected ok",
+		"write and send without an address are not trapped: on an unconnected datagram socket the datagram is dropped"},
+	"udp-refused: poll ERR": {"udp-refused: poll IN",
+		"an ICMP error reaches a connected datagram socket as an empty datagram, which trapped receives turn into ECONNREFUSED"},
+}
+
+// TestLinuxParity runs the same socket calls (tests/testdata/parityprog) on Linux's own stack,
+// in a network namespace with the --local network's addresses on an interface, and under
+// ztnc-run --local, and compares what each call returned.
+func TestLinuxParity(t *testing.T) {
+	need(t, "unshare", "ip")
+	setup := "set -e; ip link add ztnc0 type veth peer name peer0; ip link set peer0 up; ip link set ztnc0 up; ip link set lo up;" +
+		"ip addr add " + localNet + " dev ztnc0; ip addr add " + localNet6 + " dev ztnc0 nodad; exec " + parityprog
+	native := lab.RunCmd(t, 2*time.Minute, lab.Spec{Argv: []string{"unshare", "-n", "sh", "-c", setup}})
+	if native.Code != 0 {
+		t.Fatalf("on Linux: %s", native)
+	}
+	under := ztnc(t, 2*time.Minute, onLocal("--", parityprog)...)
+	if under.Code != 0 {
+		t.Fatalf("under ztnc-run: %s", under)
+	}
+	want, got := lines(native.Stdout), lines(under.Stdout)
+	if len(want) != len(got) {
+		t.Fatalf("Linux printed %d lines, ztnc-run %d\nLinux:\n%s\nztnc-run:\n%s", len(want), len(got), native.Stdout, under.Stdout)
+	}
+	for i, w := range want {
+		known, listed := linuxDifferences[w]
+		switch {
+		case got[i] == w && listed:
+			t.Errorf("listed difference no longer occurs (remove it from linuxDifferences): %s", w)
+		case got[i] == w:
+		case listed && got[i] == known.ztnc:
+			t.Logf("known difference: Linux %q, ztnc-run %q: %s", w, got[i], known.why)
+		default:
+			t.Errorf("Linux:    %s\nztnc-run: %s", w, got[i])
+		}
+	}
+}
+
+func lines(s string) []string { return strings.Split(strings.TrimRight(s, "\n"), "\n") }

@@ -1,0 +1,406 @@
+package main
+
+import (
+	"time"
+
+	"golang.org/x/sys/unix"
+)
+
+// cases run in this order; each uses ports of its own, so that none waits for another's
+// TIME-WAIT.
+var cases = []testCase{
+	{"socket-args", func(p *probe) {
+		_, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_UDP)
+		p.say("stream with IPPROTO_UDP: %s", errno(err))
+		_, err = unix.Socket(unix.AF_INET, unix.SOCK_DGRAM, unix.IPPROTO_TCP)
+		p.say("dgram with IPPROTO_TCP: %s", errno(err))
+		for _, typ := range []int{unix.SOCK_STREAM, unix.SOCK_DGRAM} {
+			fd := sock(unix.AF_INET6, typ)
+			p.say("type %d: SO_TYPE %s SO_DOMAIN %s SO_PROTOCOL %s SO_ACCEPTCONN %s V6ONLY %s", typ,
+				getInt(fd, unix.SOL_SOCKET, unix.SO_TYPE), getInt(fd, unix.SOL_SOCKET, unix.SO_DOMAIN),
+				getInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL), getInt(fd, unix.SOL_SOCKET, unix.SO_ACCEPTCONN),
+				getInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY))
+			unix.Close(fd)
+		}
+	}},
+	{"tcp-unconnected", func(p *probe) {
+		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(fd)
+		p.say("getsockname %s", sockname(fd, false))
+		p.say("getpeername %s", peername(fd, false))
+		p.say("shutdown %s", errno(unix.Shutdown(fd, unix.SHUT_RDWR)))
+		// Without MSG_DONTWAIT the two would block under ztnc-run (see the test's exceptions).
+		p.say("send %s", errno(unix.Sendto(fd, []byte("x"), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)))
+		p.say("recv %s", recvStr(fd, 4, unix.MSG_DONTWAIT))
+		_, _, err := unix.Accept(fd)
+		p.say("accept %s", errno(err))
+		p.say("SO_ERROR %s", getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR))
+		p.say("poll %s", pollOne(fd, unix.POLLIN|unix.POLLOUT, 0))
+	}},
+	{"tcp-bind", func(p *probe) {
+		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(fd)
+		p.say("bind foreign address %s", errno(unix.Bind(fd, sa(ap("192.0.2.99:41001")))))
+		p.say("bind v6 to v4 socket %s", errno(unix.Bind(fd, sa(ap("[2001:db8:198::1]:41001")))))
+		p.say("bind own %s", errno(unix.Bind(fd, sa(ap("198.51.100.1:0")))))
+		p.say("getsockname %s", sockname(fd, false))
+		p.say("bind again %s", errno(unix.Bind(fd, sa(ap("198.51.100.1:41002")))))
+		l := listener(unix.AF_INET, ap("198.51.100.1:41003"))
+		defer unix.Close(l)
+		for _, at := range []string{"198.51.100.1:41003", "0.0.0.0:41003", "127.0.0.1:41003"} {
+			f := sock(unix.AF_INET, unix.SOCK_STREAM)
+			p.say("bind %s while listening there %s", at, errno(unix.Bind(f, sa(ap(at)))))
+			unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+			p.say("bind %s with SO_REUSEADDR on both %s", at, errno(unix.Bind(f, sa(ap(at)))))
+			unix.Close(f)
+		}
+		p.say("listener SO_ACCEPTCONN %s", getInt(l, unix.SOL_SOCKET, unix.SO_ACCEPTCONN))
+		p.say("listener getpeername %s", peername(l, true))
+		p.say("listener connect %s", errno(unix.Connect(l, sa(ap("198.51.100.1:41003")))))
+		p.say("listener send %s", errno(unix.Sendto(l, []byte("x"), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)))
+		p.say("listener listen again %s", errno(unix.Listen(l, 4)))
+	}},
+	{"tcp-bind-args", func(p *probe) {
+		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(fd)
+		in := unix.RawSockaddrInet4{Family: unix.AF_INET}
+		p.say("short addrlen %s", rawSyscall(unix.SYS_BIND, uintptr(fd), ptr(&in), 8))
+		p.say("bad pointer %s", rawSyscall(unix.SYS_BIND, uintptr(fd), 8, unix.SizeofSockaddrInet4))
+		bad := unix.RawSockaddrInet4{Family: unix.AF_INET6}
+		p.say("wrong family %s", rawSyscall(unix.SYS_BIND, uintptr(fd), ptr(&bad), unix.SizeofSockaddrInet4))
+		unspec := unix.RawSockaddrInet4{Family: unix.AF_UNSPEC}
+		p.say("AF_UNSPEC any %s", rawSyscall(unix.SYS_BIND, uintptr(fd), ptr(&unspec), unix.SizeofSockaddrInet4))
+		p.say("getsockname %s", sockname(fd, false))
+		var out unix.RawSockaddrInet4
+		l := uint32(2)
+		p.say("getsockname short buffer %s len %d", rawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), ptr(&out), ptr(&l)), l)
+		p.say("getsockname bad len pointer %s", rawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), ptr(&out), 8))
+		neg := int32(-1)
+		p.say("getsockname negative len %s", rawSyscall(unix.SYS_GETSOCKNAME, uintptr(fd), ptr(&out), ptr(&neg)))
+		p.say("connect bad pointer %s", rawSyscall(unix.SYS_CONNECT, uintptr(fd), 8, unix.SizeofSockaddrInet4))
+	}},
+	{"tcp-close-rebind", func(p *probe) {
+		// A port is free again as soon as close returns: programs probe for a free port this way.
+		for i := 0; i < 3; i++ {
+			fd := sock(unix.AF_INET, unix.SOCK_STREAM)
+			err := unix.Bind(fd, sa(ap("198.51.100.1:41005")))
+			unix.Close(fd)
+			p.say("bound socket %d: bind %s", i, errno(err))
+		}
+		for i := 0; i < 3; i++ {
+			l := sock(unix.AF_INET, unix.SOCK_STREAM)
+			err := unix.Bind(l, sa(ap("0.0.0.0:41006")))
+			if err == nil {
+				err = unix.Listen(l, 1)
+			}
+			unix.Close(l)
+			p.say("listener %d: %s", i, errno(err))
+		}
+		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		err := unix.Bind(u, sa(ap("198.51.100.1:41007")))
+		unix.Close(u)
+		u = sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(u)
+		p.say("udp: bind %s, again after close %s", errno(err), errno(unix.Bind(u, sa(ap("198.51.100.1:41007")))))
+	}},
+	{"tcp-connect", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41010"))
+		defer unix.Close(c)
+		defer unix.Close(s)
+		p.say("client name %s peer %s", sockname(c, false), peername(c, true))
+		p.say("server name %s peer %s", sockname(s, true), peername(s, false))
+		p.say("connect again %s", errno(unix.Connect(c, sa(ap("198.51.100.1:41010")))))
+		p.say("listen on connected %s", errno(unix.Listen(c, 4)))
+		p.say("bind connected %s", errno(unix.Bind(c, sa(ap("198.51.100.1:0")))))
+		p.say("SO_ACCEPTCONN %s", getInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN))
+		p.say("poll empty %s", pollOne(c, unix.POLLIN|unix.POLLOUT, 0))
+		p.say("recv empty %s", recvStr(c, 4, unix.MSG_DONTWAIT))
+		unix.Write(s, []byte("hello"))
+		p.say("poll data %s", pollOne(c, unix.POLLIN, 2000))
+		n, err := unix.IoctlGetInt(c, unix.SIOCINQ)
+		p.say("FIONREAD %d %s", n, errno(err))
+		p.say("peek %s", recvStr(c, 3, unix.MSG_PEEK))
+		p.say("recv %s", recvStr(c, 3, 0))
+		p.say("recv rest %s", recvStr(c, 10, 0))
+		unix.Write(s, []byte("abc"))
+		go func() { time.Sleep(100 * time.Millisecond); unix.Write(s, []byte("def")) }()
+		p.say("waitall %s", recvStr(c, 6, unix.MSG_WAITALL))
+	}},
+	{"tcp-refused", func(p *probe) {
+		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
+		p.say("blocking %s", errno(unix.Connect(fd, sa(ap("198.51.100.1:41020")))))
+		p.say("after: SO_ERROR %s getpeername %s", getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR), peername(fd, true))
+		unix.Close(fd)
+		fd = sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK)
+		defer unix.Close(fd)
+		p.say("non-blocking %s", errno(unix.Connect(fd, sa(ap("198.51.100.1:41020")))))
+		p.say("poll %s", pollOne(fd, unix.POLLOUT, 2000))
+		p.say("SO_ERROR %s, again %s", getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR), getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR))
+		p.str("loopback", func() string {
+			f := sock(unix.AF_INET, unix.SOCK_STREAM)
+			defer unix.Close(f)
+			return errno(unix.Connect(f, sa(ap("127.0.0.1:41020"))))
+		})
+		p.str("v6", func() string {
+			f := sock(unix.AF_INET6, unix.SOCK_STREAM)
+			defer unix.Close(f)
+			return errno(unix.Connect(f, sa(ap("[2001:db8:198::1]:41020"))))
+		})
+	}},
+	{"tcp-nonblocking-connect", func(p *probe) {
+		l := listener(unix.AF_INET, ap("198.51.100.1:41030"))
+		defer unix.Close(l)
+		fd := sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK)
+		defer unix.Close(fd)
+		err := unix.Connect(fd, sa(ap("198.51.100.1:41030")))
+		if err == unix.EINPROGRESS {
+			p.say("poll %s", pollOne(fd, unix.POLLOUT, 2000))
+		} else {
+			p.say("connect %s", errno(err)) // Linux may finish a connection to itself at once
+		}
+		p.say("SO_ERROR %s", getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR))
+		err = unix.Connect(fd, sa(ap("198.51.100.1:41030")))
+		p.say("connect again %s", errno(err))
+		p.say("listener poll %s", pollOne(l, unix.POLLIN, 2000))
+		s, _, err := unix.Accept4(l, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
+		p.say("accept4 %s", errno(err))
+		if err == nil {
+			fl, _ := unix.FcntlInt(uintptr(s), unix.F_GETFL, 0)
+			fd, _ := unix.FcntlInt(uintptr(s), unix.F_GETFD, 0)
+			p.say("accepted O_NONBLOCK %v FD_CLOEXEC %v", fl&unix.O_NONBLOCK != 0, fd&unix.FD_CLOEXEC != 0)
+			unix.Close(s)
+		}
+		unix.SetNonblock(l, true)
+		_, _, err = unix.Accept(l)
+		p.say("non-blocking accept, none pending %s", errno(err))
+	}},
+	{"tcp-shutdown", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41040"))
+		defer unix.Close(c)
+		defer unix.Close(s)
+		p.say("shutdown WR %s", errno(unix.Shutdown(c, unix.SHUT_WR)))
+		p.say("server poll %s", pollOne(s, unix.POLLIN|unix.POLLRDHUP, 2000))
+		p.say("server read %s", readStr(s, 4))
+		_, err := unix.Write(c, []byte("x"))
+		p.say("client write after SHUT_WR %s", errno(err))
+		unix.Write(s, []byte("back"))
+		p.say("client read %s", readStr(c, 8))
+		p.say("shutdown RD %s", errno(unix.Shutdown(c, unix.SHUT_RD)))
+		p.say("client read after SHUT_RD %s", readStr(c, 8))
+		p.say("shutdown bad how %s", errno(unix.Shutdown(c, 7)))
+		p.say("server close, client poll %s", func() string {
+			unix.Close(s)
+			s = -1
+			return pollOne(c, unix.POLLIN|unix.POLLRDHUP, 2000)
+		}())
+	}},
+	{"tcp-reset", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41050"))
+		defer unix.Close(c)
+		unix.Write(c, []byte("unread"))
+		time.Sleep(100 * time.Millisecond)
+		unix.Close(s) // with data unread: RST
+		p.say("poll %s", pollOne(c, unix.POLLIN, 2000))
+		p.say("read %s", readStr(c, 8))
+		p.say("read again %s", readStr(c, 8))
+		_, err := unix.Write(c, []byte("x"))
+		p.say("write %s", errno(err))
+	}},
+	{"tcp-linger0", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41060"))
+		defer unix.Close(c)
+		must(unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}), "SO_LINGER")
+		l, err := unix.GetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER)
+		p.say("SO_LINGER %+v %s", *l, errno(err))
+		unix.Close(s)
+		p.say("poll %s", pollOne(c, unix.POLLIN, 2000))
+		p.say("read %s", readStr(c, 8))
+		p.say("SO_ERROR after %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
+	}},
+	{"tcp-options", func(p *probe) {
+		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(fd)
+		for _, o := range []struct {
+			name       string
+			level, opt int
+			set        int
+		}{
+			{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+			{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+			{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 30},
+			{"TCP_KEEPINTVL", unix.IPPROTO_TCP, unix.TCP_KEEPINTVL, 5},
+			{"TCP_KEEPCNT", unix.IPPROTO_TCP, unix.TCP_KEEPCNT, 3},
+			{"SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
+			{"SO_REUSEPORT", unix.SOL_SOCKET, unix.SO_REUSEPORT, 1},
+			{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL, 9},
+			{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, 0x10},
+			{"TCP_USER_TIMEOUT", unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 5000},
+			{"TCP_MAXSEG", unix.IPPROTO_TCP, unix.TCP_MAXSEG, 1200},
+		} {
+			before := getInt(fd, o.level, o.opt)
+			err := unix.SetsockoptInt(fd, o.level, o.opt, o.set)
+			p.say("%s default %s set %d: %s, now %s", o.name, before, o.set, errno(err), getInt(fd, o.level, o.opt))
+		}
+		p.say("TCP_KEEPIDLE 0 %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 0)))
+		p.say("IP_TTL 256 %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, 256)))
+		p.say("IP_TTL -1 (default) %s, now %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, -1)), getInt(fd, unix.IPPROTO_IP, unix.IP_TTL))
+		p.say("short optlen %s", rawSyscall(unix.SYS_SETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, ptr(new(int32)), 2))
+		p.say("bad optval %s", rawSyscall(unix.SYS_SETSOCKOPT, uintptr(fd), unix.IPPROTO_TCP, unix.TCP_NODELAY, 8, 4))
+		var v int32
+		l := uint32(4)
+		p.say("getsockopt bad optlen pointer %s", rawSyscall(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_TYPE, ptr(&v), 8))
+		l = 1
+		p.say("getsockopt optlen 1: %s len %d", rawSyscall(unix.SYS_GETSOCKOPT, uintptr(fd), unix.SOL_SOCKET, unix.SO_TYPE, ptr(&v), ptr(&l)), l)
+		p.say("SO_RCVBUF set 65536 doubles: %v", func() bool {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF, 65536)
+			v, _ := unix.GetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_RCVBUF)
+			return v == 131072
+		}())
+	}},
+	{"tcp-v6", func(p *probe) {
+		l := listener(unix.AF_INET6, ap("[::]:41070"))
+		defer unix.Close(l)
+		p.say("listener V6ONLY %s", getInt(l, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY))
+		for _, to := range []string{"198.51.100.1:41070", "[2001:db8:198::1]:41070", "[::1]:41070", "127.0.0.1:41070", "[::ffff:198.51.100.1]:41070"} {
+			family := unix.AF_INET6
+			if ap(to).Addr().Is4() {
+				family = unix.AF_INET
+			}
+			c := sock(family, unix.SOCK_STREAM)
+			err := unix.Connect(c, sa(ap(to)))
+			if err != nil {
+				p.say("to %s: %s", to, errno(err))
+				unix.Close(c)
+				continue
+			}
+			s, from, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+			must(err, "accept")
+			p.say("to %s: client %s server sees %s, server name %s", to, sockname(c, false), show(from, false), sockname(s, true))
+			unix.Close(s)
+			unix.Close(c)
+		}
+		o := sock(unix.AF_INET6, unix.SOCK_STREAM)
+		defer unix.Close(o)
+		unix.SetsockoptInt(o, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+		p.say("v6only connect to v4-mapped %s", errno(unix.Connect(o, sa(ap("[::ffff:198.51.100.1]:41070")))))
+		p.say("link-local bind without scope %s", errno(unix.Bind(o, sa(ap("[fe80::1]:0")))))
+		p.say("v6only bind v4-mapped %s", errno(unix.Bind(o, sa(ap("[::ffff:198.51.100.1]:0")))))
+	}},
+	{"udp-basic", func(p *probe) {
+		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(s)
+		must(unix.Bind(s, sa(ap("198.51.100.1:41100"))), "bind")
+		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(c)
+		p.say("unbound name %s peer %s", sockname(c, false), peername(c, false))
+		p.say("sendto %s", errno(unix.Sendto(c, []byte("one"), 0, sa(ap("198.51.100.1:41100")))))
+		p.say("name after sendto %s", sockname(c, false))
+		b := make([]byte, 2)
+		n, from, err := unix.Recvfrom(s, b, unix.MSG_TRUNC)
+		p.say("recvfrom MSG_TRUNC into 2: n %d %q from %s %s", n, b, show(from, false), errno(err))
+		p.say("recv empty %s", recvStr(s, 8, unix.MSG_DONTWAIT))
+		p.say("zero-length sendto %s", errno(unix.Sendto(c, nil, 0, sa(ap("198.51.100.1:41100")))))
+		p.say("poll %s", pollOne(s, unix.POLLIN, 2000))
+		p.say("recv zero-length %s", recvStr(s, 8, 0))
+		unix.Sendto(c, []byte("peeked"), 0, sa(ap("198.51.100.1:41100")))
+		p.say("peek %s", recvStr(s, 3, unix.MSG_PEEK))
+		n2, err := unix.IoctlGetInt(s, unix.SIOCINQ)
+		p.say("FIONREAD %d %s", n2, errno(err))
+		p.say("recv after peek %s", recvStr(s, 16, 0))
+		p.say("send unconnected %s", errno(func() error { _, err := unix.Write(c, []byte("x")); return err }()))
+		p.say("sendto foreign family %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("[2001:db8:198::1]:41100")))))
+		p.say("shutdown unconnected %s", errno(unix.Shutdown(c, unix.SHUT_RDWR)))
+		p.say("listen %s", errno(unix.Listen(c, 1)))
+		p.say("subnet broadcast without SO_BROADCAST %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.255:41100")))))
+		p.say("SO_BROADCAST %s", getInt(c, unix.SOL_SOCKET, unix.SO_BROADCAST))
+		p.say("big datagram %s", errno(unix.Sendto(c, make([]byte, 70000), 0, sa(ap("198.51.100.1:41100")))))
+	}},
+	{"udp-connected", func(p *probe) {
+		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(s)
+		must(unix.Bind(s, sa(ap("198.51.100.1:41110"))), "bind")
+		other := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(other)
+		must(unix.Bind(other, sa(ap("198.51.100.1:41111"))), "bind")
+		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(c)
+		p.say("connect %s", errno(unix.Connect(c, sa(ap("198.51.100.1:41110")))))
+		p.say("name %s peer %s", sockname(c, false), peername(c, true))
+		cname, _ := unix.Getsockname(c)
+		unix.Sendto(other, []byte("stranger"), 0, cname)
+		unix.Sendto(s, []byte("peer"), 0, cname)
+		p.say("recv (only the peer's) %s", recvStr(c, 16, 0))
+		p.say("recv more %s", recvStr(c, 16, unix.MSG_DONTWAIT))
+		p.say("sendto other while connected %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.1:41111")))))
+		p.say("other got %s", recvStr(other, 16, 0))
+		p.say("connect AF_UNSPEC %s", rawSyscall(unix.SYS_CONNECT, uintptr(c), ptr(&unix.RawSockaddrInet4{Family: unix.AF_UNSPEC}), unix.SizeofSockaddrInet4))
+		p.say("after disconnect peer %s name %s", peername(c, true), sockname(c, false))
+		p.say("connect to unspecified %s, peer %s", errno(unix.Connect(c, sa(ap("0.0.0.0:41110")))), peername(c, true))
+	}},
+	{"udp-refused", func(p *probe) {
+		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(c)
+		must(unix.Connect(c, sa(ap("198.51.100.1:41120"))), "connect")
+		p.say("send %s", errno(func() error { _, err := unix.Write(c, []byte("x")); return err }()))
+		p.say("poll %s", pollOne(c, unix.POLLIN, 2000))
+		p.say("recv %s", recvStr(c, 8, 0))
+		p.say("recv again %s", recvStr(c, 8, unix.MSG_DONTWAIT))
+		unix.Write(c, []byte("x"))
+		time.Sleep(200 * time.Millisecond)
+		p.say("SO_ERROR %s then %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR), getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
+		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(u)
+		unix.Sendto(u, []byte("x"), 0, sa(ap("198.51.100.1:41120")))
+		time.Sleep(200 * time.Millisecond)
+		p.say("unconnected: SO_ERROR %s recv %s", getInt(u, unix.SOL_SOCKET, unix.SO_ERROR), recvStr(u, 8, unix.MSG_DONTWAIT))
+	}},
+	{"udp-options", func(p *probe) {
+		fd := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(fd)
+		for _, o := range []struct {
+			name       string
+			level, opt int
+			set        int
+		}{
+			{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL, 9},
+			{"IP_MULTICAST_TTL", unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 4},
+			{"IP_MULTICAST_LOOP", unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0},
+			{"IP_RECVTOS", unix.IPPROTO_IP, unix.IP_RECVTOS, 1},
+			{"IP_PKTINFO", unix.IPPROTO_IP, unix.IP_PKTINFO, 1},
+			{"IP_RECVERR", unix.IPPROTO_IP, unix.IP_RECVERR, 1},
+			{"SO_BROADCAST", unix.SOL_SOCKET, unix.SO_BROADCAST, 1},
+			{"SO_TIMESTAMP", unix.SOL_SOCKET, unix.SO_TIMESTAMP, 1},
+		} {
+			before := getInt(fd, o.level, o.opt)
+			err := unix.SetsockoptInt(fd, o.level, o.opt, o.set)
+			p.say("%s default %s set %d: %s, now %s", o.name, before, o.set, errno(err), getInt(fd, o.level, o.opt))
+		}
+		p.say("TCP_NODELAY on UDP %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)))
+		p.say("IPV6 option on v4 socket %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)))
+	}},
+	{"udp-v6", func(p *probe) {
+		s := sock(unix.AF_INET6, unix.SOCK_DGRAM)
+		defer unix.Close(s)
+		must(unix.Bind(s, sa(ap("[::]:41130"))), "bind")
+		for _, to := range []string{"198.51.100.1:41130", "[2001:db8:198::1]:41130", "[::1]:41130", "127.0.0.1:41130"} {
+			family := unix.AF_INET6
+			if ap(to).Addr().Is4() {
+				family = unix.AF_INET
+			}
+			c := sock(family, unix.SOCK_DGRAM)
+			err := unix.Sendto(c, []byte(to), 0, sa(ap(to)))
+			b := make([]byte, 64)
+			n, from, rerr := unix.Recvfrom(s, b, 0)
+			p.say("to %s: %s, got %q from %s %s", to, errno(err), b[:max(n, 0)], show(from, false), errno(rerr))
+			unix.Close(c)
+		}
+		c := sock(unix.AF_INET6, unix.SOCK_DGRAM)
+		defer unix.Close(c)
+		p.say("v4-mapped sendto from v6 socket %s", errno(unix.Sendto(c, []byte("m"), 0, sa(ap("[::ffff:198.51.100.1]:41130")))))
+		p.say("got %s", recvStr(s, 8, 0))
+		p.say("name %s", sockname(c, false))
+	}},
+}
+
+// str says what f returns under the label.
+func (p *probe) str(label string, f func() string) { p.say("%s %s", label, f()) }
