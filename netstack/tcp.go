@@ -13,8 +13,8 @@ import (
 	"gvisor.dev/gvisor/pkg/waiter"
 )
 
-// maxListenBacklog is Linux's net.core.somaxconn default; listen(2) clamps to it.
-const maxListenBacklog = 4096
+// MaxListenBacklog is Linux's net.core.somaxconn default; listen(2) clamps to it.
+const MaxListenBacklog = 4096
 
 // Keepalive settings a program can choose (bits of TCPEndpoint.keepaliveUser), and what Linux
 // reports for those it did not choose (net.ipv4.tcp_keepalive_*).
@@ -92,12 +92,14 @@ func (e *TCPEndpoint) Bind(local netip.AddrPort) error {
 }
 
 // Listen starts listening; an unbound endpoint gets an ephemeral port. backlog is clamped to
-// [0, 4096] as Linux does.
+// [0, 4096] as Linux does (negative: 4096).
 func (e *TCPEndpoint) Listen(backlog int) error {
-	if backlog < 0 || backlog > maxListenBacklog {
-		backlog = maxListenBacklog
+	if backlog < 0 || backlog > MaxListenBacklog {
+		backlog = MaxListenBacklog
 	}
-	return asError(e.ep.Listen(backlog))
+	// Linux queues one connection more than the backlog (listen(fd, 0) still takes one);
+	// gVisor queues exactly its capacity.
+	return asError(e.ep.Listen(backlog + 1))
 }
 
 // Accept returns an established connection, or EAGAIN when none is pending (wait for EventIn),

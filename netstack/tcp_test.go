@@ -388,3 +388,21 @@ func TestAcceptInherits(t *testing.T) {
 		}
 	}
 }
+
+// listen(fd, 0) still takes a connection, as on Linux, which queues one more than the backlog.
+func TestListenBacklogZero(t *testing.T) {
+	n := newNet(t)
+	l, err := n.b.NewTCP(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Bind(ap("192.0.2.2:80")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(0); err != nil {
+		t.Fatal(err)
+	}
+	dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	acceptTCP(t, l)
+}

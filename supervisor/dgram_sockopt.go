@@ -24,6 +24,9 @@ func (d *dgram) option(level, name int) ([]byte, error) {
 	if d.foreignOption(level, name) {
 		return nil, unix.ENOPROTOOPT
 	}
+	if v, ok := fixedOption(level, name); ok {
+		return v, nil
+	}
 	val, err := d.ep.GetSockOpt(level, name)
 	if err == unix.ENOPROTOOPT {
 		d.mu.Lock()
@@ -66,7 +69,7 @@ func (d *dgram) setsockopt(c *call, p *progEnd) error {
 	if err != nil {
 		return err
 	}
-	if d.foreignOption(level, name) {
+	if _, fixed := fixedOption(level, name); fixed || d.foreignOption(level, name) {
 		return unix.ENOPROTOOPT
 	}
 	if level == unix.SOL_SOCKET {

@@ -13,9 +13,20 @@ const fdWarnEvery = time.Minute
 // ztnc-run keeps one end of every emulated socket of every program it runs, so it can run
 // out of file descriptors while each program is well within its own limit. The program's
 // call then fails with EMFILE, which would blame the program; the warning names the cause.
+//
+// A stream pair's S takes out-of-band data inline: a program's send(MSG_OOB) leaves its last
+// byte out of band in S, where the proxy's reads would skip it. Inline, the byte travels with
+// the rest (TCP urgent data is not carried).
 func (s *Supervisor) socketpair(typ int) (p, sfd int, err error) {
 	p, sfd, err = rawSocketpair(typ)
 	s.noteFDShortage(err)
+	if err == nil && typ&sockTypeMask == unix.SOCK_STREAM {
+		if err = rawSetsockoptInt(sfd, unix.SOL_SOCKET, unix.SO_OOBINLINE, 1); err != nil {
+			unix.Close(p)
+			unix.Close(sfd)
+			return -1, -1, err
+		}
+	}
 	return p, sfd, err
 }
 

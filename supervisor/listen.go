@@ -9,9 +9,6 @@ import (
 	"github.com/ztnc/ztnc/notify"
 )
 
-// maxBacklog is Linux's default net.core.somaxconn.
-const maxBacklog = 4096
-
 // bind emulates bind(2).
 func (sk *socket) bind(c *call) error {
 	b, err := c.readSockaddr(c.Args[1], c.Args[2])
@@ -53,7 +50,9 @@ func (sk *socket) bindOn(st *netstack.Stack, ap netip.AddrPort) error {
 // listen emulates listen(2).
 func (sk *socket) listen(c *call) error {
 	backlog := int(int32(c.Args[1]))
-	backlog = min(max(backlog, 0), maxBacklog)
+	if backlog < 0 || backlog > netstack.MaxListenBacklog {
+		backlog = netstack.MaxListenBacklog // as Linux: the backlog is taken as unsigned
+	}
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	switch sk.state {

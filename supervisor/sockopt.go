@@ -153,9 +153,43 @@ func (sk *socket) soError(p *progEnd) unix.Errno {
 	return e
 }
 
+// fixedOption answers the SOL_SOCKET options whose value Linux fixes for INET sockets and
+// that the stack does not model: SO_PEERCRED (no peer process: pid 0, uid and gid -1) and
+// SO_SNDLOWAT (always 1). Setting either fails with ENOPROTOOPT, as on Linux.
+func fixedOption(level, name int) ([]byte, bool) {
+	if level != unix.SOL_SOCKET {
+		return nil, false
+	}
+	switch name {
+	case unix.SO_PEERCRED:
+		return binary.NativeEndian.AppendUint32(binary.NativeEndian.AppendUint32(intOpt(0), ^uint32(0)), ^uint32(0)), true
+	case unix.SO_SNDLOWAT:
+		return intOpt(1), true
+	}
+	return nil, false
+}
+
+// foreignStreamOption reports an option Linux refuses with ENOPROTOOPT on a TCP socket: one of
+// another protocol's level (UDP's, or IPv6's on an IPv4 socket) or of no level at all.
+func foreignStreamOption(level int, v6 bool) bool {
+	switch level {
+	case unix.SOL_SOCKET, unix.IPPROTO_IP, unix.IPPROTO_TCP:
+		return false
+	case unix.IPPROTO_IPV6:
+		return !v6
+	}
+	return true
+}
+
 // option answers getsockopt(2) on a stream socket (SO_ERROR aside: soError): what identifies
 // it, else the endpoint's value, or one remembered.
 func (sk *socket) option(level, name int) ([]byte, error) {
+	if foreignStreamOption(level, sk.v6) {
+		return nil, unix.ENOPROTOOPT
+	}
+	if v, ok := fixedOption(level, name); ok {
+		return v, nil
+	}
 	sk.mu.Lock()
 	defer sk.mu.Unlock()
 	if level == unix.SOL_SOCKET {
@@ -191,12 +225,16 @@ func (sk *socket) option(level, name int) ([]byte, error) {
 	return val, err
 }
 
-// setsockopt emulates setsockopt(2): the stack applies what it knows; the rest is remembered
-// and reported back by getsockopt, never refused (Linux programs set options freely).
-// Options that govern the data path on the program's end (timeouts, low-water marks) are also
-// set on P, where reads and writes happen.
+// setsockopt emulates setsockopt(2): the stack applies what it knows; the rest of the TCP,
+// IP, IPv6 and socket options is remembered and reported back by getsockopt, never refused
+// (Linux has options gVisor lacks, and programs set options freely). Options that govern the
+// data path on the program's end (timeouts, low-water marks) are also set on P, where reads
+// and writes happen.
 func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
+	if _, fixed := fixedOption(level, name); fixed || foreignStreamOption(level, sk.v6) {
+		return unix.ENOPROTOOPT
+	}
 	val, err := c.optval()
 	if err != nil {
 		return err
