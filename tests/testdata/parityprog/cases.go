@@ -1,6 +1,7 @@
 package main
 
 import (
+	"fmt"
 	"time"
 
 	"golang.org/x/sys/unix"
@@ -216,6 +217,129 @@ var cases = []testCase{
 		p.say("poll %s", pollOne(c, unix.POLLIN, 2000))
 		p.say("read %s", readStr(c, 8))
 		p.say("SO_ERROR after %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
+	}},
+	{"tcp-more-args", func(p *probe) {
+		for _, typ := range []int{unix.SOCK_SEQPACKET, unix.SOCK_RDM, 0x1000 | unix.SOCK_STREAM} {
+			_, err := unix.Socket(unix.AF_INET, typ, 0)
+			p.say("socket type %#x: %s", typ, errno(err))
+		}
+		c, s := connected(unix.AF_INET6, ap("[2001:db8:198::1]:41080"))
+		defer unix.Close(c)
+		defer unix.Close(s)
+		var small [8]byte
+		l := uint32(len(small))
+		p.say("getpeername into 8 bytes: %s len %d", rawSyscall(unix.SYS_GETPEERNAME, uintptr(c), ptr(&small), ptr(&l)), l)
+		p.say("SO_PEERCRED %s", func() string {
+			cred, err := unix.GetsockoptUcred(c, unix.SOL_SOCKET, unix.SO_PEERCRED)
+			if err != nil {
+				return errno(err)
+			}
+			return fmt.Sprintf("pid %d uid %d gid %d", cred.Pid, int32(cred.Uid), int32(cred.Gid))
+		}())
+		p.say("SO_LINGER default %s", func() string {
+			l, err := unix.GetsockoptLinger(c, unix.SOL_SOCKET, unix.SO_LINGER)
+			if err != nil {
+				return errno(err)
+			}
+			return fmt.Sprintf("%+v", *l)
+		}())
+		p.say("TCP_INFO state %s", func() string {
+			info, err := unix.GetsockoptTCPInfo(c, unix.IPPROTO_TCP, unix.TCP_INFO)
+			if err != nil {
+				return errno(err)
+			}
+			return fmt.Sprint(info.State)
+		}())
+		p.say("SO_RCVLOWAT %s SO_SNDLOWAT %s", getInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT), getInt(c, unix.SOL_SOCKET, unix.SO_SNDLOWAT))
+		p.say("TCP_CORK set %s now %s", errno(unix.SetsockoptInt(c, unix.IPPROTO_TCP, unix.TCP_CORK, 1)), getInt(c, unix.IPPROTO_TCP, unix.TCP_CORK))
+		p.say("TCP_QUICKACK %s", getInt(c, unix.IPPROTO_TCP, unix.TCP_QUICKACK))
+		p.say("IPV6_V6ONLY on connected %s", errno(unix.SetsockoptInt(c, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)))
+		p.say("IP_TTL on v6 socket %s", getInt(c, unix.IPPROTO_IP, unix.IP_TTL))
+		p.say("IPV6_UNICAST_HOPS %s", getInt(c, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS))
+		p.say("UDP option on TCP %s", errno(unix.SetsockoptInt(c, unix.IPPROTO_UDP, 1 /* UDP_CORK */, 1)))
+		p.say("unknown level %s", errno(unix.SetsockoptInt(c, 9999, 1, 1)))
+		p.say("unknown TCP option get %s", getInt(c, unix.IPPROTO_TCP, 9999))
+		p.say("SO_RCVBUF 1 clamps to %s, SO_SNDBUF 1 to %s", func() string {
+			unix.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVBUF, 1)
+			return getInt(c, unix.SOL_SOCKET, unix.SO_RCVBUF)
+		}(), func() string {
+			unix.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_SNDBUF, 1)
+			return getInt(c, unix.SOL_SOCKET, unix.SO_SNDBUF)
+		}())
+		p.say("recv MSG_ERRQUEUE %s", recvStr(c, 8, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT))
+	}},
+	{"tcp-timeouts", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41085"))
+		defer unix.Close(c)
+		defer unix.Close(s)
+		must(unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000}), "SO_RCVTIMEO")
+		tv, err := unix.GetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO)
+		p.say("SO_RCVTIMEO %v %s", *tv, errno(err))
+		start := time.Now()
+		r := readStr(c, 8)
+		p.say("read %s after >= 100 ms: %v", r, time.Since(start) >= 100*time.Millisecond)
+		r = recvStr(c, 8, 0)
+		p.say("recv %s", r)
+	}},
+	{"tcp-accept-addr", func(p *probe) {
+		l := listener(unix.AF_INET6, ap("[::]:41090"))
+		defer unix.Close(l)
+		c := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(c)
+		must(unix.Connect(c, sa(ap("198.51.100.1:41090"))), "connect")
+		var small [8]byte
+		n := uint32(len(small))
+		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l), ptr(&small), ptr(&n), unix.SOCK_CLOEXEC, 0, 0)
+		if e != 0 {
+			p.say("accept into 8 bytes: %s", errno(e))
+			return
+		}
+		defer unix.Close(int(r))
+		p.say("accept into 8 bytes: len %d family %d", n, uint16(small[0])|uint16(small[1])<<8)
+		p.say("accepted SO_DOMAIN %s SO_TYPE %s SO_PROTOCOL %s", getInt(int(r), unix.SOL_SOCKET, unix.SO_DOMAIN),
+			getInt(int(r), unix.SOL_SOCKET, unix.SO_TYPE), getInt(int(r), unix.SOL_SOCKET, unix.SO_PROTOCOL))
+		p.say("listen backlog 0 then accept: %s", func() string {
+			l0 := sock(unix.AF_INET, unix.SOCK_STREAM)
+			defer unix.Close(l0)
+			unix.Bind(l0, sa(ap("198.51.100.1:41091")))
+			unix.Listen(l0, 0)
+			c0 := sock(unix.AF_INET, unix.SOCK_STREAM)
+			defer unix.Close(c0)
+			if err := unix.Connect(c0, sa(ap("198.51.100.1:41091"))); err != nil {
+				return errno(err)
+			}
+			a, _, err := unix.Accept(l0)
+			if err == nil {
+				unix.Close(a)
+			}
+			return errno(err)
+		}())
+	}},
+	{"tcp-oob", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41095"))
+		defer unix.Close(c)
+		defer unix.Close(s)
+		p.say("send MSG_OOB %s", errno(unix.Sendto(c, []byte("ab"), unix.MSG_OOB, nil)))
+		time.Sleep(100 * time.Millisecond)
+		p.say("recv MSG_OOB %s", recvStr(s, 4, unix.MSG_OOB))
+		p.say("recv inline %s", recvStr(s, 4, unix.MSG_DONTWAIT))
+		p.say("SO_OOBINLINE %s", getInt(s, unix.SOL_SOCKET, unix.SO_OOBINLINE))
+	}},
+	{"tcp-broken-pipe", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41097"))
+		defer unix.Close(c)
+		unix.Close(s)
+		time.Sleep(100 * time.Millisecond)
+		// The first write after the peer closed gets an RST back; later ones fail.
+		_, err := unix.Write(c, []byte("x"))
+		p.say("first write %s", errno(err))
+		time.Sleep(100 * time.Millisecond)
+		p.say("send MSG_NOSIGNAL %s", errno(unix.Sendto(c, []byte("x"), unix.MSG_NOSIGNAL, nil)))
+		time.Sleep(500 * time.Millisecond)
+		p.say("send again %s", errno(unix.Sendto(c, []byte("x"), unix.MSG_NOSIGNAL, nil)))
+		p.say("SO_ERROR %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
+		p.say("read %s", readStr(c, 4))
+		p.say("poll %s", pollOne(c, unix.POLLIN|unix.POLLOUT, 0))
 	}},
 	{"tcp-options", func(p *probe) {
 		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
