@@ -112,6 +112,9 @@ func (e *DatagramEndpoint) Connect(remote netip.AddrPort) error {
 	if err != nil {
 		return err
 	}
+	if !e.ep.SocketOptions().GetBroadcast() && e.s.isBroadcast(remote.Addr().Unmap()) {
+		return syscall.EACCES // Linux checks at connect too, not only at send
+	}
 	return asError(e.ep.Connect(fa))
 }
 

@@ -682,3 +682,31 @@ func TestUDPUnspecifiedDestination(t *testing.T) {
 		})
 	}
 }
+
+// Connecting to a broadcast address needs SO_BROADCAST first, as on Linux (EACCES).
+func TestUDPConnectBroadcast(t *testing.T) {
+	n := newNet(t) // 192.0.2.1/24 on a
+	for _, tc := range []struct {
+		to   string
+		want error
+	}{
+		{"192.0.2.255:9", syscall.EACCES},
+		{"255.255.255.255:9", syscall.EACCES},
+		{"192.0.2.254:9", nil},
+		{"198.51.100.255:9", syscall.ENETUNREACH}, // not a broadcast address of ours: no route
+	} {
+		e := newUDP(t, n.a, false, "")
+		if err := e.Connect(ap(tc.to)); !errors.Is(err, tc.want) && !(err == nil && tc.want == nil) {
+			t.Errorf("connect %s: %v, want %v", tc.to, err, tc.want)
+		}
+		if tc.want != syscall.EACCES {
+			continue
+		}
+		if err := e.SetSockOpt(unix.SOL_SOCKET, unix.SO_BROADCAST, intValue(1)); err != nil {
+			t.Fatal(err)
+		}
+		if err := e.Connect(ap(tc.to)); err != nil {
+			t.Errorf("connect %s with SO_BROADCAST: %v", tc.to, err)
+		}
+	}
+}

@@ -72,6 +72,30 @@ type Stack struct {
 	timeWait *timeWaitGovernor
 }
 
+// isBroadcast reports whether a is the limited broadcast address or the broadcast address of
+// one of the stack's IPv4 subnets.
+func (s *Stack) isBroadcast(a netip.Addr) bool {
+	if !a.Is4() {
+		return false
+	}
+	if a == netip.AddrFrom4([4]byte{255, 255, 255, 255}) {
+		return true
+	}
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	for _, p := range s.addrs {
+		if p.Addr().Is4() && p.Bits() < 31 && p.Contains(a) {
+			b := p.Masked().Addr().As4()
+			hostBits := uint32(1)<<(32-p.Bits()) - 1
+			v := (uint32(b[0])<<24 | uint32(b[1])<<16 | uint32(b[2])<<8 | uint32(b[3])) | hostBits
+			if a == netip.AddrFrom4([4]byte{byte(v >> 24), byte(v >> 16), byte(v >> 8), byte(v)}) {
+				return true
+			}
+		}
+	}
+	return false
+}
+
 // stopper is a running proxy, which Stack.Close stops.
 type stopper interface{ shutdown() }
 

@@ -72,6 +72,9 @@ func (d *dgram) setsockopt(c *call, p *progEnd) error {
 	if _, fixed := fixedOption(level, name); fixed || d.foreignOption(level, name) {
 		return unix.ENOPROTOOPT
 	}
+	if err := d.s.checkDevice(level, name, val); err != nil {
+		return err
+	}
 	if level == unix.SOL_SOCKET {
 		switch name {
 		case unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW, unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW, unix.SO_RCVLOWAT:

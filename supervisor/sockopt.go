@@ -169,6 +169,24 @@ func fixedOption(level, name int) ([]byte, bool) {
 	return nil, false
 }
 
+// checkDevice refuses SO_BINDTODEVICE with a name that is none of the interfaces programs see
+// (ENODEV, as Linux); an empty name unbinds.
+func (s *Supervisor) checkDevice(level, name int, val []byte) error {
+	if level != unix.SOL_SOCKET || name != unix.SO_BINDTODEVICE {
+		return nil
+	}
+	dev := cString(val)
+	if dev == "" {
+		return nil
+	}
+	for _, ifc := range s.interfaces() {
+		if ifc.Name == dev {
+			return nil
+		}
+	}
+	return unix.ENODEV
+}
+
 // foreignStreamOption reports an option Linux refuses with ENOPROTOOPT on a TCP socket: one of
 // another protocol's level (UDP's, or IPv6's on an IPv4 socket) or of no level at all.
 func foreignStreamOption(level int, v6 bool) bool {
@@ -237,6 +255,9 @@ func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	}
 	val, err := c.optval()
 	if err != nil {
+		return err
+	}
+	if err := sk.s.checkDevice(level, name, val); err != nil {
 		return err
 	}
 	if level == unix.SOL_SOCKET {
