@@ -3,6 +3,7 @@ package main
 import (
 	"fmt"
 	"time"
+	"unsafe"
 
 	"golang.org/x/sys/unix"
 )
@@ -523,6 +524,104 @@ var cases = []testCase{
 		p.say("v4-mapped sendto from v6 socket %s", errno(unix.Sendto(c, []byte("m"), 0, sa(ap("[::ffff:198.51.100.1]:41130")))))
 		p.say("got %s", recvStr(s, 8, 0))
 		p.say("name %s", sockname(c, false))
+	}},
+	{"udp-more", func(p *probe) {
+		a := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(a)
+		b := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(b)
+		must(unix.Bind(a, sa(ap("198.51.100.1:41140"))), "bind")
+		p.say("second bind, no reuse %s", errno(unix.Bind(b, sa(ap("198.51.100.1:41140")))))
+		r1 := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(r1)
+		r2 := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(r2)
+		for _, fd := range []int{r1, r2} {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		}
+		p.say("SO_REUSEADDR both: %s %s", errno(unix.Bind(r1, sa(ap("0.0.0.0:41141")))), errno(unix.Bind(r2, sa(ap("0.0.0.0:41141")))))
+		p.say("sendto port 0 %s", errno(unix.Sendto(b, []byte("x"), 0, sa(ap("198.51.100.1:0")))))
+		p.say("connect to subnet broadcast without SO_BROADCAST %s", errno(unix.Connect(b, sa(ap("198.51.100.255:41140")))))
+		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(c)
+		unix.SetsockoptInt(a, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
+		unix.SetsockoptInt(a, unix.IPPROTO_IP, unix.IP_RECVTTL, 1)
+		unix.Sendto(c, []byte("hello"), 0, sa(ap("198.51.100.1:41140")))
+		buf := make([]byte, 3)
+		oob := make([]byte, 256)
+		n, oobn, flags, from, err := unix.Recvmsg(a, buf, oob, 0)
+		p.say("recvmsg into 3: n %d flags MSG_TRUNC %v from %s %s", n, flags&unix.MSG_TRUNC != 0, show(from, false), errno(err))
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		for _, m := range msgs {
+			switch {
+			case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO:
+				info := (*unix.Inet4Pktinfo)(unsafe.Pointer(&m.Data[0]))
+				p.say("  IP_PKTINFO spec_dst %v addr %v", info.Spec_dst, info.Addr)
+			case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_TTL:
+				p.say("  IP_TTL %d", m.Data[0])
+			default:
+				p.say("  cmsg level %d type %d", m.Header.Level, m.Header.Type)
+			}
+		}
+		n, err = unix.SendmsgN(c, []byte("via sendmsg"), nil, sa(ap("198.51.100.1:41140")), 0)
+		p.say("sendmsg %d %s", n, errno(err))
+		p.say("recv %s", recvStr(a, 32, 0))
+		var name [4]byte
+		iov := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
+		msg := unix.Msghdr{Name: &name[0], Namelen: uint32(len(name)), Iov: &iov, Iovlen: 1}
+		unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.1:41140")))
+		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(a), ptr(&msg), 0)
+		p.say("recvmsg name buffer 4: %d %s namelen %d", int(r), errno(e), msg.Namelen)
+		p.say("recv MSG_ERRQUEUE %s", recvStr(a, 8, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT))
+	}},
+	{"fd-level", func(p *probe) {
+		fd := sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK)
+		fl, _ := unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		p.say("F_GETFL accmode %d nonblock %v", fl&unix.O_ACCMODE, fl&unix.O_NONBLOCK != 0)
+		unix.SetNonblock(fd, false)
+		fl, _ = unix.FcntlInt(uintptr(fd), unix.F_GETFL, 0)
+		p.say("after clearing: nonblock %v", fl&unix.O_NONBLOCK != 0)
+		var st unix.Stat_t
+		unix.Fstat(fd, &st)
+		p.say("fstat S_IFSOCK %v", st.Mode&unix.S_IFMT == unix.S_IFSOCK)
+		d, _ := unix.Dup(fd)
+		unix.Close(fd)
+		p.say("dup: bind %s name %s", errno(unix.Bind(d, sa(ap("198.51.100.1:41150")))), sockname(d, true))
+		p.say("dup: listen %s SO_ACCEPTCONN %s", errno(unix.Listen(d, 4)), getInt(d, unix.SOL_SOCKET, unix.SO_ACCEPTCONN))
+		p.say("shutdown listener SHUT_RD %s", errno(unix.Shutdown(d, unix.SHUT_RD)))
+		unix.SetNonblock(d, true)
+		_, _, err := unix.Accept(d)
+		p.say("accept after shutdown %s", errno(err))
+		unix.Close(d)
+		p.say("closed fd: getsockname %s", sockname(d, true))
+	}},
+	{"interfaces", func(p *probe) {
+		fd := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(fd)
+		ifr, err := unix.NewIfreq("ztnc0")
+		must(err, "ifreq")
+		p.say("SIOCGIFINDEX %s", errno(unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, ifr)))
+		err = unix.IoctlIfreq(fd, unix.SIOCGIFADDR, ifr)
+		a, _ := ifr.Inet4Addr()
+		p.say("SIOCGIFADDR %s %v", errno(err), a)
+		err = unix.IoctlIfreq(fd, unix.SIOCGIFNETMASK, ifr)
+		a, _ = ifr.Inet4Addr()
+		p.say("SIOCGIFNETMASK %s %v", errno(err), a)
+		err = unix.IoctlIfreq(fd, unix.SIOCGIFBRDADDR, ifr)
+		a, _ = ifr.Inet4Addr()
+		p.say("SIOCGIFBRDADDR %s %v", errno(err), a)
+		err = unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, ifr)
+		fl := ifr.Uint16()
+		p.say("SIOCGIFFLAGS %s UP %v BROADCAST %v LOOPBACK %v RUNNING %v MULTICAST %v", errno(err),
+			fl&unix.IFF_UP != 0, fl&unix.IFF_BROADCAST != 0, fl&unix.IFF_LOOPBACK != 0, fl&unix.IFF_RUNNING != 0, fl&unix.IFF_MULTICAST != 0)
+		lo, _ := unix.NewIfreq("lo")
+		err = unix.IoctlIfreq(fd, unix.SIOCGIFFLAGS, lo)
+		fl = lo.Uint16()
+		p.say("lo SIOCGIFFLAGS %s UP %v LOOPBACK %v", errno(err), fl&unix.IFF_UP != 0, fl&unix.IFF_LOOPBACK != 0)
+		none, _ := unix.NewIfreq("nosuch0")
+		p.say("unknown interface %s", errno(unix.IoctlIfreq(fd, unix.SIOCGIFINDEX, none)))
+		p.say("SO_BINDTODEVICE ztnc0 %s", errno(unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "ztnc0")))
+		p.say("SO_BINDTODEVICE nosuch0 %s", errno(unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "nosuch0")))
 	}},
 }
 
