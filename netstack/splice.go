@@ -398,12 +398,15 @@ func (sp *splice) finishToNet() {
 		sp.stop(false, 0)
 		return
 	}
-	sp.e.ep.Shutdown(tcpip.ShutdownWrite)
+	// netDone before the FIN: toUnix's watch for a reset takes the close that follows our
+	// FIN's acknowledgement for the normal end it is (see watchHalfOpen).
 	sp.mu.Lock()
 	sp.netDone = true
 	both := sp.unixDone
 	sp.mu.Unlock()
+	sp.e.ep.Shutdown(tcpip.ShutdownWrite)
 	if both {
+		sp.stop(false, 0) // this also ends toUnix's watch
 		return
 	}
 	// Wait until the socket hangs up (the program closed it) or stop closes it. Nothing else
@@ -417,6 +420,30 @@ func (sp *splice) finishToNet() {
 		// The program closed: the endpoint becomes an orphan, closed like Linux closes it
 		// (RST if data came in that the program never read).
 		sp.stop(false, 0)
+	}
+}
+
+// watchHalfOpen runs once the peer has finished sending while the program has not: a reset
+// of the half-open connection (Linux's reset in CLOSE_WAIT) stops the proxy at once, so that
+// the program sees the hang-up now and EPIPE at its next write, as on Linux, rather than
+// only when it writes. It returns when the proxy stops or the program has finished too.
+func (sp *splice) watchHalfOpen(ready <-chan struct{}) {
+	for {
+		select {
+		case <-ready:
+		case <-sp.stopping:
+			return
+		}
+		if sp.e.ep.Readiness(waiter.EventHUp)&waiter.EventHUp == 0 { // (it adds EventRdHUp unasked)
+			continue
+		}
+		sp.mu.Lock()
+		finished := sp.netDone
+		sp.mu.Unlock()
+		if !finished {
+			sp.stop(true, syscall.EPIPE)
+		}
+		return
 	}
 }
 
@@ -476,7 +503,9 @@ func (sp *splice) toUnix() {
 				// Both directions are finished: release now (this also ends toNet's wait
 				// for hang-up).
 				sp.stop(false, 0)
+				return
 			}
+			sp.watchHalfOpen(ready)
 			return
 		default:
 			spliceBufs.Put(buf)

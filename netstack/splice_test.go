@@ -75,6 +75,38 @@ func TestSpliceHalfClose(t *testing.T) {
 	}
 }
 
+// A peer that shut down writing and then resets (Linux's reset in CLOSE_WAIT) hangs the
+// program's socket up at once, while the program is idle, not only at its next write.
+func TestSpliceResetHalfOpen(t *testing.T) {
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	sep := acceptTCP(t, l)
+	client := spliceConn(t, cep)
+	sep.ep.Shutdown(tcpip.ShutdownWrite)
+	if got, err := readAll(t, client, 5*time.Second); err != nil || len(got) != 0 {
+		t.Fatalf("client read %q, %v; want end of file", got, err)
+	}
+	sep.Abort()
+	rc, err := client.SyscallConn()
+	if err != nil {
+		t.Fatal(err)
+	}
+	var revents int
+	for deadline := time.Now().Add(5 * time.Second); revents&unix.POLLHUP == 0; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("client poll %#x 5 s after the reset, want POLLHUP", revents)
+		}
+		rc.Control(func(fd uintptr) { revents = int(rawPoll0(fd, unix.POLLOUT)) })
+	}
+	if _, err := client.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("client write after the reset: %v, want EPIPE", err)
+	}
+	if err := cep.Err(); !errors.Is(err, syscall.EPIPE) {
+		t.Fatalf("Err() = %v, want EPIPE", err)
+	}
+}
+
 func TestSpliceReset(t *testing.T) {
 	t.Run("program closes with unread data", func(t *testing.T) {
 		n := newNet(t)

@@ -75,12 +75,9 @@ func (d *dgram) setsockopt(c *call, p *progEnd) error {
 	if err := d.s.checkDevice(level, name, val); err != nil {
 		return err
 	}
-	if level == unix.SOL_SOCKET {
-		switch name {
-		case unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW, unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW, unix.SO_RCVLOWAT:
-			if err := unix.SetsockoptString(p.fd, level, name, string(val)); err != nil {
-				return err
-			}
+	if onProgEnd(optKey{level, name}) {
+		if err := rawSetsockopt(p.fd, level, name, val); err != nil {
+			return err
 		}
 	}
 	err = d.ep.SetSockOpt(level, name, val)

@@ -1,6 +1,7 @@
 package supervisor
 
 import (
+	"maps"
 	"net/netip"
 
 	"golang.org/x/sys/unix"
@@ -294,14 +295,24 @@ func (sk *socket) deliver(c *call, p *progEnd, conn *netstack.TCPEndpoint, flags
 		sk.requeue(conn)
 		return err
 	}
-	// Accepted sockets inherit the listener's options, the native ones too.
+	// Accepted sockets inherit the listener's options, as Linux clones the listener: those the
+	// program set (applied by the stack or only remembered), and P's own.
+	sk.mu.Lock()
+	opts := maps.Clone(sk.opts)
+	sk.mu.Unlock()
+	for k, v := range opts {
+		conn.SetSockOpt(k.level, k.name, v)
+		if onProgEnd(k) {
+			rawSetsockopt(pfd, k.level, k.name, v)
+		}
+	}
 	for k, v := range readNativeOpts(p.fd) {
 		rawSetsockopt(pfd, k.level, k.name, v)
 		conn.SetSockOpt(k.level, k.name, v)
 	}
 	nsk := &socket{
 		s: sk.s, ino: ino, v6: sk.v6, sfd: sfd, state: stConnected, acked: true, connTold: true, bound: true,
-		ep: conn, local: conn.LocalAddr(), peer: peer,
+		ep: conn, local: conn.LocalAddr(), peer: peer, opts: opts,
 	}
 	sk.s.register(nsk.ino, nsk)
 	nfd, err := sk.s.l.AddFDReturn(c.ID, pfd, flags&unix.SOCK_CLOEXEC != 0)

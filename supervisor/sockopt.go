@@ -153,6 +153,19 @@ func (sk *socket) soError(p *progEnd) unix.Errno {
 	return e
 }
 
+// onProgEnd reports an option that governs reads and writes on the program's end (timeouts,
+// the receive low-water mark): it is set on P too, where they happen.
+func onProgEnd(k optKey) bool {
+	if k.level != unix.SOL_SOCKET {
+		return false
+	}
+	switch k.name {
+	case unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW, unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW, unix.SO_RCVLOWAT:
+		return true
+	}
+	return false
+}
+
 // fixedOption answers the SOL_SOCKET options whose value Linux fixes for INET sockets and
 // that the stack does not model: SO_PEERCRED (no peer process: pid 0, uid and gid -1) and
 // SO_SNDLOWAT (always 1). Setting either fails with ENOPROTOOPT, as on Linux.
@@ -260,12 +273,9 @@ func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	if err := sk.s.checkDevice(level, name, val); err != nil {
 		return err
 	}
-	if level == unix.SOL_SOCKET {
-		switch name {
-		case unix.SO_RCVTIMEO, unix.SO_RCVTIMEO_NEW, unix.SO_SNDTIMEO, unix.SO_SNDTIMEO_NEW, unix.SO_RCVLOWAT:
-			if err := rawSetsockopt(p.fd, level, name, val); err != nil {
-				return err
-			}
+	if onProgEnd(optKey{level, name}) {
+		if err := rawSetsockopt(p.fd, level, name, val); err != nil {
+			return err
 		}
 	}
 	sk.mu.Lock()
