@@ -2,6 +2,9 @@ package main
 
 import (
 	"fmt"
+	"os"
+	"strings"
+	"syscall"
 	"time"
 	"unsafe"
 
@@ -187,6 +190,27 @@ var cases = []testCase{
 		p.say("client write after SHUT_WR %s", errno(err))
 		unix.Write(s, []byte("back"))
 		p.say("client read %s", readStr(c, 8))
+		// The half-open connection carries data on: the server, past the client's FIN, sends more.
+		time.Sleep(50 * time.Millisecond)
+		go func() {
+			big := make([]byte, 200000)
+			for len(big) > 0 {
+				n, err := unix.Write(s, big)
+				if err != nil {
+					return
+				}
+				big = big[n:]
+			}
+		}()
+		got := 0
+		for got < 200000 {
+			n, err := unix.Read(c, make([]byte, 65536))
+			if n <= 0 || err != nil {
+				break
+			}
+			got += n
+		}
+		p.say("client read past its FIN: %d bytes", got)
 		p.say("shutdown RD %s", errno(unix.Shutdown(c, unix.SHUT_RD)))
 		p.say("client read after SHUT_RD %s", readStr(c, 8))
 		p.say("shutdown bad how %s", errno(unix.Shutdown(c, 7)))
@@ -623,7 +647,166 @@ var cases = []testCase{
 		p.say("SO_BINDTODEVICE ztnc0 %s", errno(unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "ztnc0")))
 		p.say("SO_BINDTODEVICE nosuch0 %s", errno(unix.SetsockoptString(fd, unix.SOL_SOCKET, unix.SO_BINDTODEVICE, "nosuch0")))
 	}},
+	{"fork-accept", func(p *probe) {
+		// A prefork server: a child process accepts on the listener it inherited.
+		l := listener(unix.AF_INET, ap("198.51.100.1:41160"))
+		defer unix.Close(l)
+		self, err := os.Executable()
+		must(err, "executable")
+		pid, err := syscall.ForkExec(self, []string{self, "child-accept"}, &syscall.ProcAttr{Files: []uintptr{0, 1, 2, uintptr(l)}})
+		must(err, "fork")
+		c := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(c)
+		p.say("connect %s", errno(unix.Connect(c, sa(ap("198.51.100.1:41160")))))
+		p.say("read %s", readStr(c, 32))
+		var ws syscall.WaitStatus
+		syscall.Wait4(pid, &ws, 0, nil)
+		p.say("child exit %d", ws.ExitStatus())
+	}},
+	{"scm-rights", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41165"))
+		defer unix.Close(s)
+		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
+		must(err, "socketpair")
+		defer unix.Close(pair[0])
+		defer unix.Close(pair[1])
+		must(unix.Sendmsg(pair[0], []byte("fd"), unix.UnixRights(c), nil, 0), "sendmsg")
+		unix.Close(c)
+		oob := make([]byte, unix.CmsgSpace(4))
+		_, oobn, _, _, err := unix.Recvmsg(pair[1], make([]byte, 2), oob, 0)
+		must(err, "recvmsg")
+		msgs, _ := unix.ParseSocketControlMessage(oob[:oobn])
+		fds, err := unix.ParseUnixRights(&msgs[0])
+		must(err, "rights")
+		got := fds[0]
+		defer unix.Close(got)
+		p.say("passed fd: peer %s SO_TYPE %s", peername(got, true), getInt(got, unix.SOL_SOCKET, unix.SO_TYPE))
+		unix.Write(got, []byte("through"))
+		p.say("server reads %s", readStr(s, 16))
+	}},
+	{"epoll", func(p *probe) {
+		l := listener(unix.AF_INET, ap("198.51.100.1:41170"))
+		defer unix.Close(l)
+		ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
+		must(err, "epoll")
+		defer unix.Close(ep)
+		// waitFor collects edges until all of want have come (2 s at most) and shows which of
+		// show came: how many edges carry them may differ, what they add up to may not.
+		waitFor := func(want, show uint32) string {
+			var seen uint32
+			deadline := time.Now().Add(2 * time.Second)
+			for seen&want != want && time.Now().Before(deadline) {
+				evs := make([]unix.EpollEvent, 4)
+				n, err := unix.EpollWait(ep, evs, 100)
+				if err != nil && err != unix.EINTR {
+					return errno(err)
+				}
+				for _, e := range evs[:max(n, 0)] {
+					seen |= e.Events
+				}
+			}
+			var out []string
+			for _, b := range []struct {
+				bit  uint32
+				name string
+			}{{unix.EPOLLIN, "IN"}, {unix.EPOLLOUT, "OUT"}, {unix.EPOLLERR, "ERR"}, {unix.EPOLLHUP, "HUP"}, {unix.EPOLLRDHUP, "RDHUP"}} {
+				if seen&show&b.bit != 0 {
+					out = append(out, b.name)
+				}
+			}
+			return strings.Join(out, "|")
+		}
+		c := sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK)
+		defer unix.Close(c)
+		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(c)}
+		p.say("add before connect %s", errno(unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, c, &ev)))
+		err = unix.Connect(c, sa(ap("198.51.100.1:41170")))
+		p.say("connect %s, then %s", errno(err), waitFor(unix.EPOLLOUT, unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP))
+		s, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+		must(err, "accept")
+		unix.Write(s, []byte("data"))
+		p.say("data: %s", waitFor(unix.EPOLLIN, unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP))
+		p.say("read %s", readStr(c, 8))
+		unix.Shutdown(s, unix.SHUT_WR)
+		p.say("peer SHUT_WR: %s", waitFor(unix.EPOLLIN|unix.EPOLLRDHUP, unix.EPOLLIN|unix.EPOLLERR|unix.EPOLLHUP|unix.EPOLLRDHUP))
+		unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1})
+		unix.Close(s)
+		p.say("peer reset: %s", waitFor(unix.EPOLLHUP, unix.EPOLLERR|unix.EPOLLHUP))
+		p.say("write after %s", errno(unix.Sendto(c, []byte("x"), unix.MSG_NOSIGNAL, nil)))
+	}},
+	{"sendfile", func(p *probe) {
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41175"))
+		defer unix.Close(c)
+		defer unix.Close(s)
+		f, err := os.CreateTemp("", "parityprog")
+		must(err, "temp")
+		defer os.Remove(f.Name())
+		defer f.Close()
+		f.Write(make([]byte, 100000))
+		var off int64
+		total := 0
+		for total < 100000 {
+			n, err := unix.Sendfile(c, int(f.Fd()), &off, 100000-total)
+			if err != nil {
+				p.say("sendfile %s", errno(err))
+				break
+			}
+			total += n
+		}
+		unix.Shutdown(c, unix.SHUT_WR)
+		got := 0
+		buf := make([]byte, 65536)
+		for {
+			n, err := unix.Read(s, buf)
+			if n <= 0 || err != nil {
+				break
+			}
+			got += n
+		}
+		p.say("sent %d, received %d", total, got)
+	}},
+	{"accept-inherits", func(p *probe) {
+		l := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(l)
+		opts := []struct {
+			name       string
+			level, opt int
+			val        int
+		}{
+			{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
+			{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
+			{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 77},
+			{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, 0x10},
+			{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL, 33},
+			{"SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
+		}
+		for _, o := range opts {
+			unix.SetsockoptInt(l, o.level, o.opt, o.val)
+		}
+		unix.SetsockoptTimeval(l, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3})
+		must(unix.Bind(l, sa(ap("198.51.100.1:41180"))), "bind")
+		must(unix.Listen(l, 4), "listen")
+		c := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(c)
+		must(unix.Connect(c, sa(ap("198.51.100.1:41180"))), "connect")
+		s, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+		must(err, "accept")
+		defer unix.Close(s)
+		for _, o := range opts {
+			p.say("accepted %s %s", o.name, getInt(s, o.level, o.opt))
+		}
+		tv, err := unix.GetsockoptTimeval(s, unix.SOL_SOCKET, unix.SO_RCVTIMEO)
+		p.say("accepted SO_RCVTIMEO %v %s", *tv, errno(err))
+	}},
 }
 
 // str says what f returns under the label.
 func (p *probe) str(label string, f func() string) { p.say("%s %s", label, f()) }
+
+// childAccept is the child of case fork-accept: it accepts on fd 3 and answers.
+func childAccept() {
+	s, _, err := unix.Accept4(3, unix.SOCK_CLOEXEC)
+	must(err, "child accept")
+	unix.Write(s, []byte("from the child"))
+	unix.Close(s)
+}

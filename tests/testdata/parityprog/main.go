@@ -4,6 +4,7 @@
 // every run: errno names, addresses with fixed ports, never an ephemeral port's number.
 //
 //	parityprog [CASE...]    runs the named cases (default: all), in order
+//	parityprog child-accept accepts one connection on fd 3 and answers it (case fork-accept)
 //
 // The program's addresses are 198.51.100.1/24 and 2001:db8:198::1/64 (the tests' --local
 // network); the cases talk only to themselves, on those addresses and on loopback.
@@ -40,6 +41,10 @@ type testCase struct {
 }
 
 func main() {
+	if len(os.Args) == 2 && os.Args[1] == "child-accept" {
+		childAccept()
+		return
+	}
 	want := map[string]bool{}
 	for _, a := range os.Args[1:] {
 		want[a] = true
