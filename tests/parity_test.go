@@ -48,6 +48,7 @@ var linuxDifferences = map[string]struct{ ztnc, why string }{
 func TestLinuxParity(t *testing.T) {
 	need(t, "unshare", "ip")
 	setup := "set -e; ip link add ztnc0 type veth peer name peer0; ip link set peer0 up; ip link set ztnc0 up; ip link set lo up;" +
+		"sysctl -qw net.ipv4.ping_group_range='0 2147483647';" + // ping sockets, as ztnc-run has them
 		"ip addr add " + localNet + " brd + dev ztnc0; ip addr add " + localNet6 + " dev ztnc0 nodad; exec " + parityprog
 	native := lab.RunCmd(t, 2*time.Minute, lab.Spec{Argv: []string{"unshare", "-n", "sh", "-c", setup}})
 	if native.Code != 0 {

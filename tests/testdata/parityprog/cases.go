@@ -2,6 +2,7 @@ package main
 
 import (
 	"fmt"
+	"net/netip"
 	"os"
 	"strings"
 	"syscall"
@@ -797,6 +798,34 @@ var cases = []testCase{
 		}
 		tv, err := unix.GetsockoptTimeval(s, unix.SOL_SOCKET, unix.SO_RCVTIMEO)
 		p.say("accepted SO_RCVTIMEO %v %s", *tv, errno(err))
+	}},
+	{"ping-socket", func(p *probe) {
+		for _, to := range []string{"198.51.100.1", "127.0.0.1"} {
+			fd, err := unix.Socket(unix.AF_INET, unix.SOCK_DGRAM|unix.SOCK_CLOEXEC, unix.IPPROTO_ICMP)
+			if err != nil {
+				p.say("socket %s", errno(err))
+				return
+			}
+			p.say("SO_TYPE %s SO_PROTOCOL %s", getInt(fd, unix.SOL_SOCKET, unix.SO_TYPE), getInt(fd, unix.SOL_SOCKET, unix.SO_PROTOCOL))
+			// Echo request, id 0x1234 (the kernel puts the socket's own), seq 7, checksum left
+			// to the kernel.
+			req := []byte{8, 0, 0, 0, 0x12, 0x34, 0, 7, 'p', 'i', 'n', 'g'}
+			p.say("sendto %s: %s", to, errno(unix.Sendto(fd, req, 0, sa(netip.AddrPortFrom(netip.MustParseAddr(to), 0)))))
+			unix.SetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+			b := make([]byte, 64)
+			n, from, err := unix.Recvfrom(fd, b, 0)
+			if err != nil {
+				p.say("recvfrom %s", errno(err))
+			} else {
+				id := uint16(b[4])<<8 | uint16(b[5])
+				name, _ := unix.Getsockname(fd)
+				port := name.(*unix.SockaddrInet4).Port
+				p.say("reply %d bytes type %d code %d id is the socket's %v seq %d %q from %s", n, b[0], b[1], int(id) == port, b[7], b[8:n], show(from, true))
+			}
+			p.say("short packet %s", errno(unix.Sendto(fd, []byte{8, 0, 0}, 0, sa(netip.AddrPortFrom(netip.MustParseAddr(to), 0)))))
+			p.say("not an echo request %s", errno(unix.Sendto(fd, []byte{0, 0, 0, 0, 0, 0, 0, 0}, 0, sa(netip.AddrPortFrom(netip.MustParseAddr(to), 0)))))
+			unix.Close(fd)
+		}
 	}},
 }
 
