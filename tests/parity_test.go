@@ -36,6 +36,8 @@ var linuxDifferences = map[string]struct{ ztnc, why string }{
 		"a write that fails with EPIPE does not take the reset's error from SO_ERROR"},
 	"epoll: peer reset: ERR|HUP": {"epoll: peer reset: HUP",
 		"the reset of a half-closed connection hangs the socket up without an error (POLLERR): reads see end of file, writes EPIPE"},
+	"unreachable: poll OUT|ERR|HUP": {"unreachable: poll OUT",
+		"an AF_UNIX socket cannot raise POLLERR: a failed connect makes the socket writable, and SO_ERROR and connect give the error"},
 	"udp-basic: send unconnected EDESTADDRREQ": {"udp-basic: send unconnected ok",
 		"write and send without an address are not trapped: on an unconnected datagram socket the datagram is dropped"},
 	"udp-refused: poll ERR": {"udp-refused: poll IN",

@@ -827,6 +827,55 @@ var cases = []testCase{
 			unix.Close(fd)
 		}
 	}},
+	{"tcp-names", func(p *probe) {
+		l := sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_CLOEXEC)
+		defer unix.Close(l)
+		fd, _ := unix.FcntlInt(uintptr(l), unix.F_GETFD, 0)
+		p.say("SOCK_CLOEXEC sets FD_CLOEXEC %v", fd&unix.FD_CLOEXEC != 0)
+		p.say("listen unbound %s, name %s", errno(unix.Listen(l, 4)), sockname(l, false))
+		name, _ := unix.Getsockname(l)
+		port := name.(*unix.SockaddrInet4).Port
+		for _, to := range []string{"198.51.100.1", "127.0.0.1"} {
+			c := sock(unix.AF_INET, unix.SOCK_STREAM)
+			must(unix.Bind(c, sa(ap("0.0.0.0:0"))), "bind")
+			p.say("bound to any: %s", sockname(c, false))
+			err := unix.Connect(c, &unix.SockaddrInet4{Addr: netip.MustParseAddr(to).As4(), Port: port})
+			p.say("connect to %s %s: name %s", to, errno(err), sockname(c, false))
+			s, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
+			if err == nil {
+				unix.Close(s)
+			}
+			unix.Close(c)
+		}
+		_, _, err := unix.Accept4(l, 0x7fff0000)
+		p.say("accept4 bad flags %s", errno(err))
+		a := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(a)
+		b := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(b)
+		for _, fd := range []int{a, b} {
+			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
+		}
+		p.say("SO_REUSEPORT listeners: %s %s, %s %s", errno(unix.Bind(a, sa(ap("198.51.100.1:41190")))), errno(unix.Listen(a, 4)),
+			errno(unix.Bind(b, sa(ap("198.51.100.1:41190")))), errno(unix.Listen(b, 4)))
+		accepted := 0
+		for i := 0; i < 8; i++ {
+			c := sock(unix.AF_INET, unix.SOCK_STREAM)
+			if unix.Connect(c, sa(ap("198.51.100.1:41190"))) == nil {
+				accepted++
+			}
+			unix.Close(c)
+		}
+		p.say("connections to the shared port: %d", accepted)
+	}},
+	{"unreachable", func(p *probe) {
+		c := sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK)
+		defer unix.Close(c)
+		// Nobody has .2: address resolution fails after its probes (3 s on both stacks).
+		p.say("connect %s", errno(unix.Connect(c, sa(ap("198.51.100.2:80")))))
+		p.say("poll %s", pollOne(c, unix.POLLOUT, 8000))
+		p.say("SO_ERROR %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
+	}},
 }
 
 // str says what f returns under the label.
