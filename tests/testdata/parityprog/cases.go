@@ -225,7 +225,7 @@ var cases = []testCase{
 		c, s := connected(unix.AF_INET, ap("198.51.100.1:41050"))
 		defer unix.Close(c)
 		unix.Write(c, []byte("unread"))
-		time.Sleep(100 * time.Millisecond)
+		pollOne(s, unix.POLLIN, 2000)
 		unix.Close(s) // with data unread: RST
 		p.say("poll %s", pollOne(c, unix.POLLIN, 2000))
 		p.say("read %s", readStr(c, 8))
@@ -346,7 +346,7 @@ var cases = []testCase{
 		defer unix.Close(c)
 		defer unix.Close(s)
 		p.say("send MSG_OOB %s", errno(unix.Sendto(c, []byte("ab"), unix.MSG_OOB, nil)))
-		time.Sleep(100 * time.Millisecond)
+		pollOne(s, unix.POLLIN, 2000)
 		p.say("recv MSG_OOB %s", recvStr(s, 4, unix.MSG_OOB))
 		p.say("recv inline %s", recvStr(s, 4, unix.MSG_DONTWAIT))
 		p.say("SO_OOBINLINE %s", getInt(s, unix.SOL_SOCKET, unix.SO_OOBINLINE))
@@ -355,13 +355,12 @@ var cases = []testCase{
 		c, s := connected(unix.AF_INET, ap("198.51.100.1:41097"))
 		defer unix.Close(c)
 		unix.Close(s)
-		time.Sleep(100 * time.Millisecond)
+		pollOne(c, unix.POLLRDHUP, 2000) // the FIN
 		// The first write after the peer closed gets an RST back; later ones fail.
 		_, err := unix.Write(c, []byte("x"))
 		p.say("first write %s", errno(err))
-		time.Sleep(100 * time.Millisecond)
+		p.say("then %s", pollOne(c, unix.POLLHUP, 2000))
 		p.say("send MSG_NOSIGNAL %s", errno(unix.Sendto(c, []byte("x"), unix.MSG_NOSIGNAL, nil)))
-		time.Sleep(500 * time.Millisecond)
 		p.say("send again %s", errno(unix.Sendto(c, []byte("x"), unix.MSG_NOSIGNAL, nil)))
 		p.say("SO_ERROR %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
 		p.say("read %s", readStr(c, 4))
@@ -496,7 +495,7 @@ var cases = []testCase{
 		p.say("recv %s", recvStr(c, 8, 0))
 		p.say("recv again %s", recvStr(c, 8, unix.MSG_DONTWAIT))
 		unix.Write(c, []byte("x"))
-		time.Sleep(200 * time.Millisecond)
+		pollOne(c, unix.POLLIN, 2000) // the error's arrival (POLLERR on Linux, see udp-refused: poll)
 		p.say("SO_ERROR %s then %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR), getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
 		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(u)
@@ -856,8 +855,8 @@ var cases = []testCase{
 		for _, fd := range []int{a, b} {
 			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 		}
-		p.say("SO_REUSEPORT listeners: %s %s, %s %s", errno(unix.Bind(a, sa(ap("198.51.100.1:41190")))), errno(unix.Listen(a, 4)),
-			errno(unix.Bind(b, sa(ap("198.51.100.1:41190")))), errno(unix.Listen(b, 4)))
+		p.say("SO_REUSEPORT listeners: %s %s, %s %s", errno(unix.Bind(a, sa(ap("198.51.100.1:41190")))), errno(unix.Listen(a, 16)),
+			errno(unix.Bind(b, sa(ap("198.51.100.1:41190")))), errno(unix.Listen(b, 16)))
 		accepted := 0
 		for i := 0; i < 8; i++ {
 			c := sock(unix.AF_INET, unix.SOCK_STREAM)
@@ -876,6 +875,48 @@ var cases = []testCase{
 		p.say("poll %s", pollOne(c, unix.POLLOUT, 8000))
 		p.say("SO_ERROR %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
 	}},
+	{"bad-args", func(p *probe) {
+		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(u)
+		must(unix.Bind(u, sa(ap("198.51.100.1:41200"))), "bind")
+		to := unix.RawSockaddrInet4{Family: unix.AF_INET, Port: 41200<<8&0xff00 | 41200>>8, Addr: [4]byte{198, 51, 100, 1}}
+		data := []byte("x")
+		iov := rawIovec{ptr(&data[0]), 1}
+		badIov := rawIovec{8, 4}
+		good := rawMsghdr{name: ptr(&to), namelen: unix.SizeofSockaddrInet4, iov: ptr(&iov), iovlen: 1}
+		msg := func(edit func(m *rawMsghdr)) string {
+			m := good
+			edit(&m)
+			return rawSyscall(unix.SYS_SENDMSG, uintptr(u), ptr(&m), 0)
+		}
+		p.say("sendmsg ok %s", msg(func(*rawMsghdr) {}))
+		p.say("sendmsg bad iov pointer %s", msg(func(m *rawMsghdr) { m.iov = 8 }))
+		p.say("sendmsg 2000 iovecs %s", msg(func(m *rawMsghdr) { m.iovlen = 2000 }))
+		p.say("sendmsg bad name pointer %s", msg(func(m *rawMsghdr) { m.name = 8 }))
+		p.say("sendmsg namelen 3 %s", msg(func(m *rawMsghdr) { m.namelen = 3 }))
+		p.say("sendmsg bad data pointer %s", msg(func(m *rawMsghdr) { m.iov = ptr(&badIov) }))
+		p.say("sendmsg bad control pointer %s", msg(func(m *rawMsghdr) { m.control, m.controllen = 8, 32 }))
+		p.say("sendto addrlen 1000 %s", rawSyscall(unix.SYS_SENDTO, uintptr(u), ptr(&data[0]), 1, 0, ptr(&to), 1000))
+		p.say("recv the good one %s", recvStr(u, 8, 0))
+		rm := rawMsghdr{iov: 8, iovlen: 1}
+		p.say("recvmsg bad iov pointer %s", rawSyscall(unix.SYS_RECVMSG, uintptr(u), ptr(&rm), unix.MSG_DONTWAIT))
+		t := sock(unix.AF_INET, unix.SOCK_STREAM)
+		defer unix.Close(t)
+		p.say("connect addrlen 1000 %s", rawSyscall(unix.SYS_CONNECT, uintptr(t), ptr(&to), 1000))
+		p.say("bind addrlen 0 %s", rawSyscall(unix.SYS_BIND, uintptr(t), ptr(&to), 0))
+		l := uint32(4)
+		p.say("getsockopt NULL optval %s", rawSyscall(unix.SYS_GETSOCKOPT, uintptr(t), unix.SOL_SOCKET, unix.SO_TYPE, 0, ptr(&l)))
+		p.say("setsockopt optlen -1 %s", rawSyscall(unix.SYS_SETSOCKOPT, uintptr(t), unix.IPPROTO_TCP, unix.TCP_NODELAY, ptr(new(int32)), ^uintptr(0)))
+		p.say("setsockopt NULL optval %s", rawSyscall(unix.SYS_SETSOCKOPT, uintptr(t), unix.IPPROTO_TCP, unix.TCP_NODELAY, 0, 4))
+		p.say("listen on fd -1 %s", errno(unix.Listen(-1, 1)))
+		p.say("getsockname on a pipe %s", func() string {
+			var fds [2]int
+			unix.Pipe(fds[:])
+			defer unix.Close(fds[0])
+			defer unix.Close(fds[1])
+			return sockname(fds[0], true)
+		}())
+	}},
 }
 
 // str says what f returns under the label.
@@ -887,4 +928,23 @@ func childAccept() {
 	must(err, "child accept")
 	unix.Write(s, []byte("from the child"))
 	unix.Close(s)
+}
+
+// rawMsghdr and rawIovec are struct msghdr and struct iovec with plain numbers for pointers,
+// so that cases can hand the kernel bad ones.
+type rawMsghdr struct {
+	name       uintptr
+	namelen    uint32
+	_          uint32
+	iov        uintptr
+	iovlen     uint64
+	control    uintptr
+	controllen uint64
+	flags      int32
+	_          uint32
+}
+
+type rawIovec struct {
+	base   uintptr
+	length uint64
 }

@@ -15,6 +15,7 @@ import (
 	"net/netip"
 	"os"
 	"strings"
+	"sync"
 	"time"
 	"unsafe"
 
@@ -221,4 +222,17 @@ func rawSyscall(nr uintptr, args ...uintptr) string {
 	return "ok"
 }
 
-func ptr[T any](v *T) uintptr { return uintptr(unsafe.Pointer(v)) }
+// ptr gives v's address as a raw system call argument. Keeping v reachable from a global makes
+// the compiler put it on the heap, where nothing moves it: a variable on a goroutine's stack
+// would move when the stack grows, and rawSyscall's arguments are plain numbers to the runtime.
+func ptr[T any](v *T) uintptr {
+	keptMu.Lock()
+	kept = append(kept, v)
+	keptMu.Unlock()
+	return uintptr(unsafe.Pointer(v))
+}
+
+var (
+	keptMu sync.Mutex
+	kept   []any
+)
