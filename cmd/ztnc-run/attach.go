@@ -210,6 +210,10 @@ func handOver(log *slog.Logger, conn *net.UnixConn, dec *json.Decoder, home, nam
 	var ev attachEvent
 	if err := dec.Decode(&ev); err != nil || !ev.OK {
 		conn.Close()
+		if err == nil && ev.Gone {
+			// The program ended before the instance took it: launch reports its status.
+			return nil, func(int) {}, nil
+		}
 		if err == nil {
 			err = errors.New(ev.Error)
 		}

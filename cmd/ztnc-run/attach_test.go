@@ -2,8 +2,10 @@ package main
 
 import (
 	"bytes"
+	"errors"
 	"net"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"slices"
 	"strings"
@@ -161,5 +163,37 @@ func TestCheckHandover(t *testing.T) {
 	}
 	if _, err := pidfdPid(p[0]); err == nil {
 		t.Error("pidfdPid of a pipe: no error")
+	}
+}
+
+// A program that ended before its hand-over, reaped or not yet, is errProgramGone.
+func TestSupervisablePidGone(t *testing.T) {
+	cmd := exec.Command("true")
+	if err := cmd.Start(); err != nil {
+		t.Fatal(err)
+	}
+	pidfd, err := unix.PidfdOpen(cmd.Process.Pid, 0)
+	if err != nil {
+		t.Skipf("pidfd_open: %v", err)
+	}
+	defer unix.Close(pidfd)
+	// Readable once the process has ended; it stays a zombie until Wait.
+	if _, err := unix.Poll([]unix.PollFd{{Fd: int32(pidfd), Events: unix.POLLIN}}, 10000); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := supervisablePid(pidfd); !errors.Is(err, errProgramGone) {
+		t.Errorf("ended, not reaped: %v, want errProgramGone", err)
+	}
+	cmd.Wait()
+	if _, err := supervisablePid(pidfd); !errors.Is(err, errProgramGone) {
+		t.Errorf("reaped: %v, want errProgramGone", err)
+	}
+	self, err := unix.PidfdOpen(os.Getpid(), 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer unix.Close(self)
+	if pid, err := supervisablePid(self); err != nil || pid != os.Getpid() {
+		t.Errorf("this process: %d %v", pid, err)
 	}
 }

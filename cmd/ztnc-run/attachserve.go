@@ -69,7 +69,14 @@ type attachEvent struct {
 	Error string `json:"error,omitempty"`
 	Stop  string `json:"stop,omitempty"`
 	Exit  *int   `json:"exit,omitempty"`
+	// Gone answers a hand-over whose program had already ended (it made no trapped call,
+	// which would have waited): there is nothing to supervise, and the launcher reports the
+	// program's exit status as usual.
+	Gone bool `json:"gone,omitempty"`
 }
+
+// errProgramGone is a hand-over of a program that has already ended.
+var errProgramGone = errors.New("the program has ended")
 
 // handoverTimeout bounds the launcher's start of the program, between 101 and the hand-over.
 const handoverTimeout = 30 * time.Second
@@ -208,6 +215,10 @@ func (at *attacher) run(s *attachSession, brw *bufio.ReadWriter, req *attachRequ
 	}
 	defer unix.Close(pidfd)
 	pid, err := checkHandover(lfd, pidfd)
+	if errors.Is(err, errProgramGone) {
+		unix.Close(lfd)
+		return writeLine(s.conn, attachEvent{Gone: true})
+	}
 	if err != nil {
 		unix.Close(lfd)
 		return err
@@ -321,6 +332,12 @@ func checkHandover(lfd, pidfd int) (int, error) {
 	if link, _ := os.Readlink("/proc/self/fd/" + strconv.Itoa(lfd)); link != "anon_inode:seccomp notify" {
 		return 0, fmt.Errorf("attach: hand-over: not a seccomp listener (%s)", link)
 	}
+	return supervisablePid(pidfd)
+}
+
+// supervisablePid returns the pid of the process pidfd refers to if this one may supervise
+// it; errProgramGone if it has ended.
+func supervisablePid(pidfd int) (int, error) {
 	pid, err := pidfdPid(pidfd)
 	if err != nil {
 		return 0, fmt.Errorf("attach: hand-over: %w", err)
@@ -333,7 +350,7 @@ func checkHandover(lfd, pidfd int) (int, error) {
 	case err == unix.EPERM:
 		return 0, fmt.Errorf("attach: this ztnc-run (pid %d) may not supervise process %d: ptrace access is denied (kernel.yama.ptrace_scope, or the program runs with other credentials)", os.Getpid(), pid)
 	case err == unix.ESRCH:
-		return 0, fmt.Errorf("attach: process %d is gone", pid)
+		return 0, fmt.Errorf("attach: process %d: %w", pid, errProgramGone)
 	case err != unix.EBADF:
 		return 0, fmt.Errorf("attach: pidfd_getfd: %w", err)
 	}
@@ -350,8 +367,10 @@ func pidfdPid(pidfd int) (int, error) {
 		if v, ok := strings.CutPrefix(line, "Pid:"); ok {
 			pid, err := strconv.Atoi(strings.TrimSpace(v))
 			switch {
-			case err != nil || pid < 0:
-				return 0, fmt.Errorf("the program is gone (pidfd Pid: %s)", strings.TrimSpace(v))
+			case err != nil:
+				return 0, fmt.Errorf("pidfd Pid: %q", strings.TrimSpace(v))
+			case pid < 0:
+				return 0, errProgramGone
 			case pid == 0:
 				return 0, errors.New("the program runs in a PID namespace this ztnc-run cannot see: attach from inside its PID namespace (docker exec does)")
 			}

@@ -165,6 +165,13 @@ curl -fsS --retry 30 --retry-delay 1 --retry-all-errors http://`+svcAddr.String(
 		if r := attach("sh", "-c", "kill -KILL $$"); r.Code != 137 {
 			t.Errorf("killed by SIGKILL: %s", r)
 		}
+		// A program that makes no socket call may end before the instance takes it over:
+		// its status is still the launcher's.
+		for i := 0; i < 10; i++ {
+			if r := attach("true"); r.Code != 0 {
+				t.Errorf("true, run %d: %s", i, r)
+			}
+		}
 		if r := attach("no-such-program-ztnc"); r.Code != 127 || !strings.Contains(r.Stderr, "command not found") {
 			t.Errorf("not found: %s", r)
 		}
