@@ -917,6 +917,125 @@ var cases = []testCase{
 			return sockname(fds[0], true)
 		}())
 	}},
+	{"udp-v6-more", func(p *probe) {
+		s6 := sock(unix.AF_INET6, unix.SOCK_DGRAM)
+		defer unix.Close(s6)
+		unix.SetsockoptInt(s6, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
+		p.say("v6only bind v4-mapped %s", errno(unix.Bind(s6, sa(ap("[::ffff:198.51.100.1]:41210")))))
+		p.say("v6only sendto v4-mapped %s", errno(unix.Sendto(s6, []byte("x"), 0, sa(ap("[::ffff:198.51.100.1]:41210")))))
+		p.say("v6only connect v4-mapped %s", errno(unix.Connect(s6, sa(ap("[::ffff:198.51.100.1]:41210")))))
+		r := sock(unix.AF_INET6, unix.SOCK_DGRAM)
+		defer unix.Close(r)
+		must(unix.Bind(r, sa(ap("[2001:db8:198::1]:41211"))), "bind")
+		for _, o := range []struct {
+			name string
+			opt  int
+			set  int
+		}{
+			{"IPV6_UNICAST_HOPS", unix.IPV6_UNICAST_HOPS, 9},
+			{"IPV6_MULTICAST_HOPS", unix.IPV6_MULTICAST_HOPS, 3},
+			{"IPV6_MULTICAST_LOOP", unix.IPV6_MULTICAST_LOOP, 0},
+			{"IPV6_TCLASS", unix.IPV6_TCLASS, 0x20},
+			{"IPV6_RECVPKTINFO", unix.IPV6_RECVPKTINFO, 1},
+			{"IPV6_RECVHOPLIMIT", unix.IPV6_RECVHOPLIMIT, 1},
+		} {
+			before := getInt(r, unix.IPPROTO_IPV6, o.opt)
+			err := unix.SetsockoptInt(r, unix.IPPROTO_IPV6, o.opt, o.set)
+			p.say("%s default %s set %d: %s, now %s", o.name, before, o.set, errno(err), getInt(r, unix.IPPROTO_IPV6, o.opt))
+		}
+		p.say("IPV6_UNICAST_HOPS -1 (default) %s, now %s", errno(unix.SetsockoptInt(r, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, -1)), getInt(r, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS))
+		p.say("IPV6_UNICAST_HOPS 256 %s", errno(unix.SetsockoptInt(r, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 256)))
+		c := sock(unix.AF_INET6, unix.SOCK_DGRAM)
+		defer unix.Close(c)
+		unix.SetsockoptInt(c, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 17)
+		unix.Sendto(c, []byte("six"), 0, sa(ap("[2001:db8:198::1]:41211")))
+		buf := make([]byte, 16)
+		oob := make([]byte, 256)
+		n, oobn, _, from, err := unix.Recvmsg(r, buf, oob, 0)
+		p.say("recvmsg %d %q from %s %s", n, buf[:max(n, 0)], show(from, false), errno(err))
+		msgs, _ := unix.ParseSocketControlMessage(oob[:max(oobn, 0)])
+		for _, m := range msgs {
+			switch {
+			case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO:
+				info := (*unix.Inet6Pktinfo)(unsafe.Pointer(&m.Data[0]))
+				p.say("  IPV6_PKTINFO addr %v", netip.AddrFrom16(info.Addr))
+			case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_HOPLIMIT:
+				p.say("  IPV6_HOPLIMIT %d", m.Data[0])
+			default:
+				p.say("  cmsg level %d type %d", m.Header.Level, m.Header.Type)
+			}
+		}
+	}},
+	{"multicast", func(p *probe) {
+		r := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(r)
+		unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
+		must(unix.Bind(r, sa(ap("0.0.0.0:41220"))), "bind")
+		mreq := &unix.IPMreq{Multiaddr: [4]byte{239, 1, 2, 3}, Interface: [4]byte{198, 51, 100, 1}}
+		p.say("IP_ADD_MEMBERSHIP %s", errno(unix.SetsockoptIPMreq(r, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)))
+		p.say("again %s", errno(unix.SetsockoptIPMreq(r, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)))
+		p.say("not multicast %s", errno(unix.SetsockoptIPMreq(r, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, &unix.IPMreq{Multiaddr: [4]byte{198, 51, 100, 7}})))
+		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(s)
+		p.say("IP_MULTICAST_IF %s", errno(unix.SetsockoptInet4Addr(s, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, [4]byte{198, 51, 100, 1})))
+		p.say("sendto group %s", errno(unix.Sendto(s, []byte("group"), 0, sa(ap("239.1.2.3:41220")))))
+		unix.SetsockoptTimeval(r, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
+		b := make([]byte, 16)
+		n, from, err := unix.Recvfrom(r, b, 0)
+		p.say("member got %q from %s %s", b[:max(n, 0)], show(from, false), errno(err))
+		p.say("IP_DROP_MEMBERSHIP %s, again %s", errno(unix.SetsockoptIPMreq(r, unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP, mreq)),
+			errno(unix.SetsockoptIPMreq(r, unix.IPPROTO_IP, unix.IP_DROP_MEMBERSHIP, mreq)))
+	}},
+	{"mmsg", func(p *probe) {
+		r := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(r)
+		must(unix.Bind(r, sa(ap("198.51.100.1:41230"))), "bind")
+		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(c)
+		to := &unix.RawSockaddrInet4{Family: unix.AF_INET, Port: 41230<<8&0xff00 | 41230>>8, Addr: [4]byte{198, 51, 100, 1}}
+		type mmsghdr struct {
+			hdr rawMsghdr
+			len uint32
+			_   uint32
+		}
+		payloads := [][]byte{[]byte("one"), []byte("two!"), []byte("three")}
+		var iovs [3]rawIovec
+		var out [3]mmsghdr
+		for i, b := range payloads {
+			iovs[i] = rawIovec{ptr(&b[0]), uint64(len(b))}
+			out[i].hdr = rawMsghdr{name: ptr(to), namelen: unix.SizeofSockaddrInet4, iov: ptr(&iovs[i]), iovlen: 1}
+		}
+		n, _, e := unix.Syscall6(unix.SYS_SENDMMSG, uintptr(c), ptr(&out), 3, 0, 0, 0)
+		p.say("sendmmsg %d %s, lengths %d %d %d", int(n), errno(e), out[0].len, out[1].len, out[2].len)
+		var bufs [4][8]byte
+		var riovs [4]rawIovec
+		var names [4]unix.RawSockaddrInet4
+		var in [4]mmsghdr
+		for i := range in {
+			riovs[i] = rawIovec{ptr(&bufs[i]), 8}
+			in[i].hdr = rawMsghdr{name: ptr(&names[i]), namelen: unix.SizeofSockaddrInet4, iov: ptr(&riovs[i]), iovlen: 1}
+		}
+		pollOne(r, unix.POLLIN, 2000)
+		got := 0
+		var lens []uint32
+		for got < 3 {
+			n, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(r), ptr(&in[got]), uintptr(4-got), unix.MSG_WAITFORONE, 0, 0)
+			if e != 0 {
+				p.say("recvmmsg %s", errno(e))
+				break
+			}
+			for i := got; i < got+int(n); i++ {
+				lens = append(lens, in[i].len)
+			}
+			got += int(n)
+		}
+		p.say("recvmmsg %d datagrams, lengths %v, %q %q %q, from %v, port set %v", got, lens, bufs[0][:in[0].len], bufs[1][:in[1].len], bufs[2][:in[2].len],
+			names[0].Addr, names[0].Port != 0)
+		p.say("recvmmsg nothing left %s", func() string {
+			_, _, e := unix.Syscall6(unix.SYS_RECVMMSG, uintptr(r), ptr(&in[0]), 1, unix.MSG_DONTWAIT, 0, 0)
+			return errno(e)
+		}())
+	}},
 }
 
 // str says what f returns under the label.
