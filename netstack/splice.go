@@ -411,15 +411,21 @@ func (sp *splice) finishToNet() {
 	}
 	// Wait until the socket hangs up (the program closed it) or stop closes it. Nothing else
 	// reads the socket any more, so the poller's read side is ours.
-	hup := false
+	hup, unread := false, false
 	sp.rc.Read(func(fd uintptr) bool {
 		hup = pollHUP(fd)
+		if hup {
+			// af_unix leaves ECONNRESET on this end when the program closed with data
+			// unread, as on the read path (toNet).
+			e, _ := rawGetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+			unread = e == int(unix.ECONNRESET)
+		}
 		return hup
 	})
 	if hup {
-		// The program closed: the endpoint becomes an orphan, closed like Linux closes it
-		// (RST if data came in that the program never read).
-		sp.stop(false, 0)
+		// The program closed: the endpoint becomes an orphan, closed like Linux closes it:
+		// RST if the program left data unread, or if data comes in that it never reads.
+		sp.stop(unread, 0)
 	}
 }
 

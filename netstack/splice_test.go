@@ -107,6 +107,35 @@ func TestSpliceResetHalfOpen(t *testing.T) {
 	}
 }
 
+// A program that shut down writing and then closes with data unread resets the connection,
+// as Linux does, rather than only closing it.
+func TestSpliceCloseUnreadAfterShutdown(t *testing.T) {
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	sep := acceptTCP(t, l)
+	client := spliceConn(t, cep)
+	client.CloseWrite()
+	waitEvents(t, sep, EventIn, 5*time.Second) // the FIN
+	if _, err := sep.ep.Write(bytes.NewReader([]byte("answer")), tcpip.WriteOptions{}); err != nil {
+		t.Fatal(err)
+	}
+	waitUnixReadable(t, client)
+	client.Close()
+	waitDone(t, cep)
+	// Only a reset ends the peer's half of the connection (it has not closed yet): a reset in
+	// CLOSE_WAIT, EPIPE.
+	const tcpClose = 7 // Linux's TCP_CLOSE, as State reports it
+	for deadline := time.Now().Add(5 * time.Second); sep.State() != tcpClose; time.Sleep(time.Millisecond) {
+		if time.Now().After(deadline) {
+			t.Fatalf("peer in state %d 5 s after the close, want TCP_CLOSE (reset)", sep.State())
+		}
+	}
+	if err := sep.SoError(); err != syscall.EPIPE {
+		t.Fatalf("peer SO_ERROR %v, want EPIPE", err)
+	}
+}
+
 func TestSpliceReset(t *testing.T) {
 	t.Run("program closes with unread data", func(t *testing.T) {
 		n := newNet(t)

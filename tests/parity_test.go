@@ -36,6 +36,8 @@ var linuxDifferences = map[string]struct{ ztnc, why string }{
 		"a write that fails with EPIPE does not take the reset's error from SO_ERROR"},
 	"tcp-broken-pipe: then ERR|HUP": {"tcp-broken-pipe: then HUP",
 		"the reset of a half-closed connection hangs the socket up without an error (POLLERR): reads see end of file, writes EPIPE"},
+	"close-unread-after-shutdown: server poll ERR|HUP": {"close-unread-after-shutdown: server poll HUP",
+		"the reset of a half-closed connection hangs the socket up without an error (POLLERR): reads see end of file, writes EPIPE"},
 	"epoll: peer reset: ERR|HUP": {"epoll: peer reset: HUP",
 		"the reset of a half-closed connection hangs the socket up without an error (POLLERR): reads see end of file, writes EPIPE"},
 	"unreachable: poll OUT|ERR|HUP": {"unreachable: poll OUT",

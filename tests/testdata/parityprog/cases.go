@@ -1036,6 +1036,18 @@ var cases = []testCase{
 			return errno(e)
 		}())
 	}},
+	{"close-unread-after-shutdown", func(p *probe) {
+		// The client shuts down writing, then closes with the server's answer unread: RST.
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:41240"))
+		defer unix.Close(s)
+		unix.Shutdown(c, unix.SHUT_WR)
+		p.say("server read %s", readStr(s, 8))
+		unix.Write(s, []byte("answer"))
+		pollOne(c, unix.POLLIN, 2000)
+		unix.Close(c)
+		p.say("server poll %s", pollOne(s, unix.POLLHUP, 2000))
+		p.say("server send %s", errno(unix.Sendto(s, []byte("more"), unix.MSG_NOSIGNAL, nil)))
+	}},
 }
 
 // str says what f returns under the label.
