@@ -52,7 +52,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 			return sk.answerInProgress(c)
 		}
 		sk.mu.Unlock()
-		sk.s.goSafe(func() { sk.waitConnect(c) })
+		sk.s.goSafe(func() { sk.waitConnect(c, unix.EALREADY) })
 		return errAnswered
 	case stConnected, stEnded:
 		told := sk.connTold
@@ -106,7 +106,7 @@ func (sk *socket) connect(c *call, pc **progEnd) error {
 	if nonblocking {
 		return sk.answerInProgress(c)
 	}
-	sk.s.goSafe(func() { sk.waitConnect(c) })
+	sk.s.goSafe(func() { sk.waitConnect(c, unix.EINPROGRESS) })
 	return errAnswered
 }
 
@@ -153,7 +153,7 @@ func (sk *socket) reconnect(c *call, old *progEnd, ap netip.AddrPort, st *netsta
 	if nonblocking {
 		return nsk.answerInProgress(c)
 	}
-	sk.s.goSafe(func() { nsk.waitConnect(c) })
+	sk.s.goSafe(func() { nsk.waitConnect(c, unix.EINPROGRESS) })
 	return errAnswered
 }
 
@@ -211,8 +211,9 @@ func (sk *socket) answerInProgress(c *call) error {
 }
 
 // waitConnect answers a blocking connect when its handshake ends, when a signal interrupts it,
-// or when SO_SNDTIMEO passes (EINPROGRESS, as Linux).
-func (sk *socket) waitConnect(c *call) {
+// or when SO_SNDTIMEO passes: with timedOut, as Linux (EINPROGRESS for the call that started
+// the handshake, EALREADY for a later one).
+func (sk *socket) waitConnect(c *call, timedOut unix.Errno) {
 	sk.mu.Lock()
 	deadline := sk.timeout(true)
 	for {
@@ -249,7 +250,7 @@ func (sk *socket) waitConnect(c *call) {
 		}
 		changed := sk.changes()
 		sk.mu.Unlock()
-		if over, told := c.endWait(c.block(changed, deadline), unix.EINPROGRESS); over {
+		if over, told := c.endWait(c.block(changed, deadline), timedOut); over {
 			if told {
 				sk.setAcked()
 			}
