@@ -227,6 +227,16 @@ func (n *testNet) splicedPair(t testing.TB, v6 bool, port uint16) (client, serve
 	return spliceConn(t, cep), spliceConn(t, sep), cep, sep
 }
 
+// splicedClient is splicedPair with only the client spliced: the test drives the server's
+// endpoint itself (port 80, IPv4).
+func (n *testNet) splicedClient(t testing.TB) (client *net.UnixConn, cep, sep *TCPEndpoint) {
+	t.Helper()
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	cep = dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	sep = acceptTCP(t, l)
+	return spliceConn(t, cep), cep, sep
+}
+
 // countFDs returns the number of open file descriptors of the process.
 func countFDs(t testing.TB) int {
 	t.Helper()

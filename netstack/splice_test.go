@@ -78,11 +78,7 @@ func TestSpliceHalfClose(t *testing.T) {
 // A peer that shut down writing and then resets (Linux's reset in CLOSE_WAIT) hangs the
 // program's socket up at once, while the program is idle, not only at its next write.
 func TestSpliceResetHalfOpen(t *testing.T) {
-	n := newNet(t)
-	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
-	sep := acceptTCP(t, l)
-	client := spliceConn(t, cep)
+	client, cep, sep := newNet(t).splicedClient(t)
 	sep.ep.Shutdown(tcpip.ShutdownWrite)
 	if got, err := readAll(t, client, 5*time.Second); err != nil || len(got) != 0 {
 		t.Fatalf("client read %q, %v; want end of file", got, err)
@@ -110,11 +106,7 @@ func TestSpliceResetHalfOpen(t *testing.T) {
 // A program that shut down writing and then closes with data unread resets the connection,
 // as Linux does, rather than only closing it.
 func TestSpliceCloseUnreadAfterShutdown(t *testing.T) {
-	n := newNet(t)
-	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
-	sep := acceptTCP(t, l)
-	client := spliceConn(t, cep)
+	client, cep, sep := newNet(t).splicedClient(t)
 	client.CloseWrite()
 	waitEvents(t, sep, EventIn, 5*time.Second) // the FIN
 	if _, err := sep.ep.Write(bytes.NewReader([]byte("answer")), tcpip.WriteOptions{}); err != nil {

@@ -368,11 +368,7 @@ var cases = []testCase{
 	{"tcp-options", func(p *probe) {
 		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
 		defer unix.Close(fd)
-		for _, o := range []struct {
-			name       string
-			level, opt int
-			set        int
-		}{
+		p.roundTrip(fd, []option{
 			{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 			{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
 			{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 30},
@@ -384,11 +380,7 @@ var cases = []testCase{
 			{"IP_TOS", unix.IPPROTO_IP, unix.IP_TOS, 0x10},
 			{"TCP_USER_TIMEOUT", unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, 5000},
 			{"TCP_MAXSEG", unix.IPPROTO_TCP, unix.TCP_MAXSEG, 1200},
-		} {
-			before := getInt(fd, o.level, o.opt)
-			err := unix.SetsockoptInt(fd, o.level, o.opt, o.set)
-			p.say("%s default %s set %d: %s, now %s", o.name, before, o.set, errno(err), getInt(fd, o.level, o.opt))
-		}
+		})
 		p.say("TCP_KEEPIDLE 0 %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 0)))
 		p.say("IP_TTL 256 %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, 256)))
 		p.say("IP_TTL -1 (default) %s, now %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_IP, unix.IP_TTL, -1)), getInt(fd, unix.IPPROTO_IP, unix.IP_TTL))
@@ -505,11 +497,7 @@ var cases = []testCase{
 	{"udp-options", func(p *probe) {
 		fd := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(fd)
-		for _, o := range []struct {
-			name       string
-			level, opt int
-			set        int
-		}{
+		p.roundTrip(fd, []option{
 			{"IP_TTL", unix.IPPROTO_IP, unix.IP_TTL, 9},
 			{"IP_MULTICAST_TTL", unix.IPPROTO_IP, unix.IP_MULTICAST_TTL, 4},
 			{"IP_MULTICAST_LOOP", unix.IPPROTO_IP, unix.IP_MULTICAST_LOOP, 0},
@@ -518,11 +506,7 @@ var cases = []testCase{
 			{"IP_RECVERR", unix.IPPROTO_IP, unix.IP_RECVERR, 1},
 			{"SO_BROADCAST", unix.SOL_SOCKET, unix.SO_BROADCAST, 1},
 			{"SO_TIMESTAMP", unix.SOL_SOCKET, unix.SO_TIMESTAMP, 1},
-		} {
-			before := getInt(fd, o.level, o.opt)
-			err := unix.SetsockoptInt(fd, o.level, o.opt, o.set)
-			p.say("%s default %s set %d: %s, now %s", o.name, before, o.set, errno(err), getInt(fd, o.level, o.opt))
-		}
+		})
 		p.say("TCP_NODELAY on UDP %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_TCP, unix.TCP_NODELAY, 1)))
 		p.say("IPV6 option on v4 socket %s", errno(unix.SetsockoptInt(fd, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)))
 	}},
@@ -767,11 +751,7 @@ var cases = []testCase{
 	{"accept-inherits", func(p *probe) {
 		l := sock(unix.AF_INET, unix.SOCK_STREAM)
 		defer unix.Close(l)
-		opts := []struct {
-			name       string
-			level, opt int
-			val        int
-		}{
+		opts := []option{
 			{"TCP_NODELAY", unix.IPPROTO_TCP, unix.TCP_NODELAY, 1},
 			{"SO_KEEPALIVE", unix.SOL_SOCKET, unix.SO_KEEPALIVE, 1},
 			{"TCP_KEEPIDLE", unix.IPPROTO_TCP, unix.TCP_KEEPIDLE, 77},
@@ -780,7 +760,7 @@ var cases = []testCase{
 			{"SO_REUSEADDR", unix.SOL_SOCKET, unix.SO_REUSEADDR, 1},
 		}
 		for _, o := range opts {
-			unix.SetsockoptInt(l, o.level, o.opt, o.val)
+			unix.SetsockoptInt(l, o.level, o.opt, o.set)
 		}
 		unix.SetsockoptTimeval(l, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3})
 		must(unix.Bind(l, sa(ap("198.51.100.1:41180"))), "bind")
@@ -929,22 +909,14 @@ var cases = []testCase{
 		r := sock(unix.AF_INET6, unix.SOCK_DGRAM)
 		defer unix.Close(r)
 		must(unix.Bind(r, sa(ap("[2001:db8:198::1]:41211"))), "bind")
-		for _, o := range []struct {
-			name string
-			opt  int
-			set  int
-		}{
-			{"IPV6_UNICAST_HOPS", unix.IPV6_UNICAST_HOPS, 9},
-			{"IPV6_MULTICAST_HOPS", unix.IPV6_MULTICAST_HOPS, 3},
-			{"IPV6_MULTICAST_LOOP", unix.IPV6_MULTICAST_LOOP, 0},
-			{"IPV6_TCLASS", unix.IPV6_TCLASS, 0x20},
-			{"IPV6_RECVPKTINFO", unix.IPV6_RECVPKTINFO, 1},
-			{"IPV6_RECVHOPLIMIT", unix.IPV6_RECVHOPLIMIT, 1},
-		} {
-			before := getInt(r, unix.IPPROTO_IPV6, o.opt)
-			err := unix.SetsockoptInt(r, unix.IPPROTO_IPV6, o.opt, o.set)
-			p.say("%s default %s set %d: %s, now %s", o.name, before, o.set, errno(err), getInt(r, unix.IPPROTO_IPV6, o.opt))
-		}
+		p.roundTrip(r, []option{
+			{"IPV6_UNICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 9},
+			{"IPV6_MULTICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 3},
+			{"IPV6_MULTICAST_LOOP", unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_LOOP, 0},
+			{"IPV6_TCLASS", unix.IPPROTO_IPV6, unix.IPV6_TCLASS, 0x20},
+			{"IPV6_RECVPKTINFO", unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1},
+			{"IPV6_RECVHOPLIMIT", unix.IPPROTO_IPV6, unix.IPV6_RECVHOPLIMIT, 1},
+		})
 		p.say("IPV6_UNICAST_HOPS -1 (default) %s, now %s", errno(unix.SetsockoptInt(r, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, -1)), getInt(r, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS))
 		p.say("IPV6_UNICAST_HOPS 256 %s", errno(unix.SetsockoptInt(r, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 256)))
 		c := sock(unix.AF_INET6, unix.SOCK_DGRAM)
@@ -1082,6 +1054,22 @@ var cases = []testCase{
 		p.say("connect %s", elapsed(func() error { return unix.Connect(c, sa(ap("198.51.100.3:80"))) }))
 		p.say("connect again %s", errno(unix.Connect(c, sa(ap("198.51.100.3:80")))))
 	}},
+}
+
+// option is an integer socket option and a value to set.
+type option struct {
+	name       string
+	level, opt int
+	set        int
+}
+
+// roundTrip shows each option's default, what setting it says, and its value after.
+func (p *probe) roundTrip(fd int, opts []option) {
+	for _, o := range opts {
+		before := getInt(fd, o.level, o.opt)
+		err := unix.SetsockoptInt(fd, o.level, o.opt, o.set)
+		p.say("%s default %s set %d: %s, now %s", o.name, before, o.set, errno(err), getInt(fd, o.level, o.opt))
+	}
 }
 
 // retryEINTR calls f again while it says EINTR: calls on a socket with a timeout fail with
