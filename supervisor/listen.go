@@ -24,11 +24,7 @@ func (sk *socket) bind(c *call) error {
 	if st == nil {
 		return unix.EADDRNOTAVAIL // not an address of any network (nor loopback, nor any)
 	}
-	err = sk.bindOn(st, ap)
-	if err == unix.EADDRINUSE && ap.Port() != 0 && sk.s.releaseClosed(ap.Port(), sk) {
-		err = sk.bindOn(st, ap)
-	}
-	return err
+	return sk.s.bindReleasing(ap.Port(), sk, func() error { return sk.bindOn(st, ap) })
 }
 
 func (sk *socket) bindOn(st *netstack.Stack, ap netip.AddrPort) error {
