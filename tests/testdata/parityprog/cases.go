@@ -1067,11 +1067,7 @@ var cases = []testCase{
 	{"more-edges", func(p *probe) {
 		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
 		defer unix.Close(fd)
-		for _, v := range []struct {
-			name       string
-			level, opt int
-			val        int
-		}{
+		for _, v := range []option{
 			{"IP_TTL 0", unix.IPPROTO_IP, unix.IP_TTL, 0},
 			{"IP_TTL 255", unix.IPPROTO_IP, unix.IP_TTL, 255},
 			{"TCP_MAXSEG 10", unix.IPPROTO_TCP, unix.TCP_MAXSEG, 10},
@@ -1081,7 +1077,7 @@ var cases = []testCase{
 			{"TCP_USER_TIMEOUT -1", unix.IPPROTO_TCP, unix.TCP_USER_TIMEOUT, -1},
 			{"SO_RCVLOWAT -1", unix.SOL_SOCKET, unix.SO_RCVLOWAT, -1},
 		} {
-			p.say("%s %s", v.name, errno(unix.SetsockoptInt(fd, v.level, v.opt, v.val)))
+			p.say("%s %s", v.name, errno(unix.SetsockoptInt(fd, v.level, v.opt, v.set)))
 		}
 		c := sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK)
 		defer unix.Close(c)
