@@ -3,6 +3,8 @@ package supervisor
 import (
 	"sync"
 	"time"
+
+	"golang.org/x/sys/unix"
 )
 
 // hangups notices when programs let go of their sockets.
@@ -111,3 +113,55 @@ func (h *hangups) sweep() {
 }
 
 func (h *hangups) close() { h.set.close() }
+
+// bindReleasing runs bind and, when the port is taken by sockets other than self whose
+// program end is already closed, releases them at once and binds again. The supervisor
+// notices a close asynchronously, and a program that closes a socket and binds its port again
+// must not find it taken, as on Linux (programs look for a free port this way). A socket just
+// closed may stay open a moment longer through the supervisor's own copy of it, taken for a
+// call it is finishing: while another socket holds the port, bind keeps trying for up to
+// closeGrace.
+func (s *Supervisor) bindReleasing(port uint16, self emulated, bind func() error) error {
+	err := bind()
+	deadline := time.Now().Add(closeGrace)
+	for err == unix.EADDRINUSE && port != 0 {
+		held, released := s.releaseClosed(port, self)
+		if released {
+			if err = bind(); err != unix.EADDRINUSE {
+				return err
+			}
+		}
+		if !held || time.Now().After(deadline) {
+			return err
+		}
+		time.Sleep(time.Millisecond)
+	}
+	return err
+}
+
+// closeGrace bounds bindReleasing's wait for the supervisor's copies of closed sockets.
+const closeGrace = 20 * time.Millisecond
+
+// releaseClosed releases the sockets other than self that hold port and whose program end is
+// closed, and reports whether any socket holds the port and whether it released any.
+func (s *Supervisor) releaseClosed(port uint16, self emulated) (held, released bool) {
+	s.mu.Lock()
+	cands := make(map[uint64]emulated)
+	for ino, e := range s.socks {
+		if e != self {
+			cands[ino] = e
+		}
+	}
+	s.mu.Unlock()
+	for ino, e := range cands {
+		if e.heldPort() != port {
+			continue
+		}
+		held = true
+		if !unixSocketExists(ino) {
+			e.release()
+			released = true
+		}
+	}
+	return held, released
+}
