@@ -16,7 +16,8 @@ import (
 // asks the kernel whether P still exists (sock_diag, see unixDiag). It asks for many ended
 // sockets at once — every lingerCheck, or as soon as lingerBatch have ended — since one
 // question costs a walk of the kernel's table of AF_UNIX sockets whether it names one socket
-// or lists them all.
+// or lists them all. The same tick lets go of the pidfds of threads that have exited
+// (notify.Tasks.Sweep).
 type hangups struct {
 	s   *Supervisor
 	set epollSet // every unconnected socket's S, tagged with its inode
@@ -84,6 +85,7 @@ func (h *hangups) sweep() {
 		case <-h.s.done:
 			return
 		case <-t.C:
+			h.s.tasks.Sweep()
 		case <-h.kick:
 		}
 		h.mu.Lock()
