@@ -2,6 +2,7 @@ package main
 
 import (
 	"encoding/json"
+	"errors"
 	"fmt"
 	"math"
 	"os"
@@ -94,6 +95,15 @@ func measurements(d time.Duration) []measurement {
 			},
 			server: "nginx", argv: []string{"python3", "-c", idleScript, "{A}", strconv.Itoa(httpPort)},
 			parse: parseIdle,
+		},
+		{
+			rows: []row{
+				{"B's node after new connections and 400 curls, RSS", "MB", true},
+				{fmt.Sprintf("B's node %d s idle after, RSS", footprintIdle), "MB", true},
+				{fmt.Sprintf("B's node %d s idle after, fds beyond before", footprintIdle), "fds", true},
+			},
+			server: "nginx", argv: []string{"python3", "-c", footprintScript, url, secs, strconv.Itoa(footprintIdle)},
+			parse: parseFootprint,
 		},
 		{
 			rows:  []row{{fmt.Sprintf("ping RTT avg (after %d)", pingWarmup), "ms", true}, {"ping RTT p50", "ms", true}},
@@ -373,6 +383,67 @@ func parseIdle(out string) ([]float64, string, error) {
 		return nil, "", fmt.Errorf("idle client: no latencies in %q", out)
 	}
 	return []float64{median(lat["keep-alive"]), median(lat["close"])}, "", nil
+}
+
+// footprintIdle is how long the footprint client waits, idle, before its last look (seconds).
+const footprintIdle = 30
+
+// footprintScript looks at the memory and file descriptors of the process that carries B's
+// ZeroTier node — the ztnc-run it runs under, or the zerotier-one in its network namespace —
+// before and after a churn of connections (wrk with a connection per request for the run's
+// length, then 400 curl processes, 100 at a time), and again after an idle spell: a member
+// must give back what a burst took. Prints "none" on a pair without a node (veth).
+const footprintScript = `
+import os, subprocess, sys, time
+url, secs, idle = sys.argv[1], sys.argv[2], int(sys.argv[3])
+def comm(p): return open("/proc/%d/comm" % p).read().strip()
+def node():
+    p = os.getppid()
+    while p > 1:
+        if comm(p) == "ztnc-run": return p
+        p = int(open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[1])
+    net = os.readlink("/proc/self/ns/net")
+    for d in filter(str.isdigit, os.listdir("/proc")):
+        try:
+            if comm(int(d)) == "zerotier-one" and os.readlink("/proc/%s/ns/net" % d) == net: return int(d)
+        except OSError: pass
+def look(what, p):
+    rss = [l.split()[1] for l in open("/proc/%d/status" % p) if l.startswith("VmRSS:")][0]
+    print(what, int(rss) / 1024, len(os.listdir("/proc/%d/fd" % p)), flush=True)
+p = node()
+if p is None:
+    print("none"); sys.exit()
+look("before", p)
+subprocess.run(["wrk", "-t2", "-c32", "-d" + secs + "s", "-H", "Connection: close", url], check=True, stdout=subprocess.DEVNULL)
+for wave in range(4):
+    cs = [subprocess.Popen(["curl", "-sS", "-o", "/dev/null", "--max-time", "10", url]) for i in range(100)]
+    if any(c.wait() for c in cs): sys.exit("curl failed")
+look("churned", p)
+time.sleep(idle)
+look("idle", p)
+`
+
+var footprintLine = regexp.MustCompile(`(?m)^(before|churned|idle) ([0-9.]+) ([0-9]+)$`)
+
+// parseFootprint reads footprintScript's looks: RSS after the churn and after the idle spell,
+// and the file descriptors open after it beyond those open before.
+func parseFootprint(out string) ([]float64, string, error) {
+	if strings.TrimSpace(out) == "none" {
+		return []float64{math.NaN(), math.NaN(), math.NaN()}, "", nil
+	}
+	look := map[string][2]float64{}
+	for _, m := range footprintLine.FindAllStringSubmatch(out, -1) {
+		rss, err1 := strconv.ParseFloat(m[2], 64)
+		fds, err2 := strconv.ParseFloat(m[3], 64)
+		if err := errors.Join(err1, err2); err != nil {
+			return nil, "", err
+		}
+		look[m[1]] = [2]float64{rss, fds}
+	}
+	if len(look) != 3 {
+		return nil, "", fmt.Errorf("footprint client: not three looks in %q", out)
+	}
+	return []float64{look["churned"][0], look["idle"][0], look["idle"][1] - look["before"][1]}, "", nil
 }
 
 func median(v []float64) float64 {

@@ -57,6 +57,8 @@ Transfer/sec:    106.74MB
 		{"iperf3 tcp", parseIperfTCP, tcpOut, []float64{2}, ""},
 		{"iperf3 udp", parseIperfUDP, udpOut, []float64{750, 25}, ""},
 		{"idle client", parseIdle, "keep-alive 0.5\nkeep-alive 0.7\nkeep-alive 9.0\nclose 1.0\nclose 1.2\n", []float64{0.7, 1.1}, ""},
+		{"footprint", parseFootprint, "before 17.5 12\nchurned 81.25 420\nidle 26 19\n", []float64{81.25, 26, 7}, ""},
+		{"footprint without a node", parseFootprint, "none\n", []float64{math.NaN(), math.NaN(), math.NaN()}, ""},
 	} {
 		got, note, err := tc.parse(tc.in)
 		if err != nil || note != tc.note || len(got) != len(tc.want) {
@@ -64,7 +66,7 @@ Transfer/sec:    106.74MB
 			continue
 		}
 		for i := range got {
-			if math.Abs(got[i]-tc.want[i]) > 1e-9 {
+			if math.IsNaN(got[i]) != math.IsNaN(tc.want[i]) || math.Abs(got[i]-tc.want[i]) > 1e-9 {
 				t.Errorf("%s: value %d = %v, want %v", tc.name, i, got[i], tc.want[i])
 			}
 		}
@@ -79,6 +81,7 @@ Transfer/sec:    106.74MB
 		{"iperf3 error", parseIperfTCP, `{"error":"unable to connect to server: Connection refused"}`},
 		{"iperf3 garbage", parseIperfTCP, "iperf3: error"},
 		{"idle client without one mode", parseIdle, "keep-alive 0.5\n"},
+		{"footprint without its last look", parseFootprint, "before 17.5 12\nchurned 81.25 420\n"},
 		{"iperf3 udp nothing sent", parseIperfUDP, `{"end":{"sum_received":{"seconds":1,"packets":0}}}`},
 	} {
 		if _, _, err := tc.parse(tc.in); err == nil {

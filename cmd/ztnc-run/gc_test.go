@@ -1,6 +1,9 @@
 package main
 
-import "testing"
+import (
+	"runtime"
+	"testing"
+)
 
 func TestGCPercent(t *testing.T) {
 	for _, c := range []struct {
@@ -19,5 +22,29 @@ func TestGCPercent(t *testing.T) {
 		if got := gcPercent(c.live); got != c.want {
 			t.Errorf("gcPercent(%d MiB) = %d, want %d", c.live>>20, got, c.want)
 		}
+	}
+}
+
+func TestIdleReleaser(t *testing.T) {
+	r := newIdleReleaser()
+	garbage := make([][]byte, 64)
+	for i := range garbage {
+		garbage[i] = make([]byte, 1<<20)
+	}
+	runtime.KeepAlive(garbage)
+	garbage = nil
+	runtime.GC() // the 64 MiB is free now, but the scavenger returns it slowly
+	if r.step() {
+		t.Fatal("released memory although a collection ran since the last look")
+	}
+	if !r.step() {
+		_, live, held, _ := r.read()
+		t.Fatalf("nothing released while idle with %d MiB held beyond %d MiB live", (held-live)>>20, live>>20)
+	}
+	if _, live, held, _ := r.read(); held > live+idleSlack {
+		t.Errorf("after the release %d MiB are still held beyond %d MiB live", (held-live)>>20, live>>20)
+	}
+	if r.step() {
+		t.Error("released again with nothing to give back")
 	}
 }
