@@ -400,7 +400,7 @@ def comm(p): return open("/proc/%d/comm" % p).read().strip()
 def node():
     p = os.getppid()
     while p > 1:
-        if comm(p) == "ztnc-run": return p
+        if comm(p).startswith("ztnc-run"): return p  # also a build named ztnc-run.REV
         p = int(open("/proc/%d/stat" % p).read().rsplit(")", 1)[1].split()[1])
     net = os.readlink("/proc/self/ns/net")
     for d in filter(str.isdigit, os.listdir("/proc")):
