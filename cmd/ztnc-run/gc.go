@@ -86,30 +86,44 @@ func gcPercent(live uint64) int {
 // nothing allocated no collection runs until the runtime forces one after two minutes, and the
 // scavenger returns only what exceeds the goal that collection sets. After 70 s of nginx
 // serving new connections, its member stayed at 116 MB of RSS for two minutes, at 67 MB for
-// two more, then 34 MB. So every idleCheck the releaser looks whether a collection ran since
-// its last look; if none did, and the heap holds more than idleSlack beyond the live heap, it
-// collects and returns the free memory at once (debug.FreeOSMemory). A busy member collects
-// far more often than that, so it is never stopped for this; a quiet one that allocates
-// idleSlack between collections pays a small collection per idleCheck.
+// two more, then 34 MB. So every idleCheck the releaser looks whether the member was quiet
+// since its last look — no collection, less than idleAlloc allocated — and if so, and the
+// heap holds more than idleSlack beyond the live heap, it collects and returns the free memory
+// at once (debug.FreeOSMemory). A member doing any real work is never stopped for this.
 const (
 	idleCheck = 10 * time.Second
+	idleAlloc = 4 << 20
 	idleSlack = 16 << 20
 )
 
 type idleReleaser struct {
 	samples []metrics.Sample
-	cycles  uint64 // collections counted at the last look
+	last    heapLook
+}
+
+// heapLook is what the releaser reads of the runtime: collections and bytes allocated so far,
+// the live heap and the heap held (objects, dead or alive, and free or unused heap memory not
+// yet returned).
+type heapLook struct {
+	cycles, allocated, live, held uint64
+}
+
+// worthReleasing: quiet since the last look, and more than idleSlack to give back.
+func (h heapLook) worthReleasing(last heapLook) bool {
+	quiet := h.cycles == last.cycles && h.allocated-last.allocated < idleAlloc
+	return quiet && h.held > h.live+idleSlack
 }
 
 func newIdleReleaser() *idleReleaser {
 	r := &idleReleaser{samples: []metrics.Sample{
 		{Name: "/gc/cycles/total:gc-cycles"},
+		{Name: "/gc/heap/allocs:bytes"},
 		{Name: "/gc/heap/live:bytes"},
 		{Name: "/memory/classes/heap/objects:bytes"},
 		{Name: "/memory/classes/heap/unused:bytes"},
 		{Name: "/memory/classes/heap/free:bytes"},
 	}}
-	r.cycles, _, _, _ = r.read()
+	r.last, _ = r.read()
 	return r
 }
 
@@ -119,32 +133,30 @@ func (r *idleReleaser) run() {
 	}
 }
 
-// read returns the collections so far, the live heap and the heap held (objects, dead or
-// alive, and free or unused heap memory not yet returned); ok is false if the runtime lacks a
-// metric.
-func (r *idleReleaser) read() (cycles, live, held uint64, ok bool) {
+// read looks at the heap; ok is false if the runtime lacks a metric.
+func (r *idleReleaser) read() (h heapLook, ok bool) {
 	metrics.Read(r.samples)
 	for _, s := range r.samples {
 		if s.Value.Kind() != metrics.KindUint64 {
-			return 0, 0, 0, false
+			return h, false
 		}
 	}
 	v := func(i int) uint64 { return r.samples[i].Value.Uint64() }
-	return v(0), v(1), v(2) + v(3) + v(4), true
+	return heapLook{cycles: v(0), allocated: v(1), live: v(2), held: v(3) + v(4) + v(5)}, true
 }
 
 // step takes one look and reports whether it gave memory back.
 func (r *idleReleaser) step() bool {
-	cycles, live, held, ok := r.read()
+	now, ok := r.read()
 	if !ok {
 		return false
 	}
-	idle := cycles == r.cycles
-	r.cycles = cycles
-	if !idle || held <= live+idleSlack {
+	release := now.worthReleasing(r.last)
+	r.last = now
+	if !release {
 		return false
 	}
 	debug.FreeOSMemory()
-	r.cycles, _, _, _ = r.read()
+	r.last, _ = r.read()
 	return true
 }

@@ -35,16 +35,35 @@ func TestIdleReleaser(t *testing.T) {
 	garbage = nil
 	runtime.GC() // the 64 MiB is free now, but the scavenger returns it slowly
 	if r.step() {
-		t.Fatal("released memory although a collection ran since the last look")
+		t.Fatal("released memory although the program allocated and collected since the last look")
 	}
 	if !r.step() {
-		_, live, held, _ := r.read()
-		t.Fatalf("nothing released while idle with %d MiB held beyond %d MiB live", (held-live)>>20, live>>20)
+		h, _ := r.read()
+		t.Fatalf("nothing released while idle with %d MiB held beyond %d MiB live", (h.held-h.live)>>20, h.live>>20)
 	}
-	if _, live, held, _ := r.read(); held > live+idleSlack {
-		t.Errorf("after the release %d MiB are still held beyond %d MiB live", (held-live)>>20, live>>20)
+	if h, _ := r.read(); h.held > h.live+idleSlack {
+		t.Errorf("after the release %d MiB are still held beyond %d MiB live", (h.held-h.live)>>20, h.live>>20)
 	}
 	if r.step() {
 		t.Error("released again with nothing to give back")
+	}
+}
+
+func TestWorthReleasing(t *testing.T) {
+	last := heapLook{cycles: 7, allocated: 100 << 20, live: 10 << 20, held: 90 << 20}
+	for _, c := range []struct {
+		name string
+		now  heapLook
+		want bool
+	}{
+		{"idle, 80 MiB to give back", heapLook{7, 100 << 20, 10 << 20, 90 << 20}, true},
+		{"idle, a little allocated", heapLook{7, 103 << 20, 10 << 20, 93 << 20}, true},
+		{"a collection ran", heapLook{8, 100 << 20, 10 << 20, 90 << 20}, false},
+		{"busy, no collection yet", heapLook{7, 110 << 20, 10 << 20, 100 << 20}, false},
+		{"idle, little to give back", heapLook{7, 100 << 20, 10 << 20, 26 << 20}, false},
+	} {
+		if got := c.now.worthReleasing(last); got != c.want {
+			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
 	}
 }
