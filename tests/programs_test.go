@@ -66,6 +66,36 @@ kill $!
 	}
 }
 
+// TestShortLivedProcessesLeaveNoFDs: a program that runs many short-lived socket users (a
+// shell, a prefork server, a CI script) must not leave ztnc-run holding file descriptors for
+// them — it needs its own for sockets. Three waves of 100 wget processes each make a socket
+// and connect (refused: nothing listens); once they have exited, ztnc-run's fds come back to
+// what they were (a few opened on first use, such as the sock_diag socket, aside).
+func TestShortLivedProcessesLeaveNoFDs(t *testing.T) {
+	need(t, "busybox")
+	r := local(t, `
+fds() { ls /proc/$PPID/fd | wc -l; }
+before=$(fds)
+for wave in 1 2 3; do
+	p=
+	for i in $(seq 100); do busybox wget -q -O /dev/null http://198.51.100.1:9/ 2>/dev/null & p="$p $!"; done
+	wait $p || true
+done
+i=0
+while [ $(fds) -gt $((before + 4)) ] && [ $i -lt 100 ]; do i=$((i+1)); sleep 0.1; done
+echo "before: $before after: $(fds)"
+`)
+	m := regexp.MustCompile(`before: (\d+) after: (\d+)`).FindStringSubmatch(r.Stdout)
+	if m == nil {
+		t.Fatalf("no fd counts in the output\n%s", r)
+	}
+	before, _ := strconv.Atoi(m[1])
+	after, _ := strconv.Atoi(m[2])
+	if after > before+4 {
+		t.Fatalf("ztnc-run holds %d fds 10 s after 300 short-lived processes exited, %d before\n%s", after, before, r)
+	}
+}
+
 // TestStaticGo runs a Go server and client built with CGO_ENABLED=0, over IPv4 and IPv6, and
 // checks that both ends agree on every address (getsockname/getpeername through Go's net).
 func TestStaticGo(t *testing.T) {
