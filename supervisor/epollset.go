@@ -3,6 +3,7 @@ package supervisor
 import (
 	"fmt"
 	"os"
+	"sync"
 	"syscall"
 	"unsafe"
 
@@ -17,59 +18,78 @@ import (
 // until the runtime's monitor takes it back, which after an idle spell is up to ~20 ms. Every
 // wait woken through the set (a blocking recvfrom with an address, like ping's) stalled the
 // whole process that long every so often.
+//
+// When the loop ends it closes the set and its eventfd: a service runs a supervisor per
+// attached program, and each left two sets behind. add, remove and close hold mu for reading
+// and find the set closed afterwards, so none touches a number the process has reused.
 type epollSet struct {
-	epfd int
-	wake int             // eventfd: stops the loop
-	rc   syscall.RawConn // of the set's own fd, in the poller (it keeps the *os.File alive)
+	mu     sync.RWMutex
+	closed bool
+	epfd   int
+	wake   int             // eventfd: stops the loop
+	f      *os.File        // epfd, in the poller
+	rc     syscall.RawConn // of f
 }
 
-func newEpollSet() (epollSet, error) {
+func newEpollSet() (*epollSet, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
-		return epollSet{}, fmt.Errorf("epoll: %w", err)
+		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	wake, err := unix.Eventfd(0, unix.EFD_CLOEXEC|unix.EFD_NONBLOCK)
 	if err != nil {
 		unix.Close(epfd)
-		return epollSet{}, fmt.Errorf("eventfd: %w", err)
+		return nil, fmt.Errorf("eventfd: %w", err)
 	}
 	ev := unix.EpollEvent{Events: unix.EPOLLIN}
 	setEventData(&ev, wakeData)
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		unix.Close(epfd)
 		unix.Close(wake)
-		return epollSet{}, fmt.Errorf("epoll: %w", err)
+		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	// Non-blocking, so that os.NewFile puts it in the poller (it is readable while events
-	// are ready). The set lives as long as the supervisor: nothing closes it.
+	// are ready).
 	if err := unix.SetNonblock(epfd, true); err != nil {
 		unix.Close(epfd)
 		unix.Close(wake)
-		return epollSet{}, fmt.Errorf("epoll: %w", err)
+		return nil, fmt.Errorf("epoll: %w", err)
 	}
 	f := os.NewFile(uintptr(epfd), "ztnc-epoll")
 	rc, err := f.SyscallConn()
 	if err != nil {
 		f.Close()
 		unix.Close(wake)
-		return epollSet{}, fmt.Errorf("epoll: %w", err)
+		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	return epollSet{epfd: epfd, wake: wake, rc: rc}, nil
+	return &epollSet{epfd: epfd, wake: wake, f: f, rc: rc}, nil
 }
 
-// add puts fd in the set for events, tagged with data (never wakeData).
-func (e epollSet) add(fd int, events uint32, data uint64) error {
+// add puts fd in the set for events, tagged with data (never wakeData). EBADF once closed.
+func (e *epollSet) add(fd int, events uint32, data uint64) error {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if e.closed {
+		return unix.EBADF
+	}
 	ev := unix.EpollEvent{Events: events}
 	setEventData(&ev, data)
 	return rawEpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
 }
 
 // remove takes fd out of the set.
-func (e epollSet) remove(fd int) { rawEpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, nil) }
+func (e *epollSet) remove(fd int) {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.closed {
+		rawEpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	}
+}
 
-// loop calls event with the data of each event until close; an epoll failure fails the
-// supervisor.
-func (e epollSet) loop(s *Supervisor, event func(data uint64)) {
+// loop calls event with the data of each event until close, then closes the set; an epoll
+// failure fails the supervisor.
+func (e *epollSet) loop(s *Supervisor, event func(data uint64)) {
+	defer e.release()
 	evs := make([]unix.EpollEvent, 64)
 	var n int
 	var werr unix.Errno
@@ -104,10 +124,22 @@ func (e epollSet) loop(s *Supervisor, event func(data uint64)) {
 	}
 }
 
-// close ends the loop.
-func (e epollSet) close() {
-	var one = [8]byte{1}
-	unix.Write(e.wake, one[:])
+// close ends the loop, which closes the set.
+func (e *epollSet) close() {
+	e.mu.RLock()
+	defer e.mu.RUnlock()
+	if !e.closed {
+		var one = [8]byte{1}
+		unix.Write(e.wake, one[:])
+	}
+}
+
+func (e *epollSet) release() {
+	e.mu.Lock()
+	defer e.mu.Unlock()
+	e.closed = true
+	e.f.Close()
+	unix.Close(e.wake)
 }
 
 // wakeData tags the eventfd in the set (no inode, no waiter key is all ones).

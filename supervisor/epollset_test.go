@@ -35,7 +35,7 @@ func TestEpollSetWaitsInPoller(t *testing.T) {
 		}
 		if i > 0 {
 			// Idle before this event: the loop waits in the poller, not in a system call.
-			waitState(t, "supervisor.epollSet.loop", "IO wait")
+			waitState(t, "supervisor.(*epollSet).loop", "IO wait")
 		}
 		unix.Write(p[1], []byte{1})
 		select {
@@ -79,4 +79,35 @@ func waitState(t *testing.T, fn, state string) {
 		}
 		time.Sleep(10 * time.Millisecond)
 	}
+}
+
+// TestEpollSetClosesWhenDone: a set whose loop has ended has closed its epoll fd and eventfd
+// (a service makes sets for every attached program), and later calls neither fail loudly nor
+// touch those numbers.
+func TestEpollSetClosesWhenDone(t *testing.T) {
+	set, err := newEpollSet()
+	if err != nil {
+		t.Fatal(err)
+	}
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		set.loop(&Supervisor{}, func(uint64) {})
+	}()
+	set.close()
+	select {
+	case <-done:
+	case <-time.After(5 * time.Second):
+		t.Fatal("loop did not end")
+	}
+	for _, fd := range []int{set.epfd, set.wake} {
+		if _, err := unix.FcntlInt(uintptr(fd), unix.F_GETFD, 0); err != unix.EBADF {
+			t.Errorf("fd %d still open after the loop ended", fd)
+		}
+	}
+	if err := set.add(0, unix.EPOLLIN, 1); err != unix.EBADF {
+		t.Errorf("add after the end: %v, want EBADF", err)
+	}
+	set.remove(0)
+	set.close()
 }

@@ -20,7 +20,7 @@ import (
 // (notify.Tasks.Sweep).
 type hangups struct {
 	s   *Supervisor
-	set epollSet // every unconnected socket's S, tagged with its inode
+	set *epollSet // every unconnected socket's S, tagged with its inode
 
 	mu        sync.Mutex
 	lingering map[*socket]struct{}

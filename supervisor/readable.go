@@ -11,7 +11,7 @@ import (
 // without a thread per waiter: one epoll set, one goroutine. A program with
 // thousands of threads blocked in such calls costs timers and channels, not OS threads.
 type readable struct {
-	set epollSet
+	set *epollSet
 
 	mu      sync.Mutex
 	waiters map[uint64]chan struct{}

@@ -93,6 +93,20 @@ func TestService(t *testing.T) {
 	if r := attach("curl", "-fsS", "http://127.0.0.1:8080/"); r.Code != 0 || r.Stdout != "from the service\n" {
 		t.Errorf("attached client to 127.0.0.1: %s", r)
 	}
+	// Every attached program gets its own supervisor in the service; once it has ended, the
+	// service holds no more file descriptors than before (each left two eventfds behind).
+	fdsBefore := openFDs(t, svc.Pid())
+	for range 30 {
+		if r := attach("curl", "-fsS", "-o", "/dev/null", "http://127.0.0.1:8080/"); r.Code != 0 {
+			t.Fatalf("attached client: %s", r)
+		}
+	}
+	waitFor(t, svc, "the service's fds back after 30 attached programs", 10*time.Second, func() error {
+		if n := openFDs(t, svc.Pid()); n > fdsBefore+4 {
+			return fmt.Errorf("%d fds open, %d before", n, fdsBefore)
+		}
+		return nil
+	})
 	if r := lab.RunCmd(t, 30*time.Second, lab.Spec{Argv: []string{"curl", "-fsS", fmt.Sprintf("http://127.0.0.1:%d/", pubPort)}}); r.Code != 0 || r.Stdout != "from the service\n" {
 		t.Errorf("the service's published port, from the host: %s", r)
 	}
@@ -484,4 +498,14 @@ func TestServiceTwoNetworks(t *testing.T) {
 	if r := fetch(mAFlags, nwA, "203.0.113.21"); r.Code != 0 || r.Stdout != "on two networks\n" {
 		t.Errorf("member of network a after the service left b: %s", r)
 	}
+}
+
+// openFDs counts the file descriptors process pid has open.
+func openFDs(t *testing.T, pid int) int {
+	t.Helper()
+	ents, err := os.ReadDir(fmt.Sprintf("/proc/%d/fd", pid))
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(ents)
 }
