@@ -91,6 +91,13 @@ func (e *TCPEndpoint) Bind(local netip.AddrPort) error {
 	return asError(e.ep.Bind(fa))
 }
 
+// minAcceptQueue is the least the stack queues per listener, whatever the backlog. A burst of
+// SYNs is handled in one go by the stack's goroutine, before the owner can accept any (a
+// ztnc-run has one processor), and gVisor drops the SYNs that find its queue full; their
+// clients retry only after a second, then three, all at once again. A program still sees no
+// more than its backlog: the supervisor keeps the program's queue.
+const minAcceptQueue = 128
+
 // Listen starts listening; an unbound endpoint gets an ephemeral port. backlog is clamped to
 // [0, 4096] as Linux does (negative: 4096).
 func (e *TCPEndpoint) Listen(backlog int) error {
@@ -99,7 +106,7 @@ func (e *TCPEndpoint) Listen(backlog int) error {
 	}
 	// Linux queues one connection more than the backlog (listen(fd, 0) still takes one);
 	// gVisor queues exactly its capacity.
-	return asError(e.ep.Listen(backlog + 1))
+	return asError(e.ep.Listen(max(backlog+1, minAcceptQueue)))
 }
 
 // Accept returns an established connection, or EAGAIN when none is pending (wait for EventIn),

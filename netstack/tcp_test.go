@@ -389,6 +389,44 @@ func TestAcceptInherits(t *testing.T) {
 	}
 }
 
+// A burst of connections against a small backlog completes at once: the stack handles the
+// SYNs before anyone can accept, and a queue of only backlog+1 dropped the rest, whose
+// clients retried a second later and then three, together again. (The program's own queue,
+// in the supervisor, still holds backlog+1.)
+func TestListenBurstAboveBacklog(t *testing.T) {
+	n := newNet(t)
+	l, err := n.b.NewTCP(false)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer l.Close()
+	if err := l.Bind(ap("192.0.2.2:80")); err != nil {
+		t.Fatal(err)
+	}
+	if err := l.Listen(9); err != nil {
+		t.Fatal(err)
+	}
+	var conns []*TCPEndpoint
+	for range 100 {
+		c, err := n.a.NewTCP(false)
+		if err != nil {
+			t.Fatal(err)
+		}
+		t.Cleanup(c.Close)
+		if err := c.Connect(ap("192.0.2.2:80")); !errors.Is(err, syscall.EINPROGRESS) && err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+	}
+	for i, c := range conns {
+		// Nothing accepts: with a queue of backlog+1 the rest would never connect.
+		waitEvents(t, c, EventOut|EventErr|EventHUp, 10*time.Second)
+		if e := c.SoError(); e != 0 {
+			t.Fatalf("connection %d: %v", i, e)
+		}
+	}
+}
+
 // listen(fd, 0) still takes a connection, as on Linux, which queues one more than the backlog.
 func TestListenBacklogZero(t *testing.T) {
 	n := newNet(t)
