@@ -108,6 +108,12 @@ func ap(s string) netip.AddrPort { return netip.MustParseAddrPort(s) }
 // listenTCP returns an endpoint listening on addr.
 func listenTCP(t testing.TB, s *Stack, addr netip.AddrPort) *TCPEndpoint {
 	t.Helper()
+	return listenTCPBacklog(t, s, addr, 128)
+}
+
+// listenTCPBacklog returns an endpoint listening on addr with backlog.
+func listenTCPBacklog(t testing.TB, s *Stack, addr netip.AddrPort, backlog int) *TCPEndpoint {
+	t.Helper()
 	l, err := s.NewTCP(addr.Addr().Is6() && !addr.Addr().Is4In6())
 	if err != nil {
 		t.Fatal(err)
@@ -116,7 +122,7 @@ func listenTCP(t testing.TB, s *Stack, addr netip.AddrPort) *TCPEndpoint {
 	if err := l.Bind(addr); err != nil {
 		t.Fatalf("bind %s: %v", addr, err)
 	}
-	if err := l.Listen(128); err != nil {
+	if err := l.Listen(backlog); err != nil {
 		t.Fatal(err)
 	}
 	return l

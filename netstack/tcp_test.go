@@ -395,17 +395,7 @@ func TestAcceptInherits(t *testing.T) {
 // in the supervisor, still holds backlog+1.)
 func TestListenBurstAboveBacklog(t *testing.T) {
 	n := newNet(t)
-	l, err := n.b.NewTCP(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Bind(ap("192.0.2.2:80")); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Listen(9); err != nil {
-		t.Fatal(err)
-	}
+	listenTCPBacklog(t, n.b, ap("192.0.2.2:80"), 9)
 	var conns []*TCPEndpoint
 	for range 100 {
 		c, err := n.a.NewTCP(false)
@@ -430,17 +420,7 @@ func TestListenBurstAboveBacklog(t *testing.T) {
 // listen(fd, 0) still takes a connection, as on Linux, which queues one more than the backlog.
 func TestListenBacklogZero(t *testing.T) {
 	n := newNet(t)
-	l, err := n.b.NewTCP(false)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	if err := l.Bind(ap("192.0.2.2:80")); err != nil {
-		t.Fatal(err)
-	}
-	if err := l.Listen(0); err != nil {
-		t.Fatal(err)
-	}
+	l := listenTCPBacklog(t, n.b, ap("192.0.2.2:80"), 0)
 	dialTCP(t, n.a, false, ap("192.0.2.2:80"))
 	acceptTCP(t, l)
 }

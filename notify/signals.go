@@ -18,7 +18,7 @@ import (
 //
 // It polls every few milliseconds for as long as a call blocks (an idle server's accept, for
 // hours), so it reads /proc/<tid>/status with three system calls into a pooled buffer and
-// allocates nothing (os.ReadFile took nine calls and ~2 KB per check).
+// allocates nothing (os.ReadFile took nine calls and 6.6 KB per check).
 func SignalPending(tid uint32) (bool, error) {
 	var path [32]byte // "/proc/<tid>/status\x00"
 	p := append(strconv.AppendUint(append(path[:0], "/proc/"...), uint64(tid), 10), "/status\x00"...)
@@ -29,7 +29,7 @@ func SignalPending(tid uint32) (bool, error) {
 		return false, err
 	}
 	status := buf[:n]
-	if n == len(buf) && bytes.Index(status, []byte("\nSigBlk:")) < 0 {
+	if n == len(buf) && !bytes.Contains(status, maskFields[2]) {
 		// A very long line before the masks (thousands of supplementary groups).
 		if status, err = os.ReadFile(string(p[:len(p)-1])); err != nil {
 			return false, err
@@ -38,11 +38,14 @@ func SignalPending(tid uint32) (bool, error) {
 	return unblockedPending(status)
 }
 
-// unblockedPending reads the thread's and the process's pending signals and the thread's
-// blocked ones from a status file.
+// maskFields start the status lines of the thread's pending signals, the process's, and the
+// thread's blocked ones.
+var maskFields = [3][]byte{[]byte("\nSigPnd:"), []byte("\nShdPnd:"), []byte("\nSigBlk:")}
+
+// unblockedPending reads the masks of maskFields from a status file.
 func unblockedPending(status []byte) (bool, error) {
 	var masks [3]uint64
-	for i, field := range [...]string{"\nSigPnd:", "\nShdPnd:", "\nSigBlk:"} {
+	for i, field := range maskFields {
 		var err error
 		if masks[i], err = hexField(status, field); err != nil {
 			return false, err
@@ -76,8 +79,8 @@ func readSmallFile(path []byte, buf []byte) (int, error) {
 var errNoField = errors.New("signal mask missing from /proc status")
 
 // hexField parses the hexadecimal value of the status line starting with field ("\nName:").
-func hexField(status []byte, field string) (uint64, error) {
-	i := bytes.Index(status, unsafe.Slice(unsafe.StringData(field), len(field)))
+func hexField(status, field []byte) (uint64, error) {
+	i := bytes.Index(status, field)
 	if i < 0 {
 		return 0, errNoField
 	}
