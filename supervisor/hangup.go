@@ -5,6 +5,8 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/internal/epoll"
 )
 
 // hangups notices when programs let go of their sockets.
@@ -20,7 +22,7 @@ import (
 // (notify.Tasks.Sweep).
 type hangups struct {
 	s   *Supervisor
-	set *epollSet // every unconnected socket's S, tagged with its inode
+	set *epoll.Set // every unconnected socket's S, tagged with its inode
 
 	mu        sync.Mutex
 	lingering map[*socket]struct{}
@@ -34,22 +36,22 @@ const (
 )
 
 func newHangups(s *Supervisor) (*hangups, error) {
-	set, err := newEpollSet()
+	set, err := epoll.New()
 	if err != nil {
 		return nil, err
 	}
 	h := &hangups{s: s, set: set, lingering: make(map[*socket]struct{}), kick: make(chan struct{}, 1)}
-	s.goSafe(func() { set.loop(s, h.hungUp) })
+	s.goSafe(func() { s.watchSet(set, h.hungUp) })
 	s.goSafe(h.sweep)
 	return h, nil
 }
 
 // watch adds a socket's S (sfd) with no events requested (EPOLLHUP is always reported). The
 // event data is the socket's inode (the key of s.socks).
-func (h *hangups) watch(sfd int, ino uint64) error { return h.set.add(sfd, 0, ino) }
+func (h *hangups) watch(sfd int, ino uint64) error { return h.set.Add(sfd, 0, ino) }
 
 // unwatch removes S (before it is handed to the splice).
-func (h *hangups) unwatch(sk *socket) { h.set.remove(sk.sfd) }
+func (h *hangups) unwatch(sk *socket) { h.set.Remove(sk.sfd) }
 
 // hungUp releases the socket whose S hung up: the program's last reference to P is gone.
 func (h *hangups) hungUp(ino uint64) {
@@ -114,7 +116,7 @@ func (h *hangups) sweep() {
 	}
 }
 
-func (h *hangups) close() { h.set.close() }
+func (h *hangups) close() { h.set.Close() }
 
 // bindReleasing runs bind and, when the port is taken by sockets other than self whose
 // program end is already closed, releases them at once and binds again. The supervisor

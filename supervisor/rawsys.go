@@ -75,11 +75,6 @@ func rawRecv(fd int, b []byte) (int, error) {
 	return int(r), rawErr(e)
 }
 
-func rawEpollCtl(epfd, op, fd int, ev *unix.EpollEvent) error {
-	_, _, e := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(ev)), 0, 0)
-	return rawErr(e)
-}
-
 // rawClose closes a copy of a program's fd (never its last reference while the program holds
 // it) or an end of the supervisor's socketpairs: closing an AF_UNIX socket never waits, not
 // even the last reference (it has no linger).

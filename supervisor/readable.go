@@ -4,6 +4,8 @@ import (
 	"sync"
 
 	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/internal/epoll"
 )
 
 // readable wakes calls that wait for a program's end to become readable (a blocking recvfrom
@@ -11,7 +13,7 @@ import (
 // without a thread per waiter: one epoll set, one goroutine. A program with
 // thousands of threads blocked in such calls costs timers and channels, not OS threads.
 type readable struct {
-	set *epollSet
+	set *epoll.Set
 
 	mu      sync.Mutex
 	waiters map[uint64]chan struct{}
@@ -19,12 +21,12 @@ type readable struct {
 }
 
 func newReadable(s *Supervisor) (*readable, error) {
-	set, err := newEpollSet()
+	set, err := epoll.New()
 	if err != nil {
 		return nil, err
 	}
 	r := &readable{set: set, waiters: map[uint64]chan struct{}{}}
-	s.goSafe(func() { set.loop(s, r.ready) })
+	s.goSafe(func() { s.watchSet(set, r.ready) })
 	return r, nil
 }
 
@@ -38,14 +40,14 @@ func (r *readable) watch(fd int, events uint32) (<-chan struct{}, func(), error)
 	key := r.next
 	r.waiters[key] = ch
 	r.mu.Unlock()
-	if err := r.set.add(fd, events|unix.EPOLLONESHOT, key); err != nil {
+	if err := r.set.Add(fd, events|unix.EPOLLONESHOT, key); err != nil {
 		r.mu.Lock()
 		delete(r.waiters, key)
 		r.mu.Unlock()
 		return nil, nil, err
 	}
 	return ch, func() {
-		r.set.remove(fd)
+		r.set.Remove(fd)
 		r.mu.Lock()
 		delete(r.waiters, key)
 		r.mu.Unlock()
@@ -62,4 +64,4 @@ func (r *readable) ready(key uint64) {
 	r.mu.Unlock()
 }
 
-func (r *readable) close() { r.set.close() }
+func (r *readable) close() { r.set.Close() }

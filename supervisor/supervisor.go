@@ -13,6 +13,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ztnc/ztnc/internal/epoll"
 	"github.com/ztnc/ztnc/netstack"
 	"github.com/ztnc/ztnc/notify"
 )
@@ -172,6 +173,14 @@ func (s *Supervisor) guard(f func()) {
 		}
 	}()
 	f()
+}
+
+// watchSet delivers a set's events to event until the set is closed; an epoll failure fails
+// the supervisor.
+func (s *Supervisor) watchSet(set *epoll.Set, event func(data uint64)) {
+	if err := set.Loop(event); err != nil {
+		s.fail(err)
+	}
 }
 
 func (s *Supervisor) fail(err error) {

@@ -12,6 +12,7 @@ import (
 
 	"golang.org/x/sys/unix"
 
+	"github.com/ztnc/ztnc/internal/epoll"
 	"github.com/ztnc/ztnc/notify"
 )
 
@@ -179,9 +180,7 @@ func (s *Supervisor) carryEpoll(tid uint32, w epollWatch, nf, fd int) error {
 	s.mu.Unlock()
 	// EPOLLWAKEUP needs CAP_BLOCK_SUSPEND, which the supervisor may not hold; it only keeps
 	// the system awake.
-	ev := unix.EpollEvent{Events: w.events &^ unix.EPOLLWAKEUP}
-	setEventData(&ev, w.data)
-	return m.register(ep, nf, fd, ev)
+	return m.register(ep, nf, fd, epoll.Event(w.events&^unix.EPOLLWAKEUP, w.data))
 }
 
 // epollMover adds registrations under a chosen fd number. An epoll registration is keyed by

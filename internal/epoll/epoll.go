@@ -1,4 +1,7 @@
-package supervisor
+// Package epoll is an epoll set that one goroutine waits on from inside the runtime's network
+// poller. The supervisor watches sockets with such sets (hang-ups, readiness), and netstack
+// wakes the connections it has parked.
+package epoll
 
 import (
 	"fmt"
@@ -10,8 +13,8 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// epollSet is an epoll set that one goroutine waits on (loop), with an eventfd in it that ends
-// the loop (close). The hang-up watch and the readiness waits are each one.
+// Set is an epoll set that one goroutine waits on (Loop), with an eventfd in it that ends the
+// loop (Close).
 //
 // The loop waits in the runtime's network poller (the set's own fd is in it), not in a
 // blocking epoll_wait: a goroutine blocked in a system call keeps ztnc-run's only processor
@@ -20,9 +23,10 @@ import (
 // whole process that long every so often.
 //
 // When the loop ends it closes the set and its eventfd: a service runs a supervisor per
-// attached program, and each left two sets behind. add, remove and close hold mu for reading
-// and find the set closed afterwards, so none touches a number the process has reused.
-type epollSet struct {
+// attached program, and each left two sets behind. Add, Modify, Remove and Close hold mu for
+// reading and find the set closed afterwards, so none touches a number the process has
+// reused.
+type Set struct {
 	mu     sync.RWMutex
 	closed bool
 	epfd   int
@@ -31,7 +35,8 @@ type epollSet struct {
 	rc     syscall.RawConn // of f
 }
 
-func newEpollSet() (*epollSet, error) {
+// New makes a set; Loop must run for it to deliver events and, in the end, to release it.
+func New() (*Set, error) {
 	epfd, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 	if err != nil {
 		return nil, fmt.Errorf("epoll: %w", err)
@@ -41,8 +46,7 @@ func newEpollSet() (*epollSet, error) {
 		unix.Close(epfd)
 		return nil, fmt.Errorf("eventfd: %w", err)
 	}
-	ev := unix.EpollEvent{Events: unix.EPOLLIN}
-	setEventData(&ev, wakeData)
+	ev := Event(unix.EPOLLIN, wakeData)
 	if err := unix.EpollCtl(epfd, unix.EPOLL_CTL_ADD, wake, &ev); err != nil {
 		unix.Close(epfd)
 		unix.Close(wake)
@@ -62,33 +66,42 @@ func newEpollSet() (*epollSet, error) {
 		unix.Close(wake)
 		return nil, fmt.Errorf("epoll: %w", err)
 	}
-	return &epollSet{epfd: epfd, wake: wake, f: f, rc: rc}, nil
+	return &Set{epfd: epfd, wake: wake, f: f, rc: rc}, nil
 }
 
-// add puts fd in the set for events, tagged with data (never wakeData). EBADF once closed.
-func (e *epollSet) add(fd int, events uint32, data uint64) error {
+// Add puts fd in the set for events, tagged with data (never all ones). EBADF once closed.
+func (e *Set) Add(fd int, events uint32, data uint64) error {
+	return e.ctl(unix.EPOLL_CTL_ADD, fd, events, data)
+}
+
+// Modify changes what fd is watched for (re-arms an EPOLLONESHOT registration).
+func (e *Set) Modify(fd int, events uint32, data uint64) error {
+	return e.ctl(unix.EPOLL_CTL_MOD, fd, events, data)
+}
+
+// Remove takes fd out of the set.
+func (e *Set) Remove(fd int) {
+	e.ctl(unix.EPOLL_CTL_DEL, fd, 0, 0)
+}
+
+func (e *Set) ctl(op, fd int, events uint32, data uint64) error {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if e.closed {
 		return unix.EBADF
 	}
-	ev := unix.EpollEvent{Events: events}
-	setEventData(&ev, data)
-	return rawEpollCtl(e.epfd, unix.EPOLL_CTL_ADD, fd, &ev)
-}
-
-// remove takes fd out of the set.
-func (e *epollSet) remove(fd int) {
-	e.mu.RLock()
-	defer e.mu.RUnlock()
-	if !e.closed {
-		rawEpollCtl(e.epfd, unix.EPOLL_CTL_DEL, fd, nil)
+	ev := Event(events, data)
+	// Raw: the runtime's system call bookkeeping would wake its monitor after an idle spell.
+	_, _, errno := unix.RawSyscall6(unix.SYS_EPOLL_CTL, uintptr(e.epfd), uintptr(op), uintptr(fd), uintptr(unsafe.Pointer(&ev)), 0, 0)
+	if errno != 0 {
+		return errno
 	}
+	return nil
 }
 
-// loop calls event with the data of each event until close, then closes the set; an epoll
-// failure fails the supervisor.
-func (e *epollSet) loop(s *Supervisor, event func(data uint64)) {
+// Loop calls event with the data of each event until Close, then closes the set and returns
+// nil; it returns epoll_wait's error if that fails (the set is closed then too).
+func (e *Set) Loop(event func(data uint64)) error {
 	defer e.release()
 	evs := make([]unix.EpollEvent, 64)
 	var n int
@@ -111,21 +124,20 @@ func (e *epollSet) loop(s *Supervisor, event func(data uint64)) {
 			err = werr
 		}
 		if err != nil {
-			s.fail(fmt.Errorf("epoll_wait: %w", err))
-			return
+			return fmt.Errorf("epoll_wait: %w", err)
 		}
 		for _, ev := range evs[:n] {
 			data := eventData(&ev)
 			if data == wakeData {
-				return
+				return nil
 			}
 			event(data)
 		}
 	}
 }
 
-// close ends the loop, which closes the set.
-func (e *epollSet) close() {
+// Close ends the loop, which closes the set.
+func (e *Set) Close() {
 	e.mu.RLock()
 	defer e.mu.RUnlock()
 	if !e.closed {
@@ -134,7 +146,7 @@ func (e *epollSet) close() {
 	}
 }
 
-func (e *epollSet) release() {
+func (e *Set) release() {
 	e.mu.Lock()
 	defer e.mu.Unlock()
 	e.closed = true
@@ -142,10 +154,15 @@ func (e *epollSet) release() {
 	unix.Close(e.wake)
 }
 
-// wakeData tags the eventfd in the set (no inode, no waiter key is all ones).
+// wakeData tags the eventfd in the set.
 const wakeData = ^uint64(0)
 
-// The 64-bit epoll_data of an event is split by x/sys into Fd and Pad.
-func setEventData(ev *unix.EpollEvent, v uint64) { *(*uint64)(unsafe.Pointer(&ev.Fd)) = v }
+// Event is an epoll_event for events with data, the 64-bit epoll_data that x/sys splits into
+// Fd and Pad.
+func Event(events uint32, data uint64) unix.EpollEvent {
+	ev := unix.EpollEvent{Events: events}
+	*(*uint64)(unsafe.Pointer(&ev.Fd)) = data
+	return ev
+}
 
 func eventData(ev *unix.EpollEvent) uint64 { return *(*uint64)(unsafe.Pointer(&ev.Fd)) }

@@ -1,4 +1,4 @@
-package supervisor
+package epoll
 
 import (
 	"runtime"
@@ -9,11 +9,11 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// TestEpollSetWaitsInPoller: events go through, and while nothing happens the loop waits in
+// TestSetWaitsInPoller: events go through, and while nothing happens the loop waits in
 // the runtime's network poller ("IO wait"), not in a blocking epoll_wait ("syscall"), which
 // would keep the process's only processor until the runtime's monitor took it back.
-func TestEpollSetWaitsInPoller(t *testing.T) {
-	set, err := newEpollSet()
+func TestSetWaitsInPoller(t *testing.T) {
+	set, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -21,7 +21,7 @@ func TestEpollSetWaitsInPoller(t *testing.T) {
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		set.loop(&Supervisor{}, func(d uint64) { got <- d })
+		set.Loop(func(d uint64) { got <- d })
 	}()
 	var p [2]int
 	if err := unix.Pipe2(p[:], unix.O_CLOEXEC|unix.O_NONBLOCK); err != nil {
@@ -30,12 +30,12 @@ func TestEpollSetWaitsInPoller(t *testing.T) {
 	defer unix.Close(p[0])
 	defer unix.Close(p[1])
 	for i := range 3 {
-		if err := set.add(p[0], unix.EPOLLIN|unix.EPOLLONESHOT, uint64(7+i)); err != nil {
+		if err := set.Add(p[0], unix.EPOLLIN|unix.EPOLLONESHOT, uint64(7+i)); err != nil {
 			t.Fatal(err)
 		}
 		if i > 0 {
 			// Idle before this event: the loop waits in the poller, not in a system call.
-			waitState(t, "supervisor.(*epollSet).loop", "IO wait")
+			waitState(t, "epoll.(*Set).Loop", "IO wait")
 		}
 		unix.Write(p[1], []byte{1})
 		select {
@@ -46,11 +46,11 @@ func TestEpollSetWaitsInPoller(t *testing.T) {
 		case <-time.After(5 * time.Second):
 			t.Fatal("event not delivered")
 		}
-		set.remove(p[0])
+		set.Remove(p[0])
 		var b [8]byte
 		unix.Read(p[0], b[:])
 	}
-	set.close()
+	set.Close()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -81,20 +81,20 @@ func waitState(t *testing.T, fn, state string) {
 	}
 }
 
-// TestEpollSetClosesWhenDone: a set whose loop has ended has closed its epoll fd and eventfd
+// TestSetClosesWhenDone: a set whose loop has ended has closed its epoll fd and eventfd
 // (a service makes sets for every attached program), and later calls neither fail loudly nor
 // touch those numbers.
-func TestEpollSetClosesWhenDone(t *testing.T) {
-	set, err := newEpollSet()
+func TestSetClosesWhenDone(t *testing.T) {
+	set, err := New()
 	if err != nil {
 		t.Fatal(err)
 	}
 	done := make(chan struct{})
 	go func() {
 		defer close(done)
-		set.loop(&Supervisor{}, func(uint64) {})
+		set.Loop(func(uint64) {})
 	}()
-	set.close()
+	set.Close()
 	select {
 	case <-done:
 	case <-time.After(5 * time.Second):
@@ -105,9 +105,9 @@ func TestEpollSetClosesWhenDone(t *testing.T) {
 			t.Errorf("fd %d still open after the loop ended", fd)
 		}
 	}
-	if err := set.add(0, unix.EPOLLIN, 1); err != unix.EBADF {
+	if err := set.Add(0, unix.EPOLLIN, 1); err != unix.EBADF {
 		t.Errorf("add after the end: %v, want EBADF", err)
 	}
-	set.remove(0)
-	set.close()
+	set.Remove(0)
+	set.Close()
 }
