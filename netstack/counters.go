@@ -28,6 +28,10 @@ type Counters struct {
 	// when the delay ran out.
 	AcksMerged, AcksExpired uint64
 
+	// Loops of spliced connections parked without a goroutine (see park.go): Parks in all,
+	// LoopsParked now (two per connection whose program and peer are both quiet).
+	Parks, LoopsParked uint64
+
 	// From the TCP layer.
 	TCPRetransmits   uint64
 	TCPResetsSent    uint64
@@ -44,6 +48,7 @@ type counters struct {
 	dropTxError                                              atomic.Uint64
 	dropDatagramSend, dropDatagramRecv                       atomic.Uint64
 	acksMerged, acksExpired                                  atomic.Uint64
+	parks                                                    atomic.Uint64
 }
 
 // Counters returns the stack's counters.
@@ -64,6 +69,8 @@ func (s *Stack) Counters() Counters {
 		DropDatagramRecv: s.stats.dropDatagramRecv.Load(),
 		AcksMerged:       s.stats.acksMerged.Load(),
 		AcksExpired:      s.stats.acksExpired.Load(),
+		Parks:            s.stats.parks.Load(),
+		LoopsParked:      s.parkedLoops(),
 		TCPRetransmits:   st.TCP.Retransmits.Value(),
 		TCPResetsSent:    st.TCP.ResetsSent.Value(),
 		TCPChecksumError: st.TCP.ChecksumErrors.Value(),

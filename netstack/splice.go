@@ -5,6 +5,7 @@ import (
 	"io"
 	"os"
 	"sync"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -45,7 +46,8 @@ var (
 var spliceBufs = sync.Pool{New: func() any { return new([spliceBufSize]byte) }}
 
 // splice is the proxy between an established endpoint and the proxy's end of an AF_UNIX
-// stream socketpair whose other end the program holds. Two goroutines, one per direction:
+// stream socketpair whose other end the program holds. Two loops, one per direction, each on
+// a goroutine while it runs (a loop idle for long parks without one, see park.go):
 //
 //   - toNet reads the socket and writes the endpoint. End of file (the program shut down
 //     writing or closed) sends FIN; ECONNRESET (the program closed with data unread) sends
@@ -62,6 +64,16 @@ type splice struct {
 	e    *TCPEndpoint
 	conn unixEnd
 	rc   syscall.RawConn
+	sfd  int // conn's descriptor, for the parker's epoll set
+
+	// The endpoint's wake-ups: writable for toNet, readable for toUnix (registered for the
+	// connection's life), and toUnix's callback while it is parked.
+	netEntry, unixEntry waiter.Entry
+	netReady, unixReady chan struct{}
+	unixWake            waiter.Entry
+	netLoop, unixLoop   loop
+	parkKey             uint64       // in the parker's set (under parker.mu), 0 before toNet first parks
+	live                atomic.Int32 // loops that have not finished
 
 	stopping chan struct{} // closed by stop: the goroutines return
 	done     chan struct{} // closed when everything is released
@@ -122,6 +134,11 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 	}
 	conn := unixEnd{f, rc}
 	sp := &splice{e: e, conn: conn, rc: rc, stopping: make(chan struct{}), done: make(chan struct{})}
+	rc.Control(func(fd uintptr) { sp.sfd = int(fd) })
+	sp.netEntry, sp.netReady = waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
+	sp.unixEntry, sp.unixReady = waiter.NewChannelEntry(unixEvents)
+	sp.unixWake = waiter.NewFunctionEntry(unixEvents, sp.wakeUnix)
+	sp.readFn, sp.writeFn = sp.readUnix, sp.writeSome
 	if !sp.setUpUnix() {
 		conn.Close()
 		return syscall.ENOTSOCK
@@ -151,20 +168,55 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		e.ep.SocketOptions().SetKeepAlive(true)
 	}
 
-	workers.runBoth(sp.toNet, sp.toUnix, func() {
-		sp.release()
-		s.timeWait.ended(time.Now())
-		close(sp.done)
-		s.spliceDone(sp)
-		sp.mu.Lock()
-		sp.finished = true
-		fn := sp.onDone
-		sp.mu.Unlock()
-		if fn != nil {
-			fn()
-		}
-	})
+	e.wq.EventRegister(&sp.netEntry)
+	e.wq.EventRegister(&sp.unixEntry)
+	sp.live.Store(2)
+	workers.run(sp.runNet)
+	workers.run(sp.runUnix)
 	return nil
+}
+
+// runNet and runUnix run a loop, from the start or after it parked.
+func (sp *splice) runNet() {
+	if sp.toNet() {
+		sp.loopDone()
+	}
+}
+
+func (sp *splice) runUnix() {
+	if sp.toUnix() {
+		sp.loopDone()
+	}
+}
+
+// loopDone: the second loop to finish releases the connection.
+func (sp *splice) loopDone() {
+	if sp.live.Add(-1) != 0 {
+		return
+	}
+	s := sp.e.s
+	sp.e.wq.EventUnregister(&sp.netEntry)
+	sp.e.wq.EventUnregister(&sp.unixEntry)
+	sp.release()
+	s.timeWait.ended(time.Now())
+	close(sp.done)
+	s.spliceDone(sp)
+	sp.mu.Lock()
+	sp.finished = true
+	fn := sp.onDone
+	sp.mu.Unlock()
+	if fn != nil {
+		fn()
+	}
+}
+
+func (sp *splice) isStopping() bool {
+	select {
+	case <-sp.stopping:
+		return true
+	default:
+		return false
+	}
 }
 
 // A ProgramEnd reaches the program's end of a spliced socketpair from outside the program.
@@ -305,38 +357,46 @@ func (sp *splice) setUpUnix() bool {
 	return ok
 }
 
-// toNet copies program → network.
-func (sp *splice) toNet() {
+// toNet copies program → network. It reports whether it has finished: false when it parked
+// (park.go), and a wake-up runs it again.
+func (sp *splice) toNet() bool {
+	if sp.isStopping() { // resumed by stop
+		return true
+	}
 	ep := sp.e.ep
-	entry, ready := waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
-	sp.e.wq.EventRegister(&entry)
-	defer sp.e.wq.EventUnregister(&entry)
 	var r bytes.Reader
-	sp.readFn = sp.readUnix
 	for {
 		err := sp.rc.Read(sp.readFn)
 		buf, n, rerr := sp.rbuf, sp.rn, sp.rerr
 		sp.rbuf = nil
-		if err != nil { // the socket was closed by stop
-			if buf != nil {
-				spliceBufs.Put(buf)
+		if err != nil {
+			// A read deadline in the past: stop's (the socket is released), or the sweep's,
+			// which asks the loop to park.
+			if sp.isStopping() {
+				return true
 			}
-			return
+			switch sp.parkNet() {
+			case parkedOff:
+				return false
+			case stopNow:
+				return true
+			}
+			continue
 		}
 		switch {
 		case rerr == unix.ECONNRESET:
 			// The program closed its socket without reading everything: Linux resets.
 			spliceBufs.Put(buf)
 			sp.stop(true, 0)
-			return
+			return true
 		case rerr != nil:
 			spliceBufs.Put(buf)
 			sp.stop(true, 0)
-			return
+			return true
 		case n == 0:
 			spliceBufs.Put(buf)
 			sp.finishToNet()
-			return
+			return true
 		}
 		data := buf[:n]
 		for len(data) > 0 {
@@ -347,15 +407,15 @@ func (sp *splice) toNet() {
 			case nil:
 			case *tcpip.ErrWouldBlock:
 				select {
-				case <-ready:
+				case <-sp.netReady:
 				case <-sp.stopping:
 					spliceBufs.Put(buf)
-					return
+					return true
 				}
 			default:
 				spliceBufs.Put(buf)
 				sp.stop(true, errno(werr))
-				return
+				return true
 			}
 		}
 		spliceBufs.Put(buf)
@@ -365,6 +425,7 @@ func (sp *splice) toNet() {
 // readUnix reads the socket into a pooled buffer (sp.rbuf, sp.rn, sp.rerr); false when
 // nothing is there, so that the poller waits. The buffer is taken only when data is.
 func (sp *splice) readUnix(fd uintptr) bool {
+	sp.netLoop.wakes.Add(1)
 	buf := spliceBufs.Get().(*[spliceBufSize]byte)
 	var errno unix.Errno
 	for {
@@ -410,9 +471,10 @@ func (sp *splice) finishToNet() {
 		return
 	}
 	// Wait until the socket hangs up (the program closed it) or stop closes it. Nothing else
-	// reads the socket any more, so the poller's read side is ours.
+	// reads the socket any more, so the poller's read side is ours. A sweep's read deadline
+	// (it may have looked just before netDone) is cleared and the wait goes on.
 	hup, unread := false, false
-	sp.rc.Read(func(fd uintptr) bool {
+	for sp.rc.Read(func(fd uintptr) bool {
 		hup = pollHUP(fd)
 		if hup {
 			// af_unix leaves ECONNRESET on this end when the program closed with data
@@ -421,7 +483,9 @@ func (sp *splice) finishToNet() {
 			unread = e == int(unix.ECONNRESET)
 		}
 		return hup
-	})
+	}) != nil && !sp.isStopping() {
+		sp.conn.SetReadDeadline(time.Time{})
+	}
 	if hup {
 		// The program closed: the endpoint becomes an orphan, closed like Linux closes it:
 		// RST if the program left data unread, or if data comes in that it never reads.
@@ -467,13 +531,13 @@ func pollHUP(fd uintptr) bool {
 	return rawPoll0(fd, unix.POLLOUT)&unix.POLLHUP != 0
 }
 
-// toUnix copies network → program.
-func (sp *splice) toUnix() {
+// toUnix copies network → program. It reports whether it has finished: false when it parked
+// (park.go), and a wake-up runs it again.
+func (sp *splice) toUnix() bool {
+	if sp.isStopping() { // resumed by stop
+		return true
+	}
 	ep := sp.e.ep
-	sp.writeFn = sp.writeSome
-	entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp)
-	sp.e.wq.EventRegister(&entry)
-	defer sp.e.wq.EventUnregister(&entry)
 	for {
 		buf := spliceBufs.Get().(*[spliceBufSize]byte)
 		sp.w = fillWriter{b: buf[:]}
@@ -487,15 +551,24 @@ func (sp *splice) toUnix() {
 				// EPIPE: the program closed its socket and the peer sends more. Or stop
 				// closed the socket.
 				sp.stop(true, 0)
-				return
+				return true
 			}
 			continue
 		case *tcpip.ErrWouldBlock:
 			spliceBufs.Put(buf)
 			select {
-			case <-ready:
+			case <-sp.unixReady:
 			case <-sp.stopping:
-				return
+				return true
+			}
+			sp.unixLoop.wakes.Add(1)
+			if sp.unixLoop.parkReq.Load() {
+				switch sp.parkUnix() {
+				case parkedOff:
+					return false
+				case stopNow:
+					return true
+				}
 			}
 			continue
 		case *tcpip.ErrClosedForReceive:
@@ -509,14 +582,14 @@ func (sp *splice) toUnix() {
 				// Both directions are finished: release now (this also ends toNet's wait
 				// for hang-up).
 				sp.stop(false, 0)
-				return
+				return true
 			}
-			sp.watchHalfOpen(ready)
-			return
+			sp.watchHalfOpen(sp.unixReady)
+			return true
 		default:
 			spliceBufs.Put(buf)
 			sp.stop(true, errno(rerr))
-			return
+			return true
 		}
 	}
 }
@@ -539,6 +612,8 @@ func (sp *splice) stop(abort bool, cause syscall.Errno) {
 	sp.resetting = abort && breaksProgram(cause) && sp.e.progEnd != nil
 	sp.mu.Unlock()
 	close(sp.stopping)
+	sp.e.s.parker.forget(sp) // before the socket may be closed
+	sp.resumeParked()
 	if sp.resetting {
 		// Not shut down: the program must not read end of file before release resets it.
 		sp.conn.SetDeadline(time.Unix(1, 0))
@@ -570,7 +645,7 @@ func connectionError(e syscall.Errno) bool {
 // program learns as a reset (a reset in CLOSE_WAIT, EPIPE, finds it past end of file already).
 func breaksProgram(e syscall.Errno) bool { return e != syscall.EPIPE && connectionError(e) }
 
-// release runs when both goroutines have returned.
+// release runs when both loops have finished.
 func (sp *splice) release() {
 	sp.stop(false, 0)
 	if sp.resetting {

@@ -68,6 +68,7 @@ type Stack struct {
 	// Close can stop them all and return only when they have.
 	running map[stopper]struct{}
 	splices sync.WaitGroup
+	parker  parker
 
 	timeWait *timeWaitGovernor
 }
@@ -108,6 +109,7 @@ func (s *Stack) startSplice(p stopper) bool {
 	}
 	s.running[p] = struct{}{}
 	s.splices.Add(1)
+	s.parker.splicing()
 	return true
 }
 
@@ -137,6 +139,7 @@ func New(port Port, cfg Config) (*Stack, error) {
 		subs:    map[multicastGroup]struct{}{},
 		running: map[stopper]struct{}{},
 	}
+	s.parker.s = s
 	fail := func(err error) (*Stack, error) {
 		if s.link != nil {
 			s.link.close()
@@ -459,6 +462,7 @@ func (s *Stack) Close() {
 	}
 	s.st.Close()
 	s.splices.Wait()
+	s.parker.close()
 	s.link.close()
 	s.st.Wait()
 }

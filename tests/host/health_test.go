@@ -132,6 +132,9 @@ func TestHealthz(t *testing.T) {
 	if _, ok := metrics.samples[`ztnc_stack_delayed_acks_total{nwid="`+nwid+`",outcome="expired"}`]; !ok {
 		t.Errorf("no delayed-ACK counter by outcome")
 	}
+	if _, ok := metrics.samples[`ztnc_stack_parked_loops{nwid="`+nwid+`"}`]; !ok {
+		t.Errorf("no parked-loops gauge")
+	}
 }
 
 // promMetrics is a scraped Prometheus text exposition.

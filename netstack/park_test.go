@@ -1,0 +1,148 @@
+package netstack
+
+import (
+	"bytes"
+	"fmt"
+	"io"
+	"net"
+	"runtime"
+	"strings"
+	"testing"
+	"time"
+)
+
+// withParkAfter runs the test with sweeps every d.
+func withParkAfter(t *testing.T, d time.Duration) {
+	old := parkAfter
+	parkAfter = d
+	t.Cleanup(func() { parkAfter = old })
+}
+
+// spliceLoops counts the goroutines running a splice loop.
+func spliceLoops() int {
+	buf := make([]byte, 4<<20)
+	n := 0
+	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
+		if strings.Contains(g, "netstack.(*splice).toNet") || strings.Contains(g, "netstack.(*splice).toUnix") {
+			n++
+		}
+	}
+	return n
+}
+
+func waitLoops(t *testing.T, atMost int) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for spliceLoops() > atMost {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d splice loops still on goroutines, want at most %d", spliceLoops(), atMost)
+		}
+		time.Sleep(10 * time.Millisecond)
+	}
+}
+
+// TestSpliceParksIdleConnections: idle connections give back their goroutines, and every one
+// of them still carries data both ways, sees either side's end of file, and stops with the
+// stack.
+func TestSpliceParksIdleConnections(t *testing.T) {
+	withParkAfter(t, 20*time.Millisecond)
+	const conns = 50
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	type pair struct {
+		client, server *net.UnixConn
+		cep, sep       *TCPEndpoint
+	}
+	var ps []pair
+	for range conns {
+		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+		sep := acceptTCP(t, l)
+		ps = append(ps, pair{spliceConn(t, cep), spliceConn(t, sep), cep, sep})
+	}
+	for i, p := range ps {
+		p.client.Write([]byte{byte(i)})
+		readAllN(t, p.server, 1)
+	}
+	waitLoops(t, 0)
+	for _, s := range []*Stack{n.a, n.b} {
+		if c := s.Counters(); c.LoopsParked != 2*conns || c.Parks < 2*conns {
+			t.Fatalf("counters: %d loops parked (want %d), %d parks", c.LoopsParked, 2*conns, c.Parks)
+		}
+	}
+
+	roundTrip := func(i int, p pair) {
+		t.Helper()
+		req, resp := []byte(fmt.Sprintf("request %d", i)), bytes.Repeat([]byte{byte(i)}, 100<<10)
+		if _, err := p.client.Write(req); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(req))
+		p.server.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(p.server, got); err != nil || !bytes.Equal(got, req) {
+			t.Fatalf("conn %d: server read %q, %v", i, got, err)
+		}
+		go p.server.Write(resp)
+		back := make([]byte, len(resp))
+		p.client.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(p.client, back); err != nil || !bytes.Equal(back, resp) {
+			t.Fatalf("conn %d: client read %d bytes, %v, or they differ", i, len(back), err)
+		}
+	}
+	for i, p := range ps {
+		roundTrip(i, p)
+	}
+	waitLoops(t, 0) // and they park again
+	for i, p := range ps {
+		roundTrip(i, p)
+	}
+	waitLoops(t, 0)
+
+	// A third end from the client while parked, a third from the server (the peer's FIN
+	// wakes the parked toUnix): the other side reads end of file.
+	for i, p := range ps[:2*conns/3] {
+		first, second := p.client, p.server
+		if i >= conns/3 {
+			first, second = p.server, p.client
+		}
+		first.Close()
+		if got, err := readAll(t, second, 5*time.Second); err != nil || len(got) != 0 {
+			t.Fatalf("conn %d: read %q, %v; want end of file", i, got, err)
+		}
+		second.Close()
+		waitDone(t, p.cep)
+		waitDone(t, p.sep)
+	}
+	waitLoops(t, 0)
+	// The rest are parked when the stacks close.
+	n.a.Close()
+	n.b.Close()
+	for _, p := range ps[2*conns/3:] {
+		waitDone(t, p.cep)
+		waitDone(t, p.sep)
+	}
+	if got := spliceLoops(); got != 0 {
+		t.Errorf("%d splice loops left after the stacks closed", got)
+	}
+}
+
+// TestSpliceSuiteParking runs the splice tests with a sweep every millisecond, so that loops
+// park and are woken throughout.
+func TestSpliceSuiteParking(t *testing.T) {
+	withParkAfter(t, time.Millisecond)
+	for name, test := range map[string]func(*testing.T){
+		"HalfClose":                TestSpliceHalfClose,
+		"ResetHalfOpen":            TestSpliceResetHalfOpen,
+		"CloseUnreadAfterShutdown": TestSpliceCloseUnreadAfterShutdown,
+		"Reset":                    TestSpliceReset,
+		"Errors":                   TestSpliceErrors,
+		"LargeTransfer":            TestSpliceLargeTransfer,
+		"Backpressure":             TestSpliceBackpressure,
+		"StackClose":               TestSpliceStackClose,
+		"LingerZero":               TestSpliceLingerZero,
+		"Chaos":                    TestSpliceChaos,
+		"OnDone":                   TestSpliceOnDone,
+		"CorkPushedAtEnd":          TestCorkPushedAtEnd,
+	} {
+		t.Run(name, test)
+	}
+}
