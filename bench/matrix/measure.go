@@ -106,6 +106,11 @@ func measurements(d time.Duration) []measurement {
 			parse: parseFootprint,
 		},
 		{
+			rows:   []row{{fmt.Sprintf("B's node holding %d idle keep-alive connections, RSS beyond before", heldConns), "MB", true}},
+			server: "nginx", argv: []string{"python3", "-c", heldScript, "{A}", strconv.Itoa(httpPort), strconv.Itoa(heldConns), strconv.Itoa(heldIdle)},
+			parse: parseHeld,
+		},
+		{
 			rows:  []row{{fmt.Sprintf("ping RTT avg (after %d)", pingWarmup), "ms", true}, {"ping RTT p50", "ms", true}},
 			argv:  []string{"ping", "-c", "200", "-i", "0.01", "-W", "1", "{A}"},
 			parse: parsePing,
@@ -206,6 +211,7 @@ worker_processes 2;
 user root root;
 pid %[1]s/nginx.pid;
 error_log stderr warn;
+worker_rlimit_nofile 8192;
 events { worker_connections 4096; }
 http {
 	access_log off;
@@ -388,14 +394,11 @@ func parseIdle(out string) ([]float64, string, error) {
 // footprintIdle is how long the footprint client waits, idle, before its last look (seconds).
 const footprintIdle = 30
 
-// footprintScript looks at the memory and file descriptors of the process that carries B's
-// ZeroTier node — the ztnc-run it runs under, or the zerotier-one in its network namespace —
-// before and after a churn of connections (wrk with a connection per request for the run's
-// length, then 400 curl processes, 100 at a time), and again after an idle spell: a member
-// must give back what a burst took. Prints "none" on a pair without a node (veth).
-const footprintScript = `
-import os, subprocess, sys, time
-url, secs, idle = sys.argv[1], sys.argv[2], int(sys.argv[3])
+// nodeLooks is the start of the scripts that look at the memory and file descriptors of the
+// process that carries B's ZeroTier node — the ztnc-run it runs under, or the zerotier-one in
+// its network namespace: node() finds it, look() prints "WHAT RSS_MB FDS".
+const nodeLooks = `
+import os, sys
 def comm(p): return open("/proc/%d/comm" % p).read().strip()
 def node():
     p = os.getppid()
@@ -410,6 +413,15 @@ def node():
 def look(what, p):
     rss = [l.split()[1] for l in open("/proc/%d/status" % p) if l.startswith("VmRSS:")][0]
     print(what, int(rss) / 1024, len(os.listdir("/proc/%d/fd" % p)), flush=True)
+`
+
+// footprintScript looks at B's node before and after a churn of connections (wrk with a
+// connection per request for the run's length, then 400 curl processes, 100 at a time), and
+// again after an idle spell: a member must give back what a burst took. Prints "none" on a
+// pair without a node (veth).
+const footprintScript = nodeLooks + `
+import subprocess, time
+url, secs, idle = sys.argv[1], sys.argv[2], int(sys.argv[3])
 p = node()
 if p is None:
     print("none"); sys.exit()
@@ -424,6 +436,60 @@ look("idle", p)
 `
 
 var footprintLine = regexp.MustCompile(`(?m)^(before|churned|idle) ([0-9.]+) ([0-9]+)$`)
+
+// heldConns connections are held idle for heldIdle seconds by heldScript.
+const (
+	heldConns = 2000
+	heldIdle  = 12
+)
+
+// heldScript looks at B's node before and after opening connections to nginx on A, one
+// request each, and holding them idle (ztnc-run parks an idle connection's loops after 5-10
+// s); then each carries one more request. Prints "none" on a pair without a node (veth).
+const heldScript = nodeLooks + `
+import http.client, resource, time
+host, port, n, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
+soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, n + 256)), hard))
+p = node()
+if p is None:
+    print("none"); sys.exit()
+look("before", p)
+cs = []
+for i in range(n):
+    c = http.client.HTTPConnection(host, port, timeout=30)
+    c.request("GET", "/index.html")
+    c.getresponse().read()
+    cs.append(c)
+time.sleep(idle)
+look("held", p)
+for c in cs:
+    c.request("GET", "/index.html")
+    if c.getresponse().status != 200: sys.exit("request after the idle spell failed")
+    c.close()
+print("reused", len(cs))
+`
+
+var heldLine = regexp.MustCompile(`(?m)^(before|held) ([0-9.]+) [0-9]+$`)
+
+// parseHeld reads heldScript's looks: the RSS the held connections added.
+func parseHeld(out string) ([]float64, string, error) {
+	if strings.TrimSpace(out) == "none" {
+		return []float64{math.NaN()}, "", nil
+	}
+	rss := map[string]float64{}
+	for _, m := range heldLine.FindAllStringSubmatch(out, -1) {
+		v, err := strconv.ParseFloat(m[2], 64)
+		if err != nil {
+			return nil, "", err
+		}
+		rss[m[1]] = v
+	}
+	if len(rss) != 2 || !strings.Contains(out, "reused") {
+		return nil, "", fmt.Errorf("held-connections client: not both looks and the reuse in %q", out)
+	}
+	return []float64{rss["held"] - rss["before"]}, "", nil
+}
 
 // parseFootprint reads footprintScript's looks: RSS after the churn and after the idle spell,
 // and the file descriptors open after it beyond those open before.
