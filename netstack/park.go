@@ -172,9 +172,9 @@ func (s *Stack) parkedLoops() uint64 {
 // parker is a stack's side of parking: the sweeps, and the epoll set that wakes parked toNet
 // loops (made at the first park, with its goroutine).
 type parker struct {
-	s        *Stack
-	timer    *time.Timer // the next sweep, while connections are spliced
-	sweeping sync.Mutex  // one sweep at a time: splicing may fire the timer during one
+	s       *Stack
+	timer   *time.Timer // the next sweep, while connections are spliced
+	pending bool        // a sweep is set or running (under s.mu): it sets the next
 
 	mu     sync.Mutex
 	set    *epoll.Set
@@ -184,20 +184,19 @@ type parker struct {
 	next   uint64
 }
 
-// splicing starts the sweeps when the stack's first connection is spliced; s.mu is held.
+// splicing starts the sweeps if they had stopped (no connection was spliced); s.mu is held.
 func (p *parker) splicing() {
-	if p.timer == nil {
+	switch {
+	case p.pending:
+	case p.timer == nil:
 		p.timer = time.AfterFunc(parkAfter, p.sweep)
-	} else if len(p.s.running) == 1 {
+	default:
 		p.timer.Reset(parkAfter)
 	}
+	p.pending = true
 }
 
 func (p *parker) sweep() {
-	if !p.sweeping.TryLock() {
-		return // the running sweep schedules the next
-	}
-	defer p.sweeping.Unlock()
 	s := p.s
 	s.mu.Lock()
 	splices := make([]*splice, 0, len(s.running))
@@ -211,7 +210,7 @@ func (p *parker) sweep() {
 		sp.sweep()
 	}
 	s.mu.Lock()
-	if !s.closed && len(s.running) > 0 {
+	if p.pending = !s.closed && len(s.running) > 0; p.pending {
 		p.timer.Reset(parkAfter)
 	}
 	s.mu.Unlock()

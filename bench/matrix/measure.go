@@ -440,7 +440,7 @@ var footprintLine = regexp.MustCompile(`(?m)^(before|churned|idle) ([0-9.]+) ([0
 // heldConns connections are held idle for heldIdle seconds by heldScript.
 const (
 	heldConns = 2000
-	heldIdle  = 12
+	heldIdle  = 30
 )
 
 // heldScript looks at B's node before and after opening connections to nginx on A, one
