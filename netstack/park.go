@@ -159,7 +159,7 @@ func (s *Stack) parkedLoops() uint64 {
 	var n uint64
 	for r := range s.running {
 		if sp, ok := r.(*splice); ok {
-			for _, l := range []*loop{&sp.netLoop, &sp.unixLoop} {
+			for _, l := range [...]*loop{&sp.netLoop, &sp.unixLoop} {
 				if l.state.Load() == loopParked {
 					n++
 				}

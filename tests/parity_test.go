@@ -20,7 +20,7 @@ var linuxDifferences = map[string]struct{ ztnc, why string }{
 		"before connect or listen, the socket reports no events"},
 	"tcp-bind: listener send EPIPE": {"tcp-bind: listener send EAGAIN",
 		"a listening socket's end is kept unwritable like an unconnected one's"},
-	"tcp-bind: bind 0.0.0.0:41003 with SO_REUSEADDR on both EADDRINUSE": {"tcp-bind: bind 0.0.0.0:41003 with SO_REUSEADDR on both ok",
+	"tcp-bind: bind 0.0.0.0:11003 with SO_REUSEADDR on both EADDRINUSE": {"tcp-bind: bind 0.0.0.0:11003 with SO_REUSEADDR on both ok",
 		"gVisor lets SO_REUSEADDR sockets share a port with a listener on another address; Linux refuses while one listens"},
 	"tcp-refused: poll OUT|ERR|HUP": {"tcp-refused: poll OUT",
 		"an AF_UNIX socket cannot raise POLLERR: a failed connect makes the socket writable, and SO_ERROR and connect give the error"},

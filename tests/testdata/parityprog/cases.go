@@ -13,7 +13,9 @@ import (
 )
 
 // cases run in this order; each uses ports of its own, so that none waits for another's
-// TIME-WAIT.
+// TIME-WAIT. The ports are below 16000, outside the ephemeral ranges of Linux (32768-60999)
+// and gVisor (16000-65535): an earlier case's connect could otherwise have taken one as its
+// local port, still in TIME-WAIT, and a later bind failed (EADDRINUSE) now and then.
 var cases = []testCase{
 	{"socket-args", func(p *probe) {
 		_, err := unix.Socket(unix.AF_INET, unix.SOCK_STREAM, unix.IPPROTO_UDP)
@@ -46,14 +48,14 @@ var cases = []testCase{
 	{"tcp-bind", func(p *probe) {
 		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
 		defer unix.Close(fd)
-		p.say("bind foreign address %s", errno(unix.Bind(fd, sa(ap("192.0.2.99:41001")))))
-		p.say("bind v6 to v4 socket %s", errno(unix.Bind(fd, sa(ap("[2001:db8:198::1]:41001")))))
+		p.say("bind foreign address %s", errno(unix.Bind(fd, sa(ap("192.0.2.99:11001")))))
+		p.say("bind v6 to v4 socket %s", errno(unix.Bind(fd, sa(ap("[2001:db8:198::1]:11001")))))
 		p.say("bind own %s", errno(unix.Bind(fd, sa(ap("198.51.100.1:0")))))
 		p.say("getsockname %s", sockname(fd, false))
-		p.say("bind again %s", errno(unix.Bind(fd, sa(ap("198.51.100.1:41002")))))
-		l := listener(unix.AF_INET, ap("198.51.100.1:41003"))
+		p.say("bind again %s", errno(unix.Bind(fd, sa(ap("198.51.100.1:11002")))))
+		l := listener(unix.AF_INET, ap("198.51.100.1:11003"))
 		defer unix.Close(l)
-		for _, at := range []string{"198.51.100.1:41003", "0.0.0.0:41003", "127.0.0.1:41003"} {
+		for _, at := range []string{"198.51.100.1:11003", "0.0.0.0:11003", "127.0.0.1:11003"} {
 			f := sock(unix.AF_INET, unix.SOCK_STREAM)
 			p.say("bind %s while listening there %s", at, errno(unix.Bind(f, sa(ap(at)))))
 			unix.SetsockoptInt(f, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
@@ -62,7 +64,7 @@ var cases = []testCase{
 		}
 		p.say("listener SO_ACCEPTCONN %s", getInt(l, unix.SOL_SOCKET, unix.SO_ACCEPTCONN))
 		p.say("listener getpeername %s", peername(l, true))
-		p.say("listener connect %s", errno(unix.Connect(l, sa(ap("198.51.100.1:41003")))))
+		p.say("listener connect %s", errno(unix.Connect(l, sa(ap("198.51.100.1:11003")))))
 		p.say("listener send %s", errno(unix.Sendto(l, []byte("x"), unix.MSG_DONTWAIT|unix.MSG_NOSIGNAL, nil)))
 		p.say("listener listen again %s", errno(unix.Listen(l, 4)))
 	}},
@@ -89,13 +91,13 @@ var cases = []testCase{
 		// A port is free again as soon as close returns: programs probe for a free port this way.
 		for i := 0; i < 3; i++ {
 			fd := sock(unix.AF_INET, unix.SOCK_STREAM)
-			err := unix.Bind(fd, sa(ap("198.51.100.1:41005")))
+			err := unix.Bind(fd, sa(ap("198.51.100.1:11005")))
 			unix.Close(fd)
 			p.say("bound socket %d: bind %s", i, errno(err))
 		}
 		for i := 0; i < 3; i++ {
 			l := sock(unix.AF_INET, unix.SOCK_STREAM)
-			err := unix.Bind(l, sa(ap("0.0.0.0:41006")))
+			err := unix.Bind(l, sa(ap("0.0.0.0:11006")))
 			if err == nil {
 				err = unix.Listen(l, 1)
 			}
@@ -103,19 +105,19 @@ var cases = []testCase{
 			p.say("listener %d: %s", i, errno(err))
 		}
 		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
-		err := unix.Bind(u, sa(ap("198.51.100.1:41007")))
+		err := unix.Bind(u, sa(ap("198.51.100.1:11007")))
 		unix.Close(u)
 		u = sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(u)
-		p.say("udp: bind %s, again after close %s", errno(err), errno(unix.Bind(u, sa(ap("198.51.100.1:41007")))))
+		p.say("udp: bind %s, again after close %s", errno(err), errno(unix.Bind(u, sa(ap("198.51.100.1:11007")))))
 	}},
 	{"tcp-connect", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41010"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11010"))
 		defer unix.Close(c)
 		defer unix.Close(s)
 		p.say("client name %s peer %s", sockname(c, false), peername(c, true))
 		p.say("server name %s peer %s", sockname(s, true), peername(s, false))
-		p.say("connect again %s", errno(unix.Connect(c, sa(ap("198.51.100.1:41010")))))
+		p.say("connect again %s", errno(unix.Connect(c, sa(ap("198.51.100.1:11010")))))
 		p.say("listen on connected %s", errno(unix.Listen(c, 4)))
 		p.say("bind connected %s", errno(unix.Bind(c, sa(ap("198.51.100.1:0")))))
 		p.say("SO_ACCEPTCONN %s", getInt(s, unix.SOL_SOCKET, unix.SO_ACCEPTCONN))
@@ -134,38 +136,38 @@ var cases = []testCase{
 	}},
 	{"tcp-refused", func(p *probe) {
 		fd := sock(unix.AF_INET, unix.SOCK_STREAM)
-		p.say("blocking %s", errno(unix.Connect(fd, sa(ap("198.51.100.1:41020")))))
+		p.say("blocking %s", errno(unix.Connect(fd, sa(ap("198.51.100.1:11020")))))
 		p.say("after: SO_ERROR %s getpeername %s", getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR), peername(fd, true))
 		unix.Close(fd)
 		fd = sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK)
 		defer unix.Close(fd)
-		p.say("non-blocking %s", errno(unix.Connect(fd, sa(ap("198.51.100.1:41020")))))
+		p.say("non-blocking %s", errno(unix.Connect(fd, sa(ap("198.51.100.1:11020")))))
 		p.say("poll %s", pollOne(fd, unix.POLLOUT, 2000))
 		p.say("SO_ERROR %s, again %s", getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR), getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR))
 		p.str("loopback", func() string {
 			f := sock(unix.AF_INET, unix.SOCK_STREAM)
 			defer unix.Close(f)
-			return errno(unix.Connect(f, sa(ap("127.0.0.1:41020"))))
+			return errno(unix.Connect(f, sa(ap("127.0.0.1:11020"))))
 		})
 		p.str("v6", func() string {
 			f := sock(unix.AF_INET6, unix.SOCK_STREAM)
 			defer unix.Close(f)
-			return errno(unix.Connect(f, sa(ap("[2001:db8:198::1]:41020"))))
+			return errno(unix.Connect(f, sa(ap("[2001:db8:198::1]:11020"))))
 		})
 	}},
 	{"tcp-nonblocking-connect", func(p *probe) {
-		l := listener(unix.AF_INET, ap("198.51.100.1:41030"))
+		l := listener(unix.AF_INET, ap("198.51.100.1:11030"))
 		defer unix.Close(l)
 		fd := sock(unix.AF_INET, unix.SOCK_STREAM|unix.SOCK_NONBLOCK)
 		defer unix.Close(fd)
-		err := unix.Connect(fd, sa(ap("198.51.100.1:41030")))
+		err := unix.Connect(fd, sa(ap("198.51.100.1:11030")))
 		if err == unix.EINPROGRESS {
 			p.say("poll %s", pollOne(fd, unix.POLLOUT, 2000))
 		} else {
 			p.say("connect %s", errno(err)) // Linux may finish a connection to itself at once
 		}
 		p.say("SO_ERROR %s", getInt(fd, unix.SOL_SOCKET, unix.SO_ERROR))
-		err = unix.Connect(fd, sa(ap("198.51.100.1:41030")))
+		err = unix.Connect(fd, sa(ap("198.51.100.1:11030")))
 		p.say("connect again %s", errno(err))
 		p.say("listener poll %s", pollOne(l, unix.POLLIN, 2000))
 		s, _, err := unix.Accept4(l, unix.SOCK_NONBLOCK|unix.SOCK_CLOEXEC)
@@ -181,7 +183,7 @@ var cases = []testCase{
 		p.say("non-blocking accept, none pending %s", errno(err))
 	}},
 	{"tcp-shutdown", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41040"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11040"))
 		defer unix.Close(c)
 		defer unix.Close(s)
 		p.say("shutdown WR %s", errno(unix.Shutdown(c, unix.SHUT_WR)))
@@ -222,7 +224,7 @@ var cases = []testCase{
 		}())
 	}},
 	{"tcp-reset", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41050"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11050"))
 		defer unix.Close(c)
 		unix.Write(c, []byte("unread"))
 		pollOne(s, unix.POLLIN, 2000)
@@ -234,7 +236,7 @@ var cases = []testCase{
 		p.say("write %s", errno(err))
 	}},
 	{"tcp-linger0", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41060"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11060"))
 		defer unix.Close(c)
 		must(unix.SetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER, &unix.Linger{Onoff: 1, Linger: 0}), "SO_LINGER")
 		l, err := unix.GetsockoptLinger(s, unix.SOL_SOCKET, unix.SO_LINGER)
@@ -249,7 +251,7 @@ var cases = []testCase{
 			_, err := unix.Socket(unix.AF_INET, typ, 0)
 			p.say("socket type %#x: %s", typ, errno(err))
 		}
-		c, s := connected(unix.AF_INET6, ap("[2001:db8:198::1]:41080"))
+		c, s := connected(unix.AF_INET6, ap("[2001:db8:198::1]:11080"))
 		defer unix.Close(c)
 		defer unix.Close(s)
 		var small [8]byte
@@ -295,7 +297,7 @@ var cases = []testCase{
 		p.say("recv MSG_ERRQUEUE %s", recvStr(c, 8, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT))
 	}},
 	{"tcp-timeouts", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41085"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11085"))
 		defer unix.Close(c)
 		defer unix.Close(s)
 		must(unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000}), "SO_RCVTIMEO")
@@ -307,11 +309,11 @@ var cases = []testCase{
 		p.say("recv %s", retryEINTR(func() string { return recvStr(c, 8, 0) }))
 	}},
 	{"tcp-accept-addr", func(p *probe) {
-		l := listener(unix.AF_INET6, ap("[::]:41090"))
+		l := listener(unix.AF_INET6, ap("[::]:11090"))
 		defer unix.Close(l)
 		c := sock(unix.AF_INET, unix.SOCK_STREAM)
 		defer unix.Close(c)
-		must(unix.Connect(c, sa(ap("198.51.100.1:41090"))), "connect")
+		must(unix.Connect(c, sa(ap("198.51.100.1:11090"))), "connect")
 		var small [8]byte
 		n := uint32(len(small))
 		r, _, e := unix.Syscall6(unix.SYS_ACCEPT4, uintptr(l), ptr(&small), ptr(&n), unix.SOCK_CLOEXEC, 0, 0)
@@ -326,11 +328,11 @@ var cases = []testCase{
 		p.say("listen backlog 0 then accept: %s", func() string {
 			l0 := sock(unix.AF_INET, unix.SOCK_STREAM)
 			defer unix.Close(l0)
-			unix.Bind(l0, sa(ap("198.51.100.1:41091")))
+			unix.Bind(l0, sa(ap("198.51.100.1:11091")))
 			unix.Listen(l0, 0)
 			c0 := sock(unix.AF_INET, unix.SOCK_STREAM)
 			defer unix.Close(c0)
-			if err := unix.Connect(c0, sa(ap("198.51.100.1:41091"))); err != nil {
+			if err := unix.Connect(c0, sa(ap("198.51.100.1:11091"))); err != nil {
 				return errno(err)
 			}
 			a, _, err := unix.Accept(l0)
@@ -341,7 +343,7 @@ var cases = []testCase{
 		}())
 	}},
 	{"tcp-oob", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41095"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11095"))
 		defer unix.Close(c)
 		defer unix.Close(s)
 		p.say("send MSG_OOB %s", errno(unix.Sendto(c, []byte("ab"), unix.MSG_OOB, nil)))
@@ -351,7 +353,7 @@ var cases = []testCase{
 		p.say("SO_OOBINLINE %s", getInt(s, unix.SOL_SOCKET, unix.SO_OOBINLINE))
 	}},
 	{"tcp-broken-pipe", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41097"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11097"))
 		defer unix.Close(c)
 		unix.Close(s)
 		pollOne(c, unix.POLLRDHUP, 2000) // the FIN
@@ -398,10 +400,10 @@ var cases = []testCase{
 		}())
 	}},
 	{"tcp-v6", func(p *probe) {
-		l := listener(unix.AF_INET6, ap("[::]:41070"))
+		l := listener(unix.AF_INET6, ap("[::]:11070"))
 		defer unix.Close(l)
 		p.say("listener V6ONLY %s", getInt(l, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY))
-		for _, to := range []string{"198.51.100.1:41070", "[2001:db8:198::1]:41070", "[::1]:41070", "127.0.0.1:41070", "[::ffff:198.51.100.1]:41070"} {
+		for _, to := range []string{"198.51.100.1:11070", "[2001:db8:198::1]:11070", "[::1]:11070", "127.0.0.1:11070", "[::ffff:198.51.100.1]:11070"} {
 			family := unix.AF_INET6
 			if ap(to).Addr().Is4() {
 				family = unix.AF_INET
@@ -422,65 +424,65 @@ var cases = []testCase{
 		o := sock(unix.AF_INET6, unix.SOCK_STREAM)
 		defer unix.Close(o)
 		unix.SetsockoptInt(o, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
-		p.say("v6only connect to v4-mapped %s", errno(unix.Connect(o, sa(ap("[::ffff:198.51.100.1]:41070")))))
+		p.say("v6only connect to v4-mapped %s", errno(unix.Connect(o, sa(ap("[::ffff:198.51.100.1]:11070")))))
 		p.say("link-local bind without scope %s", errno(unix.Bind(o, sa(ap("[fe80::1]:0")))))
 		p.say("v6only bind v4-mapped %s", errno(unix.Bind(o, sa(ap("[::ffff:198.51.100.1]:0")))))
 	}},
 	{"udp-basic", func(p *probe) {
 		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(s)
-		must(unix.Bind(s, sa(ap("198.51.100.1:41100"))), "bind")
+		must(unix.Bind(s, sa(ap("198.51.100.1:11100"))), "bind")
 		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(c)
 		p.say("unbound name %s peer %s", sockname(c, false), peername(c, false))
-		p.say("sendto %s", errno(unix.Sendto(c, []byte("one"), 0, sa(ap("198.51.100.1:41100")))))
+		p.say("sendto %s", errno(unix.Sendto(c, []byte("one"), 0, sa(ap("198.51.100.1:11100")))))
 		p.say("name after sendto %s", sockname(c, false))
 		b := make([]byte, 2)
 		n, from, err := unix.Recvfrom(s, b, unix.MSG_TRUNC)
 		p.say("recvfrom MSG_TRUNC into 2: n %d %q from %s %s", n, b, show(from, false), errno(err))
 		p.say("recv empty %s", recvStr(s, 8, unix.MSG_DONTWAIT))
-		p.say("zero-length sendto %s", errno(unix.Sendto(c, nil, 0, sa(ap("198.51.100.1:41100")))))
+		p.say("zero-length sendto %s", errno(unix.Sendto(c, nil, 0, sa(ap("198.51.100.1:11100")))))
 		p.say("poll %s", pollOne(s, unix.POLLIN, 2000))
 		p.say("recv zero-length %s", recvStr(s, 8, 0))
-		unix.Sendto(c, []byte("peeked"), 0, sa(ap("198.51.100.1:41100")))
+		unix.Sendto(c, []byte("peeked"), 0, sa(ap("198.51.100.1:11100")))
 		p.say("peek %s", recvStr(s, 3, unix.MSG_PEEK))
 		n2, err := unix.IoctlGetInt(s, unix.SIOCINQ)
 		p.say("FIONREAD %d %s", n2, errno(err))
 		p.say("recv after peek %s", recvStr(s, 16, 0))
 		p.say("send unconnected %s", errno(func() error { _, err := unix.Write(c, []byte("x")); return err }()))
-		p.say("sendto foreign family %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("[2001:db8:198::1]:41100")))))
+		p.say("sendto foreign family %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("[2001:db8:198::1]:11100")))))
 		p.say("shutdown unconnected %s", errno(unix.Shutdown(c, unix.SHUT_RDWR)))
 		p.say("listen %s", errno(unix.Listen(c, 1)))
-		p.say("subnet broadcast without SO_BROADCAST %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.255:41100")))))
+		p.say("subnet broadcast without SO_BROADCAST %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.255:11100")))))
 		p.say("SO_BROADCAST %s", getInt(c, unix.SOL_SOCKET, unix.SO_BROADCAST))
-		p.say("big datagram %s", errno(unix.Sendto(c, make([]byte, 70000), 0, sa(ap("198.51.100.1:41100")))))
+		p.say("big datagram %s", errno(unix.Sendto(c, make([]byte, 70000), 0, sa(ap("198.51.100.1:11100")))))
 	}},
 	{"udp-connected", func(p *probe) {
 		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(s)
-		must(unix.Bind(s, sa(ap("198.51.100.1:41110"))), "bind")
+		must(unix.Bind(s, sa(ap("198.51.100.1:11110"))), "bind")
 		other := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(other)
-		must(unix.Bind(other, sa(ap("198.51.100.1:41111"))), "bind")
+		must(unix.Bind(other, sa(ap("198.51.100.1:11111"))), "bind")
 		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(c)
-		p.say("connect %s", errno(unix.Connect(c, sa(ap("198.51.100.1:41110")))))
+		p.say("connect %s", errno(unix.Connect(c, sa(ap("198.51.100.1:11110")))))
 		p.say("name %s peer %s", sockname(c, false), peername(c, true))
 		cname, _ := unix.Getsockname(c)
 		unix.Sendto(other, []byte("stranger"), 0, cname)
 		unix.Sendto(s, []byte("peer"), 0, cname)
 		p.say("recv (only the peer's) %s", recvStr(c, 16, 0))
 		p.say("recv more %s", recvStr(c, 16, unix.MSG_DONTWAIT))
-		p.say("sendto other while connected %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.1:41111")))))
+		p.say("sendto other while connected %s", errno(unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.1:11111")))))
 		p.say("other got %s", recvStr(other, 16, 0))
 		p.say("connect AF_UNSPEC %s", rawSyscall(unix.SYS_CONNECT, uintptr(c), ptr(&unix.RawSockaddrInet4{Family: unix.AF_UNSPEC}), unix.SizeofSockaddrInet4))
 		p.say("after disconnect peer %s name %s", peername(c, true), sockname(c, false))
-		p.say("connect to unspecified %s, peer %s", errno(unix.Connect(c, sa(ap("0.0.0.0:41110")))), peername(c, true))
+		p.say("connect to unspecified %s, peer %s", errno(unix.Connect(c, sa(ap("0.0.0.0:11110")))), peername(c, true))
 	}},
 	{"udp-refused", func(p *probe) {
 		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(c)
-		must(unix.Connect(c, sa(ap("198.51.100.1:41120"))), "connect")
+		must(unix.Connect(c, sa(ap("198.51.100.1:11120"))), "connect")
 		p.say("send %s", errno(func() error { _, err := unix.Write(c, []byte("x")); return err }()))
 		p.say("poll %s", pollOne(c, unix.POLLIN, 2000))
 		p.say("recv %s", recvStr(c, 8, 0))
@@ -490,7 +492,7 @@ var cases = []testCase{
 		p.say("SO_ERROR %s then %s", getInt(c, unix.SOL_SOCKET, unix.SO_ERROR), getInt(c, unix.SOL_SOCKET, unix.SO_ERROR))
 		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(u)
-		unix.Sendto(u, []byte("x"), 0, sa(ap("198.51.100.1:41120")))
+		unix.Sendto(u, []byte("x"), 0, sa(ap("198.51.100.1:11120")))
 		time.Sleep(200 * time.Millisecond)
 		p.say("unconnected: SO_ERROR %s recv %s", getInt(u, unix.SOL_SOCKET, unix.SO_ERROR), recvStr(u, 8, unix.MSG_DONTWAIT))
 	}},
@@ -513,8 +515,8 @@ var cases = []testCase{
 	{"udp-v6", func(p *probe) {
 		s := sock(unix.AF_INET6, unix.SOCK_DGRAM)
 		defer unix.Close(s)
-		must(unix.Bind(s, sa(ap("[::]:41130"))), "bind")
-		for _, to := range []string{"198.51.100.1:41130", "[2001:db8:198::1]:41130", "[::1]:41130", "127.0.0.1:41130"} {
+		must(unix.Bind(s, sa(ap("[::]:11130"))), "bind")
+		for _, to := range []string{"198.51.100.1:11130", "[2001:db8:198::1]:11130", "[::1]:11130", "127.0.0.1:11130"} {
 			family := unix.AF_INET6
 			if ap(to).Addr().Is4() {
 				family = unix.AF_INET
@@ -528,7 +530,7 @@ var cases = []testCase{
 		}
 		c := sock(unix.AF_INET6, unix.SOCK_DGRAM)
 		defer unix.Close(c)
-		p.say("v4-mapped sendto from v6 socket %s", errno(unix.Sendto(c, []byte("m"), 0, sa(ap("[::ffff:198.51.100.1]:41130")))))
+		p.say("v4-mapped sendto from v6 socket %s", errno(unix.Sendto(c, []byte("m"), 0, sa(ap("[::ffff:198.51.100.1]:11130")))))
 		p.say("got %s", recvStr(s, 8, 0))
 		p.say("name %s", sockname(c, false))
 	}},
@@ -537,8 +539,8 @@ var cases = []testCase{
 		defer unix.Close(a)
 		b := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(b)
-		must(unix.Bind(a, sa(ap("198.51.100.1:41140"))), "bind")
-		p.say("second bind, no reuse %s", errno(unix.Bind(b, sa(ap("198.51.100.1:41140")))))
+		must(unix.Bind(a, sa(ap("198.51.100.1:11140"))), "bind")
+		p.say("second bind, no reuse %s", errno(unix.Bind(b, sa(ap("198.51.100.1:11140")))))
 		r1 := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(r1)
 		r2 := sock(unix.AF_INET, unix.SOCK_DGRAM)
@@ -546,14 +548,14 @@ var cases = []testCase{
 		for _, fd := range []int{r1, r2} {
 			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
 		}
-		p.say("SO_REUSEADDR both: %s %s", errno(unix.Bind(r1, sa(ap("0.0.0.0:41141")))), errno(unix.Bind(r2, sa(ap("0.0.0.0:41141")))))
+		p.say("SO_REUSEADDR both: %s %s", errno(unix.Bind(r1, sa(ap("0.0.0.0:11141")))), errno(unix.Bind(r2, sa(ap("0.0.0.0:11141")))))
 		p.say("sendto port 0 %s", errno(unix.Sendto(b, []byte("x"), 0, sa(ap("198.51.100.1:0")))))
-		p.say("connect to subnet broadcast without SO_BROADCAST %s", errno(unix.Connect(b, sa(ap("198.51.100.255:41140")))))
+		p.say("connect to subnet broadcast without SO_BROADCAST %s", errno(unix.Connect(b, sa(ap("198.51.100.255:11140")))))
 		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(c)
 		unix.SetsockoptInt(a, unix.IPPROTO_IP, unix.IP_PKTINFO, 1)
 		unix.SetsockoptInt(a, unix.IPPROTO_IP, unix.IP_RECVTTL, 1)
-		unix.Sendto(c, []byte("hello"), 0, sa(ap("198.51.100.1:41140")))
+		unix.Sendto(c, []byte("hello"), 0, sa(ap("198.51.100.1:11140")))
 		buf := make([]byte, 3)
 		oob := make([]byte, 256)
 		n, oobn, flags, from, err := unix.Recvmsg(a, buf, oob, 0)
@@ -570,13 +572,13 @@ var cases = []testCase{
 				p.say("  cmsg level %d type %d", m.Header.Level, m.Header.Type)
 			}
 		}
-		n, err = unix.SendmsgN(c, []byte("via sendmsg"), nil, sa(ap("198.51.100.1:41140")), 0)
+		n, err = unix.SendmsgN(c, []byte("via sendmsg"), nil, sa(ap("198.51.100.1:11140")), 0)
 		p.say("sendmsg %d %s", n, errno(err))
 		p.say("recv %s", recvStr(a, 32, 0))
 		var name [4]byte
 		iov := unix.Iovec{Base: &buf[0], Len: uint64(len(buf))}
 		msg := unix.Msghdr{Name: &name[0], Namelen: uint32(len(name)), Iov: &iov, Iovlen: 1}
-		unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.1:41140")))
+		unix.Sendto(c, []byte("x"), 0, sa(ap("198.51.100.1:11140")))
 		r, _, e := unix.Syscall(unix.SYS_RECVMSG, uintptr(a), ptr(&msg), 0)
 		p.say("recvmsg name buffer 4: %d %s namelen %d", int(r), errno(e), msg.Namelen)
 		p.say("recv MSG_ERRQUEUE %s", recvStr(a, 8, unix.MSG_ERRQUEUE|unix.MSG_DONTWAIT))
@@ -593,7 +595,7 @@ var cases = []testCase{
 		p.say("fstat S_IFSOCK %v", st.Mode&unix.S_IFMT == unix.S_IFSOCK)
 		d, _ := unix.Dup(fd)
 		unix.Close(fd)
-		p.say("dup: bind %s name %s", errno(unix.Bind(d, sa(ap("198.51.100.1:41150")))), sockname(d, true))
+		p.say("dup: bind %s name %s", errno(unix.Bind(d, sa(ap("198.51.100.1:11150")))), sockname(d, true))
 		p.say("dup: listen %s SO_ACCEPTCONN %s", errno(unix.Listen(d, 4)), getInt(d, unix.SOL_SOCKET, unix.SO_ACCEPTCONN))
 		p.say("shutdown listener SHUT_RD %s", errno(unix.Shutdown(d, unix.SHUT_RD)))
 		unix.SetNonblock(d, true)
@@ -632,7 +634,7 @@ var cases = []testCase{
 	}},
 	{"fork-accept", func(p *probe) {
 		// A prefork server: a child process accepts on the listener it inherited.
-		l := listener(unix.AF_INET, ap("198.51.100.1:41160"))
+		l := listener(unix.AF_INET, ap("198.51.100.1:11160"))
 		defer unix.Close(l)
 		self, err := os.Executable()
 		must(err, "executable")
@@ -640,14 +642,14 @@ var cases = []testCase{
 		must(err, "fork")
 		c := sock(unix.AF_INET, unix.SOCK_STREAM)
 		defer unix.Close(c)
-		p.say("connect %s", errno(unix.Connect(c, sa(ap("198.51.100.1:41160")))))
+		p.say("connect %s", errno(unix.Connect(c, sa(ap("198.51.100.1:11160")))))
 		p.say("read %s", readStr(c, 32))
 		var ws syscall.WaitStatus
 		syscall.Wait4(pid, &ws, 0, nil)
 		p.say("child exit %d", ws.ExitStatus())
 	}},
 	{"scm-rights", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41165"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11165"))
 		defer unix.Close(s)
 		pair, err := unix.Socketpair(unix.AF_UNIX, unix.SOCK_STREAM|unix.SOCK_CLOEXEC, 0)
 		must(err, "socketpair")
@@ -668,7 +670,7 @@ var cases = []testCase{
 		p.say("server reads %s", readStr(s, 16))
 	}},
 	{"epoll", func(p *probe) {
-		l := listener(unix.AF_INET, ap("198.51.100.1:41170"))
+		l := listener(unix.AF_INET, ap("198.51.100.1:11170"))
 		defer unix.Close(l)
 		ep, err := unix.EpollCreate1(unix.EPOLL_CLOEXEC)
 		must(err, "epoll")
@@ -703,7 +705,7 @@ var cases = []testCase{
 		defer unix.Close(c)
 		ev := unix.EpollEvent{Events: unix.EPOLLIN | unix.EPOLLOUT | unix.EPOLLRDHUP | unix.EPOLLET, Fd: int32(c)}
 		p.say("add before connect %s", errno(unix.EpollCtl(ep, unix.EPOLL_CTL_ADD, c, &ev)))
-		err = unix.Connect(c, sa(ap("198.51.100.1:41170")))
+		err = unix.Connect(c, sa(ap("198.51.100.1:11170")))
 		p.say("connect %s, then %s", errno(err), waitFor(unix.EPOLLOUT, unix.EPOLLOUT|unix.EPOLLERR|unix.EPOLLHUP))
 		s, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
 		must(err, "accept")
@@ -718,7 +720,7 @@ var cases = []testCase{
 		p.say("write after %s", errno(unix.Sendto(c, []byte("x"), unix.MSG_NOSIGNAL, nil)))
 	}},
 	{"sendfile", func(p *probe) {
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41175"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11175"))
 		defer unix.Close(c)
 		defer unix.Close(s)
 		f, err := os.CreateTemp("", "parityprog")
@@ -763,11 +765,11 @@ var cases = []testCase{
 			unix.SetsockoptInt(l, o.level, o.opt, o.set)
 		}
 		unix.SetsockoptTimeval(l, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 3})
-		must(unix.Bind(l, sa(ap("198.51.100.1:41180"))), "bind")
+		must(unix.Bind(l, sa(ap("198.51.100.1:11180"))), "bind")
 		must(unix.Listen(l, 4), "listen")
 		c := sock(unix.AF_INET, unix.SOCK_STREAM)
 		defer unix.Close(c)
-		must(unix.Connect(c, sa(ap("198.51.100.1:41180"))), "connect")
+		must(unix.Connect(c, sa(ap("198.51.100.1:11180"))), "connect")
 		s, _, err := unix.Accept4(l, unix.SOCK_CLOEXEC)
 		must(err, "accept")
 		defer unix.Close(s)
@@ -837,12 +839,12 @@ var cases = []testCase{
 		for _, fd := range []int{a, b} {
 			unix.SetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_REUSEPORT, 1)
 		}
-		p.say("SO_REUSEPORT listeners: %s %s, %s %s", errno(unix.Bind(a, sa(ap("198.51.100.1:41190")))), errno(unix.Listen(a, 16)),
-			errno(unix.Bind(b, sa(ap("198.51.100.1:41190")))), errno(unix.Listen(b, 16)))
+		p.say("SO_REUSEPORT listeners: %s %s, %s %s", errno(unix.Bind(a, sa(ap("198.51.100.1:11190")))), errno(unix.Listen(a, 16)),
+			errno(unix.Bind(b, sa(ap("198.51.100.1:11190")))), errno(unix.Listen(b, 16)))
 		accepted := 0
 		for i := 0; i < 8; i++ {
 			c := sock(unix.AF_INET, unix.SOCK_STREAM)
-			if unix.Connect(c, sa(ap("198.51.100.1:41190"))) == nil {
+			if unix.Connect(c, sa(ap("198.51.100.1:11190"))) == nil {
 				accepted++
 			}
 			unix.Close(c)
@@ -860,8 +862,8 @@ var cases = []testCase{
 	{"bad-args", func(p *probe) {
 		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(u)
-		must(unix.Bind(u, sa(ap("198.51.100.1:41200"))), "bind")
-		to := unix.RawSockaddrInet4{Family: unix.AF_INET, Port: 41200<<8&0xff00 | 41200>>8, Addr: [4]byte{198, 51, 100, 1}}
+		must(unix.Bind(u, sa(ap("198.51.100.1:11200"))), "bind")
+		to := unix.RawSockaddrInet4{Family: unix.AF_INET, Port: 11200<<8&0xff00 | 11200>>8, Addr: [4]byte{198, 51, 100, 1}}
 		data := []byte("x")
 		iov := rawIovec{ptr(&data[0]), 1}
 		badIov := rawIovec{8, 4}
@@ -903,12 +905,12 @@ var cases = []testCase{
 		s6 := sock(unix.AF_INET6, unix.SOCK_DGRAM)
 		defer unix.Close(s6)
 		unix.SetsockoptInt(s6, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)
-		p.say("v6only bind v4-mapped %s", errno(unix.Bind(s6, sa(ap("[::ffff:198.51.100.1]:41210")))))
-		p.say("v6only sendto v4-mapped %s", errno(unix.Sendto(s6, []byte("x"), 0, sa(ap("[::ffff:198.51.100.1]:41210")))))
-		p.say("v6only connect v4-mapped %s", errno(unix.Connect(s6, sa(ap("[::ffff:198.51.100.1]:41210")))))
+		p.say("v6only bind v4-mapped %s", errno(unix.Bind(s6, sa(ap("[::ffff:198.51.100.1]:11210")))))
+		p.say("v6only sendto v4-mapped %s", errno(unix.Sendto(s6, []byte("x"), 0, sa(ap("[::ffff:198.51.100.1]:11210")))))
+		p.say("v6only connect v4-mapped %s", errno(unix.Connect(s6, sa(ap("[::ffff:198.51.100.1]:11210")))))
 		r := sock(unix.AF_INET6, unix.SOCK_DGRAM)
 		defer unix.Close(r)
-		must(unix.Bind(r, sa(ap("[2001:db8:198::1]:41211"))), "bind")
+		must(unix.Bind(r, sa(ap("[2001:db8:198::1]:11211"))), "bind")
 		p.roundTrip(r, []option{
 			{"IPV6_UNICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 9},
 			{"IPV6_MULTICAST_HOPS", unix.IPPROTO_IPV6, unix.IPV6_MULTICAST_HOPS, 3},
@@ -922,7 +924,7 @@ var cases = []testCase{
 		c := sock(unix.AF_INET6, unix.SOCK_DGRAM)
 		defer unix.Close(c)
 		unix.SetsockoptInt(c, unix.IPPROTO_IPV6, unix.IPV6_UNICAST_HOPS, 17)
-		unix.Sendto(c, []byte("six"), 0, sa(ap("[2001:db8:198::1]:41211")))
+		unix.Sendto(c, []byte("six"), 0, sa(ap("[2001:db8:198::1]:11211")))
 		buf := make([]byte, 16)
 		oob := make([]byte, 256)
 		n, oobn, _, from, err := unix.Recvmsg(r, buf, oob, 0)
@@ -944,7 +946,7 @@ var cases = []testCase{
 		r := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(r)
 		unix.SetsockoptInt(r, unix.SOL_SOCKET, unix.SO_REUSEADDR, 1)
-		must(unix.Bind(r, sa(ap("0.0.0.0:41220"))), "bind")
+		must(unix.Bind(r, sa(ap("0.0.0.0:11220"))), "bind")
 		mreq := &unix.IPMreq{Multiaddr: [4]byte{239, 1, 2, 3}, Interface: [4]byte{198, 51, 100, 1}}
 		p.say("IP_ADD_MEMBERSHIP %s", errno(unix.SetsockoptIPMreq(r, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)))
 		p.say("again %s", errno(unix.SetsockoptIPMreq(r, unix.IPPROTO_IP, unix.IP_ADD_MEMBERSHIP, mreq)))
@@ -952,7 +954,7 @@ var cases = []testCase{
 		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(s)
 		p.say("IP_MULTICAST_IF %s", errno(unix.SetsockoptInet4Addr(s, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, [4]byte{198, 51, 100, 1})))
-		p.say("sendto group %s", errno(unix.Sendto(s, []byte("group"), 0, sa(ap("239.1.2.3:41220")))))
+		p.say("sendto group %s", errno(unix.Sendto(s, []byte("group"), 0, sa(ap("239.1.2.3:11220")))))
 		unix.SetsockoptTimeval(r, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Sec: 2})
 		b := make([]byte, 16)
 		n, from, err := unix.Recvfrom(r, b, 0)
@@ -966,10 +968,10 @@ var cases = []testCase{
 	{"mmsg", func(p *probe) {
 		r := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(r)
-		must(unix.Bind(r, sa(ap("198.51.100.1:41230"))), "bind")
+		must(unix.Bind(r, sa(ap("198.51.100.1:11230"))), "bind")
 		c := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(c)
-		to := &unix.RawSockaddrInet4{Family: unix.AF_INET, Port: 41230<<8&0xff00 | 41230>>8, Addr: [4]byte{198, 51, 100, 1}}
+		to := &unix.RawSockaddrInet4{Family: unix.AF_INET, Port: 11230<<8&0xff00 | 11230>>8, Addr: [4]byte{198, 51, 100, 1}}
 		type mmsghdr struct {
 			hdr rawMsghdr
 			len uint32
@@ -1015,7 +1017,7 @@ var cases = []testCase{
 	}},
 	{"close-unread-after-shutdown", func(p *probe) {
 		// The client shuts down writing, then closes with the server's answer unread: RST.
-		c, s := connected(unix.AF_INET, ap("198.51.100.1:41240"))
+		c, s := connected(unix.AF_INET, ap("198.51.100.1:11240"))
 		defer unix.Close(s)
 		unix.Shutdown(c, unix.SHUT_WR)
 		p.say("server read %s", readStr(s, 8))
@@ -1037,13 +1039,13 @@ var cases = []testCase{
 			return fmt.Sprintf("%s after >= 200 ms: %v, < 5 s: %v", errno(err), d >= 200*time.Millisecond, d < 5*time.Second)
 		}
 		tv := &unix.Timeval{Usec: 200000}
-		l := listener(unix.AF_INET, ap("198.51.100.1:41250"))
+		l := listener(unix.AF_INET, ap("198.51.100.1:11250"))
 		defer unix.Close(l)
 		unix.SetsockoptTimeval(l, unix.SOL_SOCKET, unix.SO_RCVTIMEO, tv)
 		p.say("accept %s", elapsed(func() error { _, _, err := unix.Accept(l); return err }))
 		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(u)
-		must(unix.Bind(u, sa(ap("198.51.100.1:41251"))), "bind")
+		must(unix.Bind(u, sa(ap("198.51.100.1:11251"))), "bind")
 		unix.SetsockoptTimeval(u, unix.SOL_SOCKET, unix.SO_RCVTIMEO, tv)
 		p.say("recvfrom %s", elapsed(func() error { _, _, err := unix.Recvfrom(u, make([]byte, 8), 0); return err }))
 		p.say("recvmsg %s", elapsed(func() error { _, _, _, _, err := unix.Recvmsg(u, make([]byte, 8), make([]byte, 64), 0); return err }))
