@@ -507,6 +507,12 @@ func (sp *splice) watchHalfOpen(ready <-chan struct{}) {
 		if sp.e.ep.Readiness(waiter.EventHUp)&waiter.EventHUp == 0 { // (it adds EventRdHUp unasked)
 			continue
 		}
+		// A hang-up that follows stop is the proxy's own close (the program closed its end),
+		// not the peer's reset. Looked at after the hang-up, which the close precedes; select
+		// also picks ready at random when stopping is closed too.
+		if sp.isStopping() {
+			return
+		}
 		sp.mu.Lock()
 		finished := sp.netDone
 		sp.mu.Unlock()
