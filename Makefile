@@ -36,7 +36,7 @@ vet:
 # running it fails. Not the compatibility matrix: each of its members makes a new identity,
 # which takes too long under the detector for its set-up timeouts.
 race: deps vet
-	$(GO) test -race -count=1 -short ./netstack/... ./zt/... ./notify/... ./supervisor/... ./cmd/...
+	$(GO) test -race -count=1 -short ./internal/... ./netstack/... ./zt/... ./notify/... ./supervisor/... ./cmd/...
 	$(GO) build -race -o bin/race/ztnc-run ./cmd/ztnc-run
 	ZTNC_RUN=$(CURDIR)/bin/race/ztnc-run GORACE=halt_on_error=1 $(GO) test -count=1 -timeout 60m \
 		./tests/ ./tests/host/ ./tests/selfhosted/ ./tests/interop/ ./tests/ztinterop/

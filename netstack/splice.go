@@ -28,8 +28,8 @@ const (
 
 	// Keepalive for spliced connections whose program did not choose SO_KEEPALIVE itself: a
 	// ZeroTier peer can vanish without a FIN or RST (host suspended, network left), and
-	// without keepalive the program would wait on the connection forever while it holds two
-	// goroutines here. After 2 minutes of silence, 9 probes 30 s apart: a dead peer is
+	// without keepalive the program would wait on the connection forever while its endpoint
+	// and socketpair are held here. After 2 minutes of silence, 9 probes 30 s apart: a dead peer is
 	// noticed within 7 minutes and the program sees the connection end.
 	spliceKeepaliveIdle     = 2 * time.Minute
 	spliceKeepaliveInterval = 30 * time.Second
@@ -75,7 +75,7 @@ type splice struct {
 	parkKey             uint64       // in the parker's set (under parker.mu), 0 before toNet first parks
 	live                atomic.Int32 // loops that have not finished
 
-	stopping chan struct{} // closed by stop: the goroutines return
+	stopping chan struct{} // closed by stop: the loops return (parked ones are run to return)
 	done     chan struct{} // closed when everything is released
 
 	// State of toNet's socket reads and toUnix's endpoint reads, kept here (not in
@@ -600,7 +600,7 @@ func (sp *splice) toUnix() bool {
 	}
 }
 
-// stop ends the proxy: the socket is released (both goroutines return) and the endpoint is
+// stop ends the proxy: the socket is released (both loops return) and the endpoint is
 // reset (abort) or closed. cause is kept for Err if it says the connection broke.
 func (sp *splice) stop(abort bool, cause syscall.Errno) {
 	sp.mu.Lock()
@@ -664,7 +664,7 @@ func (sp *splice) release() {
 // its next read with ECONNRESET rather than reading end of file. af_unix reports that to a
 // stream socket whose peer is closed with data still unread in the peer's queue, so the
 // proxy first writes a byte into its own queue through a copy of the program's end. Nothing
-// reads the socket any more (both goroutines have returned). If the program's end cannot be
+// reads the socket any more (both loops have finished). If the program's end cannot be
 // found, or it no longer writes (shut down), the program reads end of file; if its send
 // buffer is full, the queue is not empty anyway.
 func (sp *splice) resetProgram() {

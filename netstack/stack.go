@@ -113,7 +113,7 @@ func (s *Stack) startSplice(p stopper) bool {
 	return true
 }
 
-// spliceDone unregisters a proxy whose goroutines have returned.
+// spliceDone unregisters a proxy that has finished.
 func (s *Stack) spliceDone(p stopper) {
 	s.mu.Lock()
 	delete(s.running, p)

@@ -252,7 +252,8 @@ def tcp():
         c.close()
 u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("127.0.0.1", port))
 threading.Thread(target=tcp, daemon=True).start()
-write()
+with lock:  # the accept thread may be writing already: both use counts.new
+    write()
 while True:
     d, a = u.recvfrom(4096); note("udp"); u.sendto(b"canary:" + d, a)
 `
