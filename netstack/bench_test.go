@@ -346,9 +346,7 @@ func BenchmarkFrame(b *testing.B) {
 // stay under the usual limit).
 func BenchmarkIdleConnections(b *testing.B) {
 	const conns = 200
-	old := parkAfter
-	parkAfter = 10 * time.Millisecond
-	defer func() { parkAfter = old }()
+	withParkAfter(b, 10*time.Millisecond)
 	inUse := func() float64 {
 		runtime.GC()
 		var m runtime.MemStats

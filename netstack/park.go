@@ -108,8 +108,8 @@ func (sp *splice) armUnix() bool {
 
 func (sp *splice) disarmUnix() { sp.e.wq.EventUnregister(&sp.unixWake) }
 
-// wakeUnix is the endpoint's callback to a parked toUnix (under the waiter queue's lock: it
-// only hands the loop to a worker).
+// wakeUnix runs a parked toUnix again. It is the endpoint's callback (called under the
+// waiter queue's lock, so it only hands the loop to a worker), and stop's.
 func (sp *splice) wakeUnix(waiter.EventMask) {
 	if sp.unixLoop.resume() {
 		workers.run(sp.resumeUnix)
@@ -121,14 +121,17 @@ func (sp *splice) resumeUnix() {
 	sp.runUnix()
 }
 
-// resumeParked runs parked loops again once stop has begun, so that they return.
-func (sp *splice) resumeParked() {
+// wakeNet runs a parked toNet again: its socket became ready, or it must return.
+func (sp *splice) wakeNet() {
 	if sp.netLoop.resume() {
 		workers.run(sp.runNet)
 	}
-	if sp.unixLoop.resume() {
-		workers.run(sp.resumeUnix)
-	}
+}
+
+// resumeParked runs parked loops again once stop has begun, so that they return.
+func (sp *splice) resumeParked() {
+	sp.wakeNet()
+	sp.wakeUnix(0)
 }
 
 // sweep asks the loops that were quiet since the last sweep to park: toNet by a read deadline
@@ -271,9 +274,7 @@ func (p *parker) loop(set *epoll.Set, done chan struct{}) {
 	}
 	p.mu.Unlock()
 	for _, sp := range parked {
-		if sp.netLoop.resume() {
-			workers.run(sp.runNet)
-		}
+		sp.wakeNet()
 	}
 }
 
@@ -282,8 +283,8 @@ func (p *parker) wake(key uint64) {
 	p.mu.Lock()
 	sp := p.byKey[key]
 	p.mu.Unlock()
-	if sp != nil && sp.netLoop.resume() {
-		workers.run(sp.runNet)
+	if sp != nil {
+		sp.wakeNet()
 	}
 }
 

@@ -12,7 +12,7 @@ import (
 )
 
 // withParkAfter runs the test with sweeps every d.
-func withParkAfter(t *testing.T, d time.Duration) {
+func withParkAfter(t testing.TB, d time.Duration) {
 	old := parkAfter
 	parkAfter = d
 	t.Cleanup(func() { parkAfter = old })
