@@ -22,6 +22,13 @@ import (
 //
 // A loop that waits for less than a sweep never parks: a busy connection keeps the direct
 // wake-ups of its goroutines (the runtime's poller, the endpoint's channel).
+//
+// A loop woken after a park of a whole sweep or more is cold: the connection carries a
+// message now and then (a query on a pooled connection, a websocket's heartbeat). It parks
+// again as soon as it would wait, instead of holding a goroutine for another sweep. So when
+// thousands of parked connections wake at once, each loop holds a worker only while it
+// copies, and the pool's workers serve them in turn instead of a fresh goroutine (and its
+// stack) each. A loop woken sooner than that is busy again and waits on its goroutine.
 
 // parkAfter is the sweep interval: a loop parks after waiting between one and two of them.
 var parkAfter = 5 * time.Second
@@ -34,10 +41,12 @@ const (
 
 // loop is one direction's parking state.
 type loop struct {
-	state   atomic.Int32  // loopRunning or loopParked
-	wakes   atomic.Uint32 // the loop's wake-ups: a sweep parks a loop that had none since the last
-	seen    uint32        // wakes at the last sweep (the sweep's own)
-	parkReq atomic.Bool   // toUnix only: the sweep asks it to park
+	state    atomic.Int32  // loopRunning or loopParked
+	wakes    atomic.Uint32 // the loop's wake-ups: a sweep parks a loop that had none since the last
+	seen     uint32        // wakes at the last sweep (the sweep's own)
+	parkReq  atomic.Bool   // toUnix only: the sweep asks it to park
+	parkedAt time.Time     // when it last parked: written before, read by the wake-up after
+	cold     bool          // woken after a park of parkAfter or more: park at the first wait
 }
 
 // quiet reports whether the loop is running and had no wake-up since the last sweep; it
@@ -51,7 +60,17 @@ func (l *loop) quiet() bool {
 
 // resume claims a parked loop for a wake-up: false if it runs already (another wake-up came
 // first).
-func (l *loop) resume() bool { return l.state.CompareAndSwap(loopParked, loopRunning) }
+func (l *loop) resume() bool {
+	if !l.reclaim() {
+		return false
+	}
+	l.wakes.Add(1)
+	l.cold = time.Since(l.parkedAt) >= parkAfter
+	return true
+}
+
+// reclaim is resume for the loop itself, when it could not park: it stays as cold as it was.
+func (l *loop) reclaim() bool { return l.state.CompareAndSwap(loopParked, loopRunning) }
 
 // What park tells a loop to do.
 type parkResult int
@@ -67,13 +86,14 @@ const (
 // loop goes on instead. A wake-up may run the loop again as soon as arm has run, so after
 // that only the loop's state is touched.
 func (sp *splice) park(l *loop, arm func() bool, disarm func()) parkResult {
+	l.parkedAt = time.Now()
 	l.state.Store(loopParked)
 	sleep := arm()
 	if sleep && !sp.isStopping() {
 		sp.e.s.stats.parks.Add(1)
 		return parkedOff // stop, if it comes now, finds the loop parked and resumes it
 	}
-	if !l.resume() {
+	if !l.reclaim() {
 		return parkedOff // a wake-up or stop claimed it: the loop runs again there
 	}
 	if disarm != nil {

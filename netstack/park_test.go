@@ -146,3 +146,52 @@ func TestSpliceSuiteParking(t *testing.T) {
 		t.Run(name, test)
 	}
 }
+
+// TestSpliceColdLoopsParkAtOnce: loops woken after a park of a whole sweep park again as soon
+// as they would wait, and loops woken again soon after that wait on their goroutines.
+func TestSpliceColdLoopsParkAtOnce(t *testing.T) {
+	const sweep = time.Second
+	withParkAfter(t, sweep)
+	const conns = 10
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	var clients, servers []*net.UnixConn
+	for range conns {
+		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+		sep := acceptTCP(t, l)
+		clients, servers = append(clients, spliceConn(t, cep)), append(servers, spliceConn(t, sep))
+	}
+	exchange := func() {
+		t.Helper()
+		for i := range conns {
+			clients[i].Write([]byte("ping"))
+			readAllN(t, servers[i], 4)
+			servers[i].Write([]byte("pong"))
+			readAllN(t, clients[i], 4)
+		}
+	}
+	parked := func() uint64 { return n.a.Counters().LoopsParked + n.b.Counters().LoopsParked }
+	waitParked := func(deadline time.Time) {
+		t.Helper()
+		for parked() != 4*conns {
+			if time.Now().After(deadline) {
+				t.Fatalf("%d loops parked, want %d", parked(), 4*conns)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+
+	exchange()
+	waitParked(time.Now().Add(2*sweep + 5*time.Second))
+	time.Sleep(sweep) // every park has now lasted a sweep
+	start := time.Now()
+	exchange()
+	// Parking the ordinary way takes a woken loop two sweeps, the second no sooner than a
+	// sweep after its wake-up.
+	waitParked(start.Add(sweep * 3 / 4))
+
+	exchange() // soon after: every loop is busy again
+	if got, loops := parked(), spliceLoops(); got != 0 || loops != 4*conns {
+		t.Fatalf("after a second exchange %d loops parked and %d on goroutines; want 0 and %d", got, loops, 4*conns)
+	}
+}

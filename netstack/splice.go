@@ -369,9 +369,10 @@ func (sp *splice) toNet() bool {
 		err := sp.rc.Read(sp.readFn)
 		buf, n, rerr := sp.rbuf, sp.rn, sp.rerr
 		sp.rbuf = nil
-		if err != nil {
+		if err != nil || rerr == unix.EAGAIN {
 			// A read deadline in the past: stop's (the socket is released), or the sweep's,
-			// which asks the loop to park.
+			// which asks the loop to park. Or a cold loop's read found nothing: it parks at
+			// once.
 			if sp.isStopping() {
 				return true
 			}
@@ -423,7 +424,8 @@ func (sp *splice) toNet() bool {
 }
 
 // readUnix reads the socket into a pooled buffer (sp.rbuf, sp.rn, sp.rerr); false when
-// nothing is there, so that the poller waits. The buffer is taken only when data is.
+// nothing is there, so that the poller waits, unless the loop is cold (EAGAIN then). The
+// buffer is taken only when data is.
 func (sp *splice) readUnix(fd uintptr) bool {
 	sp.netLoop.wakes.Add(1)
 	buf := spliceBufs.Get().(*[spliceBufSize]byte)
@@ -436,6 +438,10 @@ func (sp *splice) readUnix(fd uintptr) bool {
 	}
 	if errno == unix.EAGAIN {
 		spliceBufs.Put(buf)
+		if sp.netLoop.cold {
+			sp.rn, sp.rerr = 0, unix.EAGAIN
+			return true
+		}
 		return false
 	}
 	sp.rerr = nil
@@ -562,6 +568,15 @@ func (sp *splice) toUnix() bool {
 			continue
 		case *tcpip.ErrWouldBlock:
 			spliceBufs.Put(buf)
+			if sp.unixLoop.cold {
+				switch sp.parkUnix() {
+				case parkedOff:
+					return false
+				case stopNow:
+					return true
+				}
+				continue
+			}
 			select {
 			case <-sp.unixReady:
 			case <-sp.stopping:
