@@ -347,12 +347,6 @@ func BenchmarkFrame(b *testing.B) {
 func BenchmarkIdleConnections(b *testing.B) {
 	const conns = 200
 	withParkAfter(b, 10*time.Millisecond)
-	inUse := func() float64 {
-		runtime.GC()
-		var m runtime.MemStats
-		runtime.ReadMemStats(&m)
-		return float64(m.HeapInuse + m.StackInuse)
-	}
 	for range b.N {
 		hub := NewHub()
 		pa, pb := hub.NewPort(testMAC(1), testMTU), hub.NewPort(testMAC(2), testMTU)
@@ -361,7 +355,7 @@ func BenchmarkIdleConnections(b *testing.B) {
 		sa.SetAddresses([]netip.Prefix{addrA4})
 		sb.SetAddresses([]netip.Prefix{addrB4})
 		l := listenTCP(b, sb, ap("192.0.2.2:80"))
-		before := inUse()
+		before := heapAndStacks()
 		g0 := runtime.NumGoroutine()
 		var progs []io.Closer
 		for range conns {
@@ -373,11 +367,11 @@ func BenchmarkIdleConnections(b *testing.B) {
 			progs = append(progs, c, s)
 		}
 		ends := float64(2 * conns)
-		b.ReportMetric((inUse()-before)/ends, "B/end-unparked")
+		b.ReportMetric((heapAndStacks()-before)/ends, "B/end-unparked")
 		for sa.Counters().LoopsParked+sb.Counters().LoopsParked < 2*2*conns {
 			time.Sleep(5 * time.Millisecond)
 		}
-		b.ReportMetric((inUse()-before)/ends, "B/end")
+		b.ReportMetric((heapAndStacks()-before)/ends, "B/end")
 		b.ReportMetric(float64(runtime.NumGoroutine()-g0)/ends, "goroutines/end")
 		for _, p := range progs {
 			p.Close()
@@ -388,6 +382,41 @@ func BenchmarkIdleConnections(b *testing.B) {
 		pa.Close()
 		pb.Close()
 	}
+}
+
+// BenchmarkIdleDatagramSockets: what an idle spliced UDP socket costs once its loops have
+// parked (a resolver's or a game client's socket between messages).
+func BenchmarkIdleDatagramSockets(b *testing.B) {
+	const socks = 1000
+	withParkAfter(b, 10*time.Millisecond)
+	for range b.N {
+		n := newNet(b)
+		srv := newUDP(b, n.b, false, "0.0.0.0:5000")
+		before := heapAndStacks()
+		g0 := runtime.NumGoroutine()
+		for range socks {
+			c := newUDP(b, n.a, false, "")
+			c.Connect(ap("192.0.2.2:5000"))
+			seqpacketPair(b, c).Write([]byte("x"))
+			recvDatagram(b, srv)
+		}
+		for n.a.Counters().LoopsParked < 2*socks {
+			time.Sleep(5 * time.Millisecond)
+		}
+		b.ReportMetric((heapAndStacks()-before)/socks, "B/socket")
+		b.ReportMetric(float64(runtime.NumGoroutine()-g0)/socks, "goroutines/socket")
+		n.a.Close()
+		n.b.Close()
+	}
+}
+
+// heapAndStacks is the memory the heap's objects and the goroutines' stacks hold, after a
+// collection.
+func heapAndStacks() float64 {
+	runtime.GC()
+	var m runtime.MemStats
+	runtime.ReadMemStats(&m)
+	return float64(m.HeapInuse + m.StackInuse)
 }
 
 func readAllN(b testing.TB, c interface{ Read([]byte) (int, error) }, n int) {

@@ -8,7 +8,6 @@ import (
 
 	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
-	"gvisor.dev/gvisor/pkg/waiter"
 )
 
 const (
@@ -27,7 +26,7 @@ const (
 var dgramBufs = sync.Pool{New: func() any { return new([dgramBufSize]byte) }}
 
 // dgramSplice proxies datagrams between a DatagramEndpoint and the proxy's end of an AF_UNIX
-// SOCK_SEQPACKET (or SOCK_DGRAM) socketpair, one goroutine per direction. Each datagram the
+// SOCK_SEQPACKET (or SOCK_DGRAM) socketpair, one loop per direction (park.go). Each datagram the
 // program writes is sent to the connected peer; each datagram received is written as one
 // message, after a DatagramHeader while address headers are on, or else bare with its header
 // recorded beside it (ReadQueued). Boundaries are kept both ways.
@@ -35,14 +34,13 @@ var dgramBufs = sync.Pool{New: func() any { return new([dgramBufSize]byte) }}
 // Datagram semantics, not stream semantics: when the program does not read, the endpoint's
 // receive buffer fills and the stack drops further datagrams (SO_RCVBUF), as Linux does.
 type dgramSplice struct {
+	loops     // stopping is closed by stop: the loops return (parked ones are run to return)
 	e         *DatagramEndpoint
-	conn      unixEnd
 	rc        syscall.RawConn
 	seqpacket bool
 
-	stopping chan struct{}
-	done     chan struct{}
-	once     sync.Once
+	done chan struct{}
+	once sync.Once
 
 	// Per-direction state kept here rather than in closures, so that the loops do not
 	// allocate per datagram.
@@ -91,11 +89,10 @@ func (e *DatagramEndpoint) Splice(f *os.File) error {
 		conn.Close()
 		return syscall.ENOTSOCK
 	}
-	sp := &dgramSplice{
-		e: e, conn: conn, rc: rc, seqpacket: typ == unix.SOCK_SEQPACKET,
-		stopping: make(chan struct{}), done: make(chan struct{}),
-	}
+	sp := &dgramSplice{e: e, rc: rc, seqpacket: typ == unix.SOCK_SEQPACKET, done: make(chan struct{})}
 	s := e.s
+	sp.init(s, e.ep, e.wq, conn, sp.toNet, sp.toUnix, sp.finish)
+	sp.readFn, sp.writeFn = sp.readUnix, sp.writeUnix
 	if !e.spliced.CompareAndSwap(nil, sp) {
 		conn.Close()
 		return syscall.EBUSY
@@ -107,12 +104,15 @@ func (e *DatagramEndpoint) Splice(f *os.File) error {
 		return syscall.ENETDOWN
 	}
 
-	workers.runBoth(sp.toNet, sp.toUnix, func() {
-		sp.stop()
-		close(sp.done)
-		s.spliceDone(sp)
-	})
+	sp.start()
 	return nil
+}
+
+// finish: both loops have finished.
+func (sp *dgramSplice) finish() {
+	sp.stop()
+	close(sp.done)
+	sp.e.s.spliceDone(sp)
 }
 
 // Done is closed when a spliced endpoint has been closed and its socket released; nil
@@ -124,45 +124,57 @@ func (e *DatagramEndpoint) Done() <-chan struct{} {
 	return nil
 }
 
-// shutdown implements stopper: the stack is closing.
+// shutdown implements proxy: the stack is closing.
 func (sp *dgramSplice) shutdown() { sp.stop() }
 
-// stop closes the socket (both goroutines return) and the endpoint.
+// sweep implements proxy: loops quiet since the last sweep are asked to park.
+func (sp *dgramSplice) sweep() {
+	if !sp.isStopping() {
+		sp.nudge(false, false)
+	}
+}
+
+// stop closes the socket (both loops return) and the endpoint.
 func (sp *dgramSplice) stop() {
 	sp.once.Do(func() {
-		close(sp.stopping)
+		sp.stopLoops()
 		sp.conn.Close()
 		sp.e.close()
 	})
 }
 
-// toNet sends what the program writes.
-func (sp *dgramSplice) toNet() {
+// toNet sends what the program writes. It reports whether it has finished: false when it
+// parked, and a wake-up runs it again.
+func (sp *dgramSplice) toNet() bool {
+	if sp.isStopping() { // resumed by stop
+		return true
+	}
 	ep := sp.e.ep
-	entry, ready := waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
-	sp.e.wq.EventRegister(&entry)
-	defer sp.e.wq.EventUnregister(&entry)
 	var r bytes.Reader
-	sp.readFn = sp.readUnix
 	for {
 		err := sp.rc.Read(sp.readFn)
 		buf, n, flags, rerr := sp.rbuf, sp.rn, sp.rflags, sp.rerr
 		sp.rbuf = nil
-		if err != nil { // closed by stop
-			if buf != nil {
-				dgramBufs.Put(buf)
+		if err != nil || rerr == unix.EAGAIN {
+			// Closed by stop, or a read deadline in the past: the sweep's, which asks the
+			// loop to park. Or a cold loop's read found nothing: it parks at once.
+			if sp.isStopping() {
+				return true
 			}
-			return
+			if r := sp.parkNet(); r != keepOn {
+				return r == stopNow
+			}
+			continue
 		}
 		if rerr != nil {
 			dgramBufs.Put(buf)
 			sp.stop()
-			return
+			return true
 		}
 		if n == 0 && sp.seqpacket && sp.hungUp() {
 			dgramBufs.Put(buf)
 			sp.stop() // the program closed its socket
-			return
+			return true
 		}
 		if flags&unix.MSG_TRUNC != 0 || n > maxDatagram {
 			dgramBufs.Put(buf)
@@ -174,11 +186,11 @@ func (sp *dgramSplice) toNet() {
 			_, werr := ep.Write(&r, tcpip.WriteOptions{})
 			if _, ok := werr.(*tcpip.ErrWouldBlock); ok {
 				select {
-				case <-ready:
+				case <-sp.netReady:
 					continue
 				case <-sp.stopping:
 					dgramBufs.Put(buf)
-					return
+					return true
 				}
 			}
 			if werr != nil {
@@ -192,7 +204,7 @@ func (sp *dgramSplice) toNet() {
 }
 
 // readUnix receives one datagram from the program into a pooled buffer; false when none
-// is there, so that the poller waits.
+// is there, so that the poller waits, unless the loop is cold (EAGAIN then).
 func (sp *dgramSplice) readUnix(fd uintptr) bool {
 	buf := dgramBufs.Get().(*[dgramBufSize]byte)
 	for {
@@ -203,7 +215,7 @@ func (sp *dgramSplice) readUnix(fd uintptr) bool {
 	}
 	if sp.rerr == unix.EAGAIN {
 		dgramBufs.Put(buf)
-		return false
+		return sp.netLoop.cold
 	}
 	sp.rbuf = buf
 	return true
@@ -247,13 +259,13 @@ func (sp *dgramSplice) hungUp() bool {
 	return hup
 }
 
-// toUnix delivers received datagrams to the program.
-func (sp *dgramSplice) toUnix() {
+// toUnix delivers received datagrams to the program. It reports whether it has finished:
+// false when it parked, and a wake-up runs it again.
+func (sp *dgramSplice) toUnix() bool {
+	if sp.isStopping() { // resumed by stop
+		return true
+	}
 	ep := sp.e.ep
-	entry, ready := waiter.NewChannelEntry(waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp)
-	sp.e.wq.EventRegister(&entry)
-	defer sp.e.wq.EventUnregister(&entry)
-	sp.writeFn = sp.writeUnix
 	for {
 		buf := dgramBufs.Get().(*[dgramBufSize]byte)
 		headers := sp.e.headers.Load()
@@ -267,12 +279,10 @@ func (sp *dgramSplice) toUnix() {
 			dgramBufs.Put(buf)
 			switch rerr.(type) {
 			case *tcpip.ErrWouldBlock:
-				select {
-				case <-ready:
-					continue
-				case <-sp.stopping:
-					return
+				if ret, finished := sp.awaitUnix(); ret {
+					return finished
 				}
+				continue
 			case *tcpip.ErrConnectionRefused, *tcpip.ErrHostUnreachable, *tcpip.ErrNetworkUnreachable:
 				// An ICMP error for a connected socket: Linux reports it on the next call.
 				sp.e.setPending(errno(rerr))
@@ -282,7 +292,7 @@ func (sp *dgramSplice) toUnix() {
 				continue
 			}
 			sp.stop() // the endpoint was closed
-			return
+			return true
 		}
 		sp.hdr = sp.e.header(&res)
 		sp.inband = headers
@@ -296,7 +306,7 @@ func (sp *dgramSplice) toUnix() {
 		dgramBufs.Put(buf)
 		if err != nil || werr == unix.EPIPE || werr == unix.ECONNREFUSED || werr == unix.ECONNRESET {
 			sp.stop() // closed by stop, or the program closed its end
-			return
+			return true
 		}
 		if werr != nil {
 			sp.e.s.stats.dropDatagramRecv.Add(1)

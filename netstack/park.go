@@ -6,19 +6,21 @@ import (
 	"time"
 
 	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 	"gvisor.dev/gvisor/pkg/waiter"
 
 	"github.com/ztnc/ztnc/internal/epoll"
 )
 
-// Parking. A spliced connection runs two loops (splice.go), each on a goroutine while it
-// runs. A connection whose program and peer are both quiet — a pooled database connection, a
-// websocket, an SSH session at a prompt — would hold both goroutines, and their stacks, grown
-// deep in gVisor's call chains, are half of what an idle connection costs. So a loop that has
-// waited for input since the last sweep (every parkAfter) parks: it arranges to be woken and
-// returns its goroutine to the pool. toNet's socket goes into the stack's epoll set (one
-// goroutine for all parked sockets); toUnix's endpoint calls back through gVisor's waiter
-// queue. A wake-up runs the loop again on a pooled worker.
+// Parking. A spliced socket runs two loops (splice.go for TCP, dgram_splice.go for UDP and
+// ICMP), each on a goroutine while it runs. A socket whose program and peer are both quiet —
+// a pooled database connection, a websocket, an SSH session at a prompt, a resolver's UDP
+// socket — would hold both goroutines, and their stacks, grown deep in gVisor's call chains,
+// are half of what an idle connection costs. So a loop that has waited for input since the
+// last sweep (every parkAfter) parks: it arranges to be woken and returns its goroutine to
+// the pool. toNet's socket goes into the stack's epoll set (one goroutine for all parked
+// sockets); toUnix's endpoint calls back through gVisor's waiter queue. A wake-up runs the
+// loop again on a pooled worker.
 //
 // A loop that waits for less than a sweep never parks: a busy connection keeps the direct
 // wake-ups of its goroutines (the runtime's poller, the endpoint's channel).
@@ -69,8 +71,92 @@ func (l *loop) resume() bool {
 	return true
 }
 
-// reclaim is resume for the loop itself, when it could not park: it stays as cold as it was.
+// reclaim is resume for the loop itself, when it could not park.
 func (l *loop) reclaim() bool { return l.state.CompareAndSwap(loopParked, loopRunning) }
+
+// loops are the two loops of a spliced socket: toNet copies what the program writes to the
+// endpoint, toUnix what the endpoint receives to the program. Each runs on a pooled worker
+// until it finishes or parks; the second to finish calls finish.
+type loops struct {
+	s        *Stack
+	ep       tcpip.Endpoint
+	wq       *waiter.Queue
+	conn     unixEnd // the proxy's end of the socketpair
+	sfd      int     // conn's descriptor, for the parker's epoll set
+	stopping chan struct{}
+
+	toNet, toUnix func() bool // a loop; false when it parked
+	finish        func()
+
+	// The endpoint's wake-ups: writable for toNet, readable for toUnix (registered for the
+	// socket's life), and toUnix's callback while it is parked.
+	netEntry, unixEntry waiter.Entry
+	netReady, unixReady chan struct{}
+	unixWake            waiter.Entry
+	netLoop, unixLoop   loop
+	parkKey             uint64       // in the parker's set (under parker.mu), 0 before toNet first parks
+	live                atomic.Int32 // loops that have not finished
+}
+
+const unixEvents = waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp
+
+// init sets up the loops of a proxy on conn; start runs them.
+func (l *loops) init(s *Stack, ep tcpip.Endpoint, wq *waiter.Queue, conn unixEnd, toNet, toUnix func() bool, finish func()) {
+	l.s, l.ep, l.wq, l.conn = s, ep, wq, conn
+	l.toNet, l.toUnix, l.finish = toNet, toUnix, finish
+	l.stopping = make(chan struct{})
+	conn.rc.Control(func(fd uintptr) { l.sfd = int(fd) })
+	l.netEntry, l.netReady = waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
+	l.unixEntry, l.unixReady = waiter.NewChannelEntry(unixEvents)
+	l.unixWake = waiter.NewFunctionEntry(unixEvents, l.wakeUnix)
+}
+
+func (l *loops) start() {
+	l.wq.EventRegister(&l.netEntry)
+	l.wq.EventRegister(&l.unixEntry)
+	l.live.Store(2)
+	workers.run(l.runNet)
+	workers.run(l.runUnix)
+}
+
+// runNet and runUnix run a loop, from the start or after it parked.
+func (l *loops) runNet() {
+	if l.toNet() {
+		l.loopDone()
+	}
+}
+
+func (l *loops) runUnix() {
+	if l.toUnix() {
+		l.loopDone()
+	}
+}
+
+func (l *loops) loopDone() {
+	if l.live.Add(-1) != 0 {
+		return
+	}
+	l.wq.EventUnregister(&l.netEntry)
+	l.wq.EventUnregister(&l.unixEntry)
+	l.finish()
+}
+
+func (l *loops) isStopping() bool {
+	select {
+	case <-l.stopping:
+		return true
+	default:
+		return false
+	}
+}
+
+// stopLoops begins the end: the loops return, parked ones are run to return. The caller then
+// closes or releases the socket (the parker has let go of it).
+func (l *loops) stopLoops() {
+	close(l.stopping)
+	l.s.parker.forget(l)
+	l.resumeParked()
+}
 
 // What park tells a loop to do.
 type parkResult int
@@ -81,98 +167,129 @@ const (
 	stopNow                     // stop has begun: return as done
 )
 
-// park parks l. arm arranges the wake-up and reports whether the loop may sleep (false: it
+// park parks lp. arm arranges the wake-up and reports whether the loop may sleep (false: it
 // could not be arranged, or input is there already); disarm undoes what arm did when the
 // loop goes on instead. A wake-up may run the loop again as soon as arm has run, so after
 // that only the loop's state is touched.
-func (sp *splice) park(l *loop, arm func() bool, disarm func()) parkResult {
-	l.parkedAt = time.Now()
-	l.state.Store(loopParked)
+func (l *loops) park(lp *loop, arm func() bool, disarm func()) parkResult {
+	lp.parkedAt = time.Now()
+	lp.state.Store(loopParked)
 	sleep := arm()
-	if sleep && !sp.isStopping() {
-		sp.e.s.stats.parks.Add(1)
+	if sleep && !l.isStopping() {
+		l.s.stats.parks.Add(1)
 		return parkedOff // stop, if it comes now, finds the loop parked and resumes it
 	}
-	if !l.reclaim() {
+	if !lp.reclaim() {
 		return parkedOff // a wake-up or stop claimed it: the loop runs again there
 	}
 	if disarm != nil {
 		disarm()
 	}
-	if sp.isStopping() {
+	if l.isStopping() {
 		return stopNow
 	}
+	// Input is there, or the parker cannot take the socket: wait on the goroutine from here
+	// (a cold loop would otherwise try again at once, and again).
+	lp.cold = false
 	return keepOn
 }
 
 // parkNet parks toNet until the socket is readable (or hangs up).
-func (sp *splice) parkNet() parkResult {
-	sp.conn.SetReadDeadline(time.Time{}) // the sweep's nudge
-	return sp.park(&sp.netLoop, sp.armNet, nil)
+func (l *loops) parkNet() parkResult {
+	l.conn.SetReadDeadline(time.Time{}) // the sweep's nudge
+	return l.park(&l.netLoop, l.armNet, nil)
 }
 
-func (sp *splice) armNet() bool { return sp.e.s.parker.watch(sp) }
+func (l *loops) armNet() bool { return l.s.parker.watch(l) }
 
 // parkUnix parks toUnix until the endpoint is readable (or fails).
-func (sp *splice) parkUnix() parkResult {
-	sp.unixLoop.parkReq.Store(false)
-	return sp.park(&sp.unixLoop, sp.armUnix, sp.disarmUnix)
+func (l *loops) parkUnix() parkResult {
+	l.unixLoop.parkReq.Store(false)
+	return l.park(&l.unixLoop, l.armUnix, l.disarmUnix)
 }
 
-const unixEvents = waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp
-
-func (sp *splice) armUnix() bool {
-	sp.e.wq.EventRegister(&sp.unixWake)
-	return sp.e.ep.Readiness(unixEvents) == 0
+func (l *loops) armUnix() bool {
+	l.wq.EventRegister(&l.unixWake)
+	return l.ep.Readiness(unixEvents) == 0
 }
 
-func (sp *splice) disarmUnix() { sp.e.wq.EventUnregister(&sp.unixWake) }
+func (l *loops) disarmUnix() { l.wq.EventUnregister(&l.unixWake) }
+
+// awaitUnix is toUnix's wait for the endpoint to become readable: on its goroutine, or
+// parked when the loop is cold or the sweep asks. ret tells the loop to return, and finished
+// whether it has finished.
+func (l *loops) awaitUnix() (ret, finished bool) {
+	if !l.unixLoop.cold {
+		select {
+		case <-l.unixReady:
+		case <-l.stopping:
+			return true, true
+		}
+		l.unixLoop.wakes.Add(1)
+		if !l.unixLoop.parkReq.Load() {
+			return false, false
+		}
+	}
+	switch l.parkUnix() {
+	case parkedOff:
+		return true, false
+	case stopNow:
+		return true, true
+	}
+	return false, false
+}
 
 // wakeUnix runs a parked toUnix again. It is the endpoint's callback (called under the
 // waiter queue's lock, so it only hands the loop to a worker), and stop's.
-func (sp *splice) wakeUnix(waiter.EventMask) {
-	if sp.unixLoop.resume() {
-		workers.run(sp.resumeUnix)
+func (l *loops) wakeUnix(waiter.EventMask) {
+	if l.unixLoop.resume() {
+		workers.run(l.resumeUnix)
 	}
 }
 
-func (sp *splice) resumeUnix() {
-	sp.disarmUnix()
-	sp.runUnix()
+func (l *loops) resumeUnix() {
+	l.disarmUnix()
+	l.runUnix()
 }
 
 // wakeNet runs a parked toNet again: its socket became ready, or it must return.
-func (sp *splice) wakeNet() {
-	if sp.netLoop.resume() {
-		workers.run(sp.runNet)
+func (l *loops) wakeNet() {
+	if l.netLoop.resume() {
+		workers.run(l.runNet)
 	}
 }
 
 // resumeParked runs parked loops again once stop has begun, so that they return.
-func (sp *splice) resumeParked() {
-	sp.wakeNet()
-	sp.wakeUnix(0)
+func (l *loops) resumeParked() {
+	l.wakeNet()
+	l.wakeUnix(0)
 }
 
-// sweep asks the loops that were quiet since the last sweep to park: toNet by a read deadline
-// in the past (its wait in the poller returns), toUnix through its wake-up channel.
-func (sp *splice) sweep() {
-	sp.mu.Lock()
-	stopped, netDone, unixDone := sp.stopped, sp.netDone, sp.unixDone
-	sp.mu.Unlock()
-	if stopped {
-		return
+// nudge asks the loops that were quiet since the last sweep to park: toNet by a read
+// deadline in the past (its wait in the poller returns), toUnix through its wake-up channel.
+// A loop that has finished its direction is left alone.
+func (l *loops) nudge(netDone, unixDone bool) {
+	if l.netLoop.quiet() && !netDone {
+		l.conn.SetReadDeadline(time.Unix(1, 0))
 	}
-	if sp.netLoop.quiet() && !netDone {
-		sp.conn.SetReadDeadline(time.Unix(1, 0))
-	}
-	if sp.unixLoop.quiet() && !unixDone {
-		sp.unixLoop.parkReq.Store(true)
+	if l.unixLoop.quiet() && !unixDone {
+		l.unixLoop.parkReq.Store(true)
 		select {
-		case sp.unixReady <- struct{}{}:
+		case l.unixReady <- struct{}{}:
 		default:
 		}
 	}
+}
+
+// parked counts its loops parked now.
+func (l *loops) parked() uint64 {
+	n := uint64(0)
+	for _, lp := range [...]*loop{&l.netLoop, &l.unixLoop} {
+		if lp.state.Load() == loopParked {
+			n++
+		}
+	}
+	return n
 }
 
 // parkedLoops counts the loops parked now.
@@ -180,14 +297,8 @@ func (s *Stack) parkedLoops() uint64 {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	var n uint64
-	for r := range s.running {
-		if sp, ok := r.(*splice); ok {
-			for _, l := range [...]*loop{&sp.netLoop, &sp.unixLoop} {
-				if l.state.Load() == loopParked {
-					n++
-				}
-			}
-		}
+	for p := range s.running {
+		n += p.parked()
 	}
 	return n
 }
@@ -203,7 +314,7 @@ type parker struct {
 	set    *epoll.Set
 	done   chan struct{} // closed when the set's loop has ended
 	broken bool          // the set failed or the stack closed: loops wait on their goroutines
-	byKey  map[uint64]*splice
+	byKey  map[uint64]*loops
 	next   uint64
 }
 
@@ -222,15 +333,13 @@ func (p *parker) splicing() {
 func (p *parker) sweep() {
 	s := p.s
 	s.mu.Lock()
-	splices := make([]*splice, 0, len(s.running))
-	for r := range s.running {
-		if sp, ok := r.(*splice); ok {
-			splices = append(splices, sp)
-		}
+	proxies := make([]proxy, 0, len(s.running))
+	for p := range s.running {
+		proxies = append(proxies, p)
 	}
 	s.mu.Unlock()
-	for _, sp := range splices {
-		sp.sweep()
+	for _, p := range proxies {
+		p.sweep()
 	}
 	s.mu.Lock()
 	if p.pending = !s.closed && len(s.running) > 0; p.pending {
@@ -242,13 +351,13 @@ func (p *parker) sweep() {
 // parkEvents: readable, or the program closed or shut down its end.
 const parkEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
-// watch arms sp's socket in the set (made now if need be): one event wakes its toNet. False
+// watch arms l's socket in the set (made now if need be): one event wakes its toNet. False
 // if that cannot be done, or stop has begun: stop takes the socket out of the set (forget)
 // before it lets it be closed, and the number may then be another socket's.
-func (p *parker) watch(sp *splice) bool {
+func (p *parker) watch(l *loops) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.broken || sp.isStopping() {
+	if p.broken || l.isStopping() {
 		return false
 	}
 	if p.set == nil {
@@ -256,28 +365,28 @@ func (p *parker) watch(sp *splice) bool {
 		if err != nil {
 			return false
 		}
-		p.set, p.done, p.byKey = set, make(chan struct{}), map[uint64]*splice{}
+		p.set, p.done, p.byKey = set, make(chan struct{}), map[uint64]*loops{}
 		go p.loop(set, p.done)
 	}
-	if sp.parkKey != 0 {
-		return p.set.Modify(sp.sfd, parkEvents, sp.parkKey) == nil
+	if l.parkKey != 0 {
+		return p.set.Modify(l.sfd, parkEvents, l.parkKey) == nil
 	}
 	p.next++
-	if p.set.Add(sp.sfd, parkEvents, p.next) != nil {
+	if p.set.Add(l.sfd, parkEvents, p.next) != nil {
 		return false
 	}
-	sp.parkKey = p.next
-	p.byKey[p.next] = sp
+	l.parkKey = p.next
+	p.byKey[p.next] = l
 	return true
 }
 
-// forget takes sp's socket out of the set; stop calls it, before the socket may be closed.
-func (p *parker) forget(sp *splice) {
+// forget takes l's socket out of the set; stop calls it, before the socket may be closed.
+func (p *parker) forget(l *loops) {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if sp.parkKey != 0 {
-		delete(p.byKey, sp.parkKey)
-		p.set.Remove(sp.sfd)
+	if l.parkKey != 0 {
+		delete(p.byKey, l.parkKey)
+		p.set.Remove(l.sfd)
 	}
 }
 
@@ -288,23 +397,23 @@ func (p *parker) loop(set *epoll.Set, done chan struct{}) {
 	// wait on their goroutines from here on.
 	p.mu.Lock()
 	p.broken = true
-	parked := make([]*splice, 0, len(p.byKey))
-	for _, sp := range p.byKey {
-		parked = append(parked, sp)
+	parked := make([]*loops, 0, len(p.byKey))
+	for _, l := range p.byKey {
+		parked = append(parked, l)
 	}
 	p.mu.Unlock()
-	for _, sp := range parked {
-		sp.wakeNet()
+	for _, l := range parked {
+		l.wakeNet()
 	}
 }
 
 // wake runs the parked toNet whose socket became ready.
 func (p *parker) wake(key uint64) {
 	p.mu.Lock()
-	sp := p.byKey[key]
+	l := p.byKey[key]
 	p.mu.Unlock()
-	if sp != nil {
-		sp.wakeNet()
+	if l != nil {
+		l.wakeNet()
 	}
 }
 

@@ -5,8 +5,11 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"os"
+	"regexp"
 	"runtime"
 	"strings"
+	"syscall"
 	"testing"
 	"time"
 )
@@ -18,12 +21,14 @@ func withParkAfter(t testing.TB, d time.Duration) {
 	t.Cleanup(func() { parkAfter = old })
 }
 
-// spliceLoops counts the goroutines running a splice loop.
+var loopFrame = regexp.MustCompile(`netstack\.\(\*(splice|dgramSplice)\)\.to(Net|Unix)`)
+
+// spliceLoops counts the goroutines running a loop of a spliced socket (TCP or datagram).
 func spliceLoops() int {
 	buf := make([]byte, 4<<20)
 	n := 0
 	for _, g := range strings.Split(string(buf[:runtime.Stack(buf, true)]), "\n\n") {
-		if strings.Contains(g, "netstack.(*splice).toNet") || strings.Contains(g, "netstack.(*splice).toUnix") {
+		if loopFrame.MatchString(g) {
 			n++
 		}
 	}
@@ -193,5 +198,163 @@ func TestSpliceColdLoopsParkAtOnce(t *testing.T) {
 	exchange() // soon after: every loop is busy again
 	if got, loops := parked(), spliceLoops(); got != 0 || loops != 4*conns {
 		t.Fatalf("after a second exchange %d loops parked and %d on goroutines; want 0 and %d", got, loops, 4*conns)
+	}
+}
+
+// TestDatagramSpliceParks: idle UDP sockets give back their goroutines, and every one still
+// carries datagrams both ways and an ICMP error, and ends with the program's close or the
+// stack's.
+func TestDatagramSpliceParks(t *testing.T) {
+	withParkAfter(t, 20*time.Millisecond)
+	const socks = 20
+	n := newNet(t)
+	srv := newUDP(t, n.b, false, "0.0.0.0:5000")
+	srv.SetAddressHeaders(true)
+	srvProg := seqpacketPair(t, srv)
+	var clis []*DatagramEndpoint
+	var progs []*os.File
+	for range socks {
+		c := newUDP(t, n.a, false, "")
+		if err := c.Connect(ap("192.0.2.2:5000")); err != nil {
+			t.Fatal(err)
+		}
+		clis, progs = append(clis, c), append(progs, seqpacketPair(t, c))
+	}
+	waitParked := func() {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			a, b := n.a.Counters().LoopsParked, n.b.Counters().LoopsParked
+			if a == 2*socks && b == 2 {
+				break
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("loops parked: %d and %d, want %d and 2", a, b, 2*socks)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+		waitLoops(t, 0)
+	}
+	waitParked()
+
+	for round := range 2 {
+		for i, p := range progs {
+			req := []byte(fmt.Sprintf("request %d.%d", round, i))
+			if _, err := p.Write(req); err != nil {
+				t.Fatal(err)
+			}
+			got := readMsg(t, srvProg)
+			h, err := DecodeDatagramHeader(got)
+			if err != nil || !bytes.Equal(got[DatagramHeaderLen:], req) || h.Remote.Port() != clis[i].LocalAddr().Port() {
+				t.Fatalf("socket %d: server got %q from %v (%v)", i, got, h.Remote, err)
+			}
+			resp := bytes.Repeat([]byte{byte(i)}, 1000*i)
+			if _, err := srv.WriteTo(resp, h.Remote); err != nil {
+				t.Fatal(err)
+			}
+			if got := readMsg(t, p); !bytes.Equal(got, resp) {
+				t.Fatalf("socket %d: got %d bytes back, want %d", i, len(got), len(resp))
+			}
+		}
+		waitParked() // and they park again
+	}
+
+	// The server's program closes: a parked client's datagram draws a port unreachable,
+	// which wakes its parked toUnix with an error marker.
+	srvProg.Close()
+	<-srv.Done()
+	progs[0].Write([]byte("anyone?"))
+	if got := readMsg(t, progs[0]); len(got) != 0 {
+		t.Fatalf("after a port unreachable the program read %q, want the empty error marker", got)
+	}
+	if err := clis[0].SoError(); err != syscall.ECONNREFUSED {
+		t.Fatalf("SO_ERROR %v, want ECONNREFUSED", err)
+	}
+
+	// Half of them end with the program's close while parked, the rest with the stack's.
+	waitLoops(t, 0)
+	for i, p := range progs[:socks/2] {
+		p.Close()
+		select {
+		case <-clis[i].Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("socket %d: not released after the program closed it while parked", i)
+		}
+	}
+	n.a.Close()
+	for i, c := range clis[socks/2:] {
+		select {
+		case <-c.Done():
+		case <-time.After(5 * time.Second):
+			t.Fatalf("socket %d: not released by the stack's close while parked", socks/2+i)
+		}
+	}
+	if got := spliceLoops(); got != 0 {
+		t.Errorf("%d loops left after the stack closed", got)
+	}
+}
+
+// TestDatagramSuiteParking runs the datagram splice tests with a sweep every millisecond, so
+// that loops park and are woken throughout.
+func TestDatagramSuiteParking(t *testing.T) {
+	withParkAfter(t, time.Millisecond)
+	for name, test := range map[string]func(*testing.T){
+		"UDPExchange":             TestUDPExchange,
+		"UDPSplice":               TestUDPSplice,
+		"UDPConnectionRefused":    TestUDPConnectionRefused,
+		"Ping":                    TestPing,
+		"ReadQueued":              TestReadQueued,
+		"Deliver":                 TestDeliver,
+		"DatagramSpliceLifecycle": TestDatagramSpliceLifecycle,
+	} {
+		t.Run(name, test)
+	}
+}
+
+// TestColdLoopsWaitWhenParkerFails: when the stack's epoll set fails, the parked toNet loops
+// run again and wait on their goroutines; cold ones must not retry parking in a busy loop.
+func TestColdLoopsWaitWhenParkerFails(t *testing.T) {
+	const sweep = 20 * time.Millisecond
+	withParkAfter(t, sweep)
+	const conns = 5
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	var clients, servers []*net.UnixConn
+	for range conns {
+		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+		sep := acceptTCP(t, l)
+		clients, servers = append(clients, spliceConn(t, cep)), append(servers, spliceConn(t, sep))
+	}
+	for i := range conns {
+		clients[i].Write([]byte{1})
+		readAllN(t, servers[i], 1)
+	}
+	waitLoops(t, 0)
+	time.Sleep(2 * sweep) // the parks last long enough for the loops to wake cold
+
+	netWakes := func() (sum uint32) {
+		n.a.mu.Lock()
+		defer n.a.mu.Unlock()
+		for p := range n.a.running {
+			sum += p.(*splice).netLoop.wakes.Load()
+		}
+		return sum
+	}
+	p := &n.a.parker
+	p.mu.Lock()
+	set := p.set
+	p.mu.Unlock()
+	set.Close() // as if it failed: its loop ends and runs every parked toNet
+	time.Sleep(50 * time.Millisecond)
+	before := netWakes()
+	time.Sleep(100 * time.Millisecond)
+	// The sweeps still nudge them (a wake-up every other sweep); a loop that retried parking
+	// would wake thousands of times.
+	if d := netWakes() - before; d > 500 {
+		t.Fatalf("toNet loops woke %d times in 100 ms with nothing to read", d)
+	}
+	for i := range conns { // and they still carry data
+		clients[i].Write([]byte{2})
+		readAllN(t, servers[i], 1)
 	}
 }

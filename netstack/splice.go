@@ -5,7 +5,6 @@ import (
 	"io"
 	"os"
 	"sync"
-	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -61,22 +60,10 @@ var spliceBufs = sync.Pool{New: func() any { return new([spliceBufSize]byte) }}
 // program blocks in write; a program that does not read fills the socket, toUnix stops
 // reading, and the endpoint advertises a zero window.
 type splice struct {
-	e    *TCPEndpoint
-	conn unixEnd
-	rc   syscall.RawConn
-	sfd  int // conn's descriptor, for the parker's epoll set
-
-	// The endpoint's wake-ups: writable for toNet, readable for toUnix (registered for the
-	// connection's life), and toUnix's callback while it is parked.
-	netEntry, unixEntry waiter.Entry
-	netReady, unixReady chan struct{}
-	unixWake            waiter.Entry
-	netLoop, unixLoop   loop
-	parkKey             uint64       // in the parker's set (under parker.mu), 0 before toNet first parks
-	live                atomic.Int32 // loops that have not finished
-
-	stopping chan struct{} // closed by stop: the loops return (parked ones are run to return)
-	done     chan struct{} // closed when everything is released
+	loops // stopping is closed by stop: the loops return (parked ones are run to return)
+	e     *TCPEndpoint
+	rc    syscall.RawConn
+	done  chan struct{} // closed when everything is released
 
 	// State of toNet's socket reads and toUnix's endpoint reads, kept here (not in
 	// closures) so that the loops do not allocate.
@@ -133,11 +120,8 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		return syscall.ENOTSOCK
 	}
 	conn := unixEnd{f, rc}
-	sp := &splice{e: e, conn: conn, rc: rc, stopping: make(chan struct{}), done: make(chan struct{})}
-	rc.Control(func(fd uintptr) { sp.sfd = int(fd) })
-	sp.netEntry, sp.netReady = waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
-	sp.unixEntry, sp.unixReady = waiter.NewChannelEntry(unixEvents)
-	sp.unixWake = waiter.NewFunctionEntry(unixEvents, sp.wakeUnix)
+	sp := &splice{e: e, rc: rc, done: make(chan struct{})}
+	sp.init(e.s, e.ep, e.wq, conn, sp.toNet, sp.toUnix, sp.finish)
 	sp.readFn, sp.writeFn = sp.readUnix, sp.writeSome
 	if !sp.setUpUnix() {
 		conn.Close()
@@ -168,35 +152,13 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		e.ep.SocketOptions().SetKeepAlive(true)
 	}
 
-	e.wq.EventRegister(&sp.netEntry)
-	e.wq.EventRegister(&sp.unixEntry)
-	sp.live.Store(2)
-	workers.run(sp.runNet)
-	workers.run(sp.runUnix)
+	sp.start()
 	return nil
 }
 
-// runNet and runUnix run a loop, from the start or after it parked.
-func (sp *splice) runNet() {
-	if sp.toNet() {
-		sp.loopDone()
-	}
-}
-
-func (sp *splice) runUnix() {
-	if sp.toUnix() {
-		sp.loopDone()
-	}
-}
-
-// loopDone: the second loop to finish releases the connection.
-func (sp *splice) loopDone() {
-	if sp.live.Add(-1) != 0 {
-		return
-	}
+// finish: both loops have finished, the connection is released.
+func (sp *splice) finish() {
 	s := sp.e.s
-	sp.e.wq.EventUnregister(&sp.netEntry)
-	sp.e.wq.EventUnregister(&sp.unixEntry)
 	sp.release()
 	s.timeWait.ended(time.Now())
 	close(sp.done)
@@ -207,15 +169,6 @@ func (sp *splice) loopDone() {
 	sp.mu.Unlock()
 	if fn != nil {
 		fn()
-	}
-}
-
-func (sp *splice) isStopping() bool {
-	select {
-	case <-sp.stopping:
-		return true
-	default:
-		return false
 	}
 }
 
@@ -376,11 +329,8 @@ func (sp *splice) toNet() bool {
 			if sp.isStopping() {
 				return true
 			}
-			switch sp.parkNet() {
-			case parkedOff:
-				return false
-			case stopNow:
-				return true
+			if r := sp.parkNet(); r != keepOn {
+				return r == stopNow
 			}
 			continue
 		}
@@ -568,28 +518,8 @@ func (sp *splice) toUnix() bool {
 			continue
 		case *tcpip.ErrWouldBlock:
 			spliceBufs.Put(buf)
-			if sp.unixLoop.cold {
-				switch sp.parkUnix() {
-				case parkedOff:
-					return false
-				case stopNow:
-					return true
-				}
-				continue
-			}
-			select {
-			case <-sp.unixReady:
-			case <-sp.stopping:
-				return true
-			}
-			sp.unixLoop.wakes.Add(1)
-			if sp.unixLoop.parkReq.Load() {
-				switch sp.parkUnix() {
-				case parkedOff:
-					return false
-				case stopNow:
-					return true
-				}
+			if ret, finished := sp.awaitUnix(); ret {
+				return finished
 			}
 			continue
 		case *tcpip.ErrClosedForReceive:
@@ -632,9 +562,7 @@ func (sp *splice) stop(abort bool, cause syscall.Errno) {
 	sp.stopped = true
 	sp.resetting = abort && breaksProgram(cause) && sp.e.progEnd != nil
 	sp.mu.Unlock()
-	close(sp.stopping)
-	sp.e.s.parker.forget(sp) // before the socket may be closed
-	sp.resumeParked()
+	sp.stopLoops()
 	if sp.resetting {
 		// Not shut down: the program must not read end of file before release resets it.
 		sp.conn.SetDeadline(time.Unix(1, 0))
@@ -648,8 +576,18 @@ func (sp *splice) stop(abort bool, cause syscall.Errno) {
 	}
 }
 
-// shutdown implements stopper: the stack is closing, the connection is reset.
+// shutdown implements proxy: the stack is closing, the connection is reset.
 func (sp *splice) shutdown() { sp.stop(true, 0) }
+
+// sweep implements proxy: loops quiet since the last sweep are asked to park.
+func (sp *splice) sweep() {
+	sp.mu.Lock()
+	stopped, netDone, unixDone := sp.stopped, sp.netDone, sp.unixDone
+	sp.mu.Unlock()
+	if !stopped {
+		sp.nudge(netDone, unixDone)
+	}
+}
 
 // connectionError reports whether e says the connection broke (rather than that it was
 // closed, which is what the endpoint reports after the proxy itself closed or reset it).

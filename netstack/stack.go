@@ -66,7 +66,7 @@ type Stack struct {
 
 	// running holds the proxies that run (guarded by mu), splices counts them, so that
 	// Close can stop them all and return only when they have.
-	running map[stopper]struct{}
+	running map[proxy]struct{}
 	splices sync.WaitGroup
 	parker  parker
 
@@ -97,11 +97,15 @@ func (s *Stack) isBroadcast(a netip.Addr) bool {
 	return false
 }
 
-// stopper is a running proxy, which Stack.Close stops.
-type stopper interface{ shutdown() }
+// proxy is a running proxy: the stack's sweeps ask its idle loops to park, and Close stops it.
+type proxy interface {
+	sweep()
+	parked() uint64 // its loops parked now
+	shutdown()
+}
 
 // startSplice registers a proxy about to start; false when the stack is closed.
-func (s *Stack) startSplice(p stopper) bool {
+func (s *Stack) startSplice(p proxy) bool {
 	s.mu.Lock()
 	defer s.mu.Unlock()
 	if s.closed {
@@ -114,7 +118,7 @@ func (s *Stack) startSplice(p stopper) bool {
 }
 
 // spliceDone unregisters a proxy that has finished.
-func (s *Stack) spliceDone(p stopper) {
+func (s *Stack) spliceDone(p proxy) {
 	s.mu.Lock()
 	delete(s.running, p)
 	s.mu.Unlock()
@@ -137,7 +141,7 @@ func New(port Port, cfg Config) (*Stack, error) {
 		port:    port,
 		joined:  map[netip.Addr]int{},
 		subs:    map[multicastGroup]struct{}{},
-		running: map[stopper]struct{}{},
+		running: map[proxy]struct{}{},
 	}
 	s.parker.s = s
 	fail := func(err error) (*Stack, error) {
@@ -452,7 +456,7 @@ func (s *Stack) Close() {
 		s.port.Unsubscribe(g.mac, g.adi)
 	}
 	s.subs = map[multicastGroup]struct{}{}
-	running := make([]stopper, 0, len(s.running))
+	running := make([]proxy, 0, len(s.running))
 	for p := range s.running {
 		running = append(running, p)
 	}

@@ -61,17 +61,3 @@ func (p *workerPool) work(fn func()) {
 // does not grow a fresh goroutine's stack each time. fn must not wait long: an idle worker
 // is what makes the next call cheap.
 func Go(fn func()) { workers.run(fn) }
-
-// runBoth runs a and b on workers; the second of them to return calls release, so that no
-// third goroutine waits for them.
-func (p *workerPool) runBoth(a, b, release func()) {
-	var running atomic.Int32
-	running.Store(2)
-	finish := func() {
-		if running.Add(-1) == 0 {
-			release()
-		}
-	}
-	p.run(func() { defer finish(); a() })
-	p.run(func() { defer finish(); b() })
-}
