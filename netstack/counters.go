@@ -28,8 +28,8 @@ type Counters struct {
 	// when the delay ran out.
 	AcksMerged, AcksExpired uint64
 
-	// Loops of spliced connections parked without a goroutine (see park.go): Parks in all,
-	// LoopsParked now (two per connection whose program and peer are both quiet).
+	// Loops of spliced sockets parked without a goroutine (see park.go): Parks in all,
+	// LoopsParked now (two per socket whose program and peer are both quiet).
 	Parks, LoopsParked uint64
 
 	// From the TCP layer.

@@ -129,7 +129,7 @@ func (in *instance) metrics() []byte {
 		p.sample("ztnc_stack_delayed_acks_total", float64(c.AcksMerged), "nwid", netLabel(a), "outcome", "merged")
 		p.sample("ztnc_stack_delayed_acks_total", float64(c.AcksExpired), "nwid", netLabel(a), "outcome", "expired")
 	}
-	p.family("ztnc_stack_parked_loops", "gauge", "Loops of idle TCP connections parked without a goroutine (two per connection).")
+	p.family("ztnc_stack_parked_loops", "gauge", "Loops of idle spliced sockets (TCP, UDP, ping) parked without a goroutine (two per socket).")
 	for _, a := range nets {
 		p.sample("ztnc_stack_parked_loops", float64(a.stack.Counters().LoopsParked), "nwid", netLabel(a))
 	}

@@ -10,11 +10,31 @@ import (
 	"github.com/ztnc/ztnc/tests/lab"
 )
 
-// idleProg holds conns connections to its own server idle until the file named by argv[1]
-// exists, then uploads 64 KiB of its own data on each and checks the sha256 the server saw.
+// idleProg holds conns connections to its own server, and socks UDP sockets connected to its
+// own echo server, idle until the file named by argv[1] exists. Then it uploads 64 KiB of its
+// own data on each connection and checks the sha256 the server saw, and sends a datagram on
+// each UDP socket and checks the sha256 echoed.
 const idleProg = `
 import hashlib, os, socket, sys, threading, time
-conns, release = 100, sys.argv[1]
+conns, socks, release = 100, 50, sys.argv[1]
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+u.bind(("198.51.100.1", 7001))
+def echo():
+    while True:
+        d, a = u.recvfrom(2048)
+        u.sendto(hashlib.sha256(d).digest(), a)
+threading.Thread(target=echo, daemon=True).start()
+def exchange(s):
+    d = os.urandom(1000)
+    s.send(d)
+    return s.recv(64) == hashlib.sha256(d).digest()
+us = []
+for _ in range(socks):
+    s = socket.socket(socket.AF_INET, socket.SOCK_DGRAM)
+    s.settimeout(10)
+    s.connect(("198.51.100.1", 7001))
+    if not exchange(s): sys.exit("no echo")
+    us.append(s)
 srv = socket.create_server(("198.51.100.1", 7000), backlog=conns)
 def serve(c):
     f = c.makefile("rb")
@@ -36,11 +56,14 @@ for i, c in enumerate(cs):
     if c.makefile("rb").readline().strip() == hashlib.sha256(data).hexdigest().encode():
         ok += 1
 print("uploads ok", ok, flush=True)
+print("datagrams ok", sum(exchange(s) for s in us), flush=True)
 `
 
-// TestIdleConnectionsPark: a program's 100 connections to its own server, left idle, park
-// every proxy loop (the stack's ztnc_stack_parked_loops gauge reaches 400: two ends, two loops
-// each); then each connection still carries an upload and its reply.
+// TestIdleConnectionsPark: a program's 100 connections to its own server and 50 UDP sockets
+// connected to its own echo server, left idle, park every proxy loop (the stack's
+// ztnc_stack_parked_loops gauge reaches 502: two ends of each connection and 51 UDP sockets,
+// two loops each); then each connection still carries an upload and its reply, and each UDP
+// socket a datagram and its echo.
 func TestIdleConnectionsPark(t *testing.T) {
 	need(t, "python3")
 	port := lab.FreePort(t)
@@ -50,8 +73,8 @@ func TestIdleConnectionsPark(t *testing.T) {
 		"--", "python3", "-c", idleProg, release)
 	m.WaitOutput(t, "connections open", 60*time.Second, func(stdout, _ string) bool { return strings.Contains(stdout, "open 100") })
 	// Sweeps run every 5 s: a loop parks after waiting through one.
-	waitFor(t, m, "400 parked loops", 30*time.Second, func() error {
-		if v, ok := scrape(t, url).samples[`ztnc_stack_parked_loops{nwid="local"}`]; !ok || v != 400 {
+	waitFor(t, m, "502 parked loops", 30*time.Second, func() error {
+		if v, ok := scrape(t, url).samples[`ztnc_stack_parked_loops{nwid="local"}`]; !ok || v != 502 {
 			return fmt.Errorf("%v parked (gauge there: %v)", v, ok)
 		}
 		return nil
@@ -59,7 +82,7 @@ func TestIdleConnectionsPark(t *testing.T) {
 	if err := os.WriteFile(release, nil, 0o644); err != nil {
 		t.Fatal(err)
 	}
-	if code := m.Wait(t, 60*time.Second); code != 0 || !strings.Contains(m.Stdout.String(), "uploads ok 100") {
+	if code := m.Wait(t, 60*time.Second); code != 0 || !strings.Contains(m.Stdout.String(), "uploads ok 100\ndatagrams ok 50") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &m.Stdout, &m.Stderr)
 	}
 }
