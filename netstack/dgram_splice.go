@@ -130,7 +130,7 @@ func (sp *dgramSplice) shutdown() { sp.stop() }
 // sweep implements proxy: loops quiet since the last sweep are asked to park.
 func (sp *dgramSplice) sweep() {
 	if !sp.isStopping() {
-		sp.nudge(false, false)
+		sp.nudge(false)
 	}
 }
 
@@ -279,7 +279,7 @@ func (sp *dgramSplice) toUnix() bool {
 			dgramBufs.Put(buf)
 			switch rerr.(type) {
 			case *tcpip.ErrWouldBlock:
-				if ret, finished := sp.awaitUnix(); ret {
+				if ret, finished := sp.awaitUnix(&sp.unixWake); ret {
 					return finished
 				}
 				continue

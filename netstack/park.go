@@ -89,10 +89,12 @@ type loops struct {
 	finish        func()
 
 	// The endpoint's wake-ups: writable for toNet, readable for toUnix (registered for the
-	// socket's life), and toUnix's callback while it is parked.
+	// socket's life), and toUnix's callbacks while it is parked: for input, or (a half-open
+	// TCP connection's watch) for a hang-up. unixArmed is the one registered.
 	netEntry, unixEntry waiter.Entry
 	netReady, unixReady chan struct{}
-	unixWake            waiter.Entry
+	unixWake, hupWake   waiter.Entry
+	unixArmed           *waiter.Entry
 	netLoop, unixLoop   loop
 	parkKey             uint64       // in the parker's set (under parker.mu), 0 before toNet first parks
 	live                atomic.Int32 // loops that have not finished
@@ -108,7 +110,9 @@ func (l *loops) init(s *Stack, ep tcpip.Endpoint, wq *waiter.Queue, conn unixEnd
 	conn.rc.Control(func(fd uintptr) { l.sfd = int(fd) })
 	l.netEntry, l.netReady = waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
 	l.unixEntry, l.unixReady = waiter.NewChannelEntry(unixEvents)
-	l.unixWake = waiter.NewFunctionEntry(unixEvents, l.wakeUnix)
+	wake := l.wakeUnix
+	l.unixWake = waiter.NewFunctionEntry(unixEvents, wake)
+	l.hupWake = waiter.NewFunctionEntry(waiter.EventHUp, wake)
 }
 
 func (l *loops) start() {
@@ -202,23 +206,26 @@ func (l *loops) parkNet() parkResult {
 
 func (l *loops) armNet() bool { return l.s.parker.watch(l) }
 
-// parkUnix parks toUnix until the endpoint is readable (or fails).
-func (l *loops) parkUnix() parkResult {
+// parkUnix parks toUnix until an event of wake's happens on the endpoint: l.unixWake's
+// (readable, or failed) or l.hupWake's.
+func (l *loops) parkUnix(wake *waiter.Entry) parkResult {
 	l.unixLoop.parkReq.Store(false)
+	l.unixArmed = wake
 	return l.park(&l.unixLoop, l.armUnix, l.disarmUnix)
 }
 
 func (l *loops) armUnix() bool {
-	l.wq.EventRegister(&l.unixWake)
-	return l.ep.Readiness(unixEvents) == 0
+	l.wq.EventRegister(l.unixArmed)
+	mask := l.unixArmed.Mask()
+	return l.ep.Readiness(mask)&mask == 0 // (TCP's adds EventRdHUp unasked)
 }
 
-func (l *loops) disarmUnix() { l.wq.EventUnregister(&l.unixWake) }
+func (l *loops) disarmUnix() { l.wq.EventUnregister(l.unixArmed) }
 
-// awaitUnix is toUnix's wait for the endpoint to become readable: on its goroutine, or
-// parked when the loop is cold or the sweep asks. ret tells the loop to return, and finished
-// whether it has finished.
-func (l *loops) awaitUnix() (ret, finished bool) {
+// awaitUnix is toUnix's wait for an event of wake's (see parkUnix): on its goroutine, woken
+// by any event of unixEvents, or parked when the loop is cold or the sweep asks. ret tells
+// the loop to return, and finished whether it has finished.
+func (l *loops) awaitUnix(wake *waiter.Entry) (ret, finished bool) {
 	if !l.unixLoop.cold {
 		select {
 		case <-l.unixReady:
@@ -230,7 +237,7 @@ func (l *loops) awaitUnix() (ret, finished bool) {
 			return false, false
 		}
 	}
-	switch l.parkUnix() {
+	switch l.parkUnix(wake) {
 	case parkedOff:
 		return true, false
 	case stopNow:
@@ -267,12 +274,13 @@ func (l *loops) resumeParked() {
 
 // nudge asks the loops that were quiet since the last sweep to park: toNet by a read
 // deadline in the past (its wait in the poller returns), toUnix through its wake-up channel.
-// A loop that has finished its direction is left alone.
-func (l *loops) nudge(netDone, unixDone bool) {
+// A toNet that has finished its direction (its wait for the program's close does not park)
+// is left alone.
+func (l *loops) nudge(netDone bool) {
 	if l.netLoop.quiet() && !netDone {
 		l.conn.SetReadDeadline(time.Unix(1, 0))
 	}
-	if l.unixLoop.quiet() && !unixDone {
+	if l.unixLoop.quiet() {
 		l.unixLoop.parkReq.Store(true)
 		select {
 		case l.unixReady <- struct{}{}:

@@ -2,6 +2,7 @@ package netstack
 
 import (
 	"bytes"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -12,6 +13,9 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
 // withParkAfter runs the test with sweeps every d.
@@ -356,5 +360,55 @@ func TestColdLoopsWaitWhenParkerFails(t *testing.T) {
 	for i := range conns { // and they still carry data
 		clients[i].Write([]byte{2})
 		readAllN(t, servers[i], 1)
+	}
+}
+
+// TestSpliceParksHalfOpenConnections: connections whose peer has finished sending, while the
+// program keeps its socket open (a pooled connection that the server closed), park both
+// loops; the peer's reset still reaches the program at once.
+func TestSpliceParksHalfOpenConnections(t *testing.T) {
+	withParkAfter(t, 20*time.Millisecond)
+	const conns = 10
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	var clients []*net.UnixConn
+	var ceps, seps []*TCPEndpoint
+	for range conns {
+		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+		sep := acceptTCP(t, l)
+		clients, ceps, seps = append(clients, spliceConn(t, cep)), append(ceps, cep), append(seps, sep)
+		sep.ep.Shutdown(tcpip.ShutdownWrite)
+	}
+	for i, c := range clients {
+		if got, err := readAll(t, c, 5*time.Second); err != nil || len(got) != 0 {
+			t.Fatalf("client %d read %q, %v; want end of file", i, got, err)
+		}
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.a.Counters().LoopsParked != 2*conns {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d loops parked, want %d", n.a.Counters().LoopsParked, 2*conns)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i, c := range clients {
+		seps[i].Abort()
+		rc, err := c.SyscallConn()
+		if err != nil {
+			t.Fatal(err)
+		}
+		var revents int
+		for deadline := time.Now().Add(5 * time.Second); revents&unix.POLLHUP == 0; time.Sleep(time.Millisecond) {
+			if time.Now().After(deadline) {
+				t.Fatalf("client %d: poll %#x 5 s after the reset, want POLLHUP", i, revents)
+			}
+			rc.Control(func(fd uintptr) { revents = int(rawPoll0(fd, unix.POLLOUT)) })
+		}
+		if _, err := c.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
+			t.Fatalf("client %d: write after the reset: %v, want EPIPE", i, err)
+		}
+		if err := ceps[i].Err(); !errors.Is(err, syscall.EPIPE) {
+			t.Fatalf("client %d: Err() = %v, want EPIPE", i, err)
+		}
 	}
 }

@@ -76,6 +76,8 @@ type splice struct {
 	wdata   []byte
 	werr    unix.Errno
 	writeFn func(fd uintptr) bool
+	// toUnix has delivered the peer's FIN and watches the half-open connection.
+	halfOpen bool
 
 	mu           sync.Mutex
 	onDone       func() // see TCPEndpoint.OnDone
@@ -449,33 +451,32 @@ func (sp *splice) finishToNet() {
 	}
 }
 
-// watchHalfOpen runs once the peer has finished sending while the program has not: a reset
-// of the half-open connection (Linux's reset in CLOSE_WAIT) stops the proxy at once, so that
-// the program sees the hang-up now and EPIPE at its next write, as on Linux, rather than
-// only when it writes. It returns when the proxy stops or the program has finished too.
-func (sp *splice) watchHalfOpen(ready <-chan struct{}) {
+// watchHalfOpen is toUnix once the peer has finished sending while the program has not: a
+// reset of the half-open connection (Linux's reset in CLOSE_WAIT) stops the proxy at once,
+// so that the program sees the hang-up now and EPIPE at its next write, as on Linux, rather
+// than only when it writes. It finishes when the proxy stops or the program has finished
+// too, and parks like the copy (a pooled connection that the server closed can sit half-open
+// for long).
+func (sp *splice) watchHalfOpen() bool {
 	for {
-		select {
-		case <-ready:
-		case <-sp.stopping:
-			return
+		if sp.e.ep.Readiness(waiter.EventHUp)&waiter.EventHUp != 0 { // (it adds EventRdHUp unasked)
+			// A hang-up that follows stop is the proxy's own close (the program closed its
+			// end), not the peer's reset. Looked at after the hang-up, which the close
+			// precedes.
+			if sp.isStopping() {
+				return true
+			}
+			sp.mu.Lock()
+			finished := sp.netDone
+			sp.mu.Unlock()
+			if !finished {
+				sp.stop(true, syscall.EPIPE)
+			}
+			return true
 		}
-		if sp.e.ep.Readiness(waiter.EventHUp)&waiter.EventHUp == 0 { // (it adds EventRdHUp unasked)
-			continue
+		if ret, finished := sp.awaitUnix(&sp.hupWake); ret {
+			return finished
 		}
-		// A hang-up that follows stop is the proxy's own close (the program closed its end),
-		// not the peer's reset. Looked at after the hang-up, which the close precedes; select
-		// also picks ready at random when stopping is closed too.
-		if sp.isStopping() {
-			return
-		}
-		sp.mu.Lock()
-		finished := sp.netDone
-		sp.mu.Unlock()
-		if !finished {
-			sp.stop(true, syscall.EPIPE)
-		}
-		return
 	}
 }
 
@@ -499,6 +500,9 @@ func (sp *splice) toUnix() bool {
 	if sp.isStopping() { // resumed by stop
 		return true
 	}
+	if sp.halfOpen {
+		return sp.watchHalfOpen()
+	}
 	ep := sp.e.ep
 	for {
 		buf := spliceBufs.Get().(*[spliceBufSize]byte)
@@ -518,7 +522,7 @@ func (sp *splice) toUnix() bool {
 			continue
 		case *tcpip.ErrWouldBlock:
 			spliceBufs.Put(buf)
-			if ret, finished := sp.awaitUnix(); ret {
+			if ret, finished := sp.awaitUnix(&sp.unixWake); ret {
 				return finished
 			}
 			continue
@@ -535,8 +539,8 @@ func (sp *splice) toUnix() bool {
 				sp.stop(false, 0)
 				return true
 			}
-			sp.watchHalfOpen(sp.unixReady)
-			return true
+			sp.halfOpen = true
+			return sp.watchHalfOpen()
 		default:
 			spliceBufs.Put(buf)
 			sp.stop(true, errno(rerr))
@@ -582,10 +586,10 @@ func (sp *splice) shutdown() { sp.stop(true, 0) }
 // sweep implements proxy: loops quiet since the last sweep are asked to park.
 func (sp *splice) sweep() {
 	sp.mu.Lock()
-	stopped, netDone, unixDone := sp.stopped, sp.netDone, sp.unixDone
+	stopped, netDone := sp.stopped, sp.netDone
 	sp.mu.Unlock()
 	if !stopped {
-		sp.nudge(netDone, unixDone)
+		sp.nudge(netDone)
 	}
 }
 
