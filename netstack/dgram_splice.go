@@ -152,20 +152,11 @@ func (sp *dgramSplice) toNet() bool {
 	ep := sp.e.ep
 	var r bytes.Reader
 	for {
-		err := sp.rc.Read(sp.readFn)
+		if got, finished := sp.readNet(sp.readFn); !got {
+			return finished
+		}
 		buf, n, flags, rerr := sp.rbuf, sp.rn, sp.rflags, sp.rerr
 		sp.rbuf = nil
-		if err != nil || rerr == unix.EAGAIN {
-			// Closed by stop, or a read deadline in the past: the sweep's, which asks the
-			// loop to park. Or a cold loop's read found nothing: it parks at once.
-			if sp.isStopping() {
-				return true
-			}
-			if r := sp.parkNet(); r != keepOn {
-				return r == stopNow
-			}
-			continue
-		}
 		if rerr != nil {
 			dgramBufs.Put(buf)
 			sp.stop()
@@ -203,8 +194,8 @@ func (sp *dgramSplice) toNet() bool {
 	}
 }
 
-// readUnix receives one datagram from the program into a pooled buffer; false when none
-// is there, so that the poller waits, unless the loop is cold (EAGAIN then).
+// readUnix receives one datagram from the program into a pooled buffer; when none is there,
+// see emptyRead.
 func (sp *dgramSplice) readUnix(fd uintptr) bool {
 	buf := dgramBufs.Get().(*[dgramBufSize]byte)
 	for {
@@ -215,7 +206,7 @@ func (sp *dgramSplice) readUnix(fd uintptr) bool {
 	}
 	if sp.rerr == unix.EAGAIN {
 		dgramBufs.Put(buf)
-		return sp.netLoop.cold
+		return sp.emptyRead()
 	}
 	sp.rbuf = buf
 	return true

@@ -96,6 +96,7 @@ type loops struct {
 	unixWake, hupWake   waiter.Entry
 	unixArmed           *waiter.Entry
 	netLoop, unixLoop   loop
+	netEmpty            bool         // toNet's read found nothing (see emptyRead)
 	parkKey             uint64       // in the parker's set (under parker.mu), 0 before toNet first parks
 	live                atomic.Int32 // loops that have not finished
 }
@@ -160,6 +161,33 @@ func (l *loops) stopLoops() {
 	close(l.stopping)
 	l.s.parker.forget(l)
 	l.resumeParked()
+}
+
+// readNet waits for input on the program's socket and reads it with read (rc.Read's
+// function, which takes what there is and reports EAGAIN through emptyRead). On the way it
+// parks toNet when the sweep asks (a read deadline in the past) or when the loop is cold and
+// finds nothing. got: read has taken something (data, end of file or an error); else the
+// loop returns, finished (stop: its deadline, or its close of the socket) or parked.
+func (l *loops) readNet(read func(fd uintptr) bool) (got, finished bool) {
+	for {
+		l.netEmpty = false
+		if err := l.conn.rc.Read(read); err == nil && !l.netEmpty {
+			return true, false
+		}
+		if l.isStopping() {
+			return false, true
+		}
+		if r := l.parkNet(); r != keepOn {
+			return false, r == stopNow
+		}
+	}
+}
+
+// emptyRead is what read tells rc.Read when the socket has nothing: wait in the poller
+// (false), or, for a cold loop, return to park at once.
+func (l *loops) emptyRead() bool {
+	l.netEmpty = l.netLoop.cold
+	return l.netEmpty
 }
 
 // What park tells a loop to do.

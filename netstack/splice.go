@@ -321,21 +321,11 @@ func (sp *splice) toNet() bool {
 	ep := sp.e.ep
 	var r bytes.Reader
 	for {
-		err := sp.rc.Read(sp.readFn)
+		if got, finished := sp.readNet(sp.readFn); !got {
+			return finished
+		}
 		buf, n, rerr := sp.rbuf, sp.rn, sp.rerr
 		sp.rbuf = nil
-		if err != nil || rerr == unix.EAGAIN {
-			// A read deadline in the past: stop's (the socket is released), or the sweep's,
-			// which asks the loop to park. Or a cold loop's read found nothing: it parks at
-			// once.
-			if sp.isStopping() {
-				return true
-			}
-			if r := sp.parkNet(); r != keepOn {
-				return r == stopNow
-			}
-			continue
-		}
 		switch {
 		case rerr == unix.ECONNRESET:
 			// The program closed its socket without reading everything: Linux resets.
@@ -375,9 +365,8 @@ func (sp *splice) toNet() bool {
 	}
 }
 
-// readUnix reads the socket into a pooled buffer (sp.rbuf, sp.rn, sp.rerr); false when
-// nothing is there, so that the poller waits, unless the loop is cold (EAGAIN then). The
-// buffer is taken only when data is.
+// readUnix reads the socket into a pooled buffer (sp.rbuf, sp.rn, sp.rerr); when nothing is
+// there, see emptyRead. The buffer is taken only when data is.
 func (sp *splice) readUnix(fd uintptr) bool {
 	sp.netLoop.wakes.Add(1)
 	buf := spliceBufs.Get().(*[spliceBufSize]byte)
@@ -390,11 +379,7 @@ func (sp *splice) readUnix(fd uintptr) bool {
 	}
 	if errno == unix.EAGAIN {
 		spliceBufs.Put(buf)
-		if sp.netLoop.cold {
-			sp.rn, sp.rerr = 0, unix.EAGAIN
-			return true
-		}
-		return false
+		return sp.emptyRead()
 	}
 	sp.rerr = nil
 	if errno != 0 {
