@@ -363,7 +363,7 @@ func TestSpliceLargeTransfer(t *testing.T) {
 			waitDone(t, sep)
 			c := n.a.Counters()
 			t.Logf("counters of a: %+v", c)
-			if c.DropQueueFull != 0 || c.DropTxError != 0 {
+			if (c.DropQueueFull != 0 && !raceDetector) || c.DropTxError != 0 {
 				t.Errorf("frames dropped on a lossless hub: %+v", c)
 			}
 		})
