@@ -2,7 +2,6 @@ package netstack
 
 import (
 	"bytes"
-	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -14,7 +13,6 @@ import (
 	"testing"
 	"time"
 
-	"golang.org/x/sys/unix"
 	"gvisor.dev/gvisor/pkg/tcpip"
 )
 
@@ -393,22 +391,6 @@ func TestSpliceParksHalfOpenConnections(t *testing.T) {
 	}
 	for i, c := range clients {
 		seps[i].Abort()
-		rc, err := c.SyscallConn()
-		if err != nil {
-			t.Fatal(err)
-		}
-		var revents int
-		for deadline := time.Now().Add(5 * time.Second); revents&unix.POLLHUP == 0; time.Sleep(time.Millisecond) {
-			if time.Now().After(deadline) {
-				t.Fatalf("client %d: poll %#x 5 s after the reset, want POLLHUP", i, revents)
-			}
-			rc.Control(func(fd uintptr) { revents = int(rawPoll0(fd, unix.POLLOUT)) })
-		}
-		if _, err := c.Write([]byte("x")); !errors.Is(err, syscall.EPIPE) {
-			t.Fatalf("client %d: write after the reset: %v, want EPIPE", i, err)
-		}
-		if err := ceps[i].Err(); !errors.Is(err, syscall.EPIPE) {
-			t.Fatalf("client %d: Err() = %v, want EPIPE", i, err)
-		}
+		checkResetHalfOpen(t, c, ceps[i])
 	}
 }

@@ -84,6 +84,13 @@ func TestSpliceResetHalfOpen(t *testing.T) {
 		t.Fatalf("client read %q, %v; want end of file", got, err)
 	}
 	sep.Abort()
+	checkResetHalfOpen(t, client, cep)
+}
+
+// checkResetHalfOpen: after the peer's reset of a half-open connection, the program's end
+// hangs up at once, its next write fails with EPIPE, and so does Err.
+func checkResetHalfOpen(t *testing.T, client *net.UnixConn, cep *TCPEndpoint) {
+	t.Helper()
 	rc, err := client.SyscallConn()
 	if err != nil {
 		t.Fatal(err)
