@@ -133,6 +133,10 @@ func (in *instance) metrics() []byte {
 	for _, a := range nets {
 		p.sample("ztnc_stack_parked_loops", float64(a.stack.Counters().LoopsParked), "nwid", netLabel(a))
 	}
+	p.family("ztnc_stack_parks_total", "counter", "Times a loop of a spliced socket parked.")
+	for _, a := range nets {
+		p.sample("ztnc_stack_parks_total", float64(a.stack.Counters().Parks), "nwid", netLabel(a))
+	}
 
 	sup := supervisorTotals(progs)
 	p.family("ztnc_programs", "gauge", "Supervised programs running.")

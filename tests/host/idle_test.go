@@ -74,8 +74,12 @@ func TestIdleConnectionsPark(t *testing.T) {
 	m.WaitOutput(t, "connections open", 60*time.Second, func(stdout, _ string) bool { return strings.Contains(stdout, "open 100") })
 	// Sweeps run every 5 s: a loop parks after waiting through one.
 	waitFor(t, m, "502 parked loops", 30*time.Second, func() error {
-		if v, ok := scrape(t, url).samples[`ztnc_stack_parked_loops{nwid="local"}`]; !ok || v != 502 {
+		samples := scrape(t, url).samples
+		if v, ok := samples[`ztnc_stack_parked_loops{nwid="local"}`]; !ok || v != 502 {
 			return fmt.Errorf("%v parked (gauge there: %v)", v, ok)
+		}
+		if v := samples[`ztnc_stack_parks_total{nwid="local"}`]; v < 502 {
+			return fmt.Errorf("502 loops parked but %v parks counted", v)
 		}
 		return nil
 	})
