@@ -155,7 +155,7 @@ func (e *DatagramEndpoint) Deliver(h DatagramHeader, b []byte) error {
 		msg = buf[:DatagramHeaderLen+copy(buf[DatagramHeaderLen:], b)]
 	}
 	var werr error
-	if err := sp.rc.Control(func(fd uintptr) {
+	if err := sp.conn.rc.Control(func(fd uintptr) {
 		sp.recs.mu.Lock()
 		defer sp.recs.mu.Unlock()
 		for {

@@ -36,7 +36,6 @@ var dgramBufs = sync.Pool{New: func() any { return new([dgramBufSize]byte) }}
 type dgramSplice struct {
 	loops     // stopping is closed by stop: the loops return (parked ones are run to return)
 	e         *DatagramEndpoint
-	rc        syscall.RawConn
 	seqpacket bool
 
 	done chan struct{}
@@ -89,7 +88,7 @@ func (e *DatagramEndpoint) Splice(f *os.File) error {
 		conn.Close()
 		return syscall.ENOTSOCK
 	}
-	sp := &dgramSplice{e: e, rc: rc, seqpacket: typ == unix.SOCK_SEQPACKET, done: make(chan struct{})}
+	sp := &dgramSplice{e: e, seqpacket: typ == unix.SOCK_SEQPACKET, done: make(chan struct{})}
 	s := e.s
 	sp.init(s, e.ep, e.wq, conn, sp.toNet, sp.toUnix, sp.finish)
 	sp.readFn, sp.writeFn = sp.readUnix, sp.writeUnix
@@ -234,14 +233,14 @@ func (sp *dgramSplice) writeUnix(fd uintptr) bool {
 func (sp *dgramSplice) deliverError(err syscall.Errno) {
 	sp.msg, sp.inband, sp.merr = nil, false, err
 	sp.hdr = DatagramHeader{}
-	sp.rc.Write(sp.writeFn)
+	sp.conn.rc.Write(sp.writeFn)
 	sp.merr = 0
 }
 
 // hungUp reports whether the program closed its end.
 func (sp *dgramSplice) hungUp() bool {
 	hup := false
-	sp.rc.Control(func(fd uintptr) {
+	sp.conn.rc.Control(func(fd uintptr) {
 		p := []unix.PollFd{{Fd: int32(fd), Events: unix.POLLIN}}
 		if n, _ := unix.Poll(p, 0); n == 1 && p[0].Revents&(unix.POLLHUP|unix.POLLRDHUP) != 0 {
 			hup = true
@@ -291,7 +290,7 @@ func (sp *dgramSplice) toUnix() bool {
 			sp.hdr.Encode(buf[:DatagramHeaderLen])
 		}
 		sp.msg = buf[:off+sp.w.n]
-		err := sp.rc.Write(sp.writeFn)
+		err := sp.conn.rc.Write(sp.writeFn)
 		werr := sp.werr
 		sp.msg = nil
 		dgramBufs.Put(buf)

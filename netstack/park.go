@@ -369,10 +369,7 @@ func (p *parker) splicing() {
 func (p *parker) sweep() {
 	s := p.s
 	s.mu.Lock()
-	proxies := make([]proxy, 0, len(s.running))
-	for p := range s.running {
-		proxies = append(proxies, p)
-	}
+	proxies := s.runningLocked()
 	s.mu.Unlock()
 	for _, p := range proxies {
 		p.sweep()

@@ -132,11 +132,18 @@ func TestSpliceParksIdleConnections(t *testing.T) {
 	}
 }
 
-// TestSpliceSuiteParking runs the splice tests with a sweep every millisecond, so that loops
-// park and are woken throughout.
-func TestSpliceSuiteParking(t *testing.T) {
+// runWithSweeps runs tests with a sweep every millisecond, so that loops park and are woken
+// throughout.
+func runWithSweeps(t *testing.T, tests map[string]func(*testing.T)) {
 	withParkAfter(t, time.Millisecond)
-	for name, test := range map[string]func(*testing.T){
+	for name, test := range tests {
+		t.Run(name, test)
+	}
+}
+
+// TestSpliceSuiteParking runs the splice tests with loops parking throughout.
+func TestSpliceSuiteParking(t *testing.T) {
+	runWithSweeps(t, map[string]func(*testing.T){
 		"HalfClose":                TestSpliceHalfClose,
 		"ResetHalfOpen":            TestSpliceResetHalfOpen,
 		"CloseUnreadAfterShutdown": TestSpliceCloseUnreadAfterShutdown,
@@ -149,9 +156,7 @@ func TestSpliceSuiteParking(t *testing.T) {
 		"Chaos":                    TestSpliceChaos,
 		"OnDone":                   TestSpliceOnDone,
 		"CorkPushedAtEnd":          TestCorkPushedAtEnd,
-	} {
-		t.Run(name, test)
-	}
+	})
 }
 
 // TestSpliceColdLoopsParkAtOnce: loops woken after a park of a whole sweep park again as soon
@@ -296,11 +301,9 @@ func TestDatagramSpliceParks(t *testing.T) {
 	}
 }
 
-// TestDatagramSuiteParking runs the datagram splice tests with a sweep every millisecond, so
-// that loops park and are woken throughout.
+// TestDatagramSuiteParking runs the datagram splice tests with loops parking throughout.
 func TestDatagramSuiteParking(t *testing.T) {
-	withParkAfter(t, time.Millisecond)
-	for name, test := range map[string]func(*testing.T){
+	runWithSweeps(t, map[string]func(*testing.T){
 		"UDPExchange":             TestUDPExchange,
 		"UDPSplice":               TestUDPSplice,
 		"UDPConnectionRefused":    TestUDPConnectionRefused,
@@ -308,9 +311,7 @@ func TestDatagramSuiteParking(t *testing.T) {
 		"ReadQueued":              TestReadQueued,
 		"Deliver":                 TestDeliver,
 		"DatagramSpliceLifecycle": TestDatagramSpliceLifecycle,
-	} {
-		t.Run(name, test)
-	}
+	})
 }
 
 // TestColdLoopsWaitWhenParkerFails: when the stack's epoll set fails, the parked toNet loops

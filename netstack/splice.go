@@ -62,7 +62,6 @@ var spliceBufs = sync.Pool{New: func() any { return new([spliceBufSize]byte) }}
 type splice struct {
 	loops // stopping is closed by stop: the loops return (parked ones are run to return)
 	e     *TCPEndpoint
-	rc    syscall.RawConn
 	done  chan struct{} // closed when everything is released
 
 	// State of toNet's socket reads and toUnix's endpoint reads, kept here (not in
@@ -122,7 +121,7 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 		return syscall.ENOTSOCK
 	}
 	conn := unixEnd{f, rc}
-	sp := &splice{e: e, rc: rc, done: make(chan struct{})}
+	sp := &splice{e: e, done: make(chan struct{})}
 	sp.init(e.s, e.ep, e.wq, conn, sp.toNet, sp.toUnix, sp.finish)
 	sp.readFn, sp.writeFn = sp.readUnix, sp.writeSome
 	if !sp.setUpUnix() {
@@ -300,7 +299,7 @@ func (u unixEnd) CloseWrite() error {
 // wmem_max when we may. It reports false for anything but a stream socket.
 func (sp *splice) setUpUnix() bool {
 	ok := false
-	sp.rc.Control(func(fd uintptr) {
+	sp.conn.rc.Control(func(fd uintptr) {
 		if typ, e := rawGetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_TYPE); e != 0 || typ != unix.SOCK_STREAM {
 			return
 		}
@@ -417,7 +416,7 @@ func (sp *splice) finishToNet() {
 	// reads the socket any more, so the poller's read side is ours. A sweep's read deadline
 	// (it may have looked just before netDone) is cleared and the wait goes on.
 	hup, unread := false, false
-	for sp.rc.Read(func(fd uintptr) bool {
+	for sp.conn.rc.Read(func(fd uintptr) bool {
 		hup = pollHUP(fd)
 		if hup {
 			// af_unix leaves ECONNRESET on this end when the program closed with data
@@ -469,7 +468,7 @@ func (sp *splice) watchHalfOpen() bool {
 // for writing).
 func (sp *splice) hungUp() bool {
 	hup := false
-	sp.rc.Control(func(fd uintptr) { hup = pollHUP(fd) })
+	sp.conn.rc.Control(func(fd uintptr) { hup = pollHUP(fd) })
 	return hup
 }
 
@@ -625,7 +624,7 @@ func (sp *splice) resetProgram() {
 // writeUnix writes all of b to the socket, waiting in the poller while it is full.
 func (sp *splice) writeUnix(b []byte) error {
 	sp.wdata, sp.werr = b, 0
-	if err := sp.rc.Write(sp.writeFn); err != nil {
+	if err := sp.conn.rc.Write(sp.writeFn); err != nil {
 		return err
 	}
 	if sp.werr != 0 {

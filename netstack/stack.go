@@ -117,6 +117,15 @@ func (s *Stack) startSplice(p proxy) bool {
 	return true
 }
 
+// runningLocked returns the running proxies, to be called on without s.mu; s.mu is held.
+func (s *Stack) runningLocked() []proxy {
+	ps := make([]proxy, 0, len(s.running))
+	for p := range s.running {
+		ps = append(ps, p)
+	}
+	return ps
+}
+
 // spliceDone unregisters a proxy that has finished.
 func (s *Stack) spliceDone(p proxy) {
 	s.mu.Lock()
@@ -456,10 +465,7 @@ func (s *Stack) Close() {
 		s.port.Unsubscribe(g.mac, g.adi)
 	}
 	s.subs = map[multicastGroup]struct{}{}
-	running := make([]proxy, 0, len(s.running))
-	for p := range s.running {
-		running = append(running, p)
-	}
+	running := s.runningLocked()
 	s.mu.Unlock()
 	for _, p := range running {
 		p.shutdown()
