@@ -29,8 +29,10 @@ type Counters struct {
 	AcksMerged, AcksExpired uint64
 
 	// Loops of spliced sockets parked without a goroutine (see park.go): Parks in all,
-	// LoopsParked now (two per socket whose program and peer are both quiet).
-	Parks, LoopsParked uint64
+	// LoopsParked now (two per socket whose program and peer are both quiet). LoopsRunning
+	// are on a goroutine now (running, or waiting on one). ParkFailures counts parks that
+	// the stack's epoll set refused (the loop waits on its goroutine instead).
+	Parks, LoopsParked, LoopsRunning, ParkFailures uint64
 
 	// From the TCP layer.
 	TCPRetransmits   uint64
@@ -48,7 +50,7 @@ type counters struct {
 	dropTxError                                              atomic.Uint64
 	dropDatagramSend, dropDatagramRecv                       atomic.Uint64
 	acksMerged, acksExpired                                  atomic.Uint64
-	parks                                                    atomic.Uint64
+	parks, parkFailures                                      atomic.Uint64
 }
 
 // Counters returns the stack's counters.
@@ -71,6 +73,8 @@ func (s *Stack) Counters() Counters {
 		AcksExpired:      s.stats.acksExpired.Load(),
 		Parks:            s.stats.parks.Load(),
 		LoopsParked:      s.parkedLoops(),
+		LoopsRunning:     uint64(max(s.parker.running.Load(), 0)),
+		ParkFailures:     s.stats.parkFailures.Load(),
 		TCPRetransmits:   st.TCP.Retransmits.Value(),
 		TCPResetsSent:    st.TCP.ResetsSent.Value(),
 		TCPChecksumError: st.TCP.ChecksumErrors.Value(),

@@ -54,7 +54,14 @@ func newStackPort(t testing.TB, hub *Hub, n byte, cfg Config, addrs ...netip.Pre
 	if err != nil {
 		t.Fatal(err)
 	}
-	t.Cleanup(func() { s.Close(); port.Close() })
+	t.Cleanup(func() {
+		s.Close()
+		port.Close()
+		// Every loop that started has finished, and counted its end.
+		if n := s.parker.running.Load(); n != 0 {
+			t.Errorf("closed stack still counts %d loops on goroutines", n)
+		}
+	})
 	if err := s.SetAddresses(addrs); err != nil {
 		t.Fatal(err)
 	}

@@ -31,9 +31,21 @@ import (
 // thousands of parked connections wake at once, each loop holds a worker only while it
 // copies, and the pool's workers serve them in turn instead of a fresh goroutine (and its
 // stack) each. A loop woken sooner than that is busy again and waits on its goroutine.
+//
+// A stack whose loops on goroutines (running, or waiting on one) number more than
+// crowdedLoops is crowded: its loops start cold and are cold at every wake-up, whatever the
+// length of their park. A burst of connections — clients that all reconnect at once after a
+// restart — would otherwise hold two goroutines per connection until a sweep or two parked
+// them, ~20 KB each, and take a container past its memory limit; crowded, loops park as
+// soon as they would wait, at the price of a park and a wake-up per message. The busy
+// connections of a stack that is not crowded keep their goroutines.
 
 // parkAfter is the sweep interval: a loop parks after waiting between one and two of them.
 var parkAfter = 5 * time.Second
+
+// crowdedLoops is how many loops of a stack may hold a goroutine before its loops park at
+// once (~10 MB of stacks).
+var crowdedLoops int32 = 1024
 
 // A loop's state.
 const (
@@ -59,20 +71,6 @@ func (l *loop) quiet() bool {
 	l.seen = w
 	return q
 }
-
-// resume claims a parked loop for a wake-up: false if it runs already (another wake-up came
-// first).
-func (l *loop) resume() bool {
-	if !l.reclaim() {
-		return false
-	}
-	l.wakes.Add(1)
-	l.cold = time.Since(l.parkedAt) >= parkAfter
-	return true
-}
-
-// reclaim is resume for the loop itself, when it could not park.
-func (l *loop) reclaim() bool { return l.state.CompareAndSwap(loopParked, loopRunning) }
 
 // loops are the two loops of a spliced socket: toNet copies what the program writes to the
 // endpoint, toUnix what the endpoint receives to the program. Each runs on a pooled worker
@@ -120,6 +118,9 @@ func (l *loops) start() {
 	l.wq.EventRegister(&l.netEntry)
 	l.wq.EventRegister(&l.unixEntry)
 	l.live.Store(2)
+	cold := l.s.parker.crowded()
+	l.netLoop.cold, l.unixLoop.cold = cold, cold
+	l.s.parker.running.Add(2)
 	workers.run(l.runNet)
 	workers.run(l.runUnix)
 }
@@ -138,6 +139,7 @@ func (l *loops) runUnix() {
 }
 
 func (l *loops) loopDone() {
+	l.s.parker.running.Add(-1)
 	if l.live.Add(-1) != 0 {
 		return
 	}
@@ -206,12 +208,13 @@ const (
 func (l *loops) park(lp *loop, arm func() bool, disarm func()) parkResult {
 	lp.parkedAt = time.Now()
 	lp.state.Store(loopParked)
+	l.s.parker.running.Add(-1)
 	sleep := arm()
 	if sleep && !l.isStopping() {
 		l.s.stats.parks.Add(1)
 		return parkedOff // stop, if it comes now, finds the loop parked and resumes it
 	}
-	if !lp.reclaim() {
+	if !l.claim(lp) {
 		return parkedOff // a wake-up or stop claimed it: the loop runs again there
 	}
 	if disarm != nil {
@@ -274,10 +277,30 @@ func (l *loops) awaitUnix(wake *waiter.Entry) (ret, finished bool) {
 	return false, false
 }
 
+// claim takes a parked loop back to run it: false if it runs already (another wake-up came
+// first).
+func (l *loops) claim(lp *loop) bool {
+	if !lp.state.CompareAndSwap(loopParked, loopRunning) {
+		return false
+	}
+	l.s.parker.running.Add(1)
+	return true
+}
+
+// resume claims a parked loop for a wake-up.
+func (l *loops) resume(lp *loop) bool {
+	if !l.claim(lp) {
+		return false
+	}
+	lp.wakes.Add(1)
+	lp.cold = time.Since(lp.parkedAt) >= parkAfter || l.s.parker.crowded()
+	return true
+}
+
 // wakeUnix runs a parked toUnix again. It is the endpoint's callback (called under the
 // waiter queue's lock, so it only hands the loop to a worker), and stop's.
 func (l *loops) wakeUnix(waiter.EventMask) {
-	if l.unixLoop.resume() {
+	if l.resume(&l.unixLoop) {
 		workers.run(l.resumeUnix)
 	}
 }
@@ -289,7 +312,7 @@ func (l *loops) resumeUnix() {
 
 // wakeNet runs a parked toNet again: its socket became ready, or it must return.
 func (l *loops) wakeNet() {
-	if l.netLoop.resume() {
+	if l.resume(&l.netLoop) {
 		workers.run(l.runNet)
 	}
 }
@@ -343,8 +366,9 @@ func (s *Stack) parkedLoops() uint64 {
 // loops (made at the first park, with its goroutine).
 type parker struct {
 	s       *Stack
-	timer   *time.Timer // the next sweep, while connections are spliced
-	pending bool        // a sweep is set or running (under s.mu): it sets the next
+	timer   *time.Timer  // the next sweep, while connections are spliced
+	pending bool         // a sweep is set or running (under s.mu): it sets the next
+	running atomic.Int32 // the stack's loops on a goroutine
 
 	mu     sync.Mutex
 	set    *epoll.Set
@@ -353,6 +377,9 @@ type parker struct {
 	byKey  map[uint64]*loops
 	next   uint64
 }
+
+// crowded reports whether the stack's loops park at once (see crowdedLoops).
+func (p *parker) crowded() bool { return p.running.Load() > crowdedLoops }
 
 // splicing starts the sweeps if they had stopped (no connection was spliced); s.mu is held.
 func (p *parker) splicing() {
@@ -385,12 +412,24 @@ func (p *parker) sweep() {
 const parkEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
 
 // watch arms l's socket in the set (made now if need be): one event wakes its toNet. False
-// if that cannot be done, or stop has begun: stop takes the socket out of the set (forget)
-// before it lets it be closed, and the number may then be another socket's.
+// if that cannot be done (counted), or stop has begun: stop takes the socket out of the set
+// (forget) before it lets it be closed, and the number may then be another socket's.
 func (p *parker) watch(l *loops) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
-	if p.broken || l.isStopping() {
+	if l.isStopping() {
+		return false
+	}
+	if !p.arm(l) {
+		p.s.stats.parkFailures.Add(1)
+		return false
+	}
+	return true
+}
+
+// arm is watch's work; p.mu is held.
+func (p *parker) arm(l *loops) bool {
+	if p.broken {
 		return false
 	}
 	if p.set == nil {

@@ -23,6 +23,13 @@ func withParkAfter(t testing.TB, d time.Duration) {
 	t.Cleanup(func() { parkAfter = old })
 }
 
+// withCrowdedLoops runs the test with stacks crowded past n loops on goroutines.
+func withCrowdedLoops(t testing.TB, n int32) {
+	old := crowdedLoops
+	crowdedLoops = n
+	t.Cleanup(func() { crowdedLoops = old })
+}
+
 var loopFrame = regexp.MustCompile(`netstack\.\(\*(splice|dgramSplice)\)\.to(Net|Unix)`)
 
 // spliceLoops counts the goroutines running a loop of a spliced socket (TCP or datagram).
@@ -132,18 +139,29 @@ func TestSpliceParksIdleConnections(t *testing.T) {
 	}
 }
 
-// runWithSweeps runs tests with a sweep every millisecond, so that loops park and are woken
-// throughout.
-func runWithSweeps(t *testing.T, tests map[string]func(*testing.T)) {
-	withParkAfter(t, time.Millisecond)
-	for name, test := range tests {
-		t.Run(name, test)
+// runParking runs tests twice with loops parking throughout: with a sweep every millisecond,
+// and on crowded stacks, where every loop parks at its first wait.
+func runParking(t *testing.T, tests map[string]func(*testing.T)) {
+	modes := []struct {
+		name string
+		set  func(*testing.T)
+	}{
+		{"Sweeps", func(t *testing.T) { withParkAfter(t, time.Millisecond) }},
+		{"Crowded", func(t *testing.T) { withCrowdedLoops(t, -1) }},
+	}
+	for _, m := range modes {
+		t.Run(m.name, func(t *testing.T) {
+			m.set(t)
+			for name, test := range tests {
+				t.Run(name, test)
+			}
+		})
 	}
 }
 
 // TestSpliceSuiteParking runs the splice tests with loops parking throughout.
 func TestSpliceSuiteParking(t *testing.T) {
-	runWithSweeps(t, map[string]func(*testing.T){
+	runParking(t, map[string]func(*testing.T){
 		"HalfClose":                TestSpliceHalfClose,
 		"ResetHalfOpen":            TestSpliceResetHalfOpen,
 		"CloseUnreadAfterShutdown": TestSpliceCloseUnreadAfterShutdown,
@@ -205,6 +223,78 @@ func TestSpliceColdLoopsParkAtOnce(t *testing.T) {
 	exchange() // soon after: every loop is busy again
 	if got, loops := parked(), spliceLoops(); got != 0 || loops != 4*conns {
 		t.Fatalf("after a second exchange %d loops parked and %d on goroutines; want 0 and %d", got, loops, 4*conns)
+	}
+}
+
+// TestCrowdedStackParksAtOnce: past crowdedLoops loops on goroutines, a stack's new loops
+// park at their first wait and at every wait after a wake-up, however short their park; every
+// connection still carries data both ways, and once the crowd has gone a new connection's
+// loops keep their goroutines.
+func TestCrowdedStackParksAtOnce(t *testing.T) {
+	withParkAfter(t, time.Hour) // no sweep: only crowding parks
+	const crowd, conns = 6, 20
+	withCrowdedLoops(t, crowd)
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	var clients, servers []*net.UnixConn
+	for range conns {
+		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+		sep := acceptTCP(t, l)
+		clients, servers = append(clients, spliceConn(t, cep)), append(servers, spliceConn(t, sep))
+	}
+	// Each stack: the loops that started before it was crowded keep their goroutines (at
+	// most crowd+2: a connection's two start together), and every other loop parks.
+	settled := func(when string) {
+		t.Helper()
+		deadline := time.Now().Add(5 * time.Second)
+		for {
+			a, b := n.a.Counters(), n.b.Counters()
+			ok := true
+			for _, c := range []Counters{a, b} {
+				ok = ok && c.LoopsRunning <= crowd+2 && c.LoopsParked+c.LoopsRunning == 2*conns
+			}
+			if ok {
+				return
+			}
+			if time.Now().After(deadline) {
+				t.Fatalf("%s: a has %d loops on goroutines and %d parked, b %d and %d; want at most %d on goroutines of %d",
+					when, a.LoopsRunning, a.LoopsParked, b.LoopsRunning, b.LoopsParked, crowd+2, 2*conns)
+			}
+			time.Sleep(5 * time.Millisecond)
+		}
+	}
+	settled("opened")
+	for round := range 3 {
+		for i := range conns {
+			msg := []byte(fmt.Sprintf("ping %d %d", round, i))
+			for _, c := range [][2]*net.UnixConn{{clients[i], servers[i]}, {servers[i], clients[i]}} {
+				c[0].Write(msg)
+				got := make([]byte, len(msg))
+				if _, err := io.ReadFull(c[1], got); err != nil || !bytes.Equal(got, msg) {
+					t.Fatalf("connection %d read %q (%v), want %q", i, got, err, msg)
+				}
+			}
+		}
+		settled(fmt.Sprintf("after exchange %d", round))
+	}
+	for i := range conns {
+		clients[i].Close()
+		servers[i].Close()
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.a.Counters().LoopsRunning+n.b.Counters().LoopsRunning+n.a.Counters().LoopsParked+n.b.Counters().LoopsParked != 0 {
+		if time.Now().After(deadline) {
+			t.Fatalf("closed connections left loops: %+v %+v", n.a.Counters(), n.b.Counters())
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+	client, server := spliceConn(t, cep), spliceConn(t, acceptTCP(t, l))
+	client.Write([]byte("x"))
+	readAllN(t, server, 1)
+	time.Sleep(50 * time.Millisecond)
+	if c := n.a.Counters(); c.LoopsRunning != 2 || c.LoopsParked != 0 {
+		t.Fatalf("uncrowded stack: %d loops on goroutines and %d parked, want 2 and 0", c.LoopsRunning, c.LoopsParked)
 	}
 }
 
@@ -303,7 +393,7 @@ func TestDatagramSpliceParks(t *testing.T) {
 
 // TestDatagramSuiteParking runs the datagram splice tests with loops parking throughout.
 func TestDatagramSuiteParking(t *testing.T) {
-	runWithSweeps(t, map[string]func(*testing.T){
+	runParking(t, map[string]func(*testing.T){
 		"UDPExchange":             TestUDPExchange,
 		"UDPSplice":               TestUDPSplice,
 		"UDPConnectionRefused":    TestUDPConnectionRefused,

@@ -108,6 +108,7 @@ func measurements(d time.Duration) []measurement {
 		{
 			rows: []row{
 				{fmt.Sprintf("B's node holding %d idle keep-alive connections, RSS beyond before", heldConns), "MB", true},
+				{"B's node while it opened them and they went idle, peak RSS beyond before", "MB", true},
 				{"B's node as they all carry a request at once, peak RSS beyond before", "MB", true},
 			},
 			server: "nginx", argv: []string{"python3", "-c", heldScript, "{A}", strconv.Itoa(httpPort), strconv.Itoa(heldConns), strconv.Itoa(heldIdle)},
@@ -448,9 +449,9 @@ const (
 
 // heldScript looks at B's node before and after opening connections to nginx on A, one
 // request each, and holding them idle (ztnc-run parks an idle connection's loops after 5-10
-// s); then all of them carry one more request at once (every request is sent before the
-// first response is read), and it prints the node's peak RSS meanwhile ("woken"). Prints
-// "none" on a pair without a node (veth).
+// s), with the node's peak RSS meanwhile ("opened"); then all of them carry one more request
+// at once (every request is sent before the first response is read), and it prints the
+// node's peak RSS meanwhile ("woken"). Prints "none" on a pair without a node (veth).
 const heldScript = nodeLooks + `
 import http.client, resource, time
 host, port, n, idle = sys.argv[1], int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[4])
@@ -459,8 +460,13 @@ resource.setrlimit(resource.RLIMIT_NOFILE, (max(soft, min(hard, n + 256)), hard)
 p = node()
 if p is None:
     print("none"); sys.exit()
-look("before", p)
+def peak(what, p):
+    hwm = [l.split()[1] for l in open("/proc/%d/status" % p) if l.startswith("VmHWM:")][0]
+    print(what, int(hwm) / 1024, len(cs), flush=True)
+    open("/proc/%d/clear_refs" % p, "w").write("5")  # VmHWM starts again from VmRSS
 cs = []
+look("before", p)
+open("/proc/%d/clear_refs" % p, "w").write("5")
 for i in range(n):
     c = http.client.HTTPConnection(host, port, timeout=30)
     c.request("GET", "/index.html")
@@ -468,26 +474,25 @@ for i in range(n):
     cs.append(c)
 time.sleep(idle)
 look("held", p)
-open("/proc/%d/clear_refs" % p, "w").write("5")  # VmHWM starts again from VmRSS
+peak("opened", p)
 for c in cs:
     c.request("GET", "/index.html")
 for c in cs:
     r = c.getresponse()
     r.read()
     if r.status != 200: sys.exit("request after the idle spell failed")
-hwm = [l.split()[1] for l in open("/proc/%d/status" % p) if l.startswith("VmHWM:")][0]
-print("woken", int(hwm) / 1024, len(cs), flush=True)
+peak("woken", p)
 for c in cs:
     c.close()
 `
 
-var heldLine = regexp.MustCompile(`(?m)^(before|held|woken) ([0-9.]+) [0-9]+$`)
+var heldLine = regexp.MustCompile(`(?m)^(before|held|opened|woken) ([0-9.]+) [0-9]+$`)
 
-// parseHeld reads heldScript's looks: the RSS the held connections added, and the peak while
-// they all carried a request.
+// parseHeld reads heldScript's looks: the RSS the held connections added, the peak while
+// they were opened and went idle, and the peak while they all carried a request.
 func parseHeld(out string) ([]float64, string, error) {
 	if strings.TrimSpace(out) == "none" {
-		return []float64{math.NaN(), math.NaN()}, "", nil
+		return []float64{math.NaN(), math.NaN(), math.NaN()}, "", nil
 	}
 	rss := map[string]float64{}
 	for _, m := range heldLine.FindAllStringSubmatch(out, -1) {
@@ -497,10 +502,10 @@ func parseHeld(out string) ([]float64, string, error) {
 		}
 		rss[m[1]] = v
 	}
-	if len(rss) != 3 {
-		return nil, "", fmt.Errorf("held-connections client: not all three looks in %q", out)
+	if len(rss) != 4 {
+		return nil, "", fmt.Errorf("held-connections client: not all four looks in %q", out)
 	}
-	return []float64{rss["held"] - rss["before"], rss["woken"] - rss["before"]}, "", nil
+	return []float64{rss["held"] - rss["before"], rss["opened"] - rss["before"], rss["woken"] - rss["before"]}, "", nil
 }
 
 // parseFootprint reads footprintScript's looks: RSS after the churn and after the idle spell,

@@ -59,8 +59,8 @@ Transfer/sec:    106.74MB
 		{"idle client", parseIdle, "keep-alive 0.5\nkeep-alive 0.7\nkeep-alive 9.0\nclose 1.0\nclose 1.2\n", []float64{0.7, 1.1}, ""},
 		{"footprint", parseFootprint, "before 17.5 12\nchurned 81.25 420\nidle 26 19\n", []float64{81.25, 26, 7}, ""},
 		{"footprint without a node", parseFootprint, "none\n", []float64{math.NaN(), math.NaN(), math.NaN()}, ""},
-		{"held connections", parseHeld, "before 17.5 12\nheld 40.25 2012\nwoken 60.5 2000\n", []float64{22.75, 43}, ""},
-		{"held connections without a node", parseHeld, "none\n", []float64{math.NaN(), math.NaN()}, ""},
+		{"held connections", parseHeld, "before 17.5 12\nheld 40.25 2012\nopened 70 2000\nwoken 60.5 2000\n", []float64{22.75, 52.5, 43}, ""},
+		{"held connections without a node", parseHeld, "none\n", []float64{math.NaN(), math.NaN(), math.NaN()}, ""},
 	} {
 		got, note, err := tc.parse(tc.in)
 		if err != nil || note != tc.note || len(got) != len(tc.want) {
@@ -84,7 +84,7 @@ Transfer/sec:    106.74MB
 		{"iperf3 garbage", parseIperfTCP, "iperf3: error"},
 		{"idle client without one mode", parseIdle, "keep-alive 0.5\n"},
 		{"footprint without its last look", parseFootprint, "before 17.5 12\nchurned 81.25 420\n"},
-		{"held connections without the wake-up's look", parseHeld, "before 17.5 12\nheld 40.25 2012\n"},
+		{"held connections without the wake-up's look", parseHeld, "before 17.5 12\nheld 40.25 2012\nopened 70 2000\n"},
 		{"iperf3 udp nothing sent", parseIperfUDP, `{"end":{"sum_received":{"seconds":1,"packets":0}}}`},
 	} {
 		if _, _, err := tc.parse(tc.in); err == nil {

@@ -133,9 +133,17 @@ func (in *instance) metrics() []byte {
 	for _, a := range nets {
 		p.sample("ztnc_stack_parked_loops", float64(a.stack.Counters().LoopsParked), "nwid", netLabel(a))
 	}
+	p.family("ztnc_stack_running_loops", "gauge", "Loops of spliced sockets on a goroutine (running, or waiting on one); past 1024 they park at once.")
+	for _, a := range nets {
+		p.sample("ztnc_stack_running_loops", float64(a.stack.Counters().LoopsRunning), "nwid", netLabel(a))
+	}
 	p.family("ztnc_stack_parks_total", "counter", "Times a loop of a spliced socket parked.")
 	for _, a := range nets {
 		p.sample("ztnc_stack_parks_total", float64(a.stack.Counters().Parks), "nwid", netLabel(a))
+	}
+	p.family("ztnc_stack_park_failures_total", "counter", "Parks the stack's epoll set refused: the loop waits on its goroutine instead.")
+	for _, a := range nets {
+		p.sample("ztnc_stack_park_failures_total", float64(a.stack.Counters().ParkFailures), "nwid", netLabel(a))
 	}
 
 	sup := supervisorTotals(progs)

@@ -62,7 +62,7 @@ print("datagrams ok", sum(exchange(s) for s in us), flush=True)
 // TestIdleConnectionsPark: a program's 100 connections to its own server and 50 UDP sockets
 // connected to its own echo server, left idle, park every proxy loop (the stack's
 // ztnc_stack_parked_loops gauge reaches 502: two ends of each connection and 51 UDP sockets,
-// two loops each); then each connection still carries an upload and its reply, and each UDP
+// two loops each, and none is left on a goroutine); then each connection still carries an upload and its reply, and each UDP
 // socket a datagram and its echo.
 func TestIdleConnectionsPark(t *testing.T) {
 	need(t, "python3")
@@ -80,6 +80,12 @@ func TestIdleConnectionsPark(t *testing.T) {
 		}
 		if v := samples[`ztnc_stack_parks_total{nwid="local"}`]; v < 502 {
 			return fmt.Errorf("502 loops parked but %v parks counted", v)
+		}
+		if v, ok := samples[`ztnc_stack_running_loops{nwid="local"}`]; !ok || v != 0 {
+			return fmt.Errorf("502 loops parked but %v on goroutines (gauge there: %v)", v, ok)
+		}
+		if v, ok := samples[`ztnc_stack_park_failures_total{nwid="local"}`]; !ok || v != 0 {
+			return fmt.Errorf("%v parks refused (counter there: %v)", v, ok)
 		}
 		return nil
 	})
