@@ -22,28 +22,36 @@ import (
 // once the live heap exceeds gcHeadroom. GOGC in the environment turns the tuning off;
 // GOMEMLIMIT, if set, bounds the heap as usual. The program's own environment is unchanged.
 //
-// The room is given back when the member falls idle (idleReleaser).
+// The room is given back when the member falls idle (idleReleaser). Under a cgroup memory
+// limit (a container's) the headroom is at most an eighth of it (memlimit.go).
 const (
 	gcHeadroom   = 64 << 20
 	gcPercentMax = 400
 	gcPercentMin = 100
 )
 
-// tuneGC starts the tuning unless GOGC is set.
-func tuneGC() {
+// tuneGC starts the tuning unless GOGC is set. It returns the headroom chosen (0: none) and
+// the cgroup memory limit that bounded it (0: none).
+func tuneGC() (headroom, limit uint64) {
 	if os.Getenv("GOGC") != "" {
-		return
+		return 0, 0
 	}
-	t := &gcTuner{samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}, percent: gcPercentMin}
+	headroom, limit = gcHeadroom, cgroupMemoryLimit("/")
+	if limit > 0 {
+		headroom = min(headroom, limit/limitShare)
+	}
+	t := &gcTuner{samples: []metrics.Sample{{Name: "/gc/heap/live:bytes"}}, percent: gcPercentMin, headroom: headroom}
 	t.adjust()
 	t.arm()
 	go newIdleReleaser().run()
+	return headroom, limit
 }
 
 // gcTuner sets GOGC after each collection from the live heap it left.
 type gcTuner struct {
-	samples []metrics.Sample
-	percent int
+	samples  []metrics.Sample
+	percent  int
+	headroom uint64
 }
 
 // gcSentinel is an object the tuner drops at once: its finalizer runs after the collection
@@ -65,20 +73,20 @@ func (t *gcTuner) adjust() {
 	if t.samples[0].Value.Kind() != metrics.KindUint64 {
 		return
 	}
-	if p := gcPercent(t.samples[0].Value.Uint64()); p != t.percent {
+	if p := gcPercent(t.samples[0].Value.Uint64(), t.headroom); p != t.percent {
 		t.percent = p
 		debug.SetGCPercent(p)
 	}
 }
 
-// gcPercent is the GOGC that gives a live heap of live bytes gcHeadroom to grow into, within
+// gcPercent is the GOGC that gives a live heap of live bytes headroom to grow into, within
 // [gcPercentMin, gcPercentMax]. It moves in steps of 25 so that small changes of the live
 // heap do not reset the GC's pacing at every collection.
-func gcPercent(live uint64) int {
+func gcPercent(live, headroom uint64) int {
 	if live == 0 {
 		return gcPercentMax
 	}
-	p := min(uint64(gcHeadroom)*100/live, gcPercentMax)
+	p := min(headroom*100/live, gcPercentMax)
 	return max(int(p)/25*25, gcPercentMin)
 }
 

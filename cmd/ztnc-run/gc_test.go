@@ -7,20 +7,22 @@ import (
 
 func TestGCPercent(t *testing.T) {
 	for _, c := range []struct {
-		live uint64
-		want int
+		live, headroom uint64
+		want           int
 	}{
-		{0, gcPercentMax},
-		{1 << 20, gcPercentMax},  // 64 MiB would be 6400%: capped
-		{16 << 20, 400},          // exactly 4 × live
-		{20 << 20, 300},          // 320% in steps of 25
-		{32 << 20, 200},          // live + 64 MiB
-		{60 << 20, 100},          // 106%: the step below
-		{64 << 20, gcPercentMin}, // the headroom is the default's
-		{1 << 30, gcPercentMin},  // large heaps: Go's default
+		{0, gcHeadroom, gcPercentMax},
+		{1 << 20, gcHeadroom, gcPercentMax},  // 64 MiB would be 6400%: capped
+		{16 << 20, gcHeadroom, 400},          // exactly 4 × live
+		{20 << 20, gcHeadroom, 300},          // 320% in steps of 25
+		{32 << 20, gcHeadroom, 200},          // live + 64 MiB
+		{60 << 20, gcHeadroom, 100},          // 106%: the step below
+		{64 << 20, gcHeadroom, gcPercentMin}, // the headroom is the default's
+		{1 << 30, gcHeadroom, gcPercentMin},  // large heaps: Go's default
+		{8 << 20, 16 << 20, 200},             // a 128 MiB container's headroom
+		{32 << 20, 16 << 20, gcPercentMin},
 	} {
-		if got := gcPercent(c.live); got != c.want {
-			t.Errorf("gcPercent(%d MiB) = %d, want %d", c.live>>20, got, c.want)
+		if got := gcPercent(c.live, c.headroom); got != c.want {
+			t.Errorf("gcPercent(%d MiB, %d MiB) = %d, want %d", c.live>>20, c.headroom>>20, got, c.want)
 		}
 	}
 }

@@ -93,11 +93,12 @@ func localPrefixes(vals []string) ([]netip.Prefix, error) {
 
 func runProgram(ctx context.Context, o *runOptions, args []string) error {
 	limitProcs()
-	tuneGC()
+	headroom, memLimit := tuneGC()
 	log, err := newLogger(o)
 	if err != nil {
 		return err
 	}
+	log.Debug("garbage collector", "headroom_mib", headroom>>20, "cgroup_memory_limit_mib", memLimit>>20)
 	ids, err := o.net.networkIDs()
 	if err != nil {
 		return err
