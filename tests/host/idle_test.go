@@ -96,3 +96,70 @@ func TestIdleConnectionsPark(t *testing.T) {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &m.Stdout, &m.Stderr)
 	}
 }
+
+// crowdProg opens conns connections to its own echo server (one thread, a selector), each
+// carrying a message and its echo, and holds them until the file named by argv[1] exists;
+// then each carries another.
+const crowdProg = `
+import os, selectors, socket, sys, threading, time
+conns, release = 600, sys.argv[1]
+srv = socket.create_server(("198.51.100.1", 7002), backlog=conns)
+sel = selectors.DefaultSelector()
+sel.register(srv, selectors.EVENT_READ)
+def serve():
+    while True:
+        for key, _ in sel.select():
+            s = key.fileobj
+            if s is srv:
+                sel.register(srv.accept()[0], selectors.EVENT_READ)
+                continue
+            d = s.recv(4096)
+            if d:
+                s.sendall(d[::-1])
+            else:
+                sel.unregister(s)
+                s.close()
+threading.Thread(target=serve, daemon=True).start()
+def exchange(c, i):
+    m = b"message %d %s" % (i, os.urandom(8).hex().encode())
+    c.sendall(m)
+    got = b""
+    while len(got) < len(m):
+        got += c.recv(4096)
+    return got == m[::-1]
+cs = []
+for i in range(conns):
+    c = socket.create_connection(("198.51.100.1", 7002), timeout=10)
+    if not exchange(c, i): sys.exit("bad echo")
+    cs.append(c)
+print("open", len(cs), flush=True)
+while not os.path.exists(release):
+    time.sleep(0.05)
+print("echo ok", sum(exchange(c, i) for i, c in enumerate(cs)), flush=True)
+`
+
+// TestCrowdedStackParksAtOnce: a program that opens 600 connections to its own server (2,400
+// proxy loops) crowds its stack, whose loops then park as soon as they wait instead of
+// holding goroutines until a sweep; every connection still carries its messages.
+func TestCrowdedStackParksAtOnce(t *testing.T) {
+	need(t, "python3")
+	port := lab.FreePort(t)
+	url := fmt.Sprintf("http://127.0.0.1:%d", port)
+	release := t.TempDir() + "/release"
+	m := ztnc(t, "crowd", nil, "--local", "198.51.100.1/24", "--health", fmt.Sprintf("127.0.0.1:%d", port),
+		"--", "python3", "-c", crowdProg, release)
+	m.WaitOutput(t, "connections open", 60*time.Second, func(stdout, _ string) bool { return strings.Contains(stdout, "open 600") })
+	// The first 1,024 loops (and those of a connection that started with them) keep their
+	// goroutines until a sweep; the rest parked when they first waited.
+	samples := scrape(t, url).samples
+	running, parked := samples[`ztnc_stack_running_loops{nwid="local"}`], samples[`ztnc_stack_parked_loops{nwid="local"}`]
+	if running > 1024+4 || running+parked != 2400 {
+		t.Errorf("%v loops on goroutines and %v parked; want at most 1028 of 2400 on goroutines", running, parked)
+	}
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := m.Wait(t, 60*time.Second); code != 0 || !strings.Contains(m.Stdout.String(), "echo ok 600") {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &m.Stdout, &m.Stderr)
+	}
+}
