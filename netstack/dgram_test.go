@@ -582,7 +582,9 @@ func TestDatagramSpliceLifecycle(t *testing.T) {
 	if err := d.Splice(os.NewFile(uintptr(fds[0]), "proxy")); err != nil {
 		t.Fatal(err)
 	}
-	if err := d.Splice(os.NewFile(uintptr(fds[0]), "again")); !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTSOCK) {
+	// A copy: Splice closes what it refuses, and fds[0] is the running proxy's.
+	again, _ := unix.Dup(fds[0])
+	if err := d.Splice(os.NewFile(uintptr(again), "again")); !errors.Is(err, syscall.EBUSY) && !errors.Is(err, syscall.ENOTSOCK) {
 		t.Fatalf("second splice: %v", err)
 	}
 	d.Close()
