@@ -47,6 +47,8 @@ type dgramSplice struct {
 	rn, rflags int
 	rerr       error
 	readFn     func(fd uintptr) bool
+	pending    pending[[dgramBufSize]byte] // a datagram waiting for room in the endpoint
+	keepFn     func()                      // pending.keep, made once
 	w          fillWriter // toUnix
 	msg        []byte
 	hdr        DatagramHeader
@@ -92,6 +94,7 @@ func (e *DatagramEndpoint) Splice(f *os.File) error {
 	s := e.s
 	sp.init(s, e.ep, e.wq, conn, sp.toNet, sp.toUnix, sp.finish)
 	sp.readFn, sp.writeFn = sp.readUnix, sp.writeUnix
+	sp.pending.pool, sp.keepFn = &dgramBufs, sp.pending.keep
 	if !e.spliced.CompareAndSwap(nil, sp) {
 		conn.Close()
 		return syscall.EBUSY
@@ -146,10 +149,12 @@ func (sp *dgramSplice) stop() {
 // parked, and a wake-up runs it again.
 func (sp *dgramSplice) toNet() bool {
 	if sp.isStopping() { // resumed by stop
+		sp.pending.drop()
 		return true
 	}
-	ep := sp.e.ep
-	var r bytes.Reader
+	if ret, finished := sp.sendPending(); ret { // resumed with room to send
+		return finished
+	}
 	for {
 		if got, finished := sp.readNet(sp.readFn); !got {
 			return finished
@@ -171,26 +176,37 @@ func (sp *dgramSplice) toNet() bool {
 			sp.e.setPending(syscall.EMSGSIZE)
 			continue
 		}
-		for {
-			r.Reset(buf[:n])
-			_, werr := ep.Write(&r, tcpip.WriteOptions{})
-			if _, ok := werr.(*tcpip.ErrWouldBlock); ok {
-				select {
-				case <-sp.netReady:
-					continue
-				case <-sp.stopping:
-					dgramBufs.Put(buf)
-					return true
-				}
-			}
-			if werr != nil {
-				sp.e.s.stats.dropDatagramSend.Add(1)
-				sp.e.setPending(errno(werr))
-			}
-			break
+		sp.pending.set(buf, buf[:n])
+		if ret, finished := sp.sendPending(); ret {
+			return finished
 		}
-		dgramBufs.Put(buf)
 	}
+}
+
+// sendPending sends the datagram toNet read, waiting for room (or parking) while the
+// endpoint's send buffer is full. ret tells toNet to return: finished, or parked with the
+// datagram kept.
+func (sp *dgramSplice) sendPending() (ret, finished bool) {
+	var r bytes.Reader
+	for sp.pending.held {
+		r.Reset(sp.pending.data)
+		_, werr := sp.e.ep.Write(&r, tcpip.WriteOptions{})
+		if _, ok := werr.(*tcpip.ErrWouldBlock); ok {
+			if ret, finished := sp.awaitNet(sp.keepFn); ret {
+				if finished {
+					sp.pending.drop()
+				}
+				return true, finished
+			}
+			continue
+		}
+		if werr != nil {
+			sp.e.s.stats.dropDatagramSend.Add(1)
+			sp.e.setPending(errno(werr))
+		}
+		sp.pending.drop()
+	}
+	return false, false
 }
 
 // readUnix receives one datagram from the program into a pooled buffer; when none is there,

@@ -1,6 +1,7 @@
 package netstack
 
 import (
+	"bytes"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -19,8 +20,9 @@ import (
 // are half of what an idle connection costs. So a loop that has waited for input since the
 // last sweep (every parkAfter) parks: it arranges to be woken and returns its goroutine to
 // the pool. toNet's socket goes into the stack's epoll set (one goroutine for all parked
-// sockets); toUnix's endpoint calls back through gVisor's waiter queue. A wake-up runs the
-// loop again on a pooled worker.
+// sockets); toUnix's endpoint calls back through gVisor's waiter queue, and so does toNet's
+// when it waits for room to write (a peer that does not read). A wake-up runs the loop again
+// on a pooled worker.
 //
 // A loop that waits for less than a sweep never parks: a busy connection keeps the direct
 // wake-ups of its goroutines (the runtime's poller, the endpoint's channel).
@@ -58,7 +60,7 @@ type loop struct {
 	state    atomic.Int32  // loopRunning or loopParked
 	wakes    atomic.Uint32 // the loop's wake-ups: a sweep parks a loop that had none since the last
 	seen     uint32        // wakes at the last sweep (the sweep's own)
-	parkReq  atomic.Bool   // toUnix only: the sweep asks it to park
+	parkReq  atomic.Bool   // the sweep asks it to park (a wait on its goroutine looks)
 	parkedAt time.Time     // when it last parked: written before, read by the wake-up after
 	cold     bool          // woken after a park of parkAfter or more: park at the first wait
 }
@@ -87,10 +89,13 @@ type loops struct {
 	finish        func()
 
 	// The endpoint's wake-ups: writable for toNet, readable for toUnix (registered for the
-	// socket's life), and toUnix's callbacks while it is parked: for input, or (a half-open
-	// TCP connection's watch) for a hang-up. unixArmed is the one registered.
+	// socket's life), and the callbacks of parked loops: toNet's for room to write (netArmed
+	// while registered), toUnix's for input or (a half-open TCP connection's watch) for a
+	// hang-up (unixArmed is the one registered).
 	netEntry, unixEntry waiter.Entry
 	netReady, unixReady chan struct{}
+	netWake             waiter.Entry
+	netArmed            bool
 	unixWake, hupWake   waiter.Entry
 	unixArmed           *waiter.Entry
 	netLoop, unixLoop   loop
@@ -99,7 +104,10 @@ type loops struct {
 	live                atomic.Int32 // loops that have not finished
 }
 
-const unixEvents = waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp
+const (
+	netEvents  = waiter.WritableEvents | waiter.EventErr | waiter.EventHUp
+	unixEvents = waiter.ReadableEvents | waiter.EventErr | waiter.EventHUp
+)
 
 // init sets up the loops of a proxy on conn; start runs them.
 func (l *loops) init(s *Stack, ep tcpip.Endpoint, wq *waiter.Queue, conn unixEnd, toNet, toUnix func() bool, finish func()) {
@@ -107,8 +115,9 @@ func (l *loops) init(s *Stack, ep tcpip.Endpoint, wq *waiter.Queue, conn unixEnd
 	l.toNet, l.toUnix, l.finish = toNet, toUnix, finish
 	l.stopping = make(chan struct{})
 	conn.rc.Control(func(fd uintptr) { l.sfd = int(fd) })
-	l.netEntry, l.netReady = waiter.NewChannelEntry(waiter.WritableEvents | waiter.EventErr | waiter.EventHUp)
+	l.netEntry, l.netReady = waiter.NewChannelEntry(netEvents)
 	l.unixEntry, l.unixReady = waiter.NewChannelEntry(unixEvents)
+	l.netWake = waiter.NewFunctionEntry(netEvents, func(waiter.EventMask) { l.wakeNet() })
 	wake := l.wakeUnix
 	l.unixWake = waiter.NewFunctionEntry(unixEvents, wake)
 	l.hupWake = waiter.NewFunctionEntry(waiter.EventHUp, wake)
@@ -232,10 +241,79 @@ func (l *loops) park(lp *loop, arm func() bool, disarm func()) parkResult {
 // parkNet parks toNet until the socket is readable (or hangs up).
 func (l *loops) parkNet() parkResult {
 	l.conn.SetReadDeadline(time.Time{}) // the sweep's nudge
+	l.netLoop.parkReq.Store(false)
 	return l.park(&l.netLoop, l.armNet, nil)
 }
 
 func (l *loops) armNet() bool { return l.s.parker.watch(l) }
+
+// awaitNet is toNet's wait for room in the endpoint's send buffer: on its goroutine, or
+// parked when the loop is cold or the sweep asks. keep runs before it parks: the loop's
+// pending data must then outlive its goroutine, and a wake-up may run it at once. ret tells
+// the loop to return, and finished whether it has finished.
+func (l *loops) awaitNet(keep func()) (ret, finished bool) {
+	if !l.netLoop.cold {
+		select {
+		case <-l.netReady:
+		case <-l.stopping:
+			return true, true
+		}
+		l.netLoop.wakes.Add(1)
+		if !l.netLoop.parkReq.Load() {
+			return false, false
+		}
+	}
+	l.netLoop.parkReq.Store(false)
+	keep()
+	switch l.park(&l.netLoop, l.armNetWrite, l.disarmNetWrite) {
+	case parkedOff:
+		return true, false
+	case stopNow:
+		return true, true
+	}
+	return false, false
+}
+
+// pending is what toNet read into a pooled buffer and the endpoint has not taken yet. keep
+// moves it into a copy of its own before toNet parks, so that a peer that does not read keeps
+// only the bytes waiting, not a pooled buffer.
+type pending[B any] struct {
+	data []byte
+	held bool
+	buf  *B // data's pooled buffer, or nil once kept
+	pool *sync.Pool
+}
+
+func (p *pending[B]) set(buf *B, data []byte) { p.buf, p.data, p.held = buf, data, true }
+
+func (p *pending[B]) keep() {
+	if p.buf != nil {
+		p.data = bytes.Clone(p.data)
+		p.pool.Put(p.buf)
+		p.buf = nil
+	}
+}
+
+func (p *pending[B]) drop() {
+	if p.buf != nil {
+		p.pool.Put(p.buf)
+		p.buf = nil
+	}
+	p.data, p.held = nil, false
+}
+
+func (l *loops) armNetWrite() bool {
+	l.netArmed = true
+	l.wq.EventRegister(&l.netWake)
+	return l.ep.Readiness(netEvents)&netEvents == 0
+}
+
+func (l *loops) disarmNetWrite() {
+	if l.netArmed {
+		l.netArmed = false
+		l.wq.EventUnregister(&l.netWake)
+	}
+}
 
 // parkUnix parks toUnix until an event of wake's happens on the endpoint: l.unixWake's
 // (readable, or failed) or l.hupWake's.
@@ -310,11 +388,17 @@ func (l *loops) resumeUnix() {
 	l.runUnix()
 }
 
-// wakeNet runs a parked toNet again: its socket became ready, or it must return.
+// wakeNet runs a parked toNet again: its socket became ready, the endpoint has room, or it
+// must return. The endpoint's callback calls it under the waiter queue's lock.
 func (l *loops) wakeNet() {
 	if l.resume(&l.netLoop) {
-		workers.run(l.runNet)
+		workers.run(l.resumeNet)
 	}
+}
+
+func (l *loops) resumeNet() {
+	l.disarmNetWrite()
+	l.runNet()
 }
 
 // resumeParked runs parked loops again once stop has begun, so that they return.
@@ -324,19 +408,25 @@ func (l *loops) resumeParked() {
 }
 
 // nudge asks the loops that were quiet since the last sweep to park: toNet by a read
-// deadline in the past (its wait in the poller returns), toUnix through its wake-up channel.
-// A toNet that has finished its direction (its wait for the program's close does not park)
-// is left alone.
+// deadline in the past (its wait for input in the poller returns) and through its wake-up
+// channel (its wait for room to write), toUnix through its wake-up channel. A toNet that has
+// finished its direction (its wait for the program's close does not park) is left alone.
 func (l *loops) nudge(netDone bool) {
 	if l.netLoop.quiet() && !netDone {
 		l.conn.SetReadDeadline(time.Unix(1, 0))
+		ask(&l.netLoop, l.netReady)
 	}
 	if l.unixLoop.quiet() {
-		l.unixLoop.parkReq.Store(true)
-		select {
-		case l.unixReady <- struct{}{}:
-		default:
-		}
+		ask(&l.unixLoop, l.unixReady)
+	}
+}
+
+// ask asks a loop waiting on its goroutine to park.
+func ask(lp *loop, ready chan struct{}) {
+	lp.parkReq.Store(true)
+	select {
+	case ready <- struct{}{}:
+	default:
 	}
 }
 

@@ -70,6 +70,8 @@ type splice struct {
 	rn     int
 	rerr   error
 	readFn func(fd uintptr) bool
+	pending pending[[spliceBufSize]byte]
+	keepFn  func() // pending.keep, made once
 	w      fillWriter
 	// State of toUnix's socket writes.
 	wdata   []byte
@@ -124,6 +126,7 @@ func (e *TCPEndpoint) Splice(f *os.File) error {
 	sp := &splice{e: e, done: make(chan struct{})}
 	sp.init(e.s, e.ep, e.wq, conn, sp.toNet, sp.toUnix, sp.finish)
 	sp.readFn, sp.writeFn = sp.readUnix, sp.writeSome
+	sp.pending.pool, sp.keepFn = &spliceBufs, sp.pending.keep
 	if !sp.setUpUnix() {
 		conn.Close()
 		return syscall.ENOTSOCK
@@ -315,10 +318,12 @@ func (sp *splice) setUpUnix() bool {
 // (park.go), and a wake-up runs it again.
 func (sp *splice) toNet() bool {
 	if sp.isStopping() { // resumed by stop
+		sp.pending.drop()
 		return true
 	}
-	ep := sp.e.ep
-	var r bytes.Reader
+	if ret, finished := sp.sendPending(); ret { // resumed with room to write
+		return finished
+	}
 	for {
 		if got, finished := sp.readNet(sp.readFn); !got {
 			return finished
@@ -340,28 +345,38 @@ func (sp *splice) toNet() bool {
 			sp.finishToNet()
 			return true
 		}
-		data := buf[:n]
-		for len(data) > 0 {
-			r.Reset(data)
-			m, werr := ep.Write(&r, tcpip.WriteOptions{})
-			data = data[m:]
-			switch werr.(type) {
-			case nil:
-			case *tcpip.ErrWouldBlock:
-				select {
-				case <-sp.netReady:
-				case <-sp.stopping:
-					spliceBufs.Put(buf)
-					return true
-				}
-			default:
-				spliceBufs.Put(buf)
-				sp.stop(true, errno(werr))
-				return true
-			}
+		sp.pending.set(buf, buf[:n])
+		if ret, finished := sp.sendPending(); ret {
+			return finished
 		}
-		spliceBufs.Put(buf)
 	}
+}
+
+// sendPending writes what toNet read to the endpoint, waiting for room (or parking) while its
+// send buffer is full. ret tells toNet to return: finished, or parked with the rest kept.
+func (sp *splice) sendPending() (ret, finished bool) {
+	var r bytes.Reader
+	for len(sp.pending.data) > 0 {
+		r.Reset(sp.pending.data)
+		m, werr := sp.e.ep.Write(&r, tcpip.WriteOptions{})
+		sp.pending.data = sp.pending.data[m:]
+		switch werr.(type) {
+		case nil:
+		case *tcpip.ErrWouldBlock:
+			if ret, finished := sp.awaitNet(sp.keepFn); ret {
+				if finished {
+					sp.pending.drop()
+				}
+				return true, finished
+			}
+		default:
+			sp.pending.drop()
+			sp.stop(true, errno(werr))
+			return true, true
+		}
+	}
+	sp.pending.drop()
+	return false, false
 }
 
 // readUnix reads the socket into a pooled buffer (sp.rbuf, sp.rn, sp.rerr); when nothing is
