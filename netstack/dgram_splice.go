@@ -49,7 +49,7 @@ type dgramSplice struct {
 	readFn     func(fd uintptr) bool
 	pending    pending[[dgramBufSize]byte] // a datagram waiting for room in the endpoint
 	keepFn     func()                      // pending.keep, made once
-	w          fillWriter // toUnix
+	w          fillWriter                  // toUnix
 	msg        []byte
 	hdr        DatagramHeader
 	merr       syscall.Errno // the message is an error marker (see ReadQueued)

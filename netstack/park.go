@@ -247,31 +247,15 @@ func (l *loops) parkNet() parkResult {
 
 func (l *loops) armNet() bool { return l.s.parker.watch(l) }
 
-// awaitNet is toNet's wait for room in the endpoint's send buffer: on its goroutine, or
-// parked when the loop is cold or the sweep asks. keep runs before it parks: the loop's
-// pending data must then outlive its goroutine, and a wake-up may run it at once. ret tells
-// the loop to return, and finished whether it has finished.
+// awaitNet is toNet's wait for room in the endpoint's send buffer (see await). keep runs
+// before it parks: the loop's pending data must then outlive its goroutine, and a wake-up
+// may run it at once.
 func (l *loops) awaitNet(keep func()) (ret, finished bool) {
-	if !l.netLoop.cold {
-		select {
-		case <-l.netReady:
-		case <-l.stopping:
-			return true, true
-		}
-		l.netLoop.wakes.Add(1)
-		if !l.netLoop.parkReq.Load() {
-			return false, false
-		}
-	}
-	l.netLoop.parkReq.Store(false)
-	keep()
-	switch l.park(&l.netLoop, l.armNetWrite, l.disarmNetWrite) {
-	case parkedOff:
-		return true, false
-	case stopNow:
-		return true, true
-	}
-	return false, false
+	return l.await(&l.netLoop, l.netReady, func() parkResult {
+		keep()
+		l.netLoop.parkReq.Store(false)
+		return l.park(&l.netLoop, l.armNetWrite, l.disarmNetWrite)
+	})
 }
 
 // pending is what toNet read into a pooled buffer and the endpoint has not taken yet. keep
@@ -331,22 +315,27 @@ func (l *loops) armUnix() bool {
 
 func (l *loops) disarmUnix() { l.wq.EventUnregister(l.unixArmed) }
 
-// awaitUnix is toUnix's wait for an event of wake's (see parkUnix): on its goroutine, woken
-// by any event of unixEvents, or parked when the loop is cold or the sweep asks. ret tells
-// the loop to return, and finished whether it has finished.
+// awaitUnix is toUnix's wait for an event of wake's (see parkUnix and await).
 func (l *loops) awaitUnix(wake *waiter.Entry) (ret, finished bool) {
-	if !l.unixLoop.cold {
+	return l.await(&l.unixLoop, l.unixReady, func() parkResult { return l.parkUnix(wake) })
+}
+
+// await is a loop's wait: on its goroutine until its endpoint signals ready, or parked (by
+// park) when the loop is cold or the sweep asks. ret tells the loop to return, and finished
+// whether it has finished.
+func (l *loops) await(lp *loop, ready chan struct{}, park func() parkResult) (ret, finished bool) {
+	if !lp.cold {
 		select {
-		case <-l.unixReady:
+		case <-ready:
 		case <-l.stopping:
 			return true, true
 		}
-		l.unixLoop.wakes.Add(1)
-		if !l.unixLoop.parkReq.Load() {
+		lp.wakes.Add(1)
+		if !lp.parkReq.Load() {
 			return false, false
 		}
 	}
-	switch l.parkUnix(wake) {
+	switch park() {
 	case parkedOff:
 		return true, false
 	case stopNow:

@@ -57,6 +57,18 @@ func waitLoops(t *testing.T, atMost int) {
 	}
 }
 
+// splicedConns opens conns connections from n.a to l on n.b, spliced at both ends, and
+// returns the programs' ends.
+func splicedConns(t *testing.T, n *testNet, l *TCPEndpoint, conns int) (clients, servers []*net.UnixConn) {
+	t.Helper()
+	for range conns {
+		cep := dialTCP(t, n.a, false, l.LocalAddr())
+		sep := acceptTCP(t, l)
+		clients, servers = append(clients, spliceConn(t, cep)), append(servers, spliceConn(t, sep))
+	}
+	return clients, servers
+}
+
 // TestSpliceParksIdleConnections: idle connections give back their goroutines, and every one
 // of them still carries data both ways, sees either side's end of file, and stops with the
 // stack.
@@ -187,12 +199,7 @@ func TestSpliceColdLoopsParkAtOnce(t *testing.T) {
 	const conns = 10
 	n := newNet(t)
 	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	var clients, servers []*net.UnixConn
-	for range conns {
-		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
-		sep := acceptTCP(t, l)
-		clients, servers = append(clients, spliceConn(t, cep)), append(servers, spliceConn(t, sep))
-	}
+	clients, servers := splicedConns(t, n, l, conns)
 	exchange := func() {
 		t.Helper()
 		for i := range conns {
@@ -238,12 +245,7 @@ func TestCrowdedStackParksAtOnce(t *testing.T) {
 	withCrowdedLoops(t, crowd)
 	n := newNet(t)
 	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	var clients, servers []*net.UnixConn
-	for range conns {
-		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
-		sep := acceptTCP(t, l)
-		clients, servers = append(clients, spliceConn(t, cep)), append(servers, spliceConn(t, sep))
-	}
+	clients, servers := splicedConns(t, n, l, conns)
 	// Each stack: the loops that started before it was crowded keep their goroutines (at
 	// most crowd+2: a connection's two start together), and every other loop parks.
 	settled := func(when string) {
@@ -308,12 +310,7 @@ func TestSpliceParksBlockedWriters(t *testing.T) {
 	const conns = 4
 	n := newNet(t)
 	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	var clients, servers []*net.UnixConn
-	for range conns {
-		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
-		sep := acceptTCP(t, l)
-		clients, servers = append(clients, spliceConn(t, cep)), append(servers, spliceConn(t, sep))
-	}
+	clients, servers := splicedConns(t, n, l, conns)
 	sums := make([][32]byte, conns)
 	for i, c := range clients {
 		h := sha256.New()
@@ -468,12 +465,7 @@ func TestColdLoopsWaitWhenParkerFails(t *testing.T) {
 	const conns = 5
 	n := newNet(t)
 	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	var clients, servers []*net.UnixConn
-	for range conns {
-		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
-		sep := acceptTCP(t, l)
-		clients, servers = append(clients, spliceConn(t, cep)), append(servers, spliceConn(t, sep))
-	}
+	clients, servers := splicedConns(t, n, l, conns)
 	for i := range conns {
 		clients[i].Write([]byte{1})
 		readAllN(t, servers[i], 1)

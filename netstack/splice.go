@@ -66,13 +66,13 @@ type splice struct {
 
 	// State of toNet's socket reads and toUnix's endpoint reads, kept here (not in
 	// closures) so that the loops do not allocate.
-	rbuf   *[spliceBufSize]byte
-	rn     int
-	rerr   error
-	readFn func(fd uintptr) bool
+	rbuf    *[spliceBufSize]byte
+	rn      int
+	rerr    error
+	readFn  func(fd uintptr) bool
 	pending pending[[spliceBufSize]byte]
 	keepFn  func() // pending.keep, made once
-	w      fillWriter
+	w       fillWriter
 	// State of toUnix's socket writes.
 	wdata   []byte
 	werr    unix.Errno

@@ -65,13 +65,7 @@ print("datagrams ok", sum(exchange(s) for s in us), flush=True)
 // two loops each, and none is left on a goroutine); then each connection still carries an upload and its reply, and each UDP
 // socket a datagram and its echo.
 func TestIdleConnectionsPark(t *testing.T) {
-	need(t, "python3")
-	port := lab.FreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	release := t.TempDir() + "/release"
-	m := ztnc(t, "idle", nil, "--local", "198.51.100.1/24", "--health", fmt.Sprintf("127.0.0.1:%d", port),
-		"--", "python3", "-c", idleProg, release)
-	m.WaitOutput(t, "connections open", 60*time.Second, func(stdout, _ string) bool { return strings.Contains(stdout, "open 100") })
+	m, url, release := runHolding(t, "idle", idleProg, "open 100")
 	// Sweeps run every 5 s: a loop parks after waiting through one.
 	waitFor(t, m, "502 parked loops", 30*time.Second, func() error {
 		samples := scrape(t, url).samples
@@ -142,13 +136,7 @@ print("echo ok", sum(exchange(c, i) for i, c in enumerate(cs)), flush=True)
 // proxy loops) crowds its stack, whose loops then park as soon as they wait instead of
 // holding goroutines until a sweep; every connection still carries its messages.
 func TestCrowdedStackParksAtOnce(t *testing.T) {
-	need(t, "python3")
-	port := lab.FreePort(t)
-	url := fmt.Sprintf("http://127.0.0.1:%d", port)
-	release := t.TempDir() + "/release"
-	m := ztnc(t, "crowd", nil, "--local", "198.51.100.1/24", "--health", fmt.Sprintf("127.0.0.1:%d", port),
-		"--", "python3", "-c", crowdProg, release)
-	m.WaitOutput(t, "connections open", 60*time.Second, func(stdout, _ string) bool { return strings.Contains(stdout, "open 600") })
+	m, url, release := runHolding(t, "crowd", crowdProg, "open 600")
 	// The first 1,024 loops (and those of a connection that started with them) keep their
 	// goroutines until a sweep; the rest parked when they first waited.
 	samples := scrape(t, url).samples
@@ -162,4 +150,18 @@ func TestCrowdedStackParksAtOnce(t *testing.T) {
 	if code := m.Wait(t, 60*time.Second); code != 0 || !strings.Contains(m.Stdout.String(), "echo ok 600") {
 		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &m.Stdout, &m.Stderr)
 	}
+}
+
+// runHolding runs the Python program prog under ztnc-run on a local network, with /metrics at
+// url, and waits until it prints opened; prog holds its sockets until the file release exists.
+func runHolding(t *testing.T, name, prog, opened string) (m *proc, url, release string) {
+	t.Helper()
+	need(t, "python3")
+	port := lab.FreePort(t)
+	url = fmt.Sprintf("http://127.0.0.1:%d", port)
+	release = t.TempDir() + "/release"
+	m = ztnc(t, name, nil, "--local", "198.51.100.1/24", "--health", fmt.Sprintf("127.0.0.1:%d", port),
+		"--", "python3", "-c", prog, release)
+	m.WaitOutput(t, "connections open", 60*time.Second, func(stdout, _ string) bool { return strings.Contains(stdout, opened) })
+	return m, url, release
 }
