@@ -4,6 +4,7 @@ import (
 	"bufio"
 	"os"
 	"path"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -67,7 +68,7 @@ func ownCgroups(file string) (v1, v2 string, ok bool) {
 		case !found:
 		case id == "0" && controllers == "":
 			v2 = p
-		case hasField(controllers, ",", "memory"):
+		case hasMemory(controllers):
 			v1 = p
 		}
 	}
@@ -94,7 +95,7 @@ func parseCgroupMount(line string) (m cgroupMount, ok bool) {
 	case "cgroup2":
 		m.v2 = true
 	case "cgroup":
-		m.memory = hasField(sfields[2], ",", "memory")
+		m.memory = hasMemory(sfields[2])
 	default:
 		return m, false
 	}
@@ -144,11 +145,8 @@ func lowestLimit(root string, m cgroupMount, p, file string) uint64 {
 	}
 }
 
-func hasField(list, sep, field string) bool {
-	for f := range strings.SplitSeq(list, sep) {
-		if f == field {
-			return true
-		}
-	}
-	return false
+// hasMemory reports whether a comma-separated list of controllers (or mount options) names
+// the memory controller.
+func hasMemory(list string) bool {
+	return slices.Contains(strings.Split(list, ","), "memory")
 }

@@ -7,6 +7,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/ztnc/ztnc/netstack"
 	"github.com/ztnc/ztnc/supervisor"
 )
 
@@ -45,6 +46,15 @@ var labelEscaper = strings.NewReplacer(`\`, `\\`, `"`, `\"`, "\n", `\n`)
 func (p *promWriter) counterMap(name string, m map[string]uint64, key string, labels ...string) {
 	for _, k := range slices.Sorted(maps.Keys(m)) {
 		p.sample(name, float64(m[k]), append(slices.Clone(labels), key, k)...)
+	}
+}
+
+// stackFamily writes a family with one sample per network: the value of its stack's
+// counters that value picks.
+func (p *promWriter) stackFamily(nets []attachment, name, typ, help string, value func(netstack.Counters) uint64) {
+	p.family(name, typ, help)
+	for _, a := range nets {
+		p.sample(name, float64(value(a.stack.Counters())), "nwid", netLabel(a))
 	}
 }
 
@@ -119,32 +129,17 @@ func (in *instance) metrics() []byte {
 	for _, a := range nets {
 		p.counterMap("ztnc_stack_drops_total", stackDrops(a.stack.Counters()), "reason", "nwid", netLabel(a))
 	}
-	p.family("ztnc_stack_tcp_retransmits_total", "counter", "TCP segments retransmitted.")
-	for _, a := range nets {
-		p.sample("ztnc_stack_tcp_retransmits_total", float64(a.stack.Counters().TCPRetransmits), "nwid", netLabel(a))
-	}
+	p.stackFamily(nets, "ztnc_stack_tcp_retransmits_total", "counter", "TCP segments retransmitted.", func(c netstack.Counters) uint64 { return c.TCPRetransmits })
 	p.family("ztnc_stack_delayed_acks_total", "counter", "Pure ACKs the link held back: merged into a later segment, or sent when the delay ran out.")
 	for _, a := range nets {
 		c := a.stack.Counters()
 		p.sample("ztnc_stack_delayed_acks_total", float64(c.AcksMerged), "nwid", netLabel(a), "outcome", "merged")
 		p.sample("ztnc_stack_delayed_acks_total", float64(c.AcksExpired), "nwid", netLabel(a), "outcome", "expired")
 	}
-	p.family("ztnc_stack_parked_loops", "gauge", "Loops of idle spliced sockets (TCP, UDP, ping) parked without a goroutine (two per socket).")
-	for _, a := range nets {
-		p.sample("ztnc_stack_parked_loops", float64(a.stack.Counters().LoopsParked), "nwid", netLabel(a))
-	}
-	p.family("ztnc_stack_running_loops", "gauge", "Loops of spliced sockets on a goroutine (running, or waiting on one); past 1024 they park at once.")
-	for _, a := range nets {
-		p.sample("ztnc_stack_running_loops", float64(a.stack.Counters().LoopsRunning), "nwid", netLabel(a))
-	}
-	p.family("ztnc_stack_parks_total", "counter", "Times a loop of a spliced socket parked.")
-	for _, a := range nets {
-		p.sample("ztnc_stack_parks_total", float64(a.stack.Counters().Parks), "nwid", netLabel(a))
-	}
-	p.family("ztnc_stack_park_failures_total", "counter", "Parks the stack's epoll set refused: the loop waits on its goroutine instead.")
-	for _, a := range nets {
-		p.sample("ztnc_stack_park_failures_total", float64(a.stack.Counters().ParkFailures), "nwid", netLabel(a))
-	}
+	p.stackFamily(nets, "ztnc_stack_parked_loops", "gauge", "Loops of idle spliced sockets (TCP, UDP, ping) parked without a goroutine (two per socket).", func(c netstack.Counters) uint64 { return c.LoopsParked })
+	p.stackFamily(nets, "ztnc_stack_running_loops", "gauge", "Loops of spliced sockets on a goroutine (running, or waiting on one); past 1024 they park at once.", func(c netstack.Counters) uint64 { return c.LoopsRunning })
+	p.stackFamily(nets, "ztnc_stack_parks_total", "counter", "Times a loop of a spliced socket parked.", func(c netstack.Counters) uint64 { return c.Parks })
+	p.stackFamily(nets, "ztnc_stack_park_failures_total", "counter", "Parks the stack's epoll set refused: the loop waits on its goroutine instead.", func(c netstack.Counters) uint64 { return c.ParkFailures })
 
 	sup := supervisorTotals(progs)
 	p.family("ztnc_programs", "gauge", "Supervised programs running.")
