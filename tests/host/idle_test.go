@@ -83,12 +83,7 @@ func TestIdleConnectionsPark(t *testing.T) {
 		}
 		return nil
 	})
-	if err := os.WriteFile(release, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if code := m.Wait(t, 60*time.Second); code != 0 || !strings.Contains(m.Stdout.String(), "uploads ok 100\ndatagrams ok 50") {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &m.Stdout, &m.Stderr)
-	}
+	releaseHolding(t, m, release, "uploads ok 100\ndatagrams ok 50")
 }
 
 // crowdProg opens conns connections to its own echo server (one thread, a selector), each
@@ -148,12 +143,7 @@ func TestCrowdedStackParksAtOnce(t *testing.T) {
 		}
 		return nil
 	})
-	if err := os.WriteFile(release, nil, 0o644); err != nil {
-		t.Fatal(err)
-	}
-	if code := m.Wait(t, 60*time.Second); code != 0 || !strings.Contains(m.Stdout.String(), "echo ok 600") {
-		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &m.Stdout, &m.Stderr)
-	}
+	releaseHolding(t, m, release, "echo ok 600")
 }
 
 // runHolding runs the Python program prog under ztnc-run on a local network, with /metrics at
@@ -168,4 +158,16 @@ func runHolding(t *testing.T, name, prog, opened string) (m *proc, url, release 
 		"--", "python3", "-c", prog, release)
 	m.WaitOutput(t, "connections open", 60*time.Second, func(stdout, _ string) bool { return strings.Contains(stdout, opened) })
 	return m, url, release
+}
+
+// releaseHolding lets a program started by runHolding go (it creates release) and checks
+// that it exits 0 having printed want.
+func releaseHolding(t *testing.T, m *proc, release, want string) {
+	t.Helper()
+	if err := os.WriteFile(release, nil, 0o644); err != nil {
+		t.Fatal(err)
+	}
+	if code := m.Wait(t, 60*time.Second); code != 0 || !strings.Contains(m.Stdout.String(), want) {
+		t.Fatalf("exit %d\nstdout:\n%s\nstderr:\n%s", code, &m.Stdout, &m.Stderr)
+	}
 }
