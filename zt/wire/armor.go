@@ -44,6 +44,7 @@ type Key struct {
 	raw  identity.SharedKey
 	gmac cipher.AEAD  // AES-256-GCM under K0, used with empty plaintext as GMAC
 	k1   cipher.Block // AES-256 under K1: tag encryption and CTR
+	ctr  ctrSchedule  // K1 expanded for the assembly CTR, where there is one (ctr_amd64.go)
 }
 
 // NewKey prepares a shared key for armoring.
@@ -56,9 +57,11 @@ func NewKey(k identity.SharedKey) *Key {
 	if key.gmac, err = cipher.NewGCM(k0); err != nil {
 		panic(err)
 	}
-	if key.k1, err = aes.NewCipher(kbkdf(&k, '1')); err != nil {
+	k1 := kbkdf(&k, '1')
+	if key.k1, err = aes.NewCipher(k1); err != nil {
 		panic(err)
 	}
+	key.ctr = newCTRSchedule(k1)
 	return key
 }
 
@@ -151,16 +154,20 @@ type aesScratch struct {
 	nonce                                 [12]byte
 }
 
-// shortCTR is the longest body that AES-GMAC-SIV encrypts one AES block at a time (xorCTR).
-// crypto/cipher.NewCTR allocates 512 bytes per call (a copy of the key schedule), a third of
+// shortCTR is the longest body that AES-GMAC-SIV encrypts one AES block at a time where there
+// is no assembly CTR (ctr_amd64.go). crypto/cipher.NewCTR allocates 512 bytes per call (a copy of the key schedule), a third of
 // what a member allocates per TCP connection, since most of a connection's packets are
 // short segments; past ~200 bytes its eight-block assembly is faster than single blocks
 // (BenchmarkArmorDearmor/aes-gmac-siv at 80 and 1432 bytes).
 const shortCTR = 256
 
-// xorCTR XORs b with the AES-CTR key stream of k1 from sc.ctrIV, a 128-bit big-endian counter
+// xorCTR XORs b with the AES-CTR key stream of K1 from sc.ctrIV, a 128-bit big-endian counter
 // as crypto/cipher's CTR counts (sc.ctrIV is used up).
-func xorCTR(k1 cipher.Block, sc *aesScratch, b []byte) {
+func xorCTR(k *Key, sc *aesScratch, b []byte) {
+	if k.ctr.xor(&sc.ctrIV, b) {
+		return
+	}
+	k1 := k.k1
 	if len(b) > shortCTR {
 		cipher.NewCTR(k1, sc.ctrIV[:]).XORKeyStream(b, b)
 		return
@@ -206,7 +213,7 @@ func armorAES(p Packet, k *Key) {
 	k.k1.Encrypt(sc.block[:], sc.block[:])
 	sc.ctrIV = sc.block
 	sc.ctrIV[12] &= 0x7f
-	xorCTR(k.k1, sc, p[idxVerb:])
+	xorCTR(k, sc, p[idxVerb:])
 	copy(p[idxID:idxID+8], sc.block[:8])
 	copy(p[idxMAC:idxVerb], sc.block[8:])
 }
@@ -218,7 +225,7 @@ func dearmorAES(p Packet, k *Key) error {
 	copy(sc.block[8:], p[idxMAC:idxVerb])
 	sc.ctrIV = sc.block
 	sc.ctrIV[12] &= 0x7f
-	xorCTR(k.k1, sc, p[idxVerb:])
+	xorCTR(k, sc, p[idxVerb:])
 	k.k1.Decrypt(sc.block[:], sc.block[:])
 	t8 := gmacTag(p, k, sc.block[:8], sc)
 	if subtle.ConstantTimeCompare(t8[:], sc.block[8:]) != 1 {

@@ -89,23 +89,33 @@ func TestArmorVectors(t *testing.T) {
 	}
 }
 
-// TestXorCTR checks the single-block CTR of short bodies against crypto/cipher's, on every
-// length around shortCTR and counters whose increment carries across bytes.
+// TestXorCTR checks both CTR paths against crypto/cipher's: the assembly one where this machine
+// has it and the portable one (single blocks up to shortCTR, then crypto/cipher's), on every
+// length around the block and batch sizes and shortCTR, packet-sized ones, and counters whose
+// increment carries across bytes or wraps the last 32 bits (the assembly declines those).
 func TestXorCTR(t *testing.T) {
 	k := testKey()
-	ivs := [][16]byte{{}, {15: 0xff}, {12: 0x7f, 13: 0xff, 14: 0xff, 15: 0xf0}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe}}
-	for _, iv := range ivs {
-		for n := 0; n <= shortCTR+33; n++ {
-			want := make([]byte, n)
-			for i := range want {
-				want[i] = byte(i * 7)
-			}
-			got := append([]byte(nil), want...)
-			cipher.NewCTR(k.k1, iv[:]).XORKeyStream(want, want)
-			sc := &aesScratch{ctrIV: iv}
-			xorCTR(k.k1, sc, got)
-			if !bytes.Equal(got, want) {
-				t.Fatalf("iv %x, %d bytes: key stream differs from crypto/cipher's", iv, n)
+	portable := *k
+	portable.ctr = ctrSchedule{}
+	ivs := [][16]byte{{}, {15: 0xff}, {12: 0x7f, 13: 0xff, 14: 0xff, 15: 0xf0}, {11: 0xff, 12: 0xff, 13: 0xff, 14: 0xff, 15: 0xfe}, {0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xfe}}
+	lengths := []int{1404, 1432, 2800, MaxPacketSize}
+	for n := 0; n <= shortCTR+33; n++ {
+		lengths = append(lengths, n)
+	}
+	for _, key := range []*Key{k, &portable} {
+		for _, iv := range ivs {
+			for _, n := range lengths {
+				want := make([]byte, n)
+				for i := range want {
+					want[i] = byte(i * 7)
+				}
+				got := append([]byte(nil), want...)
+				cipher.NewCTR(k.k1, iv[:]).XORKeyStream(want, want)
+				sc := &aesScratch{ctrIV: iv}
+				xorCTR(key, sc, got)
+				if !bytes.Equal(got, want) {
+					t.Fatalf("assembly %v, iv %x, %d bytes: key stream differs from crypto/cipher's", key.ctr != ctrSchedule{}, iv, n)
+				}
 			}
 		}
 	}

@@ -2,6 +2,7 @@ package wire
 
 import (
 	"bytes"
+	"crypto/cipher"
 	"testing"
 )
 
@@ -145,6 +146,26 @@ func FuzzFragment(f *testing.F) {
 			if ok && (len(got) > MaxPacketSize || len(got) < HeaderSize) {
 				t.Fatalf("reassembled %d bytes", len(got))
 			}
+		}
+	})
+}
+
+// FuzzCTR compares xorCTR with crypto/cipher's CTR on arbitrary counters and bodies (the
+// assembly where the CPU has it, crypto/cipher's own code where a counter would wrap).
+func FuzzCTR(f *testing.F) {
+	k := testKey()
+	f.Add(make([]byte, 16), make([]byte, 1432))
+	f.Add(bytes.Repeat([]byte{0xff}, 16), []byte("x"))
+	f.Fuzz(func(t *testing.T, iv, body []byte) {
+		if len(iv) != 16 {
+			return
+		}
+		want := append([]byte(nil), body...)
+		cipher.NewCTR(k.k1, iv).XORKeyStream(want, want)
+		sc := &aesScratch{ctrIV: [16]byte(iv)}
+		xorCTR(k, sc, body)
+		if !bytes.Equal(body, want) {
+			t.Fatalf("iv %x, %d bytes: key stream differs from crypto/cipher's", iv, len(body))
 		}
 	})
 }
