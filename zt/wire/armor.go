@@ -155,10 +155,10 @@ type aesScratch struct {
 }
 
 // shortCTR is the longest body that AES-GMAC-SIV encrypts one AES block at a time where there
-// is no assembly CTR (ctr_amd64.go). crypto/cipher.NewCTR allocates 512 bytes per call (a copy of the key schedule), a third of
-// what a member allocates per TCP connection, since most of a connection's packets are
-// short segments; past ~200 bytes its eight-block assembly is faster than single blocks
-// (BenchmarkArmorDearmor/aes-gmac-siv at 80 and 1432 bytes).
+// is no assembly CTR (ctr_amd64.go). crypto/cipher.NewCTR allocates 512 bytes per call (a
+// copy of the key schedule), a third of what a member allocates per TCP connection, since
+// most of a connection's packets are short segments; past ~200 bytes its eight-block assembly
+// is faster than single blocks (BenchmarkArmorDearmor/aes-gmac-siv at 80 and 1432 bytes).
 const shortCTR = 256
 
 // xorCTR XORs b with the AES-CTR key stream of K1 from sc.ctrIV, a 128-bit big-endian counter
