@@ -31,7 +31,7 @@ if [ -z "${SKIP_COMPONENTS:-}" ]; then
 	nice go test -run '^$' -bench 'Armor$|ArmorDearmor' -benchmem ./zt/wire/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee -a "$OUT"
 	nice go test -run '^$' -bench 'SpliceThroughput/(reno|burst)$' -benchtime 4000x ./netstack/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee -a "$OUT"
 	nice go test -run '^$' -bench 'Connect$|UDPSplice|Frame$' ./netstack/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee -a "$OUT"
-	nice go test -run '^$' -bench 'RoundTrip' ./notify/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee -a "$OUT"
+	nice go test -run '^$' -bench 'RoundTrip|Syscall' ./notify/ 2>&1 | grep -E '^(Benchmark|ok|FAIL)' | tee -a "$OUT"
 	endsection
 fi
 

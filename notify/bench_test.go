@@ -16,6 +16,15 @@ func BenchmarkRoundTrip(b *testing.B) {
 	benchChild(b, "loop", func(l *Listener, n *Notification) { l.Return(n.ID, 0) })
 }
 
+// BenchmarkSyscall measures a system call that is not trapped (getppid): the price of entering
+// the kernel at all, the unit that a round trip and every call on the data path are made of.
+// It is what differs most between machines (docs/benchmarks.md).
+func BenchmarkSyscall(b *testing.B) {
+	for b.Loop() {
+		unix.RawSyscall(unix.SYS_GETPPID, 0, 0, 0)
+	}
+}
+
 // BenchmarkAddFD measures a trapped socket() answered with an fd (AddFDReturn), which the child
 // then closes: the floor of every call that hands the program a socket (socket, accept).
 func BenchmarkAddFD(b *testing.B) { benchAddFD(b, "socketloop") }
