@@ -4,8 +4,6 @@ package wire
 
 import (
 	"encoding/binary"
-	"math/bits"
-	"sync"
 
 	"golang.org/x/sys/cpu"
 )
@@ -31,6 +29,13 @@ var haveCTRAsm = cpu.X86.HasAES && cpu.X86.HasSSSE3
 //go:noescape
 func ctrBlocks(rk *[240]byte, ctr *[16]byte, dst, src *byte, n int)
 
+// subWord applies the AES S-box to each byte of w with AESENCLAST (constant time, unlike a
+// table indexed by key bytes): on a state whose four columns are all w, ShiftRows moves
+// nothing, and a zero round key leaves SubBytes alone.
+func subWord(w uint32) uint32
+
+// newCTRSchedule expands an AES-256 key as FIPS 197 §5.2 does; the schedule is unusable (ok
+// false) where the CPU lacks the instructions.
 func newCTRSchedule(key []byte) (s ctrSchedule) {
 	if !haveCTRAsm || len(key) != 32 {
 		return s
@@ -45,7 +50,7 @@ func newCTRSchedule(key []byte) (s ctrSchedule) {
 		switch i % 8 {
 		case 0:
 			t = subWord(t<<8|t>>24) ^ rcon<<24
-			rcon = uint32(gfDouble(byte(rcon)))
+			rcon <<= 1 // 0x01 … 0x40: AES-256 never reaches the reduction
 		case 4:
 			t = subWord(t)
 		}
@@ -77,38 +82,4 @@ func (s *ctrSchedule) xor(iv *[16]byte, b []byte) bool {
 		copy(tail, last[:])
 	}
 	return true
-}
-
-// subWord applies the AES S-box to each byte of w.
-func subWord(w uint32) uint32 {
-	sb := sbox()
-	return uint32(sb[w>>24])<<24 | uint32(sb[w>>16&0xff])<<16 | uint32(sb[w>>8&0xff])<<8 | uint32(sb[w&0xff])
-}
-
-// sbox is the AES S-box, computed rather than tabulated: the multiplicative inverse in
-// GF(2^8) modulo x^8+x^4+x^3+x+1 followed by the affine map of FIPS 197 §5.1.1. Walking p
-// through the powers of 3 (a generator) and q through those of its inverse keeps q = p⁻¹.
-var sbox = sync.OnceValue(func() *[256]byte {
-	var s [256]byte
-	p, q := byte(1), byte(1)
-	for {
-		p ^= gfDouble(p) // p × 3
-		q ^= q << 1      // q ÷ 3
-		q ^= q << 2
-		q ^= q << 4
-		if q&0x80 != 0 {
-			q ^= 0x09
-		}
-		s[p] = q ^ bits.RotateLeft8(q, 1) ^ bits.RotateLeft8(q, 2) ^ bits.RotateLeft8(q, 3) ^ bits.RotateLeft8(q, 4) ^ 0x63
-		if p == 1 {
-			break
-		}
-	}
-	s[0] = 0x63
-	return &s
-})
-
-// gfDouble multiplies b by x in GF(2^8) modulo x^8+x^4+x^3+x+1.
-func gfDouble(b byte) byte {
-	return b<<1 ^ (b>>7)*0x1b
 }

@@ -154,3 +154,14 @@ done:
 	PSHUFB X10, X9
 	MOVOU X9, (BX)
 	RET
+
+// func subWord(w uint32) uint32
+TEXT ·subWord(SB), NOSPLIT, $0-12
+	MOVL w+0(FP), AX
+	MOVQ AX, X0
+	PSHUFD $0, X0, X0
+	PXOR X1, X1
+	AESENCLAST X1, X0
+	MOVQ X0, AX
+	MOVL AX, ret+8(FP)
+	RET
