@@ -10,6 +10,7 @@ import (
 	"time"
 
 	"github.com/ztnc/ztnc/zt/netconf"
+	"github.com/ztnc/ztnc/zt/wire"
 	"github.com/ztnc/ztnc/zt/ztaddr"
 )
 
@@ -128,6 +129,46 @@ func BenchmarkLoopbackUDP(b *testing.B) {
 			b.ReportMetric(n/elapsed.Seconds(), "frames/s")
 			b.ReportMetric(n*float64(size)*8/elapsed.Seconds()/1e9, "Gbit/s")
 			b.ReportMetric(100*(1-n/float64(b.N)), "%lost")
+		})
+	}
+}
+
+// BenchmarkSendBatch measures what sending a datagram costs the sender, alone and in batches
+// of one sendmmsg as the switch sends them (txBatch; equal datagrams to one peer go out as one
+// GSO message): 900-byte datagrams, a keep-alive response's, over loopback to a receiver that
+// drains them. ns/op is per datagram. Links send each of gVisor's segments at once, one batch
+// per segment; the difference between the sizes is what a transmit queue shared by
+// connections could save per datagram (docs/benchmarks.md).
+func BenchmarkSendBatch(b *testing.B) {
+	for _, n := range []int{1, 4, 16} {
+		b.Run(strconv.Itoa(n), func(b *testing.B) {
+			socks, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			rx := socks[0]
+			defer rx.conn.Close()
+			go rx.readLoop(newBatchReader(rx), func(int, error) {})
+			tx, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
+			if err != nil {
+				b.Fatal(err)
+			}
+			defer tx[0].conn.Close()
+			batch := getTxBatch(tx[0])
+			defer batch.release()
+			p := make(wire.Packet, 900)
+			b.ResetTimer()
+			for sent := 0; sent < b.N; {
+				for k := 0; k < n && sent < b.N; k++ {
+					if err := batch.add(p, physicalMTU, 1, rx.local); err != nil {
+						b.Fatal(err)
+					}
+					sent++
+				}
+				if err := batch.flush(); err != nil {
+					b.Fatal(err)
+				}
+			}
 		})
 	}
 }
