@@ -98,27 +98,14 @@ func newTwoMembersB(b *testing.B) *twoMembers {
 func BenchmarkLoopbackUDP(b *testing.B) {
 	for _, size := range []int{1400, 2800} {
 		b.Run(strconv.Itoa(size), func(b *testing.B) {
-			socks, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rx := socks[0]
-			defer rx.conn.Close()
-			tx, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tx[0].conn.Close()
 			var got atomic.Int64
-			go func() {
-				rx.readLoop(newBatchReader(rx), func(k int, _ error) { got.Add(int64(k)) })
-			}()
+			tx, rx := loopbackSockets(b, func(k int, _ error) { got.Add(int64(k)) })
 			payload := make([]byte, size)
 			b.SetBytes(int64(size))
 			b.ResetTimer()
 			start := time.Now()
 			for range b.N {
-				tx[0].writeTo(payload, rx.local)
+				tx.writeTo(payload, rx.local)
 			}
 			for last := int64(-1); got.Load() != int64(b.N) && got.Load() != last; {
 				last = got.Load()
@@ -142,19 +129,8 @@ func BenchmarkLoopbackUDP(b *testing.B) {
 func BenchmarkSendBatch(b *testing.B) {
 	for _, n := range []int{1, 4, 16} {
 		b.Run(strconv.Itoa(n), func(b *testing.B) {
-			socks, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			rx := socks[0]
-			defer rx.conn.Close()
-			go rx.readLoop(newBatchReader(rx), func(int, error) {})
-			tx, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
-			if err != nil {
-				b.Fatal(err)
-			}
-			defer tx[0].conn.Close()
-			batch := getTxBatch(tx[0])
+			tx, rx := loopbackSockets(b, func(int, error) {})
+			batch := getTxBatch(tx)
 			defer batch.release()
 			p := make(wire.Packet, 900)
 			b.ResetTimer()
@@ -171,6 +147,21 @@ func BenchmarkSendBatch(b *testing.B) {
 			}
 		})
 	}
+}
+
+// loopbackSockets opens two node sockets on loopback, tx and rx, closed when b ends; rx's
+// receive loop runs, reporting each batch it reads to got.
+func loopbackSockets(b *testing.B, got func(int, error)) (tx, rx *socket) {
+	for _, s := range []**socket{&tx, &rx} {
+		socks, err := listen([]netip.Addr{netip.MustParseAddr("127.0.0.1")}, PortAny, 0)
+		if err != nil {
+			b.Fatal(err)
+		}
+		*s = socks[0]
+		b.Cleanup(func() { socks[0].conn.Close() })
+	}
+	go rx.readLoop(newBatchReader(rx), got)
+	return tx, rx
 }
 
 // cpuTime is the process's user + system CPU time.
