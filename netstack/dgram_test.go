@@ -612,7 +612,7 @@ func TestDatagramSpliceLifecycle(t *testing.T) {
 	for _, p := range progs {
 		p.Close()
 	}
-	checkNoLeaks(t, fdsBefore, true)
+	checkNoLeaks(t, fdsBefore)
 }
 
 // TestUDPWriteMsg: a server with two IPv6 addresses answers from the one it was asked on, and

@@ -255,6 +255,7 @@ func waitUnixReadable(t testing.TB, c *net.UnixConn) {
 }
 
 func TestSpliceErrors(t *testing.T) {
+	fdsBefore := countFDs(t)
 	n := newNet(t)
 	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
 	pair := func() (*os.File, *os.File) {
@@ -264,7 +265,6 @@ func TestSpliceErrors(t *testing.T) {
 		}
 		return os.NewFile(uintptr(fds[0]), "a"), os.NewFile(uintptr(fds[1]), "b")
 	}
-	fdsBefore := countFDs(t)
 	a, b := pair()
 	if err := l.Splice(a); !errors.Is(err, syscall.ENOTCONN) {
 		t.Fatalf("splice listener: %v, want ENOTCONN", err)
@@ -300,7 +300,9 @@ func TestSpliceErrors(t *testing.T) {
 	b2.Close()
 	b.Close()
 	waitDone(t, c)
-	checkNoLeaks(t, fdsBefore, false)
+	n.a.Close()
+	n.b.Close()
+	checkNoLeaks(t, fdsBefore)
 }
 
 // transfer sends size random bytes each way at once over a spliced connection and checks
@@ -382,9 +384,9 @@ func TestSpliceManyConnections(t *testing.T) {
 	if testing.Short() {
 		conns = 50
 	}
+	fdsBefore := countFDs(t)
 	n := newNet(t)
 	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	fdsBefore := countFDs(t)
 	var wg sync.WaitGroup
 	errs := make(chan error, conns)
 	var eps []*TCPEndpoint
@@ -418,7 +420,9 @@ func TestSpliceManyConnections(t *testing.T) {
 	for _, e := range eps {
 		waitDone(t, e)
 	}
-	checkNoLeaks(t, fdsBefore, false)
+	n.a.Close()
+	n.b.Close()
+	checkNoLeaks(t, fdsBefore)
 }
 
 // TestSpliceBackpressure checks that a program that does not read stops the writer after a
@@ -483,7 +487,7 @@ func TestSpliceStackClose(t *testing.T) {
 	}
 	pa.Close()
 	pb.Close()
-	checkNoLeaks(t, fdsBefore, true)
+	checkNoLeaks(t, fdsBefore)
 }
 
 // TestSpliceLingerZero: a program that sets SO_LINGER {1, 0} and closes resets the connection
@@ -578,7 +582,7 @@ func TestSpliceChaos(t *testing.T) {
 	}
 	pa.Close()
 	pb.Close()
-	checkNoLeaks(t, fdsBefore, true)
+	checkNoLeaks(t, fdsBefore)
 }
 
 // TestSpliceOnDone: the function given to OnDone runs once the connection has ended and is
