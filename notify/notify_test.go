@@ -443,12 +443,23 @@ func TestRestartOnSignal(t *testing.T) {
 			l.Return(n.ID, 0)
 			return
 		}
+		// Opened before the signal: each Pending reads the status afresh.
+		sigs, err := OpenSignals(n.Pid)
+		if err != nil {
+			t.Error(err)
+			l.Return(n.ID, 0)
+			return
+		}
+		defer sigs.Close()
+		if pending, err := sigs.Pending(); pending || err != nil {
+			t.Errorf("before the signal: pending %v, %v", pending, err)
+		}
 		if err := unix.Tgkill(pidOf(n.Pid), int(n.Pid), unix.SIGUSR1); err != nil {
 			t.Error(err)
 		}
 		deadline := time.Now().Add(5 * time.Second)
 		for {
-			pending, err := SignalPending(n.Pid)
+			pending, err := sigs.Pending()
 			if err != nil {
 				t.Error(err)
 				break

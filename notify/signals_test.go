@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"os/exec"
 	"strings"
 	"testing"
 
@@ -39,22 +40,53 @@ func TestUnblockedPending(t *testing.T) {
 	}
 }
 
-// TestSignalPendingSelf reads a real status file: this thread's, with no signal pending.
-func TestSignalPendingSelf(t *testing.T) {
-	pending, err := SignalPending(uint32(unix.Gettid()))
-	if err != nil || pending {
-		t.Fatalf("SignalPending(self) = %v, %v", pending, err)
+// TestSignalsSelf reads a real status file: this thread's. Whether a signal is pending is not
+// checked here: the runtime's own (SIGURG, a child's SIGCHLD) may be, for a moment.
+// TestRestartOnSignal checks both answers on a trapped thread.
+func TestSignalsSelf(t *testing.T) {
+	sigs, err := OpenSignals(uint32(unix.Gettid()))
+	if err != nil {
+		t.Fatal(err)
 	}
-	if _, err := SignalPending(1 << 30); err != unix.ENOENT {
+	defer sigs.Close()
+	if _, err := sigs.Pending(); err != nil {
+		t.Fatalf("Pending(self): %v", err)
+	}
+	if _, err := OpenSignals(1 << 30); err != unix.ENOENT {
 		t.Errorf("a thread that does not exist: %v, want ENOENT", err)
 	}
 }
 
-func BenchmarkSignalPending(b *testing.B) {
-	tid := uint32(unix.Gettid())
+// TestSignalsThreadGone: once the thread is gone its held status file fails to read, so a
+// reused tid is never taken for it.
+func TestSignalsThreadGone(t *testing.T) {
+	cmd := exec.Command("sleep", "0.05")
+	if err := cmd.Start(); err != nil {
+		t.Skip(err)
+	}
+	sigs, err := OpenSignals(uint32(cmd.Process.Pid)) // its only thread
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer sigs.Close()
+	if pending, err := sigs.Pending(); err != nil || pending {
+		t.Fatalf("Pending while it runs = %v, %v", pending, err)
+	}
+	cmd.Wait() // reaped: the task is gone
+	if pending, err := sigs.Pending(); err == nil {
+		t.Fatalf("Pending after the thread was reaped = %v, nil; want an error", pending)
+	}
+}
+
+func BenchmarkSignalsPending(b *testing.B) {
+	sigs, err := OpenSignals(uint32(unix.Gettid()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer sigs.Close()
 	b.ReportAllocs()
 	for b.Loop() {
-		if _, err := SignalPending(tid); err != nil {
+		if _, err := sigs.Pending(); err != nil {
 			b.Fatal(err)
 		}
 	}
