@@ -5,7 +5,7 @@
 # resolution), the ztnc-run built from BASE and this tree's alternated round by round.
 #
 # Usage: BASE=main bench/blocked.sh   (env: ROUNDS=3 THREADS="1 5 100" WINDOW=10
-# BASE_BIN=path/to/ztnc-run instead of building BASE)
+# BASE_BIN=path/to/ztnc-run instead of building BASE, AFTER_BIN instead of building this tree)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${ROUNDS:-3}
@@ -13,18 +13,11 @@ BASE=${BASE:-main}
 THREADS=${THREADS:-1 5 100}
 WINDOW=${WINDOW:-10}
 
-. bench/lib.sh # med, ratio, run_header
+. bench/lib.sh # build_sides, med, ratio, run_header
 
 work=$(mktemp -d /tmp/ztnc-bench-blocked.XXXXXX)
 trap 'rm -rf "$work"' EXIT
-go build -o "$work/after" ./cmd/ztnc-run
-if [ -n "${BASE_BIN:-}" ]; then
-	cp "$BASE_BIN" "$work/before"
-else
-	mkdir "$work/src"
-	git archive "$BASE" | tar -x -C "$work/src"
-	(cd "$work/src" && go build -o "$work/before" ./cmd/ztnc-run)
-fi
+build_sides "$work"
 cat >"$work/blockers.py" <<'PY'
 import socket, sys, threading, time
 s = socket.socket()

@@ -26,7 +26,7 @@ CALLS=${CALLS:-100000}
 WRK_SECONDS=${WRK_SECONDS:-4}
 ONLY=${ONLY:-pairs calls nginx host}
 
-. bench/lib.sh # field, med, ratio, run_header, free_port
+. bench/lib.sh # build_sides, field, med, ratio, run_header, free_port
 
 work=$(mktemp -d /tmp/ztnc-bench-conns.XXXXXX)
 pids=()
@@ -36,18 +36,7 @@ cleanup() {
 }
 trap cleanup EXIT
 
-if [ -n "${AFTER_BIN:-}" ]; then
-	cp "$AFTER_BIN" "$work/after"
-else
-	go build -o "$work/after" ./cmd/ztnc-run
-fi
-if [ -n "${BASE_BIN:-}" ]; then
-	cp "$BASE_BIN" "$work/before"
-else
-	mkdir "$work/src"
-	git archive "$BASE" | tar -x -C "$work/src"
-	(cd "$work/src" && go build -o "$work/before" ./cmd/ztnc-run)
-fi
+build_sides "$work"
 CGO_ENABLED=0 go build -o "$work/tcpprog" ./tests/testdata/tcpprog
 prog=$work/tcpprog
 

@@ -31,3 +31,20 @@ ratio() { awk -v a="$1" -v b="$2" 'BEGIN {printf "%.2f", a / b}'; }
 run_header() {
 	echo "# $(date -u +%Y-%m-%dT%H:%MZ), $(nproc) cores, load $(cut -d' ' -f1-3 /proc/loadavg), kernel $(uname -r), median of $ROUNDS rounds$*"
 }
+
+# build_sides DIR: ztnc-run as DIR/after (this tree, or a copy of AFTER_BIN) and DIR/before
+# (built from the commit BASE, or a copy of BASE_BIN), for the scripts that compare two builds.
+build_sides() {
+	if [ -n "${AFTER_BIN:-}" ]; then
+		cp "$AFTER_BIN" "$1/after"
+	else
+		go build -o "$1/after" ./cmd/ztnc-run
+	fi
+	if [ -n "${BASE_BIN:-}" ]; then
+		cp "$BASE_BIN" "$1/before"
+	else
+		mkdir "$1/src"
+		git archive "$BASE" | tar -x -C "$1/src"
+		(cd "$1/src" && go build -o "$1/before" ./cmd/ztnc-run)
+	fi
+}
