@@ -17,7 +17,7 @@ import (
 //
 // It is polled every few milliseconds for as long as a call blocks (an idle server's accept,
 // for hours), so it holds the thread's /proc/<tid>/status open and each check is one pread
-// into a pooled buffer: 5.8 µs on the AMD VM of docs/benchmarks.md, where opening and closing
+// into a pooled buffer: 5.2 µs on the AMD VM of docs/benchmarks.md, where opening and closing
 // the file each time took 10.5. The open file also keeps naming the thread it was opened for:
 // once that thread is gone, reads fail with ESRCH, even if its tid has been reused.
 type Signals struct{ fd int }
