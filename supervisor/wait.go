@@ -105,29 +105,36 @@ func (w *waitChecks) close() {
 	}
 }
 
-// stillWaiting checks, between two waits, whether the call should go on waiting.
+// stillWaiting checks, between two waits, whether the call should go on waiting. With a
+// killable filter only a fatal signal ends the call's wait, and it shows as pending until the
+// thread is gone, when its status file fails to read: so once the file is known to be the
+// thread's (the call was still valid after it was opened), reading it is the whole check.
 func (c *call) stillWaiting(w *waitChecks, deadline time.Time) error {
 	if !deadline.IsZero() && !time.Now().Before(deadline) {
 		return errTimeout
 	}
-	if c.s.l.Killable {
-		if w.sigs == nil {
-			sigs, err := notify.OpenSignals(c.Pid)
-			if err != nil {
-				return notify.ErrGone
-			}
-			w.sigs = sigs
+	if !c.s.l.Killable {
+		if !c.s.l.Valid(c.ID) {
+			return notify.ErrGone
 		}
-		pending, err := w.sigs.Pending()
+		return nil
+	}
+	if w.sigs == nil {
+		sigs, err := notify.OpenSignals(c.Pid)
 		if err != nil {
 			return notify.ErrGone
 		}
-		if pending {
-			return notify.ERESTARTSYS
+		w.sigs = sigs
+		if !c.s.l.Valid(c.ID) { // the tid may have been another thread's by then
+			return notify.ErrGone
 		}
 	}
-	if !c.s.l.Valid(c.ID) {
+	pending, err := w.sigs.Pending()
+	if err != nil {
 		return notify.ErrGone
+	}
+	if pending {
+		return notify.ERESTARTSYS
 	}
 	return nil
 }
