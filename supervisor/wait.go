@@ -114,30 +114,47 @@ func (c *call) stillWaiting(w *waitChecks, deadline time.Time) error {
 		return errTimeout
 	}
 	if !c.s.l.Killable {
-		if !c.s.l.Valid(c.ID) {
-			return notify.ErrGone
-		}
-		return nil
+		return c.stillValid()
 	}
 	if w.sigs == nil {
 		sigs, err := notify.OpenSignals(c.Pid)
 		if err != nil {
-			return notify.ErrGone
+			if threadGone(err) {
+				return notify.ErrGone
+			}
+			// Out of fds or memory for now (EMFILE, ENFILE, ENOMEM): the call must not be
+			// dropped for that, so this check only asks whether it still waits.
+			return c.stillValid()
 		}
 		w.sigs = sigs
-		if !c.s.l.Valid(c.ID) { // the tid may have been another thread's by then
-			return notify.ErrGone
+		if err := c.stillValid(); err != nil { // the tid may have been another thread's by then
+			return err
 		}
 	}
 	pending, err := w.sigs.Pending()
 	if err != nil {
-		return notify.ErrGone
+		if threadGone(err) {
+			return notify.ErrGone
+		}
+		return c.stillValid()
 	}
 	if pending {
 		return notify.ERESTARTSYS
 	}
 	return nil
 }
+
+// stillValid is the check without the thread's status: notify.ErrGone once the call no longer
+// waits.
+func (c *call) stillValid() error {
+	if !c.s.l.Valid(c.ID) {
+		return notify.ErrGone
+	}
+	return nil
+}
+
+// threadGone tells the errors of a thread's status file that mean the thread has exited.
+func threadGone(err error) bool { return err == unix.ENOENT || err == unix.ESRCH }
 
 // timeout returns the deadline set by the socket's SO_RCVTIMEO or SO_SNDTIMEO (zero: none).
 // sk.mu is held.

@@ -3,6 +3,10 @@ package supervisor
 import (
 	"testing"
 	"time"
+
+	"golang.org/x/sys/unix"
+
+	"github.com/ztnc/ztnc/notify"
 )
 
 func TestUntilNextCheck(t *testing.T) {
@@ -25,6 +29,26 @@ func TestUntilNextCheck(t *testing.T) {
 	} {
 		if got := untilNextCheck(c.now, c.interval, c.deadline); got != c.want {
 			t.Errorf("%s: %v, want %v", c.name, got, c.want)
+		}
+	}
+}
+
+// TestThreadGone: only the errors of an exited thread end a wait; running out of fds or
+// memory while opening or reading its status must not drop the call.
+func TestThreadGone(t *testing.T) {
+	for _, c := range []struct {
+		err  error
+		gone bool
+	}{
+		{unix.ENOENT, true},
+		{unix.ESRCH, true},
+		{unix.EMFILE, false},
+		{unix.ENFILE, false},
+		{unix.ENOMEM, false},
+		{notify.ErrGone, false},
+	} {
+		if got := threadGone(c.err); got != c.gone {
+			t.Errorf("threadGone(%v) = %v, want %v", c.err, got, c.gone)
 		}
 	}
 }
