@@ -1,6 +1,7 @@
 package notify
 
 import (
+	"fmt"
 	"os/exec"
 	"strings"
 	"testing"
@@ -90,4 +91,27 @@ func BenchmarkSignalsPending(b *testing.B) {
 			b.Fatal(err)
 		}
 	}
+}
+
+// FuzzUnblockedPending: any status text is parsed without a panic, and masks it reads decide
+// the answer as they do when written out cleanly.
+func FuzzUnblockedPending(f *testing.F) {
+	f.Add([]byte("Name:\tcat\nSigQ:\t0/31760\nSigPnd:\t0000000000000100\nShdPnd:\t0000000000000000\nSigBlk:\t0000000000000100\n"))
+	f.Add([]byte("\nSigPnd:\t\nShdPnd:\t1\nSigBlk:"))
+	f.Add([]byte("\nSigPnd: 8000000000000000 x\nShdPnd:\t0\nSigBlk:\tffffffffffffffff\n"))
+	f.Fuzz(func(t *testing.T, status []byte) {
+		pending, err := unblockedPending(status)
+		if err != nil {
+			return
+		}
+		var masks [3]uint64
+		for i, field := range maskFields {
+			masks[i], _ = hexField(status, field)
+		}
+		clean := fmt.Sprintf("Name:\tx\nSigPnd:\t%016x\nShdPnd:\t%016x\nSigBlk:\t%016x\n", masks[0], masks[1], masks[2])
+		again, err := unblockedPending([]byte(clean))
+		if err != nil || again != pending {
+			t.Fatalf("%q: pending %v; written out cleanly %v, %v", status, pending, again, err)
+		}
+	})
 }
