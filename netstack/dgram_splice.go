@@ -132,7 +132,7 @@ func (sp *dgramSplice) shutdown() { sp.stop() }
 // sweep implements proxy: loops quiet since the last sweep are asked to park.
 func (sp *dgramSplice) sweep() {
 	if !sp.isStopping() {
-		sp.nudge(false)
+		sp.nudge()
 	}
 }
 

@@ -20,9 +20,10 @@ import (
 // are half of what an idle connection costs. So a loop that has waited for input since the
 // last sweep (every parkAfter) parks: it arranges to be woken and returns its goroutine to
 // the pool. toNet's socket goes into the stack's epoll set (one goroutine for all parked
-// sockets); toUnix's endpoint calls back through gVisor's waiter queue, and so does toNet's
-// when it waits for room to write (a peer that does not read). A wake-up runs the loop again
-// on a pooled worker.
+// sockets), for input or, once the program has shut down writing, for its close; toUnix's
+// endpoint calls back through gVisor's waiter queue, and so does toNet's when it waits for
+// room to write (a peer that does not read). A wake-up runs the loop again on a pooled
+// worker.
 //
 // A loop that waits for less than a sweep never parks: a busy connection keeps the direct
 // wake-ups of its goroutines (the runtime's poller, the endpoint's channel).
@@ -239,13 +240,19 @@ func (l *loops) park(lp *loop, arm func() bool, disarm func()) parkResult {
 }
 
 // parkNet parks toNet until the socket is readable (or hangs up).
-func (l *loops) parkNet() parkResult {
+func (l *loops) parkNet() parkResult { return l.parkNetFor(l.armNet) }
+
+// parkHangUp parks toNet until the program closes its end (TCP, after it shut it down).
+func (l *loops) parkHangUp() parkResult { return l.parkNetFor(l.armHangUp) }
+
+func (l *loops) parkNetFor(arm func() bool) parkResult {
 	l.conn.SetReadDeadline(time.Time{}) // the sweep's nudge
 	l.netLoop.parkReq.Store(false)
-	return l.park(&l.netLoop, l.armNet, nil)
+	return l.park(&l.netLoop, arm, nil)
 }
 
-func (l *loops) armNet() bool { return l.s.parker.watch(l) }
+func (l *loops) armNet() bool    { return l.s.parker.watch(l, readEvents) }
+func (l *loops) armHangUp() bool { return l.s.parker.watch(l, hangUpEvents) }
 
 // awaitNet is toNet's wait for room in the endpoint's send buffer (see await). keep runs
 // before it parks: the loop's pending data must then outlive its goroutine, and a wake-up
@@ -397,11 +404,11 @@ func (l *loops) resumeParked() {
 }
 
 // nudge asks the loops that were quiet since the last sweep to park: toNet by a read
-// deadline in the past (its wait for input in the poller returns) and through its wake-up
-// channel (its wait for room to write), toUnix through its wake-up channel. A toNet that has
-// finished its direction (its wait for the program's close does not park) is left alone.
-func (l *loops) nudge(netDone bool) {
-	if l.netLoop.quiet() && !netDone {
+// deadline in the past (its waits in the poller, for input or for the program's close,
+// return) and through its wake-up channel (its wait for room to write), toUnix through its
+// wake-up channel.
+func (l *loops) nudge() {
+	if l.netLoop.quiet() {
 		l.conn.SetReadDeadline(time.Unix(1, 0))
 		ask(&l.netLoop, l.netReady)
 	}
@@ -487,19 +494,24 @@ func (p *parker) sweep() {
 	s.mu.Unlock()
 }
 
-// parkEvents: readable, or the program closed or shut down its end.
-const parkEvents = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+// What wakes a parked toNet: readEvents, the socket is readable or the program closed or shut
+// down its end; hangUpEvents, the program closed its end (after it shut it down: hang-up and
+// errors are always reported).
+const (
+	readEvents   = unix.EPOLLIN | unix.EPOLLRDHUP | unix.EPOLLONESHOT
+	hangUpEvents = unix.EPOLLONESHOT
+)
 
-// watch arms l's socket in the set (made now if need be): one event wakes its toNet. False
-// if that cannot be done (counted), or stop has begun: stop takes the socket out of the set
-// (forget) before it lets it be closed, and the number may then be another socket's.
-func (p *parker) watch(l *loops) bool {
+// watch arms l's socket in the set (made now if need be) for events: one event wakes its
+// toNet. False if that cannot be done (counted), or stop has begun: stop takes the socket out
+// of the set (forget) before it lets it be closed, and the number may then be another socket's.
+func (p *parker) watch(l *loops, events uint32) bool {
 	p.mu.Lock()
 	defer p.mu.Unlock()
 	if l.isStopping() {
 		return false
 	}
-	if !p.arm(l) {
+	if !p.arm(l, events) {
 		p.s.stats.parkFailures.Add(1)
 		return false
 	}
@@ -507,7 +519,7 @@ func (p *parker) watch(l *loops) bool {
 }
 
 // arm is watch's work; p.mu is held.
-func (p *parker) arm(l *loops) bool {
+func (p *parker) arm(l *loops, events uint32) bool {
 	if p.broken {
 		return false
 	}
@@ -520,10 +532,10 @@ func (p *parker) arm(l *loops) bool {
 		go p.loop(set, p.done)
 	}
 	if l.parkKey != 0 {
-		return p.set.Modify(l.sfd, parkEvents, l.parkKey) == nil
+		return p.set.Modify(l.sfd, events, l.parkKey) == nil
 	}
 	p.next++
-	if p.set.Add(l.sfd, parkEvents, p.next) != nil {
+	if p.set.Add(l.sfd, events, p.next) != nil {
 		return false
 	}
 	l.parkKey = p.next

@@ -533,3 +533,50 @@ func TestSpliceParksHalfOpenConnections(t *testing.T) {
 		checkResetHalfOpen(t, c, ceps[i])
 	}
 }
+
+// A program that has shut down writing and keeps its end open (a client waiting for a long
+// answer) waits for its close parked too: the peer's answer still reaches it, and its close
+// still ends the connection.
+func TestSpliceParksHalfClosedPrograms(t *testing.T) {
+	withParkAfter(t, 20*time.Millisecond)
+	const conns = 10
+	n := newNet(t)
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	var clients []*net.UnixConn
+	var ceps, seps []*TCPEndpoint
+	for range conns {
+		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+		sep := acceptTCP(t, l)
+		client := spliceConn(t, cep)
+		if err := client.CloseWrite(); err != nil {
+			t.Fatal(err)
+		}
+		clients, ceps, seps = append(clients, client), append(ceps, cep), append(seps, sep)
+	}
+	for _, sep := range seps {
+		waitEvents(t, sep, EventIn, 5*time.Second) // the FIN
+	}
+	deadline := time.Now().Add(5 * time.Second)
+	for n.a.Counters().LoopsParked != 2*conns {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d loops parked, want %d", n.a.Counters().LoopsParked, 2*conns)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+	for i, c := range clients {
+		answer := fmt.Sprintf("answer %d", i)
+		if _, err := seps[i].ep.Write(strings.NewReader(answer), tcpip.WriteOptions{}); err != nil {
+			t.Fatal(err)
+		}
+		got := make([]byte, len(answer))
+		c.SetReadDeadline(time.Now().Add(5 * time.Second))
+		if _, err := io.ReadFull(c, got); err != nil || string(got) != answer {
+			t.Fatalf("client %d read %q, %v", i, got, err)
+		}
+		c.Close()
+		waitDone(t, ceps[i])
+		if err := ceps[i].Err(); err != nil {
+			t.Fatalf("client %d: orderly close reported %v", i, err)
+		}
+	}
+}

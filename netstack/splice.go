@@ -79,6 +79,8 @@ type splice struct {
 	writeFn func(fd uintptr) bool
 	// toUnix has delivered the peer's FIN and watches the half-open connection.
 	halfOpen bool
+	// toNet has sent the program's FIN and waits for its close (watchHangUp).
+	awaitingClose bool
 
 	mu           sync.Mutex
 	onDone       func() // see TCPEndpoint.OnDone
@@ -321,6 +323,9 @@ func (sp *splice) toNet() bool {
 		sp.pending.drop()
 		return true
 	}
+	if sp.awaitingClose {
+		return sp.watchHangUp()
+	}
 	if ret, finished := sp.sendPending(); ret { // resumed with room to write
 		return finished
 	}
@@ -342,8 +347,7 @@ func (sp *splice) toNet() bool {
 			return true
 		case n == 0:
 			spliceBufs.Put(buf)
-			sp.finishToNet()
-			return true
+			return sp.finishToNet()
 		}
 		sp.pending.set(buf, buf[:n])
 		if ret, finished := sp.sendPending(); ret {
@@ -406,15 +410,16 @@ func (sp *splice) readUnix(fd uintptr) bool {
 // finishToNet handles the program's end of file. If the program closed its socket, the
 // endpoint is closed as close(2) closes (FIN; RST with unread data or SO_LINGER 0). If it
 // only shut down writing, FIN goes out, and the socket is watched for the close that
-// follows (hang-up) unless the peer has finished too.
-func (sp *splice) finishToNet() {
+// follows (hang-up) unless the peer has finished too. It reports whether toNet has finished
+// (false: parked in that watch).
+func (sp *splice) finishToNet() bool {
 	// Nothing more can join a corked segment: push it out with the FIN, as Linux's
 	// shutdown and close do (gVisor holds it, FIN behind it, for its 200 ms cork timer —
 	// every Connection: close response of an nginx with tcp_nopush on waited that long).
 	sp.e.ep.SocketOptions().SetCorkOption(false)
 	if sp.hungUp() {
 		sp.stop(false, 0)
-		return
+		return true
 	}
 	// netDone before the FIN: toUnix's watch for a reset takes the close that follows our
 	// FIN's acknowledgement for the normal end it is (see watchHalfOpen).
@@ -425,28 +430,44 @@ func (sp *splice) finishToNet() {
 	sp.e.ep.Shutdown(tcpip.ShutdownWrite)
 	if both {
 		sp.stop(false, 0) // this also ends toUnix's watch
-		return
+		return true
 	}
-	// Wait until the socket hangs up (the program closed it) or stop closes it. Nothing else
-	// reads the socket any more, so the poller's read side is ours. A sweep's read deadline
-	// (it may have looked just before netDone) is cleared and the wait goes on.
-	hup, unread := false, false
-	for sp.conn.rc.Read(func(fd uintptr) bool {
-		hup = pollHUP(fd)
-		if hup {
-			// af_unix leaves ECONNRESET on this end when the program closed with data
-			// unread, as on the read path (toNet).
-			e, _ := rawGetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
-			unread = e == int(unix.ECONNRESET)
+	sp.awaitingClose = true
+	return sp.watchHangUp()
+}
+
+// watchHangUp is toNet once the program has shut down writing and its FIN has gone: it waits
+// until the socket hangs up (the program closed it) or stop closes it, and reports whether it
+// has finished (false: parked). Nothing else reads the socket any more, so the poller's read
+// side is ours. Like the copy it parks when the sweep asks, or at once when cold: a program
+// may keep its half of a connection open for long (a client waiting for a long answer).
+func (sp *splice) watchHangUp() bool {
+	for {
+		hup, unread := false, false
+		sp.conn.rc.Read(func(fd uintptr) bool {
+			hup = pollHUP(fd)
+			if hup {
+				// af_unix leaves ECONNRESET on this end when the program closed with data
+				// unread, as on the read path (toNet).
+				e, _ := rawGetsockoptInt(fd, unix.SOL_SOCKET, unix.SO_ERROR)
+				unread = e == int(unix.ECONNRESET)
+			}
+			return hup || sp.netLoop.cold
+		})
+		switch {
+		case hup:
+			// The program closed: the endpoint becomes an orphan, closed like Linux closes
+			// it: RST if the program left data unread, or if data comes in that it never
+			// reads.
+			sp.stop(unread, 0)
+			return true
+		case sp.isStopping():
+			return true
 		}
-		return hup
-	}) != nil && !sp.isStopping() {
-		sp.conn.SetReadDeadline(time.Time{})
-	}
-	if hup {
-		// The program closed: the endpoint becomes an orphan, closed like Linux closes it:
-		// RST if the program left data unread, or if data comes in that it never reads.
-		sp.stop(unread, 0)
+		// Cold, or the sweep's nudge (a read deadline in the past).
+		if r := sp.parkHangUp(); r != keepOn {
+			return r == stopNow
+		}
 	}
 }
 
@@ -585,10 +606,10 @@ func (sp *splice) shutdown() { sp.stop(true, 0) }
 // sweep implements proxy: loops quiet since the last sweep are asked to park.
 func (sp *splice) sweep() {
 	sp.mu.Lock()
-	stopped, netDone := sp.stopped, sp.netDone
+	stopped := sp.stopped
 	sp.mu.Unlock()
 	if !stopped {
-		sp.nudge(netDone)
+		sp.nudge()
 	}
 }
 
