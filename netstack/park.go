@@ -315,8 +315,11 @@ func (l *loops) parkUnix(wake *waiter.Entry) parkResult {
 }
 
 func (l *loops) armUnix() bool {
-	l.wq.EventRegister(l.unixArmed)
-	mask := l.unixArmed.Mask()
+	// The mask is read before the entry is registered: from then on a wake-up may run the
+	// loop again, and its next park sets unixArmed.
+	w := l.unixArmed
+	mask := w.Mask()
+	l.wq.EventRegister(w)
 	return l.ep.Readiness(mask)&mask == 0 // (TCP's adds EventRdHUp unasked)
 }
 
