@@ -503,31 +503,45 @@ func TestColdLoopsWaitWhenParkerFails(t *testing.T) {
 // TestSpliceParksHalfOpenConnections: connections whose peer has finished sending, while the
 // program keeps its socket open (a pooled connection that the server closed), park both
 // loops; the peer's reset still reaches the program at once.
+// halfClosed opens conns connections from stack a to a listener on b, splices their client
+// ends, and has each half-closed by shutdown (the client's program or the server's endpoint).
+func halfClosed(t *testing.T, n *testNet, conns int, shutdown func(client *net.UnixConn, sep *TCPEndpoint)) (clients []*net.UnixConn, ceps, seps []*TCPEndpoint) {
+	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
+	for range conns {
+		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
+		sep := acceptTCP(t, l)
+		client := spliceConn(t, cep)
+		shutdown(client, sep)
+		clients, ceps, seps = append(clients, client), append(ceps, cep), append(seps, sep)
+	}
+	return clients, ceps, seps
+}
+
+// waitParked waits until s has want loops parked.
+func waitParked(t *testing.T, s *Stack, want uint64) {
+	t.Helper()
+	deadline := time.Now().Add(5 * time.Second)
+	for s.Counters().LoopsParked != want {
+		if time.Now().After(deadline) {
+			t.Fatalf("%d loops parked, want %d", s.Counters().LoopsParked, want)
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
+}
+
 func TestSpliceParksHalfOpenConnections(t *testing.T) {
 	withParkAfter(t, 20*time.Millisecond)
 	const conns = 10
 	n := newNet(t)
-	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	var clients []*net.UnixConn
-	var ceps, seps []*TCPEndpoint
-	for range conns {
-		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
-		sep := acceptTCP(t, l)
-		clients, ceps, seps = append(clients, spliceConn(t, cep)), append(ceps, cep), append(seps, sep)
+	clients, ceps, seps := halfClosed(t, n, conns, func(_ *net.UnixConn, sep *TCPEndpoint) {
 		sep.ep.Shutdown(tcpip.ShutdownWrite)
-	}
+	})
 	for i, c := range clients {
 		if got, err := readAll(t, c, 5*time.Second); err != nil || len(got) != 0 {
 			t.Fatalf("client %d read %q, %v; want end of file", i, got, err)
 		}
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for n.a.Counters().LoopsParked != 2*conns {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d loops parked, want %d", n.a.Counters().LoopsParked, 2*conns)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitParked(t, n.a, 2*conns)
 	for i, c := range clients {
 		seps[i].Abort()
 		checkResetHalfOpen(t, c, ceps[i])
@@ -541,28 +555,15 @@ func TestSpliceParksHalfClosedPrograms(t *testing.T) {
 	withParkAfter(t, 20*time.Millisecond)
 	const conns = 10
 	n := newNet(t)
-	l := listenTCP(t, n.b, ap("192.0.2.2:80"))
-	var clients []*net.UnixConn
-	var ceps, seps []*TCPEndpoint
-	for range conns {
-		cep := dialTCP(t, n.a, false, ap("192.0.2.2:80"))
-		sep := acceptTCP(t, l)
-		client := spliceConn(t, cep)
+	clients, ceps, seps := halfClosed(t, n, conns, func(client *net.UnixConn, _ *TCPEndpoint) {
 		if err := client.CloseWrite(); err != nil {
 			t.Fatal(err)
 		}
-		clients, ceps, seps = append(clients, client), append(ceps, cep), append(seps, sep)
-	}
+	})
 	for _, sep := range seps {
 		waitEvents(t, sep, EventIn, 5*time.Second) // the FIN
 	}
-	deadline := time.Now().Add(5 * time.Second)
-	for n.a.Counters().LoopsParked != 2*conns {
-		if time.Now().After(deadline) {
-			t.Fatalf("%d loops parked, want %d", n.a.Counters().LoopsParked, 2*conns)
-		}
-		time.Sleep(5 * time.Millisecond)
-	}
+	waitParked(t, n.a, 2*conns)
 	for i, c := range clients {
 		answer := fmt.Sprintf("answer %d", i)
 		if _, err := seps[i].ep.Write(strings.NewReader(answer), tcpip.WriteOptions{}); err != nil {
