@@ -25,8 +25,9 @@ const (
 // block waits on behalf of the trapped call until changed is closed. It returns
 // notify.ERESTARTSYS when the thread has an unblocked signal pending (answer it with that: the
 // kernel then runs the handler and restarts the call or fails it with EINTR, as for a native
-// blocking call), notify.ErrGone when the call no longer waits (the thread died, or without a
-// killable filter a signal interrupted it), errTimeout after deadline (zero: none).
+// blocking call; EINTR instead when the wait has a deadline, see stillWaiting), notify.ErrGone
+// when the call no longer waits (the thread died, or without a killable filter a signal
+// interrupted it), errTimeout after deadline (zero: none).
 func (c *call) block(changed <-chan struct{}, deadline time.Time) error {
 	interval := firstWaitCheck
 	t := time.NewTimer(interval)
@@ -139,6 +140,13 @@ func (c *call) stillWaiting(w *waitChecks, deadline time.Time) error {
 		return c.stillValid()
 	}
 	if pending {
+		if !deadline.IsZero() {
+			// Linux's sock_intr_errno: a socket call waiting with a timeout (SO_RCVTIMEO,
+			// SO_SNDTIMEO) is never restarted after a handler, even with SA_RESTART: it fails
+			// with EINTR. Restarted, it would wait its whole timeout anew after every signal, and
+			// a periodic one would keep it waiting forever.
+			return unix.EINTR
+		}
 		return notify.ERESTARTSYS
 	}
 	return nil

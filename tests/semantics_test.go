@@ -189,6 +189,21 @@ try:
 except BlockingIOError:
     pass
 assert time.monotonic() - t > 0.15
+# With a timeout set, Linux never restarts an interrupted socket call, SA_RESTART or not: it
+# fails with EINTR at the signal (restarted, a periodic signal would keep it waiting forever).
+srv.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, (3).to_bytes(8, "little") + (b"\x00" * 8))
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind(("198.51.100.1", 9101))
+u.setsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, (3).to_bytes(8, "little") + (b"\x00" * 8))
+signal.signal(signal.SIGALRM, raise_alarm)
+signal.siginterrupt(signal.SIGALRM, False)
+for name, call in (("accept", srv.accept), ("recvfrom", lambda: u.recvfrom(100))):
+    signal.setitimer(signal.ITIMER_REAL, 0.2)
+    t = time.monotonic()
+    try:
+        call(); raise SystemExit(name + " returned")
+    except Alarm:
+        pass
+    assert time.monotonic() - t < 1.5, (name, "interrupted after", time.monotonic() - t)
 print("OK")
 `)
 }
