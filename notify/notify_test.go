@@ -90,15 +90,15 @@ func child(what string) {
 		fmt.Printf("sockets=%d bad=%d\n", n, bad)
 	case "loop":
 		n, _ := strconv.Atoi(os.Getenv("ZTNC_NOTIFY_LOOPS"))
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		for range n {
 			syscall.RawSyscall(unix.SYS_CONNECT, 1002, 0, 0)
 		}
-		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/float64(max(n, 1)))
+		printPerCall(n, time.Since(start), cpuTime()-cpu)
 	case "socketloop":
 		// Trapped socket() calls answered with an fd, each closed: ns per socket()+close().
 		n, _ := strconv.Atoi(os.Getenv("ZTNC_NOTIFY_LOOPS"))
-		start := time.Now()
+		start, cpu := time.Now(), cpuTime()
 		for range n {
 			fd, _, e := syscall.RawSyscall(unix.SYS_SOCKET, unix.AF_INET, unix.SOCK_STREAM, 0)
 			if e != 0 {
@@ -107,7 +107,7 @@ func child(what string) {
 			}
 			unix.Close(int(fd))
 		}
-		fmt.Printf("%.0f ns/call\n", float64(time.Since(start).Nanoseconds())/float64(max(n, 1)))
+		printPerCall(n, time.Since(start), cpuTime()-cpu)
 	case "idleloop", "idlesocketloop":
 		// As loop and socketloop with a 200 µs pause before each call (CPUs go idle, as between
 		// the calls of one connection at a time): median ns per call.
@@ -152,6 +152,19 @@ func testSpec() Spec {
 		},
 		Deny: []Rule{{Syscall: "io_uring_setup", Errno: unix.ENOSYS}},
 	}
+}
+
+// cpuTime is the CPU time (user and system) this process has used.
+func cpuTime() time.Duration {
+	var ru unix.Rusage
+	unix.Getrusage(unix.RUSAGE_SELF, &ru)
+	return time.Duration(ru.Utime.Nano() + ru.Stime.Nano())
+}
+
+// printPerCall prints a loop's wall time and CPU time per call (the child's side of benchChild).
+func printPerCall(n int, wall, cpu time.Duration) {
+	n = max(n, 1)
+	fmt.Printf("%.0f ns/call %.0f cpu-ns/call\n", float64(wall.Nanoseconds())/float64(n), float64(cpu.Nanoseconds())/float64(n))
 }
 
 type result struct {
