@@ -310,6 +310,12 @@ func (sp *dgramSplice) toUnix() bool {
 		werr := sp.werr
 		sp.msg = nil
 		dgramBufs.Put(buf)
+		if werr == unix.EPIPE && !sp.hungUp() {
+			// The program shut its end down for reading (shutdown(2)) and keeps it: what
+			// arrives from then on is dropped.
+			sp.e.s.stats.dropDatagramRecv.Add(1)
+			continue
+		}
 		if err != nil || werr == unix.EPIPE || werr == unix.ECONNREFUSED || werr == unix.ECONNRESET {
 			sp.stop() // closed by stop, or the program closed its end
 			return true

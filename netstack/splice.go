@@ -533,6 +533,13 @@ func (sp *splice) toUnix() bool {
 			ep.ModerateRecvBuf(sp.w.n)
 			werr := sp.writeUnix(buf[:sp.w.n])
 			spliceBufs.Put(buf)
+			if werr == unix.EPIPE && !sp.hungUp() {
+				// The program shut down reading (shutdown(SHUT_RD)) and keeps its socket.
+				// Linux's TCP goes on taking what the peer sends, so the proxy does too, and
+				// drops it, since the program's end takes no more: the connection goes on
+				// both ways instead of being reset.
+				continue
+			}
 			if werr != nil {
 				// EPIPE: the program closed its socket and the peer sends more. Or stop
 				// closed the socket.

@@ -8,6 +8,7 @@ import (
 	"os"
 	"strconv"
 	"sync"
+	"sync/atomic"
 
 	"golang.org/x/sys/unix"
 
@@ -46,6 +47,8 @@ type dgram struct {
 	lo      netip.AddrPort                // indexed in the supervisor's loopbacks (invalid: not)
 	relay   *hostRelay                    // the host's network, for unconnected sends there (nil: none yet)
 	others  map[*netstack.Stack]*netRelay // the other networks (unconnected sends, wildcard binds)
+
+	sendShut atomic.Bool // shut down for writing: trapped sends fail with EPIPE
 }
 
 type dgramKind uint8
@@ -308,7 +311,7 @@ func (d *dgram) handle(c *call, pc **progEnd) (int64, error) {
 	case unix.SYS_SETSOCKOPT:
 		return 0, d.setsockopt(c, *pc)
 	case unix.SYS_SHUTDOWN:
-		return 0, d.shutdown(c)
+		return 0, d.shutdown(c, *pc)
 	case unix.SYS_SENDTO:
 		return d.sendto(c, *pc)
 	case unix.SYS_RECVFROM:
@@ -453,14 +456,40 @@ func (d *dgram) bind(c *call) error {
 	return err
 }
 
-// shutdown emulates shutdown(2): accepted on a connected socket, as Linux does for UDP.
-func (d *dgram) shutdown(c *call) error {
+// shutdown emulates shutdown(2). Like Linux's inet_shutdown it marks the socket shut down
+// even when it then fails with ENOTCONN (unconnected): shutting a socket down is how
+// threaded programs wake a thread blocked in its receive. Reading: P is shut down for reading,
+// so that a receive waiting on it returns 0 at once, and so do later ones when nothing is
+// queued, native and trapped receives alike (datagrams that arrive from then on are dropped;
+// Linux would still queue them). Writing: trapped sends fail with EPIPE; a native send on a
+// connected socket still sends.
+func (d *dgram) shutdown(c *call, p *progEnd) error {
 	how := int(int32(c.Args[1]))
 	if how < unix.SHUT_RD || how > unix.SHUT_RDWR {
 		return unix.EINVAL
 	}
+	if how != unix.SHUT_WR {
+		if err := unix.Shutdown(p.fd, unix.SHUT_RD); err != nil {
+			return err
+		}
+	}
+	if how != unix.SHUT_RD {
+		d.sendShut.Store(true)
+	}
 	if _, err := d.ep.RemoteAddr(); err != nil {
 		return unix.ENOTCONN
+	}
+	return nil
+}
+
+// sendable is the check of a trapped send before its destination: EOPNOTSUPP for MSG_OOB (no
+// datagram protocol has urgent data), EPIPE once shut down for writing.
+func (d *dgram) sendable(flags int) error {
+	if flags&unix.MSG_OOB != 0 {
+		return unix.EOPNOTSUPP
+	}
+	if d.sendShut.Load() {
+		return unix.EPIPE
 	}
 	return nil
 }

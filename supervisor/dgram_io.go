@@ -323,6 +323,9 @@ func (d *dgram) ioctl(c *call, p *progEnd) (int64, error) {
 // sendto emulates sendto(2) with an address (sendto without one is not trapped).
 func (d *dgram) sendto(c *call, p *progEnd) (int64, error) {
 	size, flags := int(min(c.Args[2], maxRW)), int(int32(c.Args[3]))
+	if err := d.sendable(flags); err != nil {
+		return 0, err
+	}
 	b, err := c.readSockaddr(c.Args[4], c.Args[5])
 	if err != nil {
 		return 0, err
@@ -443,6 +446,9 @@ func (d *dgram) sendmsg(c *call, p *progEnd) (int64, error) {
 }
 
 func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, error) {
+	if err := d.sendable(flags); err != nil {
+		return 0, err
+	}
 	m, err := c.readMsghdr(addr)
 	if err != nil {
 		return 0, err

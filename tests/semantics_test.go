@@ -310,6 +310,67 @@ time.sleep(60)
 	}
 }
 
+// TestShutdownRead: shutting a socket down for reading ends reading only. A TCP connection goes
+// on both ways when the peer sends more (it used to be reset); a UDP socket's shutdown wakes
+// a thread blocked in a receive, the usual way to stop one.
+func TestShutdownRead(t *testing.T) {
+	python(t, `
+import socket, threading, time, select, errno
+A = "198.51.100.1"
+# TCP: shutdown(SHUT_RD) ends reading only. A read returns end of file at once, and the
+# connection goes on both ways when the peer sends again (the proxy used to reset it).
+srv = socket.create_server((A, 9210)); c = socket.create_connection((A, 9210)); s, _ = srv.accept()
+c.shutdown(socket.SHUT_RD)
+assert c.recv(100) == b""
+s.sendall(b"ignored"); time.sleep(0.2)
+c.sendall(b"hello"); assert s.recv(100) == b"hello"
+s.sendall(b"more"); time.sleep(0.2)
+c.sendall(b"again"); assert s.recv(100) == b"again"
+c.close(); s.close()
+# UDP: shutdown wakes a thread blocked in a receive (returning 0), connected or not (then
+# failing with ENOTCONN, as Linux's inet_shutdown does after marking the socket); receives
+# return 0 at once from then on, and sends with an address fail with EPIPE.
+for connected in (False, True):
+    for use_from in (False, True):
+        u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((A, 0))
+        if connected:
+            u.connect((A, 9))
+        got = []
+        t = threading.Thread(target=lambda: got.append(u.recvfrom(100)[0] if use_from else u.recv(100)))
+        t.start(); time.sleep(0.3)
+        try:
+            u.shutdown(socket.SHUT_RDWR); err = 0
+        except OSError as e:
+            err = e.errno
+        t.join(10)
+        assert not t.is_alive(), ("receiver still blocked", connected, use_from)
+        assert got == [b""], got
+        assert err == (0 if connected else errno.ENOTCONN), err
+        assert u.recv(100) == b""
+        assert select.select([u], [], [], 0)[0], "not readable after shutdown"
+        try:
+            u.sendto(b"x", (A, 9)); raise SystemExit("sendto after SHUT_WR sent")
+        except OSError as e:
+            assert e.errno == errno.EPIPE, e
+        u.close()
+# What was queued before SHUT_RD is still read; only reading is shut down.
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); u.bind((A, 0))
+u.sendto(b"queued", u.getsockname()); time.sleep(0.2)
+try:
+    u.shutdown(socket.SHUT_RD)
+except OSError as e:
+    assert e.errno == errno.ENOTCONN, e
+assert u.recvfrom(100)[0] == b"queued"
+assert u.recv(100) == b""
+u.sendto(b"still sends", (A, 9))
+try:
+    u.sendto(b"x", socket.MSG_OOB, (A, 9)); raise SystemExit("MSG_OOB sent")
+except OSError as e:
+    assert e.errno == errno.EOPNOTSUPP, e
+print("OK")
+`)
+}
+
 // TestCloseAndShutdown: half-close each way, FIN on close, RST when a program closes with
 // data unread, a peer's RST failing reads, EADDRINUSE, close-on-exec and non-blocking flags
 // on new fds.
