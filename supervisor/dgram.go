@@ -3,6 +3,8 @@ package supervisor
 import (
 	"bufio"
 	"bytes"
+	"errors"
+	"fmt"
 	"maps"
 	"net/netip"
 	"os"
@@ -166,15 +168,23 @@ func (s *Supervisor) newDgram(st *netstack.Stack, v6 bool, kind dgramKind, nonbl
 
 // injectDatagramFD installs p in the calling process at a free number of the datagram range
 // (close-on-exec if cloexec) and answers the call with that number; it returns errAnswered, or
-// the error to answer with when nothing was installed. If the range is full (or the program
-// lowered its fd limit below it), p goes at the lowest free number: the socket works, but
-// sendmsg/recvmsg on it run untrapped (no addresses, no control messages).
+// the error to answer with when nothing was installed. If the range is full, or the program
+// lowered its fd limit below it (the injection fails with EBADF, or EMFILE), p goes at the
+// lowest free number: the socket works, but sendmsg/recvmsg on it run untrapped (no addresses,
+// no control messages), which ztnc-run warns about once.
 func (c *call) injectDatagramFD(p int, cloexec bool) error {
-	var err error
+	var err error = unix.EBADF // no number free in the range
 	if target := c.s.freeDatagramFD(c.Pid); target >= 0 {
 		_, err = c.s.l.AddFDReturnAt(c.ID, p, target, cloexec)
-	} else {
-		_, err = c.s.l.AddFDReturn(c.ID, p, cloexec)
+	}
+	if errors.Is(err, unix.EBADF) || errors.Is(err, unix.EMFILE) {
+		var nfd int
+		if nfd, err = c.s.l.AddFDReturn(c.ID, p, cloexec); err == nil && !c.s.fdOutside.Swap(true) {
+			r := datagramFDs()
+			c.s.log.Warn("a datagram socket got an fd outside the range whose sendmsg/recvmsg ztnc-run traps: on it they carry no addresses (sendto/recvfrom still do)",
+				"fd", nfd, "range", fmt.Sprintf("%d-%d", r.base, r.base+r.size-1),
+				"hint", "more datagram sockets than the range holds, or the program lowered its fd limit (ulimit -n) below the range")
+		}
 	}
 	if err != nil && err != notify.ErrGone {
 		return err

@@ -35,6 +35,7 @@ type Supervisor struct {
 
 	redirects atomic.Pointer[redirectTable]
 	fdCursor  atomic.Uint32  // where the search for a free number in the datagram range starts
+	fdOutside atomic.Bool    // a datagram socket was placed outside the range (warned once)
 	loopbacks *loopbackPorts // the programs' sockets that loopback destinations reach
 	mover     *epollMover    // carries epoll registrations over fd swaps (started on first use)
 

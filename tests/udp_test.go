@@ -23,6 +23,29 @@ func TestUDPSemantics(t *testing.T) {
 		"ok link-local", "ok dup-out-of-range", "ok rebind", "ok reuseaddr", "ok timeout", "ok raw-protocols")
 }
 
+// TestDatagramSocketsUnderLowFDLimit: a program that lowers its fd limit below the datagram fd
+// range still gets UDP sockets (at its lowest free numbers) and names resolve; ztnc-run warns
+// that sendmsg/recvmsg on such sockets carry no addresses. socket() used to fail with EBADF.
+func TestDatagramSocketsUnderLowFDLimit(t *testing.T) {
+	need(t, "python3", "getent")
+	r := local(t, `ulimit -n 256
+python3 -c '
+import socket
+u = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); assert u.fileno() < 256, u.fileno()
+u.bind(("198.51.100.1", 0)); u.sendto(b"unconnected", u.getsockname())
+assert u.recvfrom(100)[0] == b"unconnected"
+c = socket.socket(socket.AF_INET, socket.SOCK_DGRAM); c.connect(u.getsockname()); c.send(b"connected")
+data, src = u.recvfrom(100)
+assert data == b"connected" and src == c.getsockname(), (data, src, c.getsockname())
+print("ok sockets")
+'
+getent hosts "$(hostname).internal" && echo ok resolved`)
+	mustContain(t, r, "ok sockets", "ok resolved")
+	if !strings.Contains(r.Stderr, "outside the range") {
+		t.Errorf("no warning about the fd outside the datagram range:\n%s", r)
+	}
+}
+
 // TestStaticGoUDP runs a static Go UDP server and clients, connected (Dial) and unconnected
 // (WriteTo/ReadFrom), over IPv4, IPv6 and loopback. The readiness probe checks the echo, not
 // the exit status: while the server is not yet bound, a connected socket's native read()
