@@ -317,6 +317,9 @@ func (d *dgram) handle(c *call, pc **progEnd) (int64, error) {
 		}
 		return 0, c.writeSockaddr(c.Args[1], c.Args[2], encodeSockaddr(peer, d.v6))
 	case unix.SYS_GETSOCKOPT:
+		if onProgEnd(optKey{int(int32(c.Args[1])), int(int32(c.Args[2]))}) {
+			return 0, c.progEndOption(*pc)
+		}
 		return 0, c.getsockopt(d.option)
 	case unix.SYS_SETSOCKOPT:
 		return 0, d.setsockopt(c, *pc)
@@ -492,14 +495,11 @@ func (d *dgram) shutdown(c *call, p *progEnd) error {
 	return nil
 }
 
-// sendable is the check of a trapped send before its destination: EOPNOTSUPP for MSG_OOB (no
-// datagram protocol has urgent data), EPIPE once shut down for writing.
-func (d *dgram) sendable(flags int) error {
+// checkOOB is the first check of a trapped send, as in Linux: no datagram protocol has urgent
+// data.
+func checkOOB(flags int) error {
 	if flags&unix.MSG_OOB != 0 {
 		return unix.EOPNOTSUPP
-	}
-	if d.sendShut.Load() {
-		return unix.EPIPE
 	}
 	return nil
 }

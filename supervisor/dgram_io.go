@@ -323,7 +323,7 @@ func (d *dgram) ioctl(c *call, p *progEnd) (int64, error) {
 // sendto emulates sendto(2) with an address (sendto without one is not trapped).
 func (d *dgram) sendto(c *call, p *progEnd) (int64, error) {
 	size, flags := int(min(c.Args[2], maxRW)), int(int32(c.Args[3]))
-	if err := d.sendable(flags); err != nil {
+	if err := checkOOB(flags); err != nil {
 		return 0, err
 	}
 	b, err := c.readSockaddr(c.Args[4], c.Args[5])
@@ -386,6 +386,12 @@ func (d *dgram) destination(b []byte) (dest, error) {
 // send buffer is full if the call blocks. Datagrams to the host's network go out of the
 // socket's host relay.
 func (d *dgram) send(c *call, p *progEnd, data []byte, dst dest, o netstack.SendOptions, flags int) (int64, error) {
+	if d.sendShut.Load() {
+		// Where Linux fails it: when the datagram is made, after the checks of its size and
+		// destination (but before the broadcast permission, which the stack checks as it
+		// sends).
+		return 0, unix.EPIPE
+	}
 	if dst.host {
 		r, err := d.hostRelay()
 		if err != nil {
@@ -446,7 +452,7 @@ func (d *dgram) sendmsg(c *call, p *progEnd) (int64, error) {
 }
 
 func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, error) {
-	if err := d.sendable(flags); err != nil {
+	if err := checkOOB(flags); err != nil {
 		return 0, err
 	}
 	m, err := c.readMsghdr(addr)

@@ -44,6 +44,13 @@ func rawSetsockoptInt(fd, level, name, v int) error {
 	return rawErr(e)
 }
 
+// rawGetsockopt reads an option into b, returning its length.
+func rawGetsockopt(fd, level, name int, b []byte) (int, error) {
+	l := uint32(len(b))
+	_, _, e := unix.RawSyscall6(unix.SYS_GETSOCKOPT, uintptr(fd), uintptr(level), uintptr(name), uintptr(unsafe.Pointer(&b[0])), uintptr(unsafe.Pointer(&l)), 0)
+	return int(l), rawErr(e)
+}
+
 func rawGetsockoptInt(fd, level, name int) (int, error) {
 	var v int32
 	l := uint32(4)

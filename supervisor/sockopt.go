@@ -153,6 +153,17 @@ func (sk *socket) soError(p *progEnd) unix.Errno {
 	return e
 }
 
+// progEndOption answers getsockopt(2) for an option of onProgEnd's from P, which holds what
+// the program set, or the kernel's default (zero timeouts): the stack models none of them
+// (gVisor's low-water mark reads 1 whatever was set).
+func (c *call) progEndOption(p *progEnd) error {
+	return c.getsockopt(func(level, name int) ([]byte, error) {
+		var b [16]byte // a struct timeval, the largest of them
+		n, err := rawGetsockopt(p.fd, level, name, b[:])
+		return b[:n], err
+	})
+}
+
 // onProgEnd reports an option that governs reads and writes on the program's end (timeouts,
 // the receive low-water mark): it is set on P too, where they happen.
 func onProgEnd(k optKey) bool {

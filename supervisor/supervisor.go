@@ -321,6 +321,9 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 			p := *pc
 			return c.getsockopt(func(int, int) ([]byte, error) { return intOpt(int(sk.soError(p))), nil })
 		}
+		if onProgEnd(optKey{int(int32(c.Args[1])), int(int32(c.Args[2]))}) {
+			return c.progEndOption(*pc)
+		}
 		return c.getsockopt(sk.option)
 	case unix.SYS_SETSOCKOPT:
 		return sk.setsockopt(c, *pc)

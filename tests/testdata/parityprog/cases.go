@@ -300,6 +300,15 @@ var cases = []testCase{
 		c, s := connected(unix.AF_INET, ap("198.51.100.1:11085"))
 		defer unix.Close(c)
 		defer unix.Close(s)
+		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(u)
+		for _, fd := range []int{c, u} {
+			rcv, rerr := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO)
+			snd, serr := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO)
+			p.say("unset SO_RCVTIMEO %v %s SO_SNDTIMEO %v %s", *rcv, errno(rerr), *snd, errno(serr))
+		}
+		p.say("SO_RCVLOWAT set %s now %s", errno(unix.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 10)), getInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT))
+		must(unix.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT, 1), "SO_RCVLOWAT")
 		must(unix.SetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO, &unix.Timeval{Usec: 100000}), "SO_RCVTIMEO")
 		tv, err := unix.GetsockoptTimeval(c, unix.SOL_SOCKET, unix.SO_RCVTIMEO)
 		p.say("SO_RCVTIMEO %v %s", *tv, errno(err))
