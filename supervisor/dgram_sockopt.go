@@ -69,7 +69,10 @@ func (d *dgram) setsockopt(c *call, p *progEnd) error {
 	if err != nil {
 		return err
 	}
-	if _, fixed := fixedOption(level, name); fixed || d.foreignOption(level, name) {
+	if err := fixedSetting(level, name); err != nil {
+		return err
+	}
+	if d.foreignOption(level, name) {
 		return unix.ENOPROTOOPT
 	}
 	if err := d.s.checkDevice(level, name, val); err != nil {

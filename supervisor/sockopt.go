@@ -178,8 +178,8 @@ func onProgEnd(k optKey) bool {
 }
 
 // fixedOption answers the SOL_SOCKET options whose value Linux fixes for INET sockets and
-// that the stack does not model: SO_PEERCRED (no peer process: pid 0, uid and gid -1) and
-// SO_SNDLOWAT (always 1). Setting either fails with ENOPROTOOPT, as on Linux.
+// that the stack does not model: SO_PEERCRED (no peer process: pid 0, uid and gid -1),
+// SO_SNDLOWAT (always 1), and SO_ZEROCOPY (0: see fixedSetting).
 func fixedOption(level, name int) ([]byte, bool) {
 	if level != unix.SOL_SOCKET {
 		return nil, false
@@ -189,8 +189,24 @@ func fixedOption(level, name int) ([]byte, bool) {
 		return binary.NativeEndian.AppendUint32(binary.NativeEndian.AppendUint32(intOpt(0), ^uint32(0)), ^uint32(0)), true
 	case unix.SO_SNDLOWAT:
 		return intOpt(1), true
+	case unix.SO_ZEROCOPY:
+		return intOpt(0), true
 	}
 	return nil, false
+}
+
+// fixedSetting is the error of setting an option of fixedOption's: ENOPROTOOPT, as on Linux,
+// but EOPNOTSUPP for SO_ZEROCOPY, as on sockets without zero-copy sends. The program's end
+// is an AF_UNIX socket: it would take MSG_ZEROCOPY sends and never report their completion,
+// and a program waiting for completions would hang; refused, programs send as usual.
+func fixedSetting(level, name int) error {
+	if _, fixed := fixedOption(level, name); !fixed {
+		return nil
+	}
+	if name == unix.SO_ZEROCOPY {
+		return unix.EOPNOTSUPP
+	}
+	return unix.ENOPROTOOPT
 }
 
 // checkDevice refuses SO_BINDTODEVICE with a name that is none of the interfaces programs see
@@ -274,7 +290,10 @@ func (sk *socket) option(level, name int) ([]byte, error) {
 // and writes happen.
 func (sk *socket) setsockopt(c *call, p *progEnd) error {
 	level, name := int(int32(c.Args[1])), int(int32(c.Args[2]))
-	if _, fixed := fixedOption(level, name); fixed || foreignStreamOption(level, sk.v6) {
+	if err := fixedSetting(level, name); err != nil {
+		return err
+	}
+	if foreignStreamOption(level, sk.v6) {
 		return unix.ENOPROTOOPT
 	}
 	val, err := c.optval()

@@ -44,6 +44,8 @@ var linuxDifferences = map[string]struct{ ztnc, why string }{
 		"an AF_UNIX socket cannot raise POLLERR: a failed connect makes the socket writable, and SO_ERROR and connect give the error"},
 	"udp-basic: send unconnected EDESTADDRREQ": {"udp-basic: send unconnected ok",
 		"write and send without an address are not trapped: on an unconnected datagram socket the datagram is dropped"},
+	"tcp-more-args: SO_ZEROCOPY set ok": {"tcp-more-args: SO_ZEROCOPY set ENOTSUP",
+		"SO_ZEROCOPY is refused, as on sockets without zero-copy sends: the program's end would never report completions"},
 	"udp-basic: subnet broadcast without SO_BROADCAST EACCES": {"udp-basic: subnet broadcast without SO_BROADCAST EPIPE",
 		"a send after shutdown(SHUT_WR) fails with EPIPE before the stack checks the broadcast permission"},
 	"udp-refused: poll ERR": {"udp-refused: poll IN",

@@ -279,6 +279,8 @@ var cases = []testCase{
 			return fmt.Sprint(info.State)
 		}())
 		p.say("SO_RCVLOWAT %s SO_SNDLOWAT %s", getInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT), getInt(c, unix.SOL_SOCKET, unix.SO_SNDLOWAT))
+		p.say("SO_ZEROCOPY %s", getInt(c, unix.SOL_SOCKET, unix.SO_ZEROCOPY))
+		p.say("SO_ZEROCOPY set %s", errno(unix.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_ZEROCOPY, 1)))
 		p.say("TCP_CORK set %s now %s", errno(unix.SetsockoptInt(c, unix.IPPROTO_TCP, unix.TCP_CORK, 1)), getInt(c, unix.IPPROTO_TCP, unix.TCP_CORK))
 		p.say("TCP_QUICKACK %s", getInt(c, unix.IPPROTO_TCP, unix.TCP_QUICKACK))
 		p.say("IPV6_V6ONLY on connected %s", errno(unix.SetsockoptInt(c, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 1)))
