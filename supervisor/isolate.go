@@ -61,29 +61,40 @@ func (s *Supervisor) isolatedCall(c *call) (int64, error) {
 		return 0, c.connectHost(h, ap, v6)
 	case unix.SYS_SENDTO:
 		if stream {
-			return 0, streamSend(int(int32(c.Args[3])))
+			return 0, streamSend(c)
 		}
 		return s.isolatedSendto(c, h, v6)
 	case unix.SYS_SENDMSG:
 		if stream {
-			return 0, streamSend(int(int32(c.Args[2])))
+			return 0, streamSend(c)
 		}
 		return s.isolatedSendmsg(c, h, v6, c.Args[1], int(int32(c.Args[2])))
 	default: // SENDMMSG
 		flags := int(int32(c.Args[3]))
 		if stream {
-			return 0, streamSend(flags)
+			return 0, streamSend(c)
 		}
 		return c.sendEach(func(hdr uint64) (int64, error) { return s.isolatedSendmsg(c, h, v6, hdr, flags) })
 	}
 }
 
-// streamSend lets a send on a host stream socket run, unless it is a TCP Fast Open connect.
-func streamSend(flags int) error {
-	if flags&unix.MSG_FASTOPEN != 0 {
-		return unix.EOPNOTSUPP // as on a host with Fast Open off
+// streamSend lets a send on a stream socket (host or emulated) run, unless it is a TCP Fast
+// Open connect: refused as on a host with Fast Open off, and programs connect first instead.
+// On an emulated socket the kernel would run it on the socketpair end, which takes no address
+// (EISCONN), and the program's connection would never be made.
+func streamSend(c *call) error {
+	if sendFlags(c)&unix.MSG_FASTOPEN != 0 {
+		return unix.EOPNOTSUPP
 	}
 	return errContinue
+}
+
+// sendFlags is the flags argument of a trapped sendto, sendmsg or sendmmsg.
+func sendFlags(c *call) int {
+	if c.Nr == unix.SYS_SENDMSG {
+		return int(int32(c.Args[2]))
+	}
+	return int(int32(c.Args[3]))
 }
 
 // checkHost says whether a host socket may send to ap: only where the policy lets host

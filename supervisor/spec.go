@@ -19,7 +19,8 @@ import (
 //     sockets (and connected datagram sockets) stay untrapped;
 //   - sendmsg, recvmsg, sendmmsg, recvmmsg and ioctl(FIONREAD) only on fds in the datagram
 //     range (see fdRange), where they need addresses, control messages or datagram lengths;
-//     and there the interface ioctls (SIOCGIFCONF…, see ifIoctl).
+//     and there the interface ioctls (SIOCGIFCONF…, see ifIoctl); sendmsg and sendmmsg also
+//     with MSG_FASTOPEN, a connect in disguise (see streamSend).
 //
 // read, write, readv, writev, send, recv, splice and sendfile are never trapped: on emulated
 // sockets they run on the AF_UNIX socketpair end in the kernel. io_uring is refused so that
@@ -64,6 +65,10 @@ func (p Policy) Spec() notify.Spec {
 		}
 		trap = append(trap, notify.Rule{Syscall: name, Args: []notify.Arg{inRange}})
 	}
+	// And a TCP Fast Open connect, whatever the fd (see streamSend).
+	trap = append(trap,
+		notify.Rule{Syscall: "sendmsg", Args: []notify.Arg{{Index: 2, Mask: unix.MSG_FASTOPEN, Value: unix.MSG_FASTOPEN}}},
+		notify.Rule{Syscall: "sendmmsg", Args: []notify.Arg{{Index: 3, Mask: unix.MSG_FASTOPEN, Value: unix.MSG_FASTOPEN}}})
 	// rtnetlink sockets, for the interfaces programs see (see netlink.go).
 	trap = append(trap, notify.Rule{Syscall: "socket", Args: []notify.Arg{
 		{Index: 0, Mask: 0xffffffff, Value: unix.AF_NETLINK},

@@ -329,6 +329,10 @@ func (sk *socket) handle(c *call, pc **progEnd) error {
 		return sk.setsockopt(c, *pc)
 	case unix.SYS_SHUTDOWN:
 		return sk.shutdown(c, *pc)
+	case unix.SYS_SENDTO, unix.SYS_SENDMSG, unix.SYS_SENDMMSG:
+		if err := streamSend(c); err != errContinue {
+			return err
+		}
 	}
 	// Data calls with addresses (sendto/recvfrom with an address, the msg calls and ioctl on
 	// an fd in the datagram range): the kernel runs them on the socketpair.

@@ -371,6 +371,32 @@ print("OK")
 `)
 }
 
+// TestFastOpenRefused: a TCP Fast Open connect (sendto or sendmsg with MSG_FASTOPEN) fails
+// with EOPNOTSUPP, as on a host with Fast Open off, so that the program connects first; it
+// used to fail with EISCONN from the socketpair, and the connection was never made.
+func TestFastOpenRefused(t *testing.T) {
+	python(t, `
+import socket, errno
+A = "198.51.100.1"
+srv = socket.create_server((A, 9220))
+for how in ("sendto", "sendmsg"):
+    c = socket.socket()
+    try:
+        if how == "sendto":
+            c.sendto(b"hello", socket.MSG_FASTOPEN, (A, 9220))
+        else:
+            c.sendmsg([b"hello"], [], socket.MSG_FASTOPEN, (A, 9220))
+        raise SystemExit(how + " with MSG_FASTOPEN was taken")
+    except OSError as e:
+        assert e.errno == errno.EOPNOTSUPP, (how, e)
+    c.connect((A, 9220)); c.sendall(b"hello")
+    a, _ = srv.accept()
+    assert a.recv(100) == b"hello"
+    a.close(); c.close()
+print("OK")
+`)
+}
+
 // TestCloseAndShutdown: half-close each way, FIN on close, RST when a program closes with
 // data unread, a peer's RST failing reads, EADDRINUSE, close-on-exec and non-blocking flags
 // on new fds.
