@@ -3,6 +3,7 @@ package supervisor
 import (
 	"encoding/binary"
 	"net/netip"
+	"slices"
 
 	"golang.org/x/sys/unix"
 )
@@ -12,12 +13,38 @@ import (
 // are answered from the same interfaces as rtnetlink dumps (Supervisor.interfaces). Only fds in
 // the datagram range trap them — an AF_INET datagram socket, which these programs open for
 // the purpose, lives there. (IPv6 addresses come from /proc/net/if_inet6 in such programs,
-// which shows the host's.)
+// which shows the host's.) The two that map names and indexes, SIOCGIFINDEX and SIOCGIFNAME,
+// are trapped on every fd and answered on any socket: glibc's if_nametoindex and
+// if_indextoname (and so getaddrinfo's "fe80::1%ztnc0" scopes) ask them on an AF_UNIX socket.
 
 // ifIoctls are the requests answered.
 var ifIoctls = []uint64{
 	unix.SIOCGIFCONF, unix.SIOCGIFADDR, unix.SIOCGIFNETMASK, unix.SIOCGIFBRDADDR,
 	unix.SIOCGIFFLAGS, unix.SIOCGIFMTU, unix.SIOCGIFHWADDR, unix.SIOCGIFINDEX, unix.SIOCGIFNAME,
+}
+
+// nameIndexIoctls are the interface ioctls trapped on every fd.
+var nameIndexIoctls = []uint64{unix.SIOCGIFINDEX, unix.SIOCGIFNAME}
+
+// isNameIndexIoctl reports a trapped ioctl of nameIndexIoctls'.
+func isNameIndexIoctl(c *call) bool {
+	return c.Nr == unix.SYS_IOCTL && slices.Contains(nameIndexIoctls, c.Args[1]&0xffffffff)
+}
+
+// nameIndexIoctl answers one of nameIndexIoctls on c's fd if it is a socket of any kind, as
+// Linux answers them on any socket; the kernel runs it on anything else (ENOTTY).
+func (s *Supervisor) nameIndexIoctl(c *call) error {
+	cfd, err := s.tasks.GetFD(c.Pid, int(int32(c.Args[0])))
+	if err != nil {
+		return errContinue // no such fd: the kernel says EBADF
+	}
+	var st unix.Stat_t
+	err = unix.Fstat(cfd, &st)
+	rawClose(cfd)
+	if err != nil || st.Mode&unix.S_IFMT != unix.S_IFSOCK {
+		return errContinue
+	}
+	return s.ifIoctl(c, c.Args[1]&0xffffffff, c.Args[2])
 }
 
 const (

@@ -1,6 +1,8 @@
 package supervisor
 
 import (
+	"slices"
+
 	"golang.org/x/sys/unix"
 
 	"github.com/ztnc/ztnc/notify"
@@ -19,7 +21,8 @@ import (
 //     sockets (and connected datagram sockets) stay untrapped;
 //   - sendmsg, recvmsg, sendmmsg, recvmmsg and ioctl(FIONREAD) only on fds in the datagram
 //     range (see fdRange), where they need addresses, control messages or datagram lengths;
-//     and there the interface ioctls (SIOCGIFCONF…, see ifIoctl); sendmsg and sendmmsg also
+//     and there the interface ioctls (SIOCGIFCONF…, see ifIoctl; the name and index ones on
+//     every fd); sendmsg and sendmmsg also
 //     with MSG_FASTOPEN, a connect in disguise (see streamSend).
 //
 // read, write, readv, writev, send, recv, splice and sendfile are never trapped: on emulated
@@ -75,7 +78,13 @@ func (p Policy) Spec() notify.Spec {
 		{Index: 2, Mask: 0xffffffff, Value: unix.NETLINK_ROUTE},
 	}})
 	for _, req := range append([]uint64{unix.SIOCINQ}, ifIoctls...) {
+		if slices.Contains(nameIndexIoctls, req) {
+			continue // on every fd, below
+		}
 		trap = append(trap, notify.Rule{Syscall: "ioctl", Args: []notify.Arg{inRange, {Index: 1, Mask: 0xffffffff, Value: req}}})
+	}
+	for _, req := range nameIndexIoctls {
+		trap = append(trap, notify.Rule{Syscall: "ioctl", Args: []notify.Arg{{Index: 1, Mask: 0xffffffff, Value: req}}})
 	}
 	var deny []notify.Rule
 	for _, name := range []string{"io_uring_setup", "io_uring_enter", "io_uring_register"} {

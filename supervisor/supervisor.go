@@ -255,6 +255,9 @@ func (c *call) debug(result string) {
 // onSocket handles the calls whose first argument is a socket fd.
 func (s *Supervisor) onSocket(c *call) (int64, error) {
 	c.fd = int(int32(c.Args[0]))
+	if isNameIndexIoctl(c) {
+		return 0, s.nameIndexIoctl(c)
+	}
 	e, pc, err := s.lookup(c.Pid, c.fd)
 	if err != nil || e == nil {
 		// Not ours, or no such fd (the kernel reports EBADF/ENOTSOCK itself). Under isolation

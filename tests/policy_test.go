@@ -392,7 +392,8 @@ echo "virtual: $(dig +short web.internal)"`)
 
 // TestInterfaces: what programs see of their interfaces is the virtual network's (and
 // loopback): ip addr and ip -6 addr (iproute2's rtnetlink dumps), hostname -I and Python's
-// if_nameindex (glibc: getifaddrs, if_nameindex), a static Go program (its own netlink code),
+// if_nameindex (glibc: getifaddrs, if_nameindex), glibc's if_nametoindex and if_indextoname (ioctls
+// on an AF_UNIX socket; getaddrinfo's %ztnc0 scopes use them), a static Go program (its own netlink code),
 // Node's os.networkInterfaces (libuv), the SIOCGIF* ioctls (Python's fcntl, and Java's
 // NetworkInterface, whose IPv4 side uses them). Other rtnetlink requests still reach the
 // host's kernel (ip route shows the host's table).
@@ -415,6 +416,7 @@ ip addr
 ip -6 addr | sed 's/^/v6: /'
 echo "hostname -I: $(hostname -I)"
 python3 -c 'import socket; print("if_nameindex:", socket.if_nameindex())'
+python3 -c 'import socket; i = socket.if_nametoindex("ztnc0"); print("if_nametoindex:", i, socket.if_indextoname(i), socket.getaddrinfo("fe80::1%ztnc0", 80, socket.AF_INET6)[0][4][3])'
 ` + ifprog + ` | sed 's/^/go: /'
 python3 - <<'EOF'
 import socket, fcntl, struct
@@ -437,6 +439,7 @@ echo "route lines: $(ip route show table all | wc -l)"
 	mustContain(t, r, "inet 127.0.0.1/8 scope host lo", "inet 198.51.100.1/24 brd 198.51.100.255 scope global ztnc0",
 		"link/ether 02:7a:74:6e:63:01", "v6:     inet6 fd7a:746e:6300::c633:6401/64 scope global", "v6:     inet6 fe80::",
 		"hostname -I: 198.51.100.1 fd7a:746e:6300::c633:6401 \n", "if_nameindex: [(1, 'lo'), (2, 'ztnc0')]",
+		"if_nametoindex: 2 ztnc0 2\n",
 		"go: lo index=1 mtu=65536 up=true mac= 127.0.0.1/8 ::1/128\n",
 		"go: ztnc0 index=2 mtu=2800 up=true mac=02:7a:74:6e:63:01 198.51.100.1/24 fd7a:746e:6300::c633:6401/64 fe80::")
 	mustContain(t, r, "ioctl addr: 198.51.100.1\n", "ioctl mask: 255.255.255.0\n", "ioctl index: 2\n")
