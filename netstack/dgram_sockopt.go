@@ -25,8 +25,16 @@ func (e *DatagramEndpoint) SetSockOpt(level, name int, val []byte) error {
 		switch name {
 		case unix.IP_ADD_MEMBERSHIP, unix.IP_DROP_MEMBERSHIP:
 			return e.setMembership(name == unix.IP_ADD_MEMBERSHIP, val, false)
+		case unix.MCAST_JOIN_GROUP, unix.MCAST_LEAVE_GROUP:
+			return e.setGroupReq(name == unix.MCAST_JOIN_GROUP, val, false)
+		case unix.IP_ADD_SOURCE_MEMBERSHIP, unix.IP_DROP_SOURCE_MEMBERSHIP, unix.IP_BLOCK_SOURCE,
+			unix.IP_UNBLOCK_SOURCE, unix.IP_MSFILTER:
+			return syscall.EOPNOTSUPP // see sourceFilters
 		case unix.IP_MULTICAST_IF:
 			return e.setMulticastIF4(val)
+		}
+		if sourceFilters(name) {
+			return syscall.EOPNOTSUPP
 		}
 		v, err := dgramInt(val)
 		if err != nil {
@@ -60,6 +68,11 @@ func (e *DatagramEndpoint) SetSockOpt(level, name int, val []byte) error {
 		switch name {
 		case unix.IPV6_ADD_MEMBERSHIP, unix.IPV6_DROP_MEMBERSHIP:
 			return e.setMembership(name == unix.IPV6_ADD_MEMBERSHIP, val, true)
+		case unix.MCAST_JOIN_GROUP, unix.MCAST_LEAVE_GROUP:
+			return e.setGroupReq(name == unix.MCAST_JOIN_GROUP, val, true)
+		}
+		if sourceFilters(name) {
+			return syscall.EOPNOTSUPP
 		}
 		v, err := sockoptInt(val)
 		if err != nil {
@@ -101,6 +114,45 @@ func dgramInt(val []byte) (int32, error) {
 		return int32(val[0]), nil
 	}
 	return sockoptInt(val)
+}
+
+// sourceFilters reports the source-specific multicast options (IGMPv3/MLDv2 source filters),
+// which gVisor does not have. Refused (EOPNOTSUPP, not ENOPROTOOPT, which the supervisor takes
+// for an option to remember): a program that joined a group for some sources only would wait
+// for datagrams that never come.
+func sourceFilters(name int) bool {
+	switch name {
+	case unix.MCAST_JOIN_SOURCE_GROUP, unix.MCAST_LEAVE_SOURCE_GROUP, unix.MCAST_BLOCK_SOURCE,
+		unix.MCAST_UNBLOCK_SOURCE, unix.MCAST_MSFILTER:
+		return true
+	}
+	return false
+}
+
+// sizeofGroupReq is struct group_req's size: an interface index, padding, a sockaddr_storage.
+const sizeofGroupReq = 8 + 128
+
+// setGroupReq joins or leaves a multicast group given as a group_req (MCAST_JOIN_GROUP,
+// MCAST_LEAVE_GROUP: what golang.org/x/net's JoinGroup uses), at IPPROTO_IP (an AF_INET
+// group) or IPPROTO_IPV6 (AF_INET6).
+func (e *DatagramEndpoint) setGroupReq(join bool, val []byte, v6 bool) error {
+	if len(val) < sizeofGroupReq {
+		return syscall.EINVAL
+	}
+	index, sa := val[0:4], val[8:]
+	family := binary.LittleEndian.Uint16(sa[0:2])
+	if v6 {
+		if family != unix.AF_INET6 {
+			return syscall.EADDRNOTAVAIL
+		}
+		// As an ipv6_mreq: the address, then the interface index.
+		return e.setMembership(join, append(sa[8:24:24], index...), true)
+	}
+	if family != unix.AF_INET {
+		return syscall.EINVAL
+	}
+	// As an ip_mreqn: the group, no interface address, the interface index.
+	return e.setMembership(join, append(append(sa[4:8:8], 0, 0, 0, 0), index...), false)
 }
 
 // setMembership joins or leaves a multicast group: ip_mreq / ip_mreqn (IPv4) or ipv6_mreq.

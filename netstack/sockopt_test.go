@@ -239,6 +239,14 @@ func FuzzSockOpt(f *testing.F) {
 	} {
 		f.Add(uint8(0), o[0], o[1], []byte{0xe0, 0, 0, 1, 0, 0, 0, 0, 2, 0, 0, 0})
 	}
+	// group_req (MCAST_JOIN_GROUP): interface 1, an AF_INET group 239.0.0.1 / AF_INET6 ff02::1.
+	req4 := make([]byte, 136)
+	req4[0], req4[8], req4[12], req4[15] = 1, unix.AF_INET, 239, 1
+	req6 := make([]byte, 136)
+	req6[0], req6[8], req6[16], req6[17], req6[31] = 1, unix.AF_INET6, 0xff, 2, 1
+	f.Add(uint8(2), unix.IPPROTO_IP, unix.MCAST_JOIN_GROUP, req4)
+	f.Add(uint8(2), unix.IPPROTO_IPV6, unix.MCAST_JOIN_GROUP, req6)
+	f.Add(uint8(2), unix.IPPROTO_IPV6, unix.MCAST_LEAVE_GROUP, req6)
 	f.Fuzz(func(t *testing.T, which uint8, level, name int, val []byte) {
 		e := eps[int(which)%len(eps)]
 		if err := e.SetSockOpt(level, name, val); err != nil {

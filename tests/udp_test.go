@@ -46,6 +46,40 @@ getent hosts "$(hostname).internal" && echo ok resolved`)
 	}
 }
 
+// TestMulticastGroupReq: joining a group with MCAST_JOIN_GROUP (a group_req, what
+// golang.org/x/net's JoinGroup uses) receives the group's datagrams, over IPv4 and IPv6 (the
+// option used to be remembered and ignored: nothing arrived); a source-specific join, which
+// the stack cannot do, is refused instead of ignored.
+func TestMulticastGroupReq(t *testing.T) {
+	need(t, "python3")
+	r := local(t, `python3 - <<'EOF'
+import socket, struct, errno
+A = "198.51.100.1"
+def group_req(ifindex, family, addr):
+    if family == socket.AF_INET:
+        sa = struct.pack("=H2x4s", family, socket.inet_aton(addr))
+    else:
+        sa = struct.pack("=H2xI16sI", family, 0, socket.inet_pton(family, addr), 0)
+    return struct.pack("=I4x", ifindex) + sa.ljust(128, b"\0")
+MCAST_JOIN_GROUP, MCAST_JOIN_SOURCE_GROUP = 42, 46
+for fam, lvl, grp, src in ((socket.AF_INET, socket.IPPROTO_IP, "239.1.2.3", A), (socket.AF_INET6, socket.IPPROTO_IPV6, "ff12::1234", "fd7a:746e:6300::c633:6401")):
+    r = socket.socket(fam, socket.SOCK_DGRAM); r.bind(("", 12600)); r.settimeout(3)
+    r.setsockopt(lvl, MCAST_JOIN_GROUP, group_req(socket.if_nametoindex("ztnc0"), fam, grp))
+    s = socket.socket(fam, socket.SOCK_DGRAM)
+    if fam == socket.AF_INET6:
+        s.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_MULTICAST_IF, socket.if_nametoindex("ztnc0"))
+    s.sendto(b"to the group", (grp, 12600))
+    assert r.recvfrom(100)[0] == b"to the group"
+    try:
+        r.setsockopt(lvl, MCAST_JOIN_SOURCE_GROUP, b"\0" * 264); raise SystemExit("source-specific join taken")
+    except OSError as e:
+        assert e.errno in (errno.EOPNOTSUPP, errno.EINVAL, errno.EADDRNOTAVAIL), e
+    r.close(); s.close()
+print("OK")
+EOF`)
+	mustContain(t, r, "OK")
+}
+
 // TestStaticGoUDP runs a static Go UDP server and clients, connected (Dial) and unconnected
 // (WriteTo/ReadFrom), over IPv4, IPv6 and loopback. The readiness probe checks the echo, not
 // the exit status: while the server is not yet bound, a connected socket's native read()
