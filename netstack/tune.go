@@ -2,6 +2,9 @@ package netstack
 
 import (
 	"fmt"
+	"os"
+	"strconv"
+	"strings"
 	"time"
 
 	"gvisor.dev/gvisor/pkg/tcpip"
@@ -87,5 +90,39 @@ func tune(st *stack.Stack, cfg Config) error {
 			return err
 		}
 	}
+	if lo, hi, ok := localPortRange(); ok {
+		if err := st.SetPortRange(lo, hi); err != nil {
+			return fmt.Errorf("netstack: set ephemeral ports %d-%d: %s", lo, hi, err)
+		}
+	}
 	return nil
+}
+
+// localPortRangeFile is where Linux keeps its ephemeral port range.
+const localPortRangeFile = "/proc/sys/net/ipv4/ip_local_port_range"
+
+// localPortRange is the host's ephemeral port range, which the stack uses instead of gVisor's
+// own (16000-65535): programs expect the ports below it to stay free for servers (MongoDB's
+// 27017, say), and an outgoing connection must not take one. ok is false when the file cannot
+// be read or makes no sense; gVisor's range stays then.
+func localPortRange() (lo, hi uint16, ok bool) {
+	b, err := os.ReadFile(localPortRangeFile)
+	if err != nil {
+		return 0, 0, false
+	}
+	return parsePortRange(string(b))
+}
+
+// parsePortRange reads ip_local_port_range's "first last" (at least two ports).
+func parsePortRange(s string) (lo, hi uint16, ok bool) {
+	f := strings.Fields(s)
+	if len(f) != 2 {
+		return 0, 0, false
+	}
+	a, err1 := strconv.ParseUint(f[0], 10, 16)
+	b, err2 := strconv.ParseUint(f[1], 10, 16)
+	if err1 != nil || err2 != nil || a == 0 || a >= b {
+		return 0, 0, false
+	}
+	return uint16(a), uint16(b), true
 }
