@@ -213,7 +213,7 @@ func connectAndAccept(b *testing.B, c, l *TCPEndpoint, dst netip.AddrPort, use f
 	}
 	// The server closes first and keeps the TIME_WAIT; the client closes once it has seen
 	// the FIN, so its ephemeral port is free again at once (a simultaneous close would hold
-	// it in TIME_WAIT too, and 49,000 ports last a few seconds at this rate).
+	// it in TIME_WAIT too, and ~28,000 ports last a few seconds at this rate).
 	s.Close()
 	waitEvents(b, c, EventIn|EventHUp, 5*time.Second)
 	c.Close()
