@@ -35,22 +35,35 @@ func (d *dgram) option(level, name int) ([]byte, error) {
 		if ok {
 			return v, nil
 		}
-		if offByDefault[optKey{level, name}] {
-			return intOpt(0), nil
+		if v, ok := unsetDefault(optKey{level, name}, d.v6); ok {
+			return intOpt(v), nil
 		}
 	}
 	return val, err
 }
 
-// offByDefault are flags the stack does not model but accepts (remembered, or acted on by
-// the supervisor), so that getsockopt answers them before they are set, as Linux does.
-var offByDefault = map[optKey]bool{
-	{unix.IPPROTO_IP, unix.IP_RECVERR}:         true,
-	{unix.IPPROTO_IPV6, unix.IPV6_RECVERR}:     true,
-	{unix.SOL_SOCKET, unix.SO_TIMESTAMP_OLD}:   true,
-	{unix.SOL_SOCKET, unix.SO_TIMESTAMP_NEW}:   true,
-	{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_OLD}: true,
-	{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW}: true,
+// unsetDefault is Linux's default of an option the stack does not model but accepts
+// (remembered, or acted on by the supervisor), so that getsockopt answers it before it is
+// set, as Linux does, on datagram and stream sockets alike.
+func unsetDefault(k optKey, v6 bool) (int, bool) {
+	if k == (optKey{unix.IPPROTO_IP, unix.IP_MULTICAST_ALL}) && v6 {
+		return 0, true // inet6_create leaves it off
+	}
+	v, ok := unsetDefaults[k]
+	return v, ok
+}
+
+var unsetDefaults = map[optKey]int{
+	{unix.IPPROTO_IP, unix.IP_RECVERR}:         0,
+	{unix.IPPROTO_IPV6, unix.IPV6_RECVERR}:     0,
+	{unix.SOL_SOCKET, unix.SO_TIMESTAMP_OLD}:   0,
+	{unix.SOL_SOCKET, unix.SO_TIMESTAMP_NEW}:   0,
+	{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_OLD}: 0,
+	{unix.SOL_SOCKET, unix.SO_TIMESTAMPNS_NEW}: 0,
+	{unix.IPPROTO_IP, unix.IP_MULTICAST_ALL}:   1,
+	// IP_PMTUDISC_WANT, IPV6_PMTUDISC_WANT (unless net.ipv4.ip_no_pmtu_disc).
+	{unix.IPPROTO_IP, unix.IP_MTU_DISCOVER}:     1,
+	{unix.IPPROTO_IPV6, unix.IPV6_MTU_DISCOVER}: 1,
 }
 
 // foreignOption reports an option Linux refuses on this socket with ENOPROTOOPT: another

@@ -279,6 +279,9 @@ func (sk *socket) option(level, name int) ([]byte, error) {
 		if v, ok := sk.opts[optKey{level, name}]; ok {
 			return v, nil
 		}
+		if v, ok := unsetDefault(optKey{level, name}, sk.v6); ok {
+			return intOpt(v), nil
+		}
 	}
 	return val, err
 }

@@ -280,6 +280,7 @@ var cases = []testCase{
 		}())
 		p.say("SO_RCVLOWAT %s SO_SNDLOWAT %s", getInt(c, unix.SOL_SOCKET, unix.SO_RCVLOWAT), getInt(c, unix.SOL_SOCKET, unix.SO_SNDLOWAT))
 		p.say("SO_ZEROCOPY %s", getInt(c, unix.SOL_SOCKET, unix.SO_ZEROCOPY))
+		p.say("unset IP_MULTICAST_ALL %s IP_MTU_DISCOVER %s", getInt(c, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL), getInt(c, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER))
 		p.say("SO_ZEROCOPY set %s", errno(unix.SetsockoptInt(c, unix.SOL_SOCKET, unix.SO_ZEROCOPY, 1)))
 		p.say("TCP_CORK set %s now %s", errno(unix.SetsockoptInt(c, unix.IPPROTO_TCP, unix.TCP_CORK, 1)), getInt(c, unix.IPPROTO_TCP, unix.TCP_CORK))
 		p.say("TCP_QUICKACK %s", getInt(c, unix.IPPROTO_TCP, unix.TCP_QUICKACK))
@@ -304,6 +305,7 @@ var cases = []testCase{
 		defer unix.Close(s)
 		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(u)
+		p.say("UDP unset IP_MULTICAST_ALL %s IP_MTU_DISCOVER %s", getInt(u, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL), getInt(u, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER))
 		for _, fd := range []int{c, u} {
 			rcv, rerr := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO)
 			snd, serr := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO)
