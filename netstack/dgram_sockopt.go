@@ -277,6 +277,17 @@ func (e *DatagramEndpoint) GetSockOpt(level, name int) ([]byte, error) {
 			return intValue(int32(v)), nil
 		case unix.IP_MULTICAST_LOOP:
 			return boolValue(ops.GetMulticastLoop()), nil
+		case unix.IP_MULTICAST_IF:
+			// The interface address set (an in_addr), 0.0.0.0 when none was.
+			var opt tcpip.MulticastInterfaceOption
+			if err := e.ep.GetSockOpt(&opt); err != nil {
+				return nil, errno(err)
+			}
+			b := make([]byte, 4)
+			if opt.InterfaceAddr.Len() == 4 {
+				copy(b, opt.InterfaceAddr.AsSlice())
+			}
+			return b, nil
 		}
 		return getIPLevel(e.ep, e.v6, level, name)
 	case unix.IPPROTO_IPV6:

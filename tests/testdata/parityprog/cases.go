@@ -305,7 +305,13 @@ var cases = []testCase{
 		defer unix.Close(s)
 		u := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(u)
-		p.say("UDP unset IP_MULTICAST_ALL %s IP_MTU_DISCOVER %s", getInt(u, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL), getInt(u, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER))
+		p.say("UDP unset IP_MULTICAST_ALL %s IP_MTU_DISCOVER %s IP_MULTICAST_IF %s", getInt(u, unix.IPPROTO_IP, unix.IP_MULTICAST_ALL),
+			getInt(u, unix.IPPROTO_IP, unix.IP_MTU_DISCOVER), getInt(u, unix.IPPROTO_IP, unix.IP_MULTICAST_IF))
+		must(unix.SetsockoptInet4Addr(u, unix.IPPROTO_IP, unix.IP_MULTICAST_IF, [4]byte{198, 51, 100, 1}), "IP_MULTICAST_IF")
+		p.say("UDP IP_MULTICAST_IF set %s", func() string {
+			a, err := unix.GetsockoptInet4Addr(u, unix.IPPROTO_IP, unix.IP_MULTICAST_IF)
+			return fmt.Sprint(a, errno(err))
+		}())
 		for _, fd := range []int{c, u} {
 			rcv, rerr := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_RCVTIMEO)
 			snd, serr := unix.GetsockoptTimeval(fd, unix.SOL_SOCKET, unix.SO_SNDTIMEO)
