@@ -236,13 +236,16 @@ func (d *dgram) controlMessages(w *cmsgWriter, m *dgramMsg) {
 		local = d.ep.LocalAddr().Addr()
 		ifindex = uint32(netstack.LinkIndex)
 	}
-	// IPv4 datagrams (v4-mapped on dual-stack sockets) get IP-level messages.
+	// IPv4 datagrams (v4-mapped on dual-stack sockets) get IP-level messages, and on an IPv6
+	// socket IPV6_PKTINFO too, with the v4-mapped address (Linux's
+	// ip6_datagram_recv_common_ctl).
 	if v4 := !d.v6 || local.Is4In6() || m.h.Remote.Addr().Is4In6(); v4 {
 		if r.pktinfo {
 			var b [12]byte // struct in_pktinfo
 			binary.NativeEndian.PutUint32(b[0:], ifindex)
+			spec := d.s.specDst(local.Unmap(), ifindex).As4()
+			copy(b[4:8], spec[:])
 			a := local.Unmap().As4()
-			copy(b[4:8], a[:])
 			copy(b[8:12], a[:])
 			w.add(unix.IPPROTO_IP, unix.IP_PKTINFO, b[:])
 		}
@@ -252,14 +255,13 @@ func (d *dgram) controlMessages(w *cmsgWriter, m *dgramMsg) {
 		if r.tos && m.h.HasTOS {
 			w.add(unix.IPPROTO_IP, unix.IP_TOS, []byte{m.h.TOS})
 		}
+		if d.v6 && r.pktinfo6 {
+			w.add(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, in6Pktinfo(local.Unmap(), ifindex))
+		}
 		return
 	}
 	if r.pktinfo6 {
-		var b [20]byte // struct in6_pktinfo
-		a := local.As16()
-		copy(b[:16], a[:])
-		binary.NativeEndian.PutUint32(b[16:], ifindex)
-		w.add(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, b[:])
+		w.add(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, in6Pktinfo(local, ifindex))
 	}
 	if r.hoplimit && m.h.HasTTL {
 		w.add(unix.IPPROTO_IPV6, unix.IPV6_HOPLIMIT, intOpt(int(m.h.TTL)))
@@ -267,6 +269,38 @@ func (d *dgram) controlMessages(w *cmsgWriter, m *dgramMsg) {
 	if r.tclass && m.h.HasTOS {
 		w.add(unix.IPPROTO_IPV6, unix.IPV6_TCLASS, intOpt(int(m.h.TOS)))
 	}
+}
+
+// in6Pktinfo is a struct in6_pktinfo (an IPv4 address as v4-mapped).
+func in6Pktinfo(a netip.Addr, ifindex uint32) []byte {
+	var b [20]byte
+	a16 := a.As16()
+	copy(b[:16], a16[:])
+	binary.NativeEndian.PutUint32(b[16:], ifindex)
+	return b[:]
+}
+
+// specDst is in_pktinfo's ipi_spec_dst for a datagram to dst on interface ifindex: the local
+// address a reply would come from (Linux's fib_compute_spec_dst). That is dst when it is an
+// address of the interface, else (broadcast, multicast) the interface's first IPv4 address.
+func (s *Supervisor) specDst(dst netip.Addr, ifindex uint32) netip.Addr {
+	i := int(ifindex) - netstack.LinkIndex
+	if i < 0 || i >= len(s.stacks) {
+		return dst // loopback
+	}
+	var first netip.Addr
+	for _, p := range s.stacks[i].Addresses() {
+		switch a := p.Addr(); {
+		case a == dst:
+			return dst
+		case a.Is4() && !first.IsValid():
+			first = a
+		}
+	}
+	if first.IsValid() {
+		return first
+	}
+	return dst
 }
 
 // recvmmsg emulates recvmmsg(2): the first datagram as recvmsg would wait for it, then as many

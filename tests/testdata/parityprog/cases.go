@@ -476,6 +476,29 @@ var cases = []testCase{
 		p.say("SO_BROADCAST %s", getInt(c, unix.SOL_SOCKET, unix.SO_BROADCAST))
 		p.say("big datagram %s", errno(unix.Sendto(c, make([]byte, 70000), 0, sa(ap("198.51.100.1:11100")))))
 	}},
+	{"udp-pktinfo", func(p *probe) {
+		// ipi_addr is the datagram's destination, ipi_spec_dst the address a reply comes
+		// from: the interface's own for a broadcast. A dual-stack socket's IPV6_PKTINFO
+		// carries an IPv4 destination v4-mapped.
+		r := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(r)
+		must(unix.Bind(r, sa(ap("0.0.0.0:11190"))), "bind")
+		must(unix.SetsockoptInt(r, unix.IPPROTO_IP, unix.IP_PKTINFO, 1), "IP_PKTINFO")
+		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(s)
+		must(unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1), "SO_BROADCAST")
+		for _, dst := range []string{"198.51.100.255:11190", "198.51.100.1:11190"} {
+			must(unix.Sendto(s, []byte("x"), 0, sa(ap(dst))), "sendto")
+			p.say("to %s: %s", dst, pktinfo(r))
+		}
+		r6 := sock(unix.AF_INET6, unix.SOCK_DGRAM)
+		defer unix.Close(r6)
+		must(unix.SetsockoptInt(r6, unix.IPPROTO_IPV6, unix.IPV6_V6ONLY, 0), "IPV6_V6ONLY")
+		must(unix.Bind(r6, sa(ap("[::]:11191"))), "bind")
+		must(unix.SetsockoptInt(r6, unix.IPPROTO_IPV6, unix.IPV6_RECVPKTINFO, 1), "IPV6_RECVPKTINFO")
+		must(unix.Sendto(s, []byte("x"), 0, sa(ap("198.51.100.1:11191"))), "sendto")
+		p.say("dual-stack: %s", pktinfo(r6))
+	}},
 	{"udp-connected", func(p *probe) {
 		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(s)
@@ -1176,4 +1199,30 @@ type rawMsghdr struct {
 type rawIovec struct {
 	base   uintptr
 	length uint64
+}
+
+// pktinfo receives a datagram on fd and shows its IP_PKTINFO and IPV6_PKTINFO messages (the
+// addresses; interface numbers differ between the two runs).
+func pktinfo(fd int) string {
+	b, oob := make([]byte, 16), make([]byte, 256)
+	_, oobn, _, _, err := unix.Recvmsg(fd, b, oob, 0)
+	if err != nil {
+		return errno(err)
+	}
+	msgs, err := unix.ParseSocketControlMessage(oob[:oobn])
+	if err != nil {
+		return errno(err)
+	}
+	var out []string
+	for _, m := range msgs {
+		switch {
+		case m.Header.Level == unix.IPPROTO_IP && m.Header.Type == unix.IP_PKTINFO && len(m.Data) >= 12:
+			out = append(out, fmt.Sprintf("IP_PKTINFO spec_dst %s addr %s", netip.AddrFrom4([4]byte(m.Data[4:8])), netip.AddrFrom4([4]byte(m.Data[8:12]))))
+		case m.Header.Level == unix.IPPROTO_IPV6 && m.Header.Type == unix.IPV6_PKTINFO && len(m.Data) >= 20:
+			out = append(out, fmt.Sprintf("IPV6_PKTINFO addr %s", netip.AddrFrom16([16]byte(m.Data[:16]))))
+		default:
+			out = append(out, fmt.Sprintf("cmsg %d/%d", m.Header.Level, m.Header.Type))
+		}
+	}
+	return strings.Join(out, ", ")
 }
