@@ -22,8 +22,8 @@ import (
 //   - sendmsg, recvmsg, sendmmsg, recvmmsg and ioctl(FIONREAD) only on fds in the datagram
 //     range (see fdRange), where they need addresses, control messages or datagram lengths;
 //     and there the interface ioctls (SIOCGIFCONF…, see ifIoctl; the name and index ones on
-//     every fd); sendmsg and sendmmsg also
-//     with MSG_FASTOPEN, a connect in disguise (see streamSend).
+//     every fd); sendmsg and sendmmsg also with MSG_FASTOPEN, a connect in disguise (see
+//     streamSend).
 //
 // read, write, readv, writev, send, recv, splice and sendfile are never trapped: on emulated
 // sockets they run on the AF_UNIX socketpair end in the kernel. io_uring is refused so that
