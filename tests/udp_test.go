@@ -150,7 +150,8 @@ kill $p1 $p2 $p3
 // TestDNSVirtualNames resolves names of the virtual network with dig (UDP and TCP), host and
 // getent (glibc's resolver), over the host's resolv.conf servers, which ztnc-run answers
 // itself; names outside the virtual network are refused under --isolate (no host access; see
-// TestFallThroughDNS for forwarding).
+// TestFallThroughDNS for forwarding). Reverse lookups of the network's addresses give their
+// names, or NXDOMAIN.
 func TestDNSVirtualNames(t *testing.T) {
 	need(t, "dig", "host", "getent")
 	r := local(t, `
@@ -162,10 +163,15 @@ echo "getent6: $(getent ahostsv6 db6.internal | head -1)"
 host web.internal
 dig example.com | grep -o 'status: [A-Z]*' | sed 's/^/outside: /'
 dig web6.internal | grep -o 'status: [A-Z]*' | sed 's/^/unknown: /'
+echo "ptr: $(dig +short -x 198.51.100.1)"
+echo "ptr6: $(dig +short -x 2001:db8:198::2)"
+echo "getent addr: $(getent hosts 198.51.100.2)"
+dig -x 198.51.100.77 | grep -o 'status: [A-Z]*' | sed 's/^/ptr unknown: /'
 `, "--isolate", "--dns-name", "web", "--add-host", "db=198.51.100.2", "--add-host", "db6=2001:db8:198::2")
 	mustContain(t, r, "dig: 198.51.100.1\n", "dig6: 2001:db8:198::1\n", "tcp: 198.51.100.2\n",
 		"getent: 198.51.100.1", "getent6: 2001:db8:198::2", "web.internal has address 198.51.100.1",
-		"web.internal has IPv6 address 2001:db8:198::1", "outside: status: REFUSED", "unknown: status: NXDOMAIN")
+		"web.internal has IPv6 address 2001:db8:198::1", "outside: status: REFUSED", "unknown: status: NXDOMAIN",
+		"ptr: web.internal.\n", "ptr6: db6.internal.\n", "getent addr: 198.51.100.2    db.internal", "ptr unknown: status: NXDOMAIN")
 }
 
 // TestDNSServerInside runs dnsmasq as a DNS server of the virtual network (port 53 on every

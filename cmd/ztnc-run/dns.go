@@ -70,6 +70,27 @@ func (n *localNames) Lookup(name string) ([]netip.Addr, bool) {
 	return a, ok
 }
 
+// Names gives this member's name for its own addresses, and the --add-host names of an
+// address (those may lie outside the network, like /etc/hosts entries). Other addresses of the
+// network have none.
+func (n *localNames) Names(addr netip.Addr) ([]string, bool) {
+	own := n.st.Addresses()
+	onNet := slices.ContainsFunc(own, func(p netip.Prefix) bool { return p.Contains(addr) })
+	var out []string
+	if n.self != "" && slices.ContainsFunc(own, func(p netip.Prefix) bool { return p.Addr() == addr }) {
+		out = append(out, n.self)
+	}
+	var hosts []string
+	for name, addrs := range n.hosts {
+		if slices.Contains(addrs, addr) {
+			hosts = append(hosts, name)
+		}
+	}
+	slices.Sort(hosts)
+	out = append(out, hosts...)
+	return out, onNet || len(out) > 0
+}
+
 func (n *localNames) Exchange(ctx context.Context, server netip.AddrPort, msg []byte, tcp bool) ([]byte, error) {
 	return resolver.StackExchange(n.st)(ctx, server, msg, tcp)
 }
@@ -174,6 +195,38 @@ func (n *ztNames) Lookup(name string) ([]netip.Addr, bool) {
 	}
 	slices.SortFunc(out, netip.Addr.Compare)
 	return out, true
+}
+
+// Names gives the built-in name of the member an address of the network belongs to: this
+// member's for its own addresses, and the member whose RFC 4193 or 6PLANE address it is, or
+// whose MAC the stack's neighbour table gives for it (IPv4, once the two have talked).
+func (n *ztNames) Names(addr netip.Addr) ([]string, bool) {
+	own := n.st.Addresses()
+	if !slices.ContainsFunc(own, func(p netip.Prefix) bool { return p.Contains(addr) }) {
+		return nil, false
+	}
+	id := n.nw.ID()
+	name := func(a ztaddr.Address) []string { return []string{a.String() + "." + id.String() + ".zt"} }
+	if slices.ContainsFunc(own, func(p netip.Prefix) bool { return p.Addr() == addr }) {
+		return name(n.self), true
+	}
+	if addr.Is6() {
+		b := addr.As16()
+		for _, cand := range []struct {
+			node ztaddr.Address
+			of   func(ztaddr.NetworkID, ztaddr.Address) netip.Prefix
+		}{{ztaddr.AddressFrom(b[11:16]), ztaddr.RFC4193}, {ztaddr.AddressFrom(b[5:10]), ztaddr.SixPlane}} {
+			if !cand.node.IsReserved() && cand.of(id, cand.node).Addr() == addr {
+				return name(cand.node), true
+			}
+		}
+	}
+	if mac, ok := n.st.Neighbors()[addr]; ok {
+		if a, ok := ztaddr.MAC(mac).NodeAddress(id); ok {
+			return name(a), true
+		}
+	}
+	return nil, true
 }
 
 func (n *ztNames) Exchange(ctx context.Context, server netip.AddrPort, msg []byte, tcp bool) ([]byte, error) {

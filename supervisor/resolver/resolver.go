@@ -27,6 +27,10 @@ type Network interface {
 	// belongs to the network: its members' built-in names (<node>.<nwid>.zt), names the
 	// controller or the user gave. ok is false for names it does not know.
 	Lookup(name string) (addrs []netip.Addr, ok bool)
+	// Names returns the names of an address (lower case, without the final dot) for reverse
+	// lookups. ok is false when the address is not on the network (in none of its prefixes);
+	// an address on it without a name it knows has none.
+	Names(addr netip.Addr) (names []string, ok bool)
 	// Exchange sends a DNS message to server over the virtual network and returns the
 	// answer (TCP when tcp, else UDP).
 	Exchange(ctx context.Context, server netip.AddrPort, msg []byte, tcp bool) ([]byte, error)
@@ -101,6 +105,27 @@ func (r *Resolver) Handle(ctx context.Context, msg []byte, tcp bool) []byte {
 	for _, n := range nets {
 		if addrs, ok := n.Lookup(name); ok {
 			return answer(h, q, addrs, edns, limit)
+		}
+	}
+	if addr, ok := reverseAddr(name); ok && (q.Type == dnsmessage.TypePTR || q.Type == dnsmessage.TypeALL) {
+		for _, n := range nets {
+			names, ok := n.Names(addr)
+			if !ok {
+				continue
+			}
+			if len(names) > 0 {
+				return ptrAnswer(h, q, names, edns)
+			}
+			// A name the network's own DNS servers may know, else none.
+			if _, servers := n.DNS(); len(servers) > 0 {
+				for _, s := range servers {
+					if a := r.exchange(ctx, n.Exchange, netip.AddrPortFrom(s, 53), msg, tcp); a != nil {
+						return a
+					}
+				}
+				return reply(h, &q, dnsmessage.RCodeServerFailure, false)
+			}
+			return reply(h, &q, dnsmessage.RCodeNameError, true)
 		}
 	}
 	for _, n := range nets {

@@ -2,8 +2,11 @@ package resolver
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"net/netip"
+	"slices"
+	"strings"
 	"testing"
 	"time"
 
@@ -12,11 +15,13 @@ import (
 	"github.com/ztnc/ztnc/netstack"
 )
 
-// staticNet is a Network with fixed names and DNS settings; exchange answers for its servers.
+// staticNet is a Network with fixed names, prefixes and DNS settings; exchange answers for
+// its servers.
 type staticNet struct {
 	domain   string
 	servers  []netip.Addr
 	names    map[string][]netip.Addr
+	prefixes []netip.Prefix
 	exchange func(context.Context, netip.AddrPort, []byte, bool) ([]byte, error)
 }
 
@@ -24,6 +29,19 @@ func (n *staticNet) DNS() (string, []netip.Addr) { return n.domain, n.servers }
 func (n *staticNet) Lookup(name string) ([]netip.Addr, bool) {
 	a, ok := n.names[name]
 	return a, ok
+}
+func (n *staticNet) Names(addr netip.Addr) ([]string, bool) {
+	if !slices.ContainsFunc(n.prefixes, func(p netip.Prefix) bool { return p.Contains(addr) }) {
+		return nil, false
+	}
+	var out []string
+	for name, addrs := range n.names {
+		if slices.Contains(addrs, addr) {
+			out = append(out, name)
+		}
+	}
+	slices.Sort(out)
+	return out, true
 }
 func (n *staticNet) Exchange(ctx context.Context, s netip.AddrPort, m []byte, tcp bool) ([]byte, error) {
 	return n.exchange(ctx, s, m, tcp)
@@ -232,16 +250,144 @@ func TestServeAndExchangeOverStacks(t *testing.T) {
 	}
 }
 
+func TestReverseAddr(t *testing.T) {
+	for _, tc := range []struct {
+		name string
+		want string // "" for none
+	}{
+		{"1.100.51.198.in-addr.arpa", "198.51.100.1"},
+		{"0.0.0.0.in-addr.arpa", "0.0.0.0"},
+		{"255.255.255.255.in-addr.arpa", "255.255.255.255"},
+		{"1.100.51.in-addr.arpa", ""},       // a zone, not an address
+		{"1.1.100.51.198.in-addr.arpa", ""}, // too long
+		{"256.100.51.198.in-addr.arpa", ""},
+		{"01.100.51.198.in-addr.arpa", ""},
+		{"x.100.51.198.in-addr.arpa", ""},
+		{"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", "2001:db8::1"},
+		{"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.ip6.arpa", ""},   // 31 nibbles
+		{"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.g.ip6.arpa", ""}, // not hex
+		{"10.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa", ""},  // two-digit label
+		{"web.internal", ""},
+		{"in-addr.arpa", ""},
+	} {
+		got, ok := reverseAddr(tc.name)
+		if tc.want == "" {
+			if ok {
+				t.Errorf("reverseAddr(%q) = %v, want none", tc.name, got)
+			}
+			continue
+		}
+		if !ok || got != netip.MustParseAddr(tc.want) {
+			t.Errorf("reverseAddr(%q) = %v, %v; want %s", tc.name, got, ok, tc.want)
+		}
+	}
+}
+
+// TestHandlePTR: reverse lookups of a network's addresses are answered from its names; an
+// address of the network without one does not exist (or is asked of the network's own DNS
+// servers), and other addresses go where other names go.
+func TestHandlePTR(t *testing.T) {
+	local := &staticNet{
+		names: map[string][]netip.Addr{
+			"web.internal": {netip.MustParseAddr("198.51.100.1"), netip.MustParseAddr("2001:db8::1")},
+			"www.internal": {netip.MustParseAddr("198.51.100.1")},
+		},
+		prefixes: []netip.Prefix{netip.MustParsePrefix("198.51.100.0/24"), netip.MustParsePrefix("2001:db8::/64")},
+	}
+	var asked []netip.AddrPort
+	withServers := &staticNet{
+		servers:  []netip.Addr{netip.MustParseAddr("10.9.0.53")},
+		prefixes: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/24")},
+		exchange: func(_ context.Context, s netip.AddrPort, q []byte, _ bool) ([]byte, error) {
+			asked = append(asked, s)
+			var p dnsmessage.Parser
+			h, err := p.Start(q)
+			if err != nil {
+				return nil, err
+			}
+			qs, _ := p.AllQuestions()
+			return ptrAnswer(h, qs[0], []string{"db.corp.example"}, 0), nil
+		},
+	}
+	r := New(Config{Networks: func() []Network { return []Network{local, withServers} }})
+	for _, tc := range []struct {
+		q     string
+		typ   dnsmessage.Type
+		rcode dnsmessage.RCode
+		want  []string
+	}{
+		{"1.100.51.198.in-addr.arpa.", dnsmessage.TypePTR, dnsmessage.RCodeSuccess, []string{"web.internal.", "www.internal."}},
+		{"1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa.", dnsmessage.TypePTR, dnsmessage.RCodeSuccess, []string{"web.internal."}},
+		{"9.100.51.198.in-addr.arpa.", dnsmessage.TypePTR, dnsmessage.RCodeNameError, nil},
+		{"7.0.9.10.in-addr.arpa.", dnsmessage.TypePTR, dnsmessage.RCodeSuccess, []string{"db.corp.example."}},
+		{"1.2.0.192.in-addr.arpa.", dnsmessage.TypePTR, dnsmessage.RCodeRefused, nil}, // not a network's, no host access
+	} {
+		var m dnsmessage.Message
+		if err := m.Unpack(r.Handle(context.Background(), query(t, tc.q, tc.typ), false)); err != nil {
+			t.Fatalf("%s: %v", tc.q, err)
+		}
+		var got []string
+		for _, a := range m.Answers {
+			if p, ok := a.Body.(*dnsmessage.PTRResource); ok {
+				got = append(got, p.PTR.String())
+			}
+		}
+		if m.RCode != tc.rcode || !slices.Equal(got, tc.want) {
+			t.Errorf("%s: %v %v, want %v %v", tc.q, m.RCode, got, tc.rcode, tc.want)
+		}
+	}
+	if len(asked) != 1 || asked[0] != netip.MustParseAddrPort("10.9.0.53:53") {
+		t.Errorf("asked the network's servers %v", asked)
+	}
+}
+
+// FuzzReverseAddr: any name parses to an address or to none, and an address names itself back.
+func FuzzReverseAddr(f *testing.F) {
+	f.Add("1.100.51.198.in-addr.arpa")
+	f.Add("1.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.0.8.b.d.0.1.0.0.2.ip6.arpa")
+	f.Fuzz(func(t *testing.T, name string) {
+		a, ok := reverseAddr(name)
+		if !ok {
+			return
+		}
+		if !a.IsValid() {
+			t.Fatalf("%q: invalid address", name)
+		}
+		if b, ok := reverseAddr(reverseName(a)); !ok || b != a {
+			t.Fatalf("%q: %v names %q, which parses to %v", name, a, reverseName(a), b)
+		}
+	})
+}
+
+// reverseName is a's reverse-lookup name, as clients make it.
+func reverseName(a netip.Addr) string {
+	var sb strings.Builder
+	if a.Is4() {
+		b := a.As4()
+		for i := 3; i >= 0; i-- {
+			fmt.Fprintf(&sb, "%d.", b[i])
+		}
+		return sb.String() + "in-addr.arpa"
+	}
+	b := a.As16()
+	for i := 15; i >= 0; i-- {
+		fmt.Fprintf(&sb, "%x.%x.", b[i]&0xf, b[i]>>4)
+	}
+	return sb.String() + "ip6.arpa"
+}
+
 // FuzzHandle: any message, over UDP or TCP, gets no answer or a well-formed one; never a
 // panic or a hang.
 func FuzzHandle(f *testing.F) {
 	f.Add(query(f, "web.internal.", dnsmessage.TypeA), false)
+	f.Add(query(f, "1.0.9.10.in-addr.arpa.", dnsmessage.TypePTR), false)
 	f.Add(query(f, "x.corp.example.", dnsmessage.TypeAAAA), true)
 	f.Add(query(f, "example.com.", dnsmessage.TypeALL), false)
 	f.Add([]byte{0, 1, 0, 0, 0, 1, 0, 0, 0, 0, 0, 1, 0, 0, 1, 0, 1, 0, 0, 41, 4, 0, 0, 0, 0, 0, 0}, false)
 	n := &staticNet{
 		domain: "corp.example", servers: []netip.Addr{netip.MustParseAddr("10.9.0.53")},
 		names:    map[string][]netip.Addr{"web.internal": {netip.MustParseAddr("10.9.0.1"), netip.MustParseAddr("fd00::1")}},
+		prefixes: []netip.Prefix{netip.MustParsePrefix("10.9.0.0/24"), netip.MustParsePrefix("fd00::/64")},
 		exchange: answerWith(netip.MustParseAddr("10.9.0.80")),
 	}
 	r := New(Config{Networks: func() []Network { return []Network{n} }})

@@ -37,7 +37,8 @@ func (s *selfHosted) ztncMember(t *testing.T, name, hostAddr string, n int, nwid
 // no zerotier-one needed). Member A runs a DNS server (dnsmasq) on the virtual network, which
 // the network's config names as its DNS server for domain "lab.example"; member B pings A,
 // queries A's server directly, resolves a name of the domain through ztnc-run's responder
-// (which asks A's server over the network) and A's built-in name <node>.<nwid>.zt; A pings B.
+// (which asks A's server over the network) and A's built-in name <node>.<nwid>.zt, and the
+// names of both members' addresses (PTR); A pings B.
 func TestZtncRunMembersPingAndDNS(t *testing.T) {
 	lab.Require(t, "ping", "dig", "dnsmasq", "getent")
 	if ztncRun == "" {
@@ -75,13 +76,18 @@ echo "getent: $(getent ahostsv4 svc.lab.example | head -1)"
 echo "builtin: $(dig +short %[2]s.%[3]s.zt)"
 echo "builtin6: $(dig +short AAAA %[2]s.%[3]s.zt)"
 echo "self: $(dig +short %[4]s.%[3]s.zt)"
+echo "ptr: $(dig +short -x %[1]s)"
+echo "ptr6: $(dig +short -x "$(dig +short AAAA %[2]s.%[3]s.zt)")"
+echo "ptr self: $(dig +short -x %[6]s)"
 # Stay on the network until A's pings to B are done (30 s at most).
-i=0; until grep -q '3 received' %[5]s 2>/dev/null; do i=$((i+1)); [ $i -lt 150 ] || break; sleep 0.2; done`, aAddr, aNode, nw.ID, lab.Identity(8)[:10], aOut)
+i=0; until grep -q '3 received' %[5]s 2>/dev/null; do i=$((i+1)); [ $i -lt 150 ] || break; sleep 0.2; done`, aAddr, aNode, nw.ID, lab.Identity(8)[:10], aOut, bAddr)
 	out := b.Run(t, "sh", "-c", script)
 	for _, want := range []string{
 		"3 packets transmitted, 3 received", "icmp_seq=3",
 		"direct: 203.0.113.99", "domain: 203.0.113.99", "getent: 203.0.113.99",
 		"builtin: " + aAddr.String(), "self: " + bAddr.String(),
+		"ptr: " + aNode + "." + nw.ID + ".zt.\n", "ptr6: " + aNode + "." + nw.ID + ".zt.\n",
+		"ptr self: " + lab.Identity(8)[:10] + "." + nw.ID + ".zt.\n",
 	} {
 		if !strings.Contains(out, want) {
 			t.Errorf("member B's output lacks %q:\n%s", want, out)
