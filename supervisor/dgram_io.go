@@ -504,6 +504,7 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 			return 0, err
 		}
 	}
+	gso := 0
 	control, err := c.readControl(&m)
 	if err != nil {
 		return 0, err
@@ -513,7 +514,7 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 		if err != nil {
 			return 0, err
 		}
-		if opts, err = sendOptions(cms); err != nil {
+		if opts, gso, err = sendOptions(cms); err != nil {
 			return 0, err
 		}
 	}
@@ -521,39 +522,63 @@ func (d *dgram) sendOne(c *call, p *progEnd, addr uint64, flags int) (int64, err
 	if err != nil {
 		return 0, err
 	}
-	return d.send(c, p, data, to, opts, flags)
+	if gso == 0 || len(data) <= gso || d.kind != kindUDP {
+		return d.send(c, p, data, to, opts, flags)
+	}
+	// UDP segmentation (see udpSegment): one datagram per gso bytes, the last shorter, sent
+	// as the kernel sends a segmented one, without waiting for room.
+	if len(data) > gso*maxSegments {
+		return 0, unix.EINVAL
+	}
+	sent := 0
+	for sent < len(data) {
+		if _, err := d.send(c, p, data[sent:min(sent+gso, len(data))], to, opts, flags|unix.MSG_DONTWAIT); err != nil {
+			if sent == 0 {
+				return 0, err
+			}
+			break
+		}
+		sent = min(sent+gso, len(data))
+	}
+	return int64(sent), nil
 }
 
-// sendOptions reads what sendmsg's control messages ask for one datagram: a source address
-// (IPV6_PKTINFO; IP_PKTINFO's is left to the route, see netstack.SendOptions) and a TTL or hop
-// limit. Others (IP_TOS, ...) are accepted and not applied; UDP segmentation is refused.
-func sendOptions(cms []cmsg) (netstack.SendOptions, error) {
-	var o netstack.SendOptions
+// maxSegments is how many datagrams one segmented send may make (Linux's UDP_MAX_SEGMENTS, 128 on current kernels).
+const maxSegments = 128
+
+// sendOptions reads what sendmsg's control messages ask for one send: a source address
+// (IPV6_PKTINFO; IP_PKTINFO's is left to the route, see netstack.SendOptions), a TTL or hop
+// limit, and a segment size (UDP_SEGMENT, 0 for none). Others (IP_TOS, ...) are accepted and
+// not applied.
+func sendOptions(cms []cmsg) (o netstack.SendOptions, gso int, err error) {
 	for _, cm := range cms {
 		switch {
 		case cm.level == unix.SOL_UDP && cm.typ == udpSegment:
-			return o, unix.EINVAL // no segmentation offload (see udpSegment)
+			if len(cm.data) < 2 {
+				return o, 0, unix.EINVAL
+			}
+			gso = int(binary.NativeEndian.Uint16(cm.data))
 		case cm.level == unix.IPPROTO_IPV6 && cm.typ == unix.IPV6_PKTINFO:
 			if len(cm.data) < 20 {
-				return o, unix.EINVAL
+				return o, 0, unix.EINVAL
 			}
 			if a := netip.AddrFrom16([16]byte(cm.data[:16])); !a.IsUnspecified() {
 				o.From = a
 			}
 		case (cm.level == unix.IPPROTO_IP && cm.typ == unix.IP_TTL) || (cm.level == unix.IPPROTO_IPV6 && cm.typ == unix.IPV6_HOPLIMIT):
 			if len(cm.data) < 4 {
-				return o, unix.EINVAL
+				return o, 0, unix.EINVAL
 			}
 			v := int32(binary.NativeEndian.Uint32(cm.data))
 			if v < -1 || v > 255 {
-				return o, unix.EINVAL
+				return o, 0, unix.EINVAL
 			}
 			if v > 0 {
 				o.TTL = uint8(v)
 			}
 		}
 	}
-	return o, nil
+	return o, gso, nil
 }
 
 // sendmmsg emulates sendmmsg(2): datagrams are sent until one fails; the count sent is

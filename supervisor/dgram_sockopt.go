@@ -4,9 +4,13 @@ import (
 	"golang.org/x/sys/unix"
 )
 
-// Options the stack does not model and that would mislead a program if accepted: UDP
-// segmentation offload and receive coalescing change what one send or receive means, so they
-// are refused as by a kernel without them, and programs (QUIC stacks) fall back.
+// UDP segmentation offload and receive coalescing change what one send or receive means.
+// Segmentation is done for what a sendmsg asks with a UDP_SEGMENT control message (trapped:
+// the supervisor cuts the datagrams, see sendOne), which QUIC stacks use to send a burst of
+// packets in one call, and getsockopt(UDP_SEGMENT) reads 0, which is how they tell that the
+// kernel has it. The socket option that would make segmentation the default for every send,
+// including a connected socket's untrapped ones, is refused, and so is receive coalescing
+// (UDP_GRO), as by a kernel without them: programs fall back.
 const (
 	udpSegment = 103 // UDP_SEGMENT
 	udpGRO     = 104 // UDP_GRO
@@ -20,6 +24,9 @@ func (d *dgram) option(level, name int) ([]byte, error) {
 		case unix.SO_TYPE:
 			return intOpt(unix.SOCK_RAW), nil
 		}
+	}
+	if level == unix.SOL_UDP && name == udpSegment && d.kind == kindUDP {
+		return intOpt(0), nil
 	}
 	if d.foreignOption(level, name) {
 		return nil, unix.ENOPROTOOPT

@@ -129,17 +129,21 @@ func TestSendOptions(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	o, err := sendOptions(cms)
-	if err != nil || o.From.String() != "fd00::1" || o.TTL != 7 {
-		t.Fatalf("%+v %v", o, err)
+	o, gso, err := sendOptions(cms)
+	if err != nil || o.From.String() != "fd00::1" || o.TTL != 7 || gso != 0 {
+		t.Fatalf("%+v %d %v", o, gso, err)
+	}
+	cms, _ = parseCmsgs(cmsgBytes(unix.SOL_UDP, udpSegment, binary.NativeEndian.AppendUint16(nil, 1200)))
+	if _, gso, err := sendOptions(cms); err != nil || gso != 1200 {
+		t.Fatalf("UDP_SEGMENT 1200: %d %v", gso, err)
 	}
 	for _, bad := range [][]byte{
-		cmsgBytes(unix.SOL_UDP, udpSegment, []byte{0xdc, 5}),
+		cmsgBytes(unix.SOL_UDP, udpSegment, []byte{0xdc}),
 		cmsgBytes(unix.IPPROTO_IP, unix.IP_TTL, intOpt(300)),
 		cmsgBytes(unix.IPPROTO_IPV6, unix.IPV6_PKTINFO, make([]byte, 8)),
 	} {
 		cms, _ := parseCmsgs(bad)
-		if _, err := sendOptions(cms); err != unix.EINVAL {
+		if _, _, err := sendOptions(cms); err != unix.EINVAL {
 			t.Errorf("%x: %v, want EINVAL", bad, err)
 		}
 	}

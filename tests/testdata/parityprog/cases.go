@@ -499,6 +499,25 @@ var cases = []testCase{
 		must(unix.Sendto(s, []byte("x"), 0, sa(ap("198.51.100.1:11191"))), "sendto")
 		p.say("dual-stack: %s", pktinfo(r6))
 	}},
+	{"udp-gso", func(p *probe) {
+		// UDP segmentation asked by a sendmsg control message (QUIC stacks): the datagrams
+		// arrive cut at the segment size.
+		r := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(r)
+		must(unix.Bind(r, sa(ap("198.51.100.1:11195"))), "bind")
+		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		defer unix.Close(s)
+		p.say("UDP_SEGMENT %s", getInt(s, unix.IPPROTO_UDP, unix.UDP_SEGMENT))
+		n, err := unix.SendmsgN(s, make([]byte, 2500), udpSegment(1000), sa(ap("198.51.100.1:11195")), 0)
+		p.say("sendmsg 2500 in segments of 1000: %d %s", n, errno(err))
+		b := make([]byte, 4096)
+		for range 3 {
+			n, _, err := unix.Recvfrom(r, b, 0)
+			p.say("received %d %s", n, errno(err))
+		}
+		_, err = unix.SendmsgN(s, make([]byte, 129*100), udpSegment(100), sa(ap("198.51.100.1:11195")), 0)
+		p.say("129 segments %s", errno(err))
+	}},
 	{"udp-connected", func(p *probe) {
 		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(s)
@@ -1225,4 +1244,14 @@ func pktinfo(fd int) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// udpSegment is a UDP_SEGMENT control message asking for segments of size bytes.
+func udpSegment(size uint16) []byte {
+	b := make([]byte, unix.CmsgSpace(2))
+	h := (*unix.Cmsghdr)(unsafe.Pointer(&b[0]))
+	h.Level, h.Type = unix.SOL_UDP, unix.UDP_SEGMENT
+	h.SetLen(unix.CmsgLen(2))
+	*(*uint16)(unsafe.Pointer(&b[unix.CmsgLen(0)])) = size
+	return b
 }
