@@ -480,12 +480,10 @@ var cases = []testCase{
 		// ipi_addr is the datagram's destination, ipi_spec_dst the address a reply comes
 		// from: the interface's own for a broadcast. A dual-stack socket's IPV6_PKTINFO
 		// carries an IPv4 destination v4-mapped.
-		r := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		r, s := udpPair("0.0.0.0:11190")
 		defer unix.Close(r)
-		must(unix.Bind(r, sa(ap("0.0.0.0:11190"))), "bind")
-		must(unix.SetsockoptInt(r, unix.IPPROTO_IP, unix.IP_PKTINFO, 1), "IP_PKTINFO")
-		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(s)
+		must(unix.SetsockoptInt(r, unix.IPPROTO_IP, unix.IP_PKTINFO, 1), "IP_PKTINFO")
 		must(unix.SetsockoptInt(s, unix.SOL_SOCKET, unix.SO_BROADCAST, 1), "SO_BROADCAST")
 		for _, dst := range []string{"198.51.100.255:11190", "198.51.100.1:11190"} {
 			must(unix.Sendto(s, []byte("x"), 0, sa(ap(dst))), "sendto")
@@ -502,10 +500,8 @@ var cases = []testCase{
 	{"udp-gso", func(p *probe) {
 		// UDP segmentation asked by a sendmsg control message (QUIC stacks): the datagrams
 		// arrive cut at the segment size.
-		r := sock(unix.AF_INET, unix.SOCK_DGRAM)
+		r, s := udpPair("198.51.100.1:11195")
 		defer unix.Close(r)
-		must(unix.Bind(r, sa(ap("198.51.100.1:11195"))), "bind")
-		s := sock(unix.AF_INET, unix.SOCK_DGRAM)
 		defer unix.Close(s)
 		p.say("UDP_SEGMENT %s", getInt(s, unix.IPPROTO_UDP, unix.UDP_SEGMENT))
 		n, err := unix.SendmsgN(s, make([]byte, 2500), udpSegment(1000), sa(ap("198.51.100.1:11195")), 0)
@@ -1244,6 +1240,13 @@ func pktinfo(fd int) string {
 		}
 	}
 	return strings.Join(out, ", ")
+}
+
+// udpPair returns an IPv4 datagram socket bound to at and an unbound one to send to it.
+func udpPair(at string) (r, s int) {
+	r = sock(unix.AF_INET, unix.SOCK_DGRAM)
+	must(unix.Bind(r, sa(ap(at))), "bind")
+	return r, sock(unix.AF_INET, unix.SOCK_DGRAM)
 }
 
 // udpSegment is a UDP_SEGMENT control message asking for segments of size bytes.
