@@ -27,13 +27,10 @@ func (e *DatagramEndpoint) SetSockOpt(level, name int, val []byte) error {
 			return e.setMembership(name == unix.IP_ADD_MEMBERSHIP, val, false)
 		case unix.MCAST_JOIN_GROUP, unix.MCAST_LEAVE_GROUP:
 			return e.setGroupReq(name == unix.MCAST_JOIN_GROUP, val, false)
-		case unix.IP_ADD_SOURCE_MEMBERSHIP, unix.IP_DROP_SOURCE_MEMBERSHIP, unix.IP_BLOCK_SOURCE,
-			unix.IP_UNBLOCK_SOURCE, unix.IP_MSFILTER:
-			return syscall.EOPNOTSUPP // see sourceFilters
 		case unix.IP_MULTICAST_IF:
 			return e.setMulticastIF4(val)
 		}
-		if sourceFilters(name) {
+		if sourceFilters(level, name) {
 			return syscall.EOPNOTSUPP
 		}
 		v, err := dgramInt(val)
@@ -71,7 +68,7 @@ func (e *DatagramEndpoint) SetSockOpt(level, name int, val []byte) error {
 		case unix.MCAST_JOIN_GROUP, unix.MCAST_LEAVE_GROUP:
 			return e.setGroupReq(name == unix.MCAST_JOIN_GROUP, val, true)
 		}
-		if sourceFilters(name) {
+		if sourceFilters(level, name) {
 			return syscall.EOPNOTSUPP
 		}
 		v, err := sockoptInt(val)
@@ -120,11 +117,14 @@ func dgramInt(val []byte) (int32, error) {
 // which gVisor does not have. Refused (EOPNOTSUPP, not ENOPROTOOPT, which the supervisor takes
 // for an option to remember): a program that joined a group for some sources only would wait
 // for datagrams that never come.
-func sourceFilters(name int) bool {
+func sourceFilters(level, name int) bool {
 	switch name {
 	case unix.MCAST_JOIN_SOURCE_GROUP, unix.MCAST_LEAVE_SOURCE_GROUP, unix.MCAST_BLOCK_SOURCE,
 		unix.MCAST_UNBLOCK_SOURCE, unix.MCAST_MSFILTER:
 		return true
+	case unix.IP_ADD_SOURCE_MEMBERSHIP, unix.IP_DROP_SOURCE_MEMBERSHIP, unix.IP_BLOCK_SOURCE,
+		unix.IP_UNBLOCK_SOURCE, unix.IP_MSFILTER:
+		return level == unix.IPPROTO_IP
 	}
 	return false
 }
@@ -139,20 +139,17 @@ func (e *DatagramEndpoint) setGroupReq(join bool, val []byte, v6 bool) error {
 	if len(val) < sizeofGroupReq {
 		return syscall.EINVAL
 	}
-	index, sa := val[0:4], val[8:]
-	family := binary.LittleEndian.Uint16(sa[0:2])
-	if v6 {
-		if family != unix.AF_INET6 {
-			return syscall.EADDRNOTAVAIL
-		}
-		// As an ipv6_mreq: the address, then the interface index.
-		return e.setMembership(join, append(sa[8:24:24], index...), true)
-	}
-	if family != unix.AF_INET {
+	opt := tcpip.MembershipOption{NIC: tcpip.NICID(binary.LittleEndian.Uint32(val[0:4]))}
+	sa := val[8:]
+	switch family := binary.LittleEndian.Uint16(sa[0:2]); {
+	case v6 && family != unix.AF_INET6:
+		return syscall.EADDRNOTAVAIL
+	case v6:
+		return e.membership(join, netip.AddrFrom16([16]byte(sa[8:24])), opt)
+	case family != unix.AF_INET:
 		return syscall.EINVAL
 	}
-	// As an ip_mreqn: the group, no interface address, the interface index.
-	return e.setMembership(join, append(append(sa[4:8:8], 0, 0, 0, 0), index...), false)
+	return e.membership(join, netip.AddrFrom4([4]byte(sa[4:8])), opt)
 }
 
 // setMembership joins or leaves a multicast group: ip_mreq / ip_mreqn (IPv4) or ipv6_mreq.
@@ -177,6 +174,11 @@ func (e *DatagramEndpoint) setMembership(join bool, val []byte, v6 bool) error {
 			opt.NIC = tcpip.NICID(binary.LittleEndian.Uint32(val[8:12]))
 		}
 	}
+	return e.membership(join, group, opt)
+}
+
+// membership joins or leaves group with opt's interface.
+func (e *DatagramEndpoint) membership(join bool, group netip.Addr, opt tcpip.MembershipOption) error {
 	group = group.Unmap()
 	if !group.IsMulticast() {
 		return syscall.EINVAL
